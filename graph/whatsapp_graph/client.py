@@ -1,0 +1,270 @@
+"""The one door to Meta's Graph API.
+
+Every outbound call goes through `GraphClient`, which takes an injected `httpx.AsyncClient`
+(so unit tests use `httpx.MockTransport` and integration tests the simulator over real HTTP)
+and turns every failure into `GraphApiError` (Meta's envelope) or `GraphUnavailable`
+(network, timeout, 5xx without an envelope). Tokens travel in the Authorization header where
+Meta allows it; where Meta needs one in the query (`debug_token`'s input_token, oauth), the
+URL never reaches an exception or a log line: errors name the operation, not the URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from .errors import GraphApiError, GraphUnavailable, parse_error_envelope, scrub
+
+DEFAULT_BASE_URL = "https://graph.facebook.com"
+DEFAULT_VERSION = "v25.0"
+PHONE_FIELDS = (
+    "id",
+    "display_phone_number",
+    "verified_name",
+    "quality_rating",
+    "code_verification_status",
+    "name_status",
+    "throughput",
+    "platform_type",
+    "whatsapp_business_manager_messaging_limit",
+    "whatsapp_business_account",
+)
+
+
+def appsecret_proof(token: str, app_secret: str) -> str:
+    """hex HMAC-SHA256 of the token keyed by the app secret (Meta's `appsecret_proof`)."""
+    return hmac.new(app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+def default_timeout() -> httpx.Timeout:
+    return httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=10.0)
+
+
+class GraphClient:
+    """Typed calls to the Graph API endpoints this project uses."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        version: str = DEFAULT_VERSION,
+    ) -> None:
+        self._http = http
+        self.base_url = base_url.rstrip("/")
+        self.version = version
+
+    def _url(self, path: str, version: str | None) -> str:
+        return f"{self.base_url}/{version or self.version}/{path.lstrip('/')}"
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        token: str | None = None,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        version: str | None = None,
+        secrets: tuple[str, ...] = (),
+    ) -> Any:
+        """One call; returns the decoded JSON body or raises a GraphError subclass."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        redact = tuple(s for s in (token, *secrets) if s)
+        try:
+            response = await self._http.request(
+                method, self._url(path, version), params=params, json=json, headers=headers
+            )
+        except httpx.TimeoutException as exc:
+            sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+            raise GraphUnavailable(
+                f"{operation}: Graph API timed out ({type(exc).__name__})", maybe_sent=sent
+            ) from None
+        except httpx.HTTPError as exc:
+            sent = isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError)
+            reason = scrub(str(exc), redact)[:200] or type(exc).__name__
+            raise GraphUnavailable(
+                f"{operation}: Graph API unreachable: {reason}", maybe_sent=sent
+            ) from None
+        return self._decode(response, operation, redact)
+
+    @staticmethod
+    def _decode(response: httpx.Response, operation: str, redact: tuple[str, ...]) -> Any:
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        info = parse_error_envelope(payload, response.status_code, redact)
+        if info is not None:
+            raise GraphApiError(info)
+        if response.status_code >= 500 or response.status_code == 429:
+            raise GraphUnavailable(
+                f"{operation}: Graph API answered HTTP {response.status_code}", maybe_sent=True
+            )
+        if response.status_code >= 400 or payload is None:
+            raise GraphUnavailable(
+                f"{operation}: unexpected HTTP {response.status_code} without an error body",
+                maybe_sent=True,
+            )
+        return payload
+
+    async def debug_token(
+        self, input_token: str, *, caller_token: str | None = None, version: str | None = None
+    ) -> dict[str, Any]:
+        """`GET /debug_token`: Meta's facts about a token (the caller may be the token itself)."""
+        body = await self.request(
+            "GET",
+            "debug_token",
+            operation="debug_token",
+            token=caller_token or input_token,
+            params={"input_token": input_token},
+            version=version,
+            secrets=(input_token,),
+        )
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            raise GraphUnavailable("debug_token: response has no data object")
+        return data
+
+    async def phone_number(
+        self,
+        token: str,
+        phone_number_id: str,
+        *,
+        fields: tuple[str, ...] = PHONE_FIELDS,
+        version: str | None = None,
+    ) -> dict[str, Any]:
+        """`GET /{phone-number-id}?fields=...`: what Meta reports about a business number."""
+        body = await self.request(
+            "GET",
+            phone_number_id,
+            operation="phone_number",
+            token=token,
+            params={"fields": ",".join(fields)},
+            version=version,
+        )
+        if not isinstance(body, dict):
+            raise GraphUnavailable("phone_number: response is not an object")
+        return body
+
+    async def waba_phone_numbers(
+        self, token: str, waba_id: str, *, version: str | None = None
+    ) -> list[dict[str, Any]]:
+        body = await self.request(
+            "GET",
+            f"{waba_id}/phone_numbers",
+            operation="phone_numbers",
+            token=token,
+            version=version,
+        )
+        data = body.get("data") if isinstance(body, dict) else None
+        return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+
+    async def send_message(
+        self,
+        token: str,
+        phone_number_id: str,
+        payload: Mapping[str, Any],
+        *,
+        version: str | None = None,
+    ) -> dict[str, Any]:
+        """`POST /{phone-number-id}/messages`; 200 means accepted, not delivered."""
+        body = await self.request(
+            "POST",
+            f"{phone_number_id}/messages",
+            operation="send_message",
+            token=token,
+            json={"messaging_product": "whatsapp", **payload},
+            version=version,
+        )
+        if not isinstance(body, dict):
+            raise GraphUnavailable("send_message: response is not an object")
+        return body
+
+    async def exchange_token(
+        self, app_id: str, app_secret: str, token: str, *, version: str | None = None
+    ) -> dict[str, Any]:
+        """`fb_exchange_token`: a fresh 60-day token for an expiring system user token."""
+        body = await self.request(
+            "GET",
+            "oauth/access_token",
+            operation="exchange_token",
+            params={
+                "grant_type": "fb_exchange_token",
+                "client_id": app_id,
+                "client_secret": app_secret,
+                "set_token_expires_in_60_days": "true",
+                "fb_exchange_token": token,
+            },
+            version=version,
+            secrets=(app_secret, token),
+        )
+        if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
+            raise GraphUnavailable("exchange_token: response has no access_token")
+        return body
+
+    async def exchange_code(
+        self, app_id: str, app_secret: str, code: str, *, version: str | None = None
+    ) -> dict[str, Any]:
+        """Embedded Signup: trade the OAuth code for a business integration token."""
+        body = await self.request(
+            "GET",
+            "oauth/access_token",
+            operation="exchange_code",
+            params={"client_id": app_id, "client_secret": app_secret, "code": code},
+            version=version,
+            secrets=(app_secret, code),
+        )
+        if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
+            raise GraphUnavailable("exchange_code: response has no access_token")
+        return body
+
+    async def revoke_token(
+        self,
+        app_id: str,
+        app_secret: str,
+        token: str,
+        caller_token: str,
+        *,
+        version: str | None = None,
+    ) -> None:
+        await self.request(
+            "GET",
+            "oauth/revoke",
+            operation="revoke_token",
+            params={
+                "client_id": app_id,
+                "client_secret": app_secret,
+                "revoke_token": token,
+                "access_token": caller_token,
+            },
+            version=version,
+            secrets=(app_secret, token, caller_token),
+        )
+
+    async def subscribe_app(self, token: str, waba_id: str, *, version: str | None = None) -> None:
+        await self.request(
+            "POST",
+            f"{waba_id}/subscribed_apps",
+            operation="subscribe_app",
+            token=token,
+            version=version,
+        )
+
+    async def register_number(
+        self, token: str, phone_number_id: str, pin: str, *, version: str | None = None
+    ) -> None:
+        await self.request(
+            "POST",
+            f"{phone_number_id}/register",
+            operation="register_number",
+            token=token,
+            json={"messaging_product": "whatsapp", "pin": pin},
+            version=version,
+            secrets=(pin,),
+        )

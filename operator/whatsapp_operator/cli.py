@@ -1,0 +1,95 @@
+"""`whatsapp-operator`: runs the operator with the project's kopf settings."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import kopf
+from pydantic import ValidationError
+
+from .config import OperatorConfig
+from .logs import install_redaction
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="whatsapp-operator",
+        description="Kubernetes operator for Meta WhatsApp Business (Cloud API) tenants. "
+        "Every flag also reads WHATSAPP_OPERATOR_<NAME> from the environment.",
+    )
+    p.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NS",
+        help="namespace to watch (repeatable; globs allowed)",
+    )
+    p.add_argument("-A", "--all-namespaces", action="store_true", default=None)
+    p.add_argument("--kubeconfig")
+    p.add_argument("--graph-api-url", help="Graph API base URL (the simulator in tests)")
+    p.add_argument("--graph-api-version", help="default Graph API version, e.g. v25.0")
+    p.add_argument("--graph-rate", type=float, help="Graph API requests per second, all tenants")
+    p.add_argument("--graph-burst", type=int)
+    p.add_argument(
+        "--unavailable-grace",
+        help="how long a Ready tenant stays Ready while the Graph API is unreachable (e.g. 15m)",
+    )
+    p.add_argument("--liveness-port", type=int, help="0 disables the liveness endpoint")
+    p.add_argument("--peering", help="kopf peering name (HA); standalone when not given")
+    p.add_argument("--priority", type=int, help="peering priority of this replica")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-format", choices=["plain", "full", "json"])
+    return p
+
+
+def load_config(argv: Sequence[str] | None = None) -> OperatorConfig:
+    args = vars(_parser().parse_args(argv))
+    overrides = {k: v for k, v in args.items() if v is not None}
+    if "namespaces" in overrides:
+        overrides["namespaces"] = ",".join(overrides["namespaces"])
+    return OperatorConfig(**overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        cfg = load_config(argv)
+    except ValidationError as exc:
+        errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        sys.exit(f"whatsapp-operator: invalid configuration: {errors}")
+    if cfg.kubeconfig:
+        os.environ["KUBECONFIG"] = cfg.kubeconfig
+    fmt = {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
+    kopf.configure(
+        debug=cfg.log_level == "DEBUG",
+        verbose=False,
+        quiet=cfg.log_level in ("WARNING", "ERROR"),
+        log_format=fmt[cfg.log_format],
+        log_refkey="tenant",
+        log_prefix=True,
+    )
+    logging.getLogger().setLevel(cfg.log_level)
+    install_redaction()
+    from . import handlers  # noqa: F401 - registers the handlers with kopf
+
+    liveness = (
+        f"http://{cfg.liveness_host}:{cfg.liveness_port}/healthz" if cfg.liveness_port else None
+    )
+    namespaces = [] if cfg.all_namespaces else cfg.namespace_list
+    kopf.run(
+        standalone=cfg.peering is None,
+        peering_name=cfg.peering,
+        priority=cfg.priority,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=liveness,
+        memo=kopf.Memo(config=cfg),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Standard Kubernetes conditions, kept the way cert-manager keeps them.
+
+A condition's lastTransitionTime changes only when its status flips; reason, message and
+observedGeneration are updated in place. Types and reasons are named constants: they are
+part of the API users script against (`kubectl wait --for=condition=Ready`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+Status = Literal["True", "False", "Unknown"]
+
+# Condition types.
+SECRET_RESOLVED = "SecretResolved"
+TOKEN_VALID = "TokenValid"
+PHONE_NUMBER_VERIFIED = "PhoneNumberVerified"
+READY = "Ready"
+ORDER = (SECRET_RESOLVED, TOKEN_VALID, PHONE_NUMBER_VERIFIED, READY)
+
+
+class Reason:
+    """Every reason this operator writes. CamelCase, stable: users alert on them."""
+
+    READY = "Ready"
+    INVALID_SPEC = "InvalidSpec"
+    # SecretResolved
+    RESOLVED = "Resolved"
+    SECRET_NOT_FOUND = "SecretNotFound"
+    SECRET_KEY_MISSING = "SecretKeyMissing"
+    TOKEN_EMPTY = "TokenEmpty"
+    TOKEN_MALFORMED = "TokenMalformed"
+    SECRET_FORBIDDEN = "SecretForbidden"
+    KUBERNETES_UNAVAILABLE = "KubernetesUnavailable"
+    # TokenValid
+    TOKEN_VALID = "TokenValid"
+    TOKEN_EXPIRED = "TokenExpired"
+    TOKEN_INVALIDATED = "TokenInvalidated"
+    APP_REMOVED = "AppRemoved"
+    PASSWORD_CHANGED = "PasswordChanged"
+    ACCOUNT_CHECKPOINT = "AccountCheckpoint"
+    TOKEN_UNREADABLE = "TokenUnreadable"
+    TOKEN_REJECTED = "TokenRejected"
+    PERMISSION_DENIED = "PermissionDenied"
+    MISSING_SCOPES = "MissingScopes"
+    WABA_NOT_IN_SCOPE = "WabaNotInScope"
+    GRAPH_API_UNAVAILABLE = "GraphApiUnavailable"
+    GRAPH_API_THROTTLED = "GraphApiThrottled"
+    NOT_CHECKED = "NotChecked"
+    # PhoneNumberVerified
+    PHONE_NUMBER_VERIFIED = "PhoneNumberVerified"
+    PHONE_NUMBER_NOT_FOUND = "PhoneNumberNotFound"
+    PHONE_NUMBER_NOT_IN_WABA = "PhoneNumberNotInWaba"
+    PHONE_NUMBER_NO_ACCESS = "PhoneNumberNoAccess"
+    # Ready only
+    DUPLICATE_TENANT_ID = "DuplicateTenantId"
+    DUPLICATE_PHONE_NUMBER_ID = "DuplicatePhoneNumberId"
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: Status
+    reason: str
+    message: str
+
+
+def rfc3339(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def find(conditions: Iterable[Mapping[str, Any]], type_: str) -> Mapping[str, Any] | None:
+    return next((c for c in conditions if c.get("type") == type_), None)
+
+
+def merge(
+    existing: Iterable[Mapping[str, Any]],
+    updates: Iterable[Condition],
+    *,
+    generation: int,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The new conditions list: updates applied, transition times kept unless status flips.
+
+    Conditions of types we do not update are kept as they are (another writer's, or ours from
+    a later feature), in their original order; ours come in a fixed order.
+    """
+    previous = {c["type"]: c for c in existing if "type" in c}
+    out: dict[str, dict[str, Any]] = {}
+    for cond in updates:
+        old = previous.get(cond.type)
+        transitioned = old is None or old.get("status") != cond.status
+        out[cond.type] = {
+            "type": cond.type,
+            "status": cond.status,
+            "reason": cond.reason,
+            "message": cond.message[:32768],
+            "lastTransitionTime": (
+                rfc3339(now) if transitioned or old is None else old["lastTransitionTime"]
+            ),
+            "observedGeneration": generation,
+        }
+    kept = [dict(c) for t, c in previous.items() if t not in out]
+    ordered = [out[t] for t in ORDER if t in out] + [c for t, c in out.items() if t not in ORDER]
+    return ordered + kept

@@ -1,0 +1,192 @@
+"""Gather -> decide -> apply: the decide step, as a pure function.
+
+`decide` turns everything the reconcile gathered (spec, Secret outcome, ownership, the Graph
+check if one ran, the status as stored) into the status to store and the Events to post.
+Nothing here does I/O or reads a clock; the reconcile passes `now` in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import conditions as c
+from .conditions import Condition, Reason
+from .facts import PhoneFacts, TokenFacts, Verdict, not_checked
+from .ownership import Conflict
+from .tokens import SecretOutcome
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one Graph API check of a tenant's token and phone number."""
+
+    token_verdict: Verdict
+    phone_verdict: Verdict
+    token: TokenFacts | None = None
+    phone: PhoneFacts | None = None
+    checked_at: datetime | None = None
+
+    @property
+    def transient(self) -> bool:
+        return self.token_verdict.transient or self.phone_verdict.transient
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Inputs:
+    generation: int
+    spec_error: str  # non-empty: the stored spec could not be understood
+    secret: SecretOutcome | None  # None when not looked at (invalid spec)
+    conflict: Conflict | None
+    check: CheckResult | None  # None: no check ran this time; carry the stored verdicts
+    status: Mapping[str, Any]  # as stored
+    now: datetime
+    grace: timedelta = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        ready = c.find(self.status.get("conditions", ()), c.READY)
+        return ready is not None and ready.get("status") == "True"
+
+
+def _stored_verdict(status: Mapping[str, Any], type_: str) -> Verdict | None:
+    found = c.find(status.get("conditions") or (), type_)
+    if found is None:
+        return None
+    return Verdict(found["status"], found.get("reason", ""), found.get("message", ""))
+
+
+def _within_grace(inputs: Inputs, verdict_type: str, new: Verdict) -> bool:
+    """A transient failure keeps a Ready tenant Ready until the outage outlasts the grace."""
+    if not new.transient:
+        return False
+    ready = c.find(inputs.status.get("conditions") or (), c.READY)
+    if ready is None or ready.get("status") != "True":
+        return False
+    stored = c.find(inputs.status.get("conditions") or (), verdict_type)
+    since = inputs.now
+    if (
+        stored is not None
+        and stored.get("status") == "Unknown"
+        and stored.get("reason") == new.reason
+    ):
+        since = datetime.fromisoformat(stored["lastTransitionTime"].replace("Z", "+00:00"))
+    return inputs.now - since < inputs.grace
+
+
+def _verdicts(inputs: Inputs) -> tuple[Verdict, Verdict, Verdict]:
+    """SecretResolved, TokenValid, PhoneNumberVerified."""
+    secret = inputs.secret
+    if secret is None:
+        skipped = not_checked("spec is invalid")
+        return skipped, skipped, skipped
+    secret_v = Verdict("True" if secret.ok else "False", secret.reason, secret.message)
+    if not secret.ok:
+        why = f"no token to check: {secret.message}"
+        return secret_v, not_checked(why), not_checked(why)
+    if inputs.conflict is not None:
+        why = f"not checked while {inputs.conflict.owner.ref} owns this tenant's ids"
+        return secret_v, not_checked(why), not_checked(why)
+    if inputs.check is not None:
+        return secret_v, inputs.check.token_verdict, inputs.check.phone_verdict
+    token_v = _stored_verdict(inputs.status, c.TOKEN_VALID) or not_checked("not checked yet")
+    phone_v = _stored_verdict(inputs.status, c.PHONE_NUMBER_VERIFIED) or not_checked(
+        "not checked yet"
+    )
+    return secret_v, token_v, phone_v
+
+
+def _ready(inputs: Inputs, secret_v: Verdict, token_v: Verdict, phone_v: Verdict) -> Condition:
+    if inputs.spec_error:
+        return Condition(c.READY, "False", Reason.INVALID_SPEC, inputs.spec_error)
+    if inputs.conflict is not None:
+        return Condition(c.READY, "False", inputs.conflict.reason, inputs.conflict.message)
+    for type_, verdict in (
+        (c.SECRET_RESOLVED, secret_v),
+        (c.TOKEN_VALID, token_v),
+        (c.PHONE_NUMBER_VERIFIED, phone_v),
+    ):
+        if verdict.ok:
+            continue
+        if _within_grace(inputs, type_, verdict):
+            return Condition(
+                c.READY,
+                "True",
+                Reason.READY,
+                f"{verdict.message} (still Ready: transient, grace {inputs.grace})",
+            )
+        status: c.Status = "Unknown" if verdict.status == "Unknown" else "False"
+        return Condition(c.READY, status, verdict.reason, verdict.message)
+    return Condition(c.READY, "True", Reason.READY, f"{token_v.message}; {phone_v.message}")
+
+
+def _token_status(inputs: Inputs) -> dict[str, Any] | None:
+    secret = inputs.secret
+    if secret is None or secret.token is None:
+        return None
+    check = inputs.check
+    if check is not None and check.token is not None and check.checked_at is not None:
+        return check.token.status(secret.token.fingerprint, check.checked_at)
+    stored = dict(inputs.status.get("token") or {})
+    if stored.get("fingerprint") != secret.token.fingerprint:
+        return {"fingerprint": secret.token.fingerprint}
+    return stored
+
+
+def decide(inputs: Inputs) -> Decision:
+    secret_v, token_v, phone_v = _verdicts(inputs)
+    ready = _ready(inputs, secret_v, token_v, phone_v)
+    updates = [
+        Condition(c.SECRET_RESOLVED, secret_v.status, secret_v.reason, secret_v.message),
+        Condition(c.TOKEN_VALID, token_v.status, token_v.reason, token_v.message),
+        Condition(c.PHONE_NUMBER_VERIFIED, phone_v.status, phone_v.reason, phone_v.message),
+        ready,
+    ]
+    status: dict[str, Any] = {
+        "observedGeneration": inputs.generation,
+        "conditions": c.merge(
+            inputs.status.get("conditions") or (),
+            updates,
+            generation=inputs.generation,
+            now=inputs.now,
+        ),
+    }
+    phone = (
+        inputs.check.phone.status()
+        if inputs.check is not None and inputs.check.phone is not None
+        else inputs.status.get("phone")
+    )
+    if phone:
+        status["phone"] = dict(phone)
+    token = _token_status(inputs)
+    if token:
+        status["token"] = token
+    return Decision(status, _events(inputs.status, ready))
+
+
+def _events(stored: Mapping[str, Any], ready: Condition) -> list[Event]:
+    """Events on transitions only: a restart or a no-op reconcile posts nothing."""
+    before = c.find(stored.get("conditions") or (), c.READY)
+    if before is not None and (before.get("status"), before.get("reason")) == (
+        ready.status,
+        ready.reason,
+    ):
+        return []
+    if ready.status == "True":
+        return [Event("Normal", Reason.READY, ready.message)]
+    return [Event("Warning", ready.reason, ready.message)]

@@ -1,0 +1,208 @@
+"""kopf registration: wires watch events to the reconcile. No decisions are made here.
+
+- indexes: tenants by referenced Secret, by tenantId, by phoneNumberId (cluster-wide claims);
+- a daemon per tenant runs its reconcile loop (create, resume, timers in one place);
+- watch events on tenants and Secrets wake the loops that must look again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import httpx
+import kopf
+
+from whatsapp_graph.client import GraphClient, default_timeout
+
+from .budget import RequestBudget
+from .config import OperatorConfig
+from .decide import Event
+from .kube import Kube
+from .ownership import Claim
+from .reconcile import Runtime, TenantLoop, claim_of, revalidation_requested
+from .registry import Registry
+from .spec import GROUP, PLURAL, VERSION
+from .validation import Validator
+
+log = logging.getLogger(__name__)
+TENANTS = (GROUP, VERSION, PLURAL)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _post_event(body: Mapping[str, Any], event: Event) -> None:
+    target = body if isinstance(body, kopf.Body) else kopf.Body(dict(body))  # type: ignore[arg-type]
+    kopf.event(target, type=event.type, reason=event.reason, message=event.message)
+
+
+def configure_settings(settings: kopf.OperatorSettings, cfg: OperatorConfig) -> None:
+    """kopf settings for many objects and a well-behaved footprint (see docs/operator.md)."""
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 600
+    settings.watching.client_timeout = 660
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = 60
+    settings.scanning.disabled = True
+    settings.queueing.idle_timeout = 30.0
+    settings.peering.standalone = cfg.peering is None
+    if cfg.peering is not None:
+        settings.peering.name = cfg.peering
+        settings.peering.priority = cfg.priority
+        settings.peering.clusterwide = cfg.all_namespaces or not cfg.namespace_list
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    cfg: OperatorConfig = memo.config
+    configure_settings(settings, cfg)
+    timeout = default_timeout()
+    timeout.read = cfg.graph_timeout
+    memo.http = httpx.AsyncClient(
+        timeout=timeout, limits=httpx.Limits(max_connections=100, max_keepalive_connections=50)
+    )
+    graph = GraphClient(memo.http, base_url=cfg.graph_api_url, version=cfg.graph_api_version)
+    budget = RequestBudget(cfg.graph_rate, cfg.graph_burst)
+    memo.kube = await Kube.connect(cfg.kubeconfig)
+    memo.runtime = Runtime(
+        kube=memo.kube,
+        validator=Validator(graph, budget, utcnow),
+        registry=Registry(),
+        clock=utcnow,
+        post_event=_post_event,
+        grace=cfg.unavailable_grace,
+    )
+    log.info(
+        "whatsapp-operator started: Graph API %s %s, budget %.1f req/s (burst %d)",
+        cfg.graph_api_url,
+        cfg.graph_api_version,
+        cfg.graph_rate,
+        cfg.graph_burst,
+    )
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: Any, **_: Any) -> None:
+    if "http" in memo:
+        await memo.http.aclose()
+    if "kube" in memo:
+        await memo.kube.close()
+
+
+def _claims(kwargs: Mapping[str, Any], index: str) -> kopf.Index[str, Claim]:
+    """One of our indexes, as kopf passes it among the handler's keyword arguments."""
+    return cast("kopf.Index[str, Claim]", kwargs[index])
+
+
+def _deleting(meta: Mapping[str, Any]) -> bool:
+    return bool(meta.get("deletionTimestamp"))
+
+
+@kopf.index(*TENANTS)
+def tenants_by_secret(
+    namespace: str | None, name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
+) -> dict[tuple[str, str], str] | None:
+    ref = spec.get("tokenSecretRef") or {}
+    if _deleting(meta) or not ref.get("name") or namespace is None:
+        return None
+    return {(namespace, ref["name"]): name}
+
+
+@kopf.index(*TENANTS)
+def tenants_by_tenant_id(
+    body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, **_: Any
+) -> dict[str, Claim] | None:
+    if _deleting(meta) or not spec.get("tenantId"):
+        return None
+    return {spec["tenantId"]: claim_of(body)}
+
+
+@kopf.index(*TENANTS)
+def tenants_by_phone_number_id(
+    body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, **_: Any
+) -> dict[str, Claim] | None:
+    if _deleting(meta) or not spec.get("phoneNumberId"):
+        return None
+    return {spec["phoneNumberId"]: claim_of(body)}
+
+
+@kopf.daemon(*TENANTS, cancellation_timeout=5.0)
+async def tenant_loop(
+    body: kopf.Body,
+    namespace: str | None,
+    name: str,
+    memo: Any,
+    **kwargs: Any,
+) -> None:
+    loop = TenantLoop(memo.runtime, body, (namespace or "", name))
+    await loop.run(
+        _claims(kwargs, "tenants_by_tenant_id"), _claims(kwargs, "tenants_by_phone_number_id")
+    )
+
+
+@kopf.on.event(*TENANTS)
+def tenant_changed(
+    type: str,
+    namespace: str | None,
+    name: str,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    memo: Any,
+    **kwargs: Any,
+) -> None:
+    """Wake this tenant on a spec change, and the tenants waiting on ids it gave up."""
+    if "runtime" not in memo:
+        return
+    registry: Registry = memo.runtime.registry
+    key = (namespace or "", name)
+    if type == "DELETED" or _deleting(meta):
+        claims = None
+    else:
+        claims = (str(spec.get("tenantId", "")), str(spec.get("phoneNumberId", "")))
+        changed = registry.spec_changed(key, int(meta.get("generation") or 0))
+        if type is not None and (changed or revalidation_requested(meta)):
+            registry.wake(key)
+    before = registry.swap_claims(key, claims)
+    if before == claims:
+        return
+    released = set(before or ()) - set(claims or ())
+    for value in released:
+        for index in (
+            _claims(kwargs, "tenants_by_tenant_id"),
+            _claims(kwargs, "tenants_by_phone_number_id"),
+        ):
+            for claim in index.get(value, ()):
+                if (claim.namespace, claim.name) != key:
+                    registry.wake((claim.namespace, claim.name))
+
+
+def _secret_index(kwargs: Mapping[str, Any]) -> kopf.Index[tuple[str, str], str]:
+    return cast("kopf.Index[tuple[str, str], str]", kwargs["tenants_by_secret"])
+
+
+def _referenced(namespace: str | None, name: str, **kwargs: Any) -> bool:
+    return (namespace or "", name) in _secret_index(kwargs)
+
+
+@kopf.on.event("", "v1", "secrets", when=_referenced)
+def secret_changed(
+    type: str,
+    namespace: str | None,
+    name: str,
+    memo: Any,
+    **kwargs: Any,
+) -> None:
+    """A referenced Secret changed: its tenants re-validate now, not at their next timer."""
+    if type is None or "runtime" not in memo:  # the initial listing: the loops start anyway
+        return
+    for tenant in _secret_index(kwargs).get((namespace or "", name), ()):
+        memo.runtime.registry.wake((namespace or "", tenant))

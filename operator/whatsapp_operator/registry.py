@@ -1,0 +1,50 @@
+"""In-memory coordination between kopf's handlers and the per-tenant reconcile loops.
+
+Each tenant's loop registers a wake-up event; watch handlers (the tenant itself changed, its
+Secret changed, a tenant it was waiting for went away) set it. Only process-local state
+lives here: everything the operator knows for sure is in the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+TenantKey = tuple[str, str]  # (namespace, name)
+
+
+@dataclass
+class Registry:
+    wakers: dict[TenantKey, asyncio.Event] = field(default_factory=dict)
+    seen_generation: dict[TenantKey, int] = field(default_factory=dict)
+    claims: dict[TenantKey, tuple[str, str]] = field(default_factory=dict)
+
+    def register(self, key: TenantKey) -> asyncio.Event:
+        event = self.wakers.get(key)
+        if event is None:
+            event = self.wakers[key] = asyncio.Event()
+        return event
+
+    def unregister(self, key: TenantKey) -> None:
+        self.wakers.pop(key, None)
+        self.seen_generation.pop(key, None)
+
+    def wake(self, key: TenantKey) -> bool:
+        event = self.wakers.get(key)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def spec_changed(self, key: TenantKey, generation: int) -> bool:
+        """True when `generation` is new for this tenant (and remembers it)."""
+        changed = self.seen_generation.get(key) != generation
+        self.seen_generation[key] = generation
+        return changed
+
+    def swap_claims(self, key: TenantKey, claims: tuple[str, str] | None) -> tuple[str, str] | None:
+        """Record the (tenantId, phoneNumberId) a tenant claims now; return what it claimed."""
+        before = self.claims.pop(key, None)
+        if claims is not None:
+            self.claims[key] = claims
+        return before

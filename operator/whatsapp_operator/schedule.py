@@ -1,0 +1,79 @@
+"""When a tenant's token should be checked again. Pure.
+
+A check runs at once when the token or the spec changed, or when the last check did not end
+in a verdict; otherwise at lastValidatedAt + interval, shifted by a per-tenant jitter so that
+ten thousand tenants created together do not all re-validate in the same second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import conditions as c
+from .conditions import Reason
+
+JITTER = 0.1  # +-10% of the interval
+_SETTLED = {Reason.TOKEN_VALID} | {
+    Reason.TOKEN_EXPIRED,
+    Reason.TOKEN_INVALIDATED,
+    Reason.APP_REMOVED,
+    Reason.PASSWORD_CHANGED,
+    Reason.ACCOUNT_CHECKPOINT,
+    Reason.TOKEN_UNREADABLE,
+    Reason.TOKEN_REJECTED,
+    Reason.PERMISSION_DENIED,
+    Reason.MISSING_SCOPES,
+    Reason.WABA_NOT_IN_SCOPE,
+}
+
+
+def jitter_factor(uid: str) -> float:
+    """A stable factor in [1 - JITTER, 1 + JITTER] for this object."""
+    digest = int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8], "big")
+    return 1 - JITTER + 2 * JITTER * (digest / 2**64)
+
+
+def _parse(ts: Any) -> datetime | None:
+    if not isinstance(ts, str):
+        return None
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def next_check(
+    status: Mapping[str, Any],
+    *,
+    fingerprint: str,
+    generation: int,
+    interval: timedelta,
+    uid: str,
+    now: datetime,
+) -> datetime:
+    """When the Graph API check of this tenant is next due (<= now: due now)."""
+    token = status.get("token") or {}
+    last = _parse(token.get("lastValidatedAt"))
+    verdict = c.find(status.get("conditions") or (), c.TOKEN_VALID)
+    if (
+        last is None
+        or token.get("fingerprint") != fingerprint
+        or status.get("observedGeneration") != generation
+        or verdict is None
+        or verdict.get("reason") not in _SETTLED
+    ):
+        return now
+    return last + interval * jitter_factor(uid)
+
+
+def backoff(
+    attempt: int, *, base: float = 2.0, cap: float = 300.0, rng: random.Random | None = None
+) -> float:
+    """Seconds to wait after the `attempt`-th consecutive transient failure ("full jitter" half)."""
+    ceiling = min(cap, base * 2.0 ** max(0, attempt - 1))
+    draw = rng.random() if rng is not None else random.random()
+    return ceiling * (0.5 + 0.5 * draw)

@@ -1,0 +1,90 @@
+"""Reading the Meta access token out of a tenant's Secret, and naming it without showing it.
+
+Pure: takes the Secret's `data` map (base64 values, as the API returns them) and says what
+is wrong in words the Secret's author understands. The token value lives only inside
+`ResolvedToken`, whose repr never shows it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .conditions import Reason
+
+MAX_TOKEN_BYTES = 4096  # Meta's tokens are a few hundred bytes; anything far larger is a mistake
+
+
+def fingerprint(token: str) -> str:
+    """A short, non-reversible name for a token: 'sha256:' and 16 hex digits of its digest."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ResolvedToken:
+    value: str = field(repr=False)
+    fingerprint: str
+    trimmed: bool = False  # surrounding whitespace (a trailing newline, usually) was removed
+
+    def __str__(self) -> str:
+        return f"<token {self.fingerprint}>"
+
+
+@dataclass(frozen=True)
+class SecretOutcome:
+    token: ResolvedToken | None
+    reason: str
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.token is not None
+
+
+def resolve_token(data: Mapping[str, str] | None, secret_name: str, key: str) -> SecretOutcome:
+    """The token from a Secret's data map, or why there is none. `data` None: no Secret."""
+    if data is None:
+        return SecretOutcome(None, Reason.SECRET_NOT_FOUND, f"Secret {secret_name!r} not found")
+    if key not in data:
+        present = ", ".join(sorted(data)) or "none"
+        return SecretOutcome(
+            None,
+            Reason.SECRET_KEY_MISSING,
+            f"Secret {secret_name!r} has no key {key!r} (keys present: {present})",
+        )
+    where = f"Secret {secret_name!r} key {key!r}"
+    try:
+        raw = base64.b64decode(data[key] or "", validate=True)
+    except (binascii.Error, ValueError):
+        return SecretOutcome(None, Reason.TOKEN_MALFORMED, f"{where} is not valid base64")
+    if len(raw) > MAX_TOKEN_BYTES:
+        return SecretOutcome(
+            None,
+            Reason.TOKEN_MALFORMED,
+            f"{where} holds {len(raw)} bytes; a Meta access token is at most {MAX_TOKEN_BYTES}",
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return SecretOutcome(None, Reason.TOKEN_MALFORMED, f"{where} is binary, not text")
+    if not text:
+        return SecretOutcome(None, Reason.TOKEN_EMPTY, f"{where} is empty")
+    token = text.strip()
+    if not token:
+        return SecretOutcome(None, Reason.TOKEN_EMPTY, f"{where} holds only whitespace")
+    if any(ch.isspace() or not ch.isprintable() for ch in token):
+        return SecretOutcome(
+            None,
+            Reason.TOKEN_MALFORMED,
+            f"{where} contains whitespace or control characters inside the token",
+        )
+    trimmed = token != text
+    note = " (surrounding whitespace ignored)" if trimmed else ""
+    return SecretOutcome(
+        ResolvedToken(token, fingerprint(token), trimmed),
+        Reason.RESOLVED,
+        f"token read from {where}{note}",
+    )

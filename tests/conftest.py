@@ -1,0 +1,136 @@
+"""Shared test fixtures: one real Kubernetes API server per session, fresh namespaces per test.
+
+Integration tests run against the project's own control plane (kube-apiserver + etcd built
+from their Go modules, see hack/control-plane). They run against an existing cluster only
+when asked explicitly: WHATSAPP_E2E_KUBECONFIG=<path> and WHATSAPP_E2E_CONTEXT=<context>
+must both be set, and the context must exist in that file, so that a current kubeconfig is
+never used by accident.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where the integration tests talk to Kubernetes."""
+
+    kubeconfig: Path
+    context: str | None
+    kubectl_bin: str
+    version: str
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        return env
+
+
+class Kubectl:
+    """`kubectl` bound to the test cluster; returns CompletedProcess, raising on failure if asked."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def __call__(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [self.cluster.kubectl_bin, "--kubeconfig", str(self.cluster.kubeconfig)]
+        if self.cluster.context:
+            cmd += ["--context", self.cluster.context]
+        proc = subprocess.run(
+            [*cmd, *args], input=input, capture_output=True, text=True, timeout=timeout
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args, "-o", "json").stdout)
+
+    def apply(self, manifest: str, namespace: str | None = None) -> subprocess.CompletedProcess[str]:
+        extra = ["-n", namespace] if namespace else []
+        return self("apply", "--server-side", "--field-manager=tests", *extra, "-f", "-", input=manifest)
+
+
+def _existing_cluster() -> Cluster | None:
+    path = os.environ.get("WHATSAPP_E2E_KUBECONFIG")
+    if not path:
+        return None
+    context = os.environ.get("WHATSAPP_E2E_CONTEXT")
+    if not context:
+        raise pytest.UsageError(
+            "WHATSAPP_E2E_KUBECONFIG is set but WHATSAPP_E2E_CONTEXT is not: name the context "
+            "explicitly so tests never run against a cluster by accident"
+        )
+    kubectl_bin = os.environ.get("KUBECTL", "kubectl")
+    contexts = subprocess.run(
+        [kubectl_bin, "--kubeconfig", path, "config", "get-contexts", "-o", "name"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()
+    if context not in contexts:
+        raise pytest.UsageError(f"context {context!r} not found in {path}")
+    version = subprocess.run(
+        [kubectl_bin, "--kubeconfig", path, "--context", context, "version", "-o", "json"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return Cluster(Path(path), context, kubectl_bin, json.loads(version)["serverVersion"]["gitVersion"])
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    existing = _existing_cluster()
+    if existing is not None:
+        print(f"\n[cluster] using existing cluster, context {existing.context}, {existing.version}")
+        yield existing
+        return
+    from whatsapp_testkit.controlplane import ControlPlane, find_binaries
+
+    bin_dir = find_binaries()
+    cp = ControlPlane()
+    cp.start()
+    print(
+        f"\n[cluster] kube-apiserver {cp.version} ready in {cp.startup_seconds:.1f} s "
+        f"(kubeconfig {cp.kubeconfig_path})",
+        file=sys.stderr,
+    )
+    try:
+        kubectl_bin = str(bin_dir / "kubectl")
+        cl = Cluster(Path(cp.kubeconfig_path), None, kubectl_bin, cp.version)
+        Kubectl(cl)("apply", "--server-side", "--field-manager=tests", "-f", str(ROOT / "crds"))
+        Kubectl(cl)(
+            "wait", "--for=condition=Established", "--timeout=60s",
+            "crd/whatsapptenants.whatsapp.operator.dev",
+        )
+        yield cl
+    finally:
+        cp.stop()
+
+
+@pytest.fixture(scope="session")
+def kubectl(cluster: Cluster) -> Kubectl:
+    return Kubectl(cluster)
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl) -> Iterator[str]:
+    """A fresh namespace per test (deleted afterwards, without waiting)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
