@@ -40,7 +40,7 @@ class Cluster:
 
 
 class Kubectl:
-    """`kubectl` bound to the test cluster; returns CompletedProcess, raising on failure if asked."""
+    """`kubectl` bound to the test cluster; raises on failure unless check=False."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
@@ -56,16 +56,21 @@ class Kubectl:
         )
         if check and proc.returncode != 0:
             raise AssertionError(
-                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n"
+                f"{proc.stdout}\n{proc.stderr}"
             )
         return proc
 
     def json(self, *args: str) -> Any:
         return json.loads(self(*args, "-o", "json").stdout)
 
-    def apply(self, manifest: str, namespace: str | None = None) -> subprocess.CompletedProcess[str]:
+    def apply(
+        self, manifest: str, namespace: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         extra = ["-n", namespace] if namespace else []
-        return self("apply", "--server-side", "--field-manager=tests", *extra, "-f", "-", input=manifest)
+        return self(
+            "apply", "--server-side", "--field-manager=tests", *extra, "-f", "-", input=manifest
+        )
 
 
 def _existing_cluster() -> Cluster | None:
@@ -81,15 +86,21 @@ def _existing_cluster() -> Cluster | None:
     kubectl_bin = os.environ.get("KUBECTL", "kubectl")
     contexts = subprocess.run(
         [kubectl_bin, "--kubeconfig", path, "config", "get-contexts", "-o", "name"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     if context not in contexts:
         raise pytest.UsageError(f"context {context!r} not found in {path}")
     version = subprocess.run(
         [kubectl_bin, "--kubeconfig", path, "--context", context, "version", "-o", "json"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
-    return Cluster(Path(path), context, kubectl_bin, json.loads(version)["serverVersion"]["gitVersion"])
+    return Cluster(
+        Path(path), context, kubectl_bin, json.loads(version)["serverVersion"]["gitVersion"]
+    )
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +125,9 @@ def cluster() -> Iterator[Cluster]:
         cl = Cluster(Path(cp.kubeconfig_path), None, kubectl_bin, cp.version)
         Kubectl(cl)("apply", "--server-side", "--field-manager=tests", "-f", str(ROOT / "crds"))
         Kubectl(cl)(
-            "wait", "--for=condition=Established", "--timeout=60s",
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
             "crd/whatsapptenants.whatsapp.operator.dev",
         )
         yield cl
@@ -134,3 +147,51 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
     kubectl("create", "namespace", name)
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+# --- the project's own servers: Graph API simulator and operator --------------------------
+
+ISSUED_TOKENS: list[str] = []  # every token a test handed out; the leak scan looks for them
+APP_ID = "424242424242"
+APP_SECRET = "sim-app-secret-for-tests"
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where processes started by the tests write their logs (scanned for leaks)."""
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture(scope="session")
+def graph_sim(artifacts: Path) -> Iterator[Any]:
+    from whatsapp_testkit.services import GraphSimulator
+
+    sim = GraphSimulator(artifacts / "graph-sim.log")
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture(scope="session")
+def sim(graph_sim: Any) -> Iterator[Any]:
+    from whatsapp_graph.simulator.client import SimulatorAdmin
+
+    with SimulatorAdmin(graph_sim.url) as admin:
+        admin.add_app(APP_ID, APP_SECRET)
+        yield admin
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, graph_sim: Any, artifacts: Path) -> Iterator[Any]:
+    """The operator as a real process (its console entry point) watching all namespaces."""
+    from whatsapp_testkit.services import Operator
+
+    op = Operator(
+        artifacts / "operator.log",
+        kubeconfig=cluster.kubeconfig,
+        graph_api_url=graph_sim.url,
+        extra_args=["--graph-rate", "200", "--graph-burst", "100", "--log-level", "DEBUG"],
+    )
+    op.start()
+    yield op
+    op.stop()

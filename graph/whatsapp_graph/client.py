@@ -14,6 +14,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 
@@ -75,7 +76,10 @@ class GraphClient:
     ) -> Any:
         """One call; returns the decoded JSON body or raises a GraphError subclass."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        redact = tuple(s for s in (token, *secrets) if s)
+        # Secrets in the query string appear URL-encoded in exception texts and echoes.
+        redact = tuple(
+            dict.fromkeys(v for s in (token, *secrets) if s for v in (s, quote_plus(s), quote(s)))
+        )
         try:
             response = await self._http.request(
                 method, self._url(path, version), params=params, json=json, headers=headers

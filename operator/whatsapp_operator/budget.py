@@ -37,15 +37,22 @@ class RequestBudget:
         """Take one request slot now; returns how long the caller must wait before using it."""
         now = self._clock()
         start = max(now, self._paused_until)
-        if waba is not None:
-            start = max(start, self._waba_paused_until.get(waba, 0.0))
         tat = max(self._tat, start)
         wait = max(0.0, tat - now - (self.burst - 1) / self.rate, start - now)
+        # A WABA's pause delays its own callers only: it must not move the shared schedule.
+        wait = max(wait, self._waba_held(waba, now))
         self._tat = tat + 1 / self.rate
         self.granted += 1
         return wait
 
+    def _waba_held(self, waba: str | None, now: float) -> float:
+        return 0.0 if waba is None else self._waba_paused_until.get(waba, 0.0) - now
+
     async def acquire(self, waba: str | None = None) -> None:
+        # Wait out a WABA pause before taking a slot, so that the callers it held are paced
+        # when it ends instead of all going at once.
+        while (held := self._waba_held(waba, self._clock())) > 0:
+            await self._sleep(held)
         wait = self.reserve(waba)
         if wait > 0:
             await self._sleep(wait)

@@ -140,8 +140,14 @@ def _token_status(inputs: Inputs) -> dict[str, Any] | None:
     if secret is None or secret.token is None:
         return None
     check = inputs.check
-    if check is not None and check.token is not None and check.checked_at is not None:
-        return check.token.status(secret.token.fingerprint, check.checked_at)
+    if check is not None and check.checked_at is not None:
+        if check.token is not None:
+            return check.token.status(secret.token.fingerprint, check.checked_at)
+        # Meta refused to describe the token (a 190 on debug_token): still a verdict, dated.
+        return {
+            "fingerprint": secret.token.fingerprint,
+            "lastValidatedAt": c.rfc3339(check.checked_at),
+        }
     stored = dict(inputs.status.get("token") or {})
     if stored.get("fingerprint") != secret.token.fingerprint:
         return {"fingerprint": secret.token.fingerprint}

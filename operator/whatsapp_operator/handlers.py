@@ -48,6 +48,7 @@ def configure_settings(settings: kopf.OperatorSettings, cfg: OperatorConfig) -> 
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.posting.level = logging.INFO
+    settings.posting.reporting_component = "whatsapp-operator"
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
     settings.watching.connect_timeout = 30
@@ -90,6 +91,12 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     )
 
 
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In-cluster service account first, else $KUBECONFIG (read now, not at import time)."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.cleanup()
 async def cleanup(memo: Any, **_: Any) -> None:
     if "http" in memo:
@@ -110,28 +117,28 @@ def _deleting(meta: Mapping[str, Any]) -> bool:
 @kopf.index(*TENANTS)
 def tenants_by_secret(
     namespace: str | None, name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
-) -> dict[tuple[str, str], str] | None:
+) -> dict[tuple[str, str], str]:
     ref = spec.get("tokenSecretRef") or {}
     if _deleting(meta) or not ref.get("name") or namespace is None:
-        return None
+        return {}  # an empty mapping drops the object from the index; None would keep it
     return {(namespace, ref["name"]): name}
 
 
 @kopf.index(*TENANTS)
 def tenants_by_tenant_id(
     body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, **_: Any
-) -> dict[str, Claim] | None:
+) -> dict[str, Claim]:
     if _deleting(meta) or not spec.get("tenantId"):
-        return None
+        return {}
     return {spec["tenantId"]: claim_of(body)}
 
 
 @kopf.index(*TENANTS)
 def tenants_by_phone_number_id(
     body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, **_: Any
-) -> dict[str, Claim] | None:
+) -> dict[str, Claim]:
     if _deleting(meta) or not spec.get("phoneNumberId"):
-        return None
+        return {}
     return {spec["phoneNumberId"]: claim_of(body)}
 
 

@@ -8,6 +8,7 @@ kubernetes_asyncio, and maps every API error into a small set of our own excepti
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import aiohttp
@@ -66,7 +67,8 @@ class Kube:
         try:
             config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
         except config.ConfigException:
-            await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+            path = kubeconfig or os.environ.get("KUBECONFIG") or None
+            await config.load_kube_config(config_file=path, client_configuration=cfg)
         return cls(client.ApiClient(configuration=cfg))
 
     async def close(self) -> None:

@@ -12,7 +12,8 @@ import logging
 import re
 import threading
 
-_CANDIDATE = re.compile(r"[A-Za-z0-9_\-.|]{20,}")
+# Runs as short as the shortest secret `Redactor.add` accepts (8), or known ones slip through.
+_CANDIDATE = re.compile(r"[A-Za-z0-9_\-.|]{8,}")
 _MARK = "[REDACTED]"
 
 
@@ -31,7 +32,7 @@ class Redactor:
             self._known.add(secret)
 
     def scrub(self, text: str) -> str:
-        if len(text) < 20:
+        if len(text) < 8:
             return text
         known = self._known
 
@@ -70,5 +71,7 @@ def install_redaction(redactor: Redactor = REDACTOR) -> None:
     flt = RedactingFilter(redactor)
     for handler in logging.getLogger().handlers:
         handler.addFilter(flt)
-    for noisy in ("httpx", "httpcore", "aiohttp.access"):
+    # These log URLs (debug_token carries a token in its query) or whole response bodies
+    # (a Secret's data) at INFO/DEBUG: never let them.
+    for noisy in ("httpx", "httpcore", "aiohttp.access", "kubernetes_asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

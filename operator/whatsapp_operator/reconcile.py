@@ -28,7 +28,10 @@ from .tokens import SecretOutcome, resolve_token
 from .validation import Validator
 
 log = logging.getLogger(__name__)
-IDLE_RECHECK = 6 * 3600.0  # a safety net: even a tenant with nothing due is looked at again
+# A safety net: even a tenant with nothing due is looked at again after this many seconds.
+IDLE_RECHECK = 6 * 3600.0
+# Seconds between timer-driven checks of one tenant, whatever the schedule says.
+MIN_RECHECK = 30.0
 
 
 @dataclass
@@ -125,7 +128,8 @@ async def reconcile_once(
         uid=uid,
         now=rt.clock(),
     )
-    return Outcome(decision, max(1.0, min(IDLE_RECHECK, (due - rt.clock()).total_seconds())))
+    floor = MIN_RECHECK if check is not None else 1.0  # a finished check never repeats at once
+    return Outcome(decision, max(floor, min(IDLE_RECHECK, (due - rt.clock()).total_seconds())))
 
 
 def _rv(value: Any) -> int:

@@ -29,6 +29,7 @@ _SETTLED = {Reason.TOKEN_VALID} | {
     Reason.MISSING_SCOPES,
     Reason.WABA_NOT_IN_SCOPE,
 }
+_TRANSIENT = {Reason.GRAPH_API_UNAVAILABLE, Reason.GRAPH_API_THROTTLED}
 
 
 def jitter_factor(uid: str) -> float:
@@ -59,12 +60,15 @@ def next_check(
     token = status.get("token") or {}
     last = _parse(token.get("lastValidatedAt"))
     verdict = c.find(status.get("conditions") or (), c.TOKEN_VALID)
+    # A valid token whose phone check failed transiently did not end in a verdict either.
+    phone = c.find(status.get("conditions") or (), c.PHONE_NUMBER_VERIFIED) or {}
     if (
         last is None
         or token.get("fingerprint") != fingerprint
         or status.get("observedGeneration") != generation
         or verdict is None
         or verdict.get("reason") not in _SETTLED
+        or phone.get("reason") in _TRANSIENT
     ):
         return now
     return last + interval * jitter_factor(uid)

@@ -182,24 +182,36 @@ class ControlPlane:
         self._ports = {"etcd": etcd_port, "etcd-peer": peer_port, "apiserver": api_port}
         peer = f"http://127.0.0.1:{peer_port}"
         etcd_argv = [
-            str(bin_dir / "etcd"), "--name=envtest", f"--data-dir={work / 'etcd-data'}",
-            f"--listen-client-urls={self.etcd_url}", f"--advertise-client-urls={self.etcd_url}",
-            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=envtest={peer}", "--unsafe-no-fsync=true",
-        ]  # fmt: skip
+            str(bin_dir / "etcd"),
+            "--name=envtest",
+            f"--data-dir={work / 'etcd-data'}",
+            f"--listen-client-urls={self.etcd_url}",
+            f"--advertise-client-urls={self.etcd_url}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=envtest={peer}",
+            "--unsafe-no-fsync=true",
+        ]
         self._etcd = procs.spawn(etcd_argv, self.etcd_log, self.detach)
         self._wait(self._etcd, "etcd", self.etcd_log, f"{self.etcd_url}/health", None)
         self._apiserver_argv = [
-            str(bin_dir / "kube-apiserver"), f"--etcd-servers={self.etcd_url}",
-            f"--cert-dir={cert_dir}", f"--tls-cert-file={serving.cert}",
-            f"--tls-private-key-file={serving.key}", f"--secure-port={api_port}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-            "--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true",
-            "--authorization-mode=RBAC", "--disable-admission-plugins=ServiceAccount",
+            str(bin_dir / "kube-apiserver"),
+            f"--etcd-servers={self.etcd_url}",
+            f"--cert-dir={cert_dir}",
+            f"--tls-cert-file={serving.cert}",
+            f"--tls-private-key-file={serving.key}",
+            f"--secure-port={api_port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--allow-privileged=true",
+            "--authorization-mode=RBAC",
+            "--disable-admission-plugins=ServiceAccount",
             f"--service-account-issuer={self.server_url}/",
-            f"--service-account-key-file={sa.cert}", f"--service-account-signing-key-file={sa.key}",
+            f"--service-account-key-file={sa.cert}",
+            f"--service-account-signing-key-file={sa.key}",
             f"--client-ca-file={client_ca.cert}",
-        ]  # fmt: skip
+        ]
         self._start_apiserver()
         certs.write_kubeconfig(self.kubeconfig_path, self.server_url, ca.cert, "admin", admin)
 
@@ -281,11 +293,16 @@ class ControlPlane:
             raise ControlPlaneError("control plane not running")
         state: dict[str, Any] = {
             "pids": {"etcd": self._etcd.pid, "kube-apiserver": self._apiserver.pid},
-            "ports": self._ports, "server_url": self.server_url, "version": self.version,
-            "kubeconfig": str(self.kubeconfig_path), "work_dir": str(self.work_dir),
-            "bin_dir": str(self.bin_dir), "ca_cert": str(self.ca_cert),
-            "admin_cert": str(self.admin.cert), "admin_key": str(self.admin.key),
-        }  # fmt: skip
+            "ports": self._ports,
+            "server_url": self.server_url,
+            "version": self.version,
+            "kubeconfig": str(self.kubeconfig_path),
+            "work_dir": str(self.work_dir),
+            "bin_dir": str(self.bin_dir),
+            "ca_cert": str(self.ca_cert),
+            "admin_cert": str(self.admin.cert),
+            "admin_key": str(self.admin.key),
+        }
         with warnings.catch_warnings():  # Popen.__del__ warns that the child still runs: intended
             warnings.simplefilter("ignore", ResourceWarning)
             self._etcd = self._apiserver = None

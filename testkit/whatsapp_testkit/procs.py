@@ -79,9 +79,12 @@ def tail(path: Path, lines: int = 40) -> str:
 def spawn(argv: list[str], log: Path, detach: bool) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=detach,
-        )  # fmt: skip
+        )
 
 
 def stop_process(proc: subprocess.Popen[bytes], name: str, timeout: float = 15.0) -> None:
@@ -106,10 +109,12 @@ def pid_running(pid: int, binary: str) -> bool:
         return True
     try:
         state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        argv0 = (proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        argv = (proc / "cmdline").read_bytes().split(b"\0")[:2]
     except (OSError, IndexError):
         return False
-    return state != "Z" and os.path.basename(argv0) == binary
+    # argv[1] covers Python console scripts, whose argv[0] is the interpreter
+    names = {os.path.basename(a.decode(errors="replace")) for a in argv}
+    return state != "Z" and binary in names
 
 
 def stop_pid(pid: int, binary: str, timeout: float = 15.0) -> None:

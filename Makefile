@@ -1,0 +1,58 @@
+# whatsapp-operator: every command a developer or CI runs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: help venv control-plane demo demo-down test test-unit test-integration check fmt bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP) ## create .venv with the project and its dev tools
+
+control-plane: ## build kube-apiserver, etcd and kubectl once (cached outside the repo)
+	@hack/build-control-plane.sh >/dev/null
+
+demo: venv control-plane ## run everything locally: control plane, simulator, operator, a tenant going Ready
+	PYTHONPATH=testkit $(BIN)/python -m whatsapp_testkit.demo up
+
+demo-down: ## stop what `make demo` started
+	PYTHONPATH=testkit $(BIN)/python -m whatsapp_testkit.demo down
+
+test: venv control-plane ## all tests: unit, then integration against real servers
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: venv ## unit tests only (no servers)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: venv control-plane ## integration tests only
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+check: venv ## formatting, lint, types, import layering, CRD checks
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	@echo "check: all passed"
+
+fmt: venv ## format and auto-fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: venv control-plane ## benchmarks (figures against a floor measured in the same run)
+	PYTHONPATH=testkit:. $(BIN)/python -m benchmarks
+
+clean: ## remove the venv and local run state (the control-plane build cache stays)
+	-hack/control-plane down
+	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache
