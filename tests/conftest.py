@@ -182,16 +182,69 @@ def sim(graph_sim: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def operator(cluster: Cluster, graph_sim: Any, artifacts: Path) -> Iterator[Any]:
-    """The operator as a real process (its console entry point) watching all namespaces."""
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The token encryption keys, laid out like a mounted Secret: one file per key id."""
+    folder = tmp_path_factory.mktemp("keys")
+    (folder / "2026-01").write_bytes(os.urandom(32))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def operator(
+    cluster: Cluster, graph_sim: Any, artifacts: Path, postgres: Any, keys_dir: Path
+) -> Iterator[Any]:
+    """The operator as a real process (its console entry point) watching all namespaces,
+    syncing tenant_whatsapp_config with encrypted tokens."""
     from whatsapp_testkit.services import Operator
 
     op = Operator(
         artifacts / "operator.log",
         kubeconfig=cluster.kubeconfig,
         graph_api_url=graph_sim.url,
-        extra_args=["--graph-rate", "200", "--graph-burst", "100", "--log-level", "DEBUG"],
+        extra_args=[
+            "--graph-rate",
+            "500",
+            "--graph-burst",
+            "200",
+            "--log-level",
+            "DEBUG",
+            "--encryption-keys-dir",
+            str(keys_dir),
+            "--drift-interval",
+            "2s",
+            "--rotation-interval",
+            "2s",
+        ],
+        extra_env={"WHATSAPP_OPERATOR_DATABASE_URL": postgres.dsn},
     )
     op.start()
     yield op
     op.stop()
+
+
+# --- PostgreSQL: one server per session, a fresh database per test -------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A throwaway PostgreSQL server (testkit/whatsapp_testkit/postgres.py)."""
+    from whatsapp_testkit.postgres import Postgres
+
+    pg = Postgres()
+    pg.start()
+    print(
+        f"\n[postgres] PostgreSQL {pg.version} ready in {pg.startup_seconds:.1f} s ({pg.dsn})",
+        file=sys.stderr,
+    )
+    yield pg
+    pg.close()
+
+
+@pytest.fixture
+def db_dsn(postgres: Any) -> Iterator[str]:
+    """The DSN of a new, empty database on the session's server (dropped afterwards)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    dsn: str = postgres.create_database(name)
+    yield dsn
+    if postgres.running:
+        postgres.drop_database(name)

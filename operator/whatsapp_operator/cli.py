@@ -40,6 +40,21 @@ def _parser() -> argparse.ArgumentParser:
         help="how long a Ready tenant stays Ready while the Graph API is unreachable (e.g. 15m)",
     )
     p.add_argument("--liveness-port", type=int, help="0 disables the liveness endpoint")
+    p.add_argument(
+        "--database-url",
+        help="PostgreSQL DSN for tenant_whatsapp_config "
+        "(unset: no database sync); prefer the env var, it keeps the password "
+        "out of the process list",
+    )
+    p.add_argument("--database-owner", help="managed_by marker of this operator's rows")
+    p.add_argument(
+        "--token-storage",
+        choices=["encrypted", "plaintext", "none"],
+        help="how access_token is stored (default encrypted)",
+    )
+    p.add_argument("--encryption-keys-dir", help="folder of AES-256 keys (a mounted Secret)")
+    p.add_argument("--drift-interval", help="how often rows are checked for drift (e.g. 60s)")
+    p.add_argument("--rotation-interval", help="how often old-key rows are re-encrypted")
     p.add_argument("--peering", help="kopf peering name (HA); standalone when not given")
     p.add_argument("--priority", type=int, help="peering priority of this replica")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])

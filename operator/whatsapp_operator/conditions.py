@@ -18,8 +18,9 @@ Status = Literal["True", "False", "Unknown"]
 SECRET_RESOLVED = "SecretResolved"
 TOKEN_VALID = "TokenValid"
 PHONE_NUMBER_VERIFIED = "PhoneNumberVerified"
+SYNCED = "Synced"
 READY = "Ready"
-ORDER = (SECRET_RESOLVED, TOKEN_VALID, PHONE_NUMBER_VERIFIED, READY)
+ORDER = (SECRET_RESOLVED, TOKEN_VALID, PHONE_NUMBER_VERIFIED, SYNCED, READY)
 
 
 class Reason:
@@ -55,6 +56,14 @@ class Reason:
     PHONE_NUMBER_NOT_FOUND = "PhoneNumberNotFound"
     PHONE_NUMBER_NOT_IN_WABA = "PhoneNumberNotInWaba"
     PHONE_NUMBER_NO_ACCESS = "PhoneNumberNoAccess"
+    # Synced (PostgreSQL)
+    SYNCED = "Synced"
+    NOT_SYNCED = "NotSynced"
+    DATABASE_UNAVAILABLE = "DatabaseUnavailable"
+    DATABASE_ERROR = "DatabaseError"
+    ROW_NOT_MANAGED = "RowNotManaged"
+    DRIFT_REPAIRED = "DriftRepaired"
+    ROW_ADOPTED = "RowAdopted"
     # Ready only
     DUPLICATE_TENANT_ID = "DuplicateTenantId"
     DUPLICATE_PHONE_NUMBER_ID = "DuplicatePhoneNumberId"

@@ -6,6 +6,7 @@ Flags override the environment (WHATSAPP_OPERATOR_*), which overrides the defaul
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,10 +32,21 @@ class OperatorConfig(BaseSettings):
     liveness_port: int = Field(default=8080, ge=0, le=65535)
     peering: str | None = None  # None: standalone (one replica)
     priority: int = 0
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL DSN; unset: no tenant_whatsapp_config sync"
+    )
+    database_owner: str = Field(default="whatsapp-operator", max_length=100)
+    token_storage: Literal["encrypted", "plaintext", "none"] = "encrypted"
+    encryption_keys: str | None = Field(
+        default=None, repr=False, description="kid=base64key,... (or use encryption_keys_dir)"
+    )
+    encryption_keys_dir: str | None = None
+    drift_interval: timedelta = timedelta(seconds=60)
+    rotation_interval: timedelta = timedelta(seconds=30)
     log_level: str = "INFO"
     log_format: str = Field(default="plain", pattern="^(plain|full|json)$")
 
-    @field_validator("unavailable_grace", mode="before")
+    @field_validator("unavailable_grace", "drift_interval", "rotation_interval", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value

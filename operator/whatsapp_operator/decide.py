@@ -35,6 +35,59 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
+class SyncResult:
+    """The outcome of keeping the tenant's Postgres row in sync (see sync.py)."""
+
+    status: c.Status
+    reason: str
+    message: str
+    row_id: int | None = None
+    wrote: bool = False
+    at: datetime | None = None  # when the row was last written by this sync (None: no write)
+    drift_columns: tuple[str, ...] = ()
+    adopted: bool = False
+
+    @property
+    def transient(self) -> bool:
+        return self.reason == Reason.DATABASE_UNAVAILABLE
+
+    @classmethod
+    def synced(
+        cls,
+        row_id: int,
+        *,
+        wrote: bool,
+        at: datetime | None,
+        drift_columns: tuple[str, ...] = (),
+        adopted: bool = False,
+    ) -> SyncResult:
+        # The message must not depend on whether this pass wrote, or the status would change
+        # again on the next pass (status.database.syncedAt records the writes).
+        return cls(
+            "True",
+            Reason.SYNCED,
+            f"row {row_id} of tenant_whatsapp_config matches the cluster",
+            row_id,
+            wrote,
+            at,
+            drift_columns,
+            adopted,
+        )
+
+    @classmethod
+    def unavailable(cls, message: str) -> SyncResult:
+        return cls("False", Reason.DATABASE_UNAVAILABLE, f"PostgreSQL unavailable: {message}")
+
+    @classmethod
+    def failed(cls, reason: str, message: str, row_id: int | None = None) -> SyncResult:
+        return cls("False", reason, message, row_id)
+
+    @classmethod
+    def skipped(cls, message: str) -> SyncResult:
+        return cls("Unknown", Reason.NOT_SYNCED, message)
+
+
+@dataclass(frozen=True)
 class Event:
     type: str  # Normal | Warning
     reason: str
@@ -51,6 +104,8 @@ class Inputs:
     status: Mapping[str, Any]  # as stored
     now: datetime
     grace: timedelta = timedelta(minutes=15)
+    sync: SyncResult | None = None  # None: PostgreSQL sync is not configured
+    token_storage: str = "encrypted"
 
 
 @dataclass(frozen=True)
@@ -116,11 +171,15 @@ def _ready(inputs: Inputs, secret_v: Verdict, token_v: Verdict, phone_v: Verdict
         return Condition(c.READY, "False", Reason.INVALID_SPEC, inputs.spec_error)
     if inputs.conflict is not None:
         return Condition(c.READY, "False", inputs.conflict.reason, inputs.conflict.message)
-    for type_, verdict in (
+    checks = [
         (c.SECRET_RESOLVED, secret_v),
         (c.TOKEN_VALID, token_v),
         (c.PHONE_NUMBER_VERIFIED, phone_v),
-    ):
+    ]
+    if inputs.sync is not None:
+        sync = inputs.sync
+        checks.append((c.SYNCED, Verdict(sync.status, sync.reason, sync.message)))
+    for type_, verdict in checks:
         if verdict.ok:
             continue
         if _within_grace(inputs, type_, verdict):
@@ -163,6 +222,9 @@ def decide(inputs: Inputs) -> Decision:
         Condition(c.PHONE_NUMBER_VERIFIED, phone_v.status, phone_v.reason, phone_v.message),
         ready,
     ]
+    sync = inputs.sync
+    if sync is not None:
+        updates.insert(3, Condition(c.SYNCED, sync.status, sync.reason, sync.message))
     status: dict[str, Any] = {
         "observedGeneration": inputs.generation,
         "conditions": c.merge(
@@ -182,7 +244,41 @@ def decide(inputs: Inputs) -> Decision:
     token = _token_status(inputs)
     if token:
         status["token"] = token
-    return Decision(status, _events(inputs.status, ready))
+    database = _database_status(inputs)
+    if database:
+        status["database"] = database
+    return Decision(status, _events(inputs.status, ready) + _sync_events(inputs.sync))
+
+
+def _database_status(inputs: Inputs) -> dict[str, Any] | None:
+    sync = inputs.sync
+    stored = dict(inputs.status.get("database") or {})
+    if sync is None:
+        return None
+    if sync.row_id is not None:
+        stored["rowId"] = sync.row_id
+    if sync.at is not None:
+        stored["syncedAt"] = c.rfc3339(sync.at)
+    stored["tokenStorage"] = inputs.token_storage
+    return stored
+
+
+def _sync_events(sync: SyncResult | None) -> list[Event]:
+    if sync is None:
+        return []
+    events = []
+    if sync.drift_columns:
+        events.append(
+            Event(
+                "Warning",
+                Reason.DRIFT_REPAIRED,
+                f"row {sync.row_id} was changed outside the operator; restored columns: "
+                + ", ".join(sync.drift_columns),
+            )
+        )
+    if sync.adopted:
+        events.append(Event("Normal", Reason.ROW_ADOPTED, f"adopted existing row {sync.row_id}"))
+    return events
 
 
 def _events(stored: Mapping[str, Any], ready: Condition) -> list[Event]:

@@ -35,7 +35,11 @@ class Verdict:
 
     @property
     def transient(self) -> bool:
-        return self.reason in (Reason.GRAPH_API_UNAVAILABLE, Reason.GRAPH_API_THROTTLED)
+        return self.reason in (
+            Reason.GRAPH_API_UNAVAILABLE,
+            Reason.GRAPH_API_THROTTLED,
+            Reason.DATABASE_UNAVAILABLE,
+        )
 
 
 def _when(value: Any) -> datetime | None:

@@ -17,6 +17,7 @@ import kopf
 
 from whatsapp_graph.client import GraphClient, default_timeout
 
+from . import storage
 from .budget import RequestBudget
 from .config import OperatorConfig
 from .decide import Event
@@ -74,14 +75,18 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     graph = GraphClient(memo.http, base_url=cfg.graph_api_url, version=cfg.graph_api_version)
     budget = RequestBudget(cfg.graph_rate, cfg.graph_burst)
     memo.kube = await Kube.connect(cfg.kubeconfig)
+    registry = Registry()
     memo.runtime = Runtime(
         kube=memo.kube,
         validator=Validator(graph, budget, utcnow),
-        registry=Registry(),
+        registry=registry,
         clock=utcnow,
         post_event=_post_event,
         grace=cfg.unavailable_grace,
+        rows=await storage.connect(cfg, registry, utcnow),
+        owner=cfg.database_owner,
     )
+    memo.background = storage.start_background(cfg, memo.runtime)
     log.info(
         "whatsapp-operator started: Graph API %s %s, budget %.1f req/s (burst %d)",
         cfg.graph_api_url,
@@ -99,6 +104,8 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.cleanup()
 async def cleanup(memo: Any, **_: Any) -> None:
+    if "runtime" in memo:
+        await storage.stop(memo.runtime, memo.get("background", []))
     if "http" in memo:
         await memo.http.aclose()
     if "kube" in memo:
@@ -154,6 +161,12 @@ async def tenant_loop(
     await loop.run(
         _claims(kwargs, "tenants_by_tenant_id"), _claims(kwargs, "tenants_by_phone_number_id")
     )
+
+
+@kopf.on.delete(*TENANTS)
+async def tenant_deleted(spec: kopf.Spec, meta: kopf.Meta, memo: Any, **_: Any) -> None:
+    """Apply spec.deletionPolicy to the tenant's row before the finalizer goes."""
+    await storage.release(memo.runtime, spec, meta)
 
 
 @kopf.on.event(*TENANTS)

@@ -73,5 +73,5 @@ def install_redaction(redactor: Redactor = REDACTOR) -> None:
         handler.addFilter(flt)
     # These log URLs (debug_token carries a token in its query) or whole response bodies
     # (a Secret's data) at INFO/DEBUG: never let them.
-    for noisy in ("httpx", "httpcore", "aiohttp.access", "kubernetes_asyncio"):
+    for noisy in ("httpx", "httpcore", "aiohttp.access", "kubernetes_asyncio", "psycopg.pool"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .decide import CheckResult, Decision, Event, Inputs, decide
+from .decide import CheckResult, Decision, Event, Inputs, SyncResult, decide
 from .kube import Kube, KubeError, KubeForbidden, KubeUnavailable
 from .logs import REDACTOR
 from .ownership import Claim, find_conflict
 from .patches import merge_patch
 from .registry import Registry, TenantKey
+from .rows import desired_row
 from .schedule import backoff, next_check
-from .spec import REVALIDATE_ANNOTATION, parse_spec
+from .spec import REVALIDATE_ANNOTATION, TenantSpec, parse_spec
+from .sync import RowSync
 from .tokens import SecretOutcome, resolve_token
 from .validation import Validator
 
@@ -42,6 +45,12 @@ class Runtime:
     clock: Callable[[], datetime]
     post_event: Callable[[Mapping[str, Any], Event], None]
     grace: timedelta
+    rows: RowSync | None = None  # None: PostgreSQL sync not configured
+    owner: str = "whatsapp-operator"
+
+    @property
+    def token_storage(self) -> str:
+        return self.rows.cipher.mode if self.rows is not None else "none"
 
 
 Claims = Mapping[Any, Iterable[Claim]]
@@ -91,8 +100,9 @@ async def reconcile_once(
     spec, spec_error = parse_spec(body.get("spec"))
     now = rt.clock()
     if spec is None:
-        decision = decide(Inputs(generation, spec_error, None, None, None, status, now, rt.grace))
-        return Outcome(decision, IDLE_RECHECK)
+        skipped = SyncResult.skipped("spec is invalid") if rt.rows is not None else None
+        inputs = Inputs(generation, spec_error, None, None, None, status, now, rt.grace, skipped)
+        return Outcome(decide(inputs), IDLE_RECHECK)
     me = claim_of(body)
     conflict = find_conflict(
         me,
@@ -115,7 +125,25 @@ async def reconcile_once(
         )
         if due <= now or revalidation_requested(meta):
             check = await rt.validator.check(secret.token.value, spec)
-    decision = decide(Inputs(generation, "", secret, conflict, check, status, rt.clock(), rt.grace))
+    inputs = Inputs(
+        generation,
+        "",
+        secret,
+        conflict,
+        check,
+        status,
+        rt.clock(),
+        rt.grace,
+        token_storage=rt.token_storage,
+    )
+    decision = decide(inputs)
+    if rt.rows is not None:
+        sync = await _sync_row(rt, body, spec, inputs, decision)
+        decision = decide(dataclasses.replace(inputs, sync=sync))
+        if sync.transient:
+            return Outcome(decision, 0.0, transient=True)
+        if sync.status == "True":
+            rt.registry.owners[spec.tenant_id] = (namespace, _name)
     if check is not None and check.transient:
         return Outcome(decision, 0.0, transient=True)
     if secret.token is None or conflict is not None:
@@ -130,6 +158,31 @@ async def reconcile_once(
     )
     floor = MIN_RECHECK if check is not None else 1.0  # a finished check never repeats at once
     return Outcome(decision, max(floor, min(IDLE_RECHECK, (due - rt.clock()).total_seconds())))
+
+
+async def _sync_row(
+    rt: Runtime, body: Mapping[str, Any], spec: TenantSpec, inputs: Inputs, pre: Decision
+) -> SyncResult:
+    """Bring the tenant's PostgreSQL row in line (the owner of the tenant id only)."""
+    assert rt.rows is not None
+    if inputs.conflict is not None:
+        return SyncResult.skipped(f"not synced while {inputs.conflict.owner.ref} owns the ids")
+    meta = body["metadata"]
+    token = inputs.secret.token if inputs.secret is not None else None
+    desired = desired_row(
+        spec=spec,
+        uid=meta.get("uid", ""),
+        namespace=meta["namespace"],
+        name=meta["name"],
+        generation=inputs.generation,
+        token=token.value if token is not None else None,
+        token_fingerprint=token.fingerprint if token is not None else None,
+        phone=pre.status.get("phone") or {},
+        ready=pre.ready,
+        was_configured=False,
+        owner=rt.owner,
+    )
+    return await rt.rows.sync(desired, adopt=spec.adopt_existing_row)
 
 
 def _rv(value: Any) -> int:

@@ -18,6 +18,8 @@ class Registry:
     wakers: dict[TenantKey, asyncio.Event] = field(default_factory=dict)
     seen_generation: dict[TenantKey, int] = field(default_factory=dict)
     claims: dict[TenantKey, tuple[str, str]] = field(default_factory=dict)
+    # tenant id -> the tenant whose row is in PostgreSQL (for the drift check)
+    owners: dict[str, TenantKey] = field(default_factory=dict)
 
     def register(self, key: TenantKey) -> asyncio.Event:
         event = self.wakers.get(key)
@@ -35,6 +37,11 @@ class Registry:
             return False
         event.set()
         return True
+
+    def wake_all(self) -> int:
+        for event in self.wakers.values():
+            event.set()
+        return len(self.wakers)
 
     def spec_changed(self, key: TenantKey, generation: int) -> bool:
         """True when `generation` is new for this tenant (and remembers it)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -51,6 +51,9 @@ class ValidationSpec(_Model):
         return parse_duration(value) if isinstance(value, str) else value
 
 
+DeletionPolicy = Literal["Deactivate", "Delete", "Retain"]
+
+
 class TenantSpec(_Model):
     tenant_id: str = Field(alias="tenantId", min_length=1, max_length=50)
     waba_id: str = Field(alias="wabaId", pattern=r"^[0-9]+$")
@@ -62,6 +65,8 @@ class TenantSpec(_Model):
     graph_api_version: str | None = Field(default=None, alias="graphApiVersion")
     sender_pool: str = Field(default="default", alias="senderPool")
     validation: ValidationSpec = ValidationSpec()
+    deletion_policy: DeletionPolicy = Field(default="Deactivate", alias="deletionPolicy")
+    adopt_existing_row: bool = Field(default=False, alias="adoptExistingRow")
 
 
 def parse_spec(spec: Any) -> tuple[TenantSpec | None, str]:

@@ -239,6 +239,19 @@ REJECTED = [
         id="suspend-integer",
         ssa=".spec.suspend: expected boolean, got &{1}",
     ),
+    case(
+        set_("spec.deletionPolicy", "Purge"),
+        'spec.deletionPolicy: Unsupported value: "Purge": supported values: '
+        '"Deactivate", "Delete", "Retain"',
+        id="deletionPolicy-unknown",
+    ),
+    case(
+        set_("spec.adoptExistingRow", "yes"),
+        'spec.adoptExistingRow: Invalid value: "string": spec.adoptExistingRow in body must '
+        "be of type boolean",
+        id="adoptExistingRow-string",
+        ssa=".spec.adoptExistingRow: expected boolean, got &{yes}",
+    ),
 ]
 
 
@@ -317,6 +330,8 @@ def test_defaults_applied(kubectl: Any, ns: str) -> None:
     assert spec["tokenSecretRef"] == {"name": "demo-tenant-meta-token", "key": "accessToken"}
     assert spec["active"] is True
     assert spec["suspend"] is False
+    assert spec["deletionPolicy"] == "Deactivate"
+    assert spec["adoptExistingRow"] is False
     assert spec["senderPool"] == "default"
     assert spec["validation"] == {"interval": "1h"}
 
@@ -392,7 +407,7 @@ def test_printer_columns_and_category(kubectl: Any, namespace: str) -> None:
     ]
 
     header, row = kubectl("get", "wat", "-n", ns, "-o", "wide").stdout.splitlines()
-    assert header.split()[-4:] == ["WABA", "PHONE-ID", "QUALITY", "VALIDATED"]
+    assert header.split()[-5:] == ["WABA", "PHONE-ID", "QUALITY", "VALIDATED", "SYNCED"]
     assert row.split()[-3:] == ["102290129340398", "106540352242922", "GREEN"]
 
     by_category = kubectl("get", "whatsapp", "-n", ns).stdout.splitlines()

