@@ -8,6 +8,7 @@ sees. `make demo-down` stops everything. State and logs live in .run/demo/.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -41,6 +42,31 @@ def control_plane_up() -> Path:
     return Path(out.strip().removeprefix("export KUBECONFIG="))
 
 
+def postgres(command: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "testkit")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "whatsapp_testkit.postgres", command],
+        stdout=subprocess.PIPE, text=True, env=env, check=command == "up",
+    )  # fmt: skip
+    return proc.stdout.strip()
+
+
+def show_row(dsn: str, tenant_id: str) -> None:
+    import psycopg  # the demo runs in the project's venv
+
+    with psycopg.connect(dsn) as conn:
+        cur = conn.execute(
+            "SELECT id, tenant_id, waba_id, phone_number_id, display_phone_number, "
+            "quality_rating, is_active, configured, managed_by, access_token, updated_at "
+            "FROM tenant_whatsapp_config WHERE tenant_id = %s",
+            (tenant_id,),
+        )
+        names = [d.name for d in cur.description or ()]
+        for row in cur.fetchall():
+            for name, value in zip(names, row, strict=True):
+                print(f"    {name:<22} {value}")
+
+
 def down() -> int:
     state_file = RUN / "state.json"
     if state_file.exists():
@@ -51,6 +77,7 @@ def down() -> int:
                 say(f"stopped {name} (pid {pid})")
         state_file.unlink()
     subprocess.run([str(ROOT / "hack" / "control-plane"), "down"], check=False)
+    postgres("down")
     return 0
 
 
@@ -60,6 +87,13 @@ def up() -> int:
     say("starting the Kubernetes control plane (kube-apiserver + etcd, built from source once)")
     kubeconfig = control_plane_up()
     print(kubectl(kubeconfig, "version").strip())
+
+    say("starting PostgreSQL (Debian's server, as the postgres user, on a free port)")
+    dsn = postgres("up").splitlines()[-1].split("=", 1)[1]
+    keys = RUN / "keys"
+    keys.mkdir(exist_ok=True)
+    if not any(keys.iterdir()):
+        (keys / "demo-key-1").write_bytes(os.urandom(32))  # AES-256 key, id "demo-key-1"
 
     say("starting the Graph API simulator with the demo tenant's WABA, number and token")
     sim = GraphSimulator(RUN / "graph-sim.log", seed=ROOT / "examples" / "simulator-seed.yaml")
@@ -81,7 +115,13 @@ def up() -> int:
     )
 
     say("starting the operator")
-    op = Operator(RUN / "operator.log", kubeconfig=kubeconfig, graph_api_url=sim.url)
+    op = Operator(
+        RUN / "operator.log",
+        kubeconfig=kubeconfig,
+        graph_api_url=sim.url,
+        extra_args=["--encryption-keys-dir", str(keys)],
+        extra_env={"WHATSAPP_OPERATOR_DATABASE_URL": dsn},
+    )
     op.start()
     state = {"pids": {"whatsapp-graph-sim": sim.proc.pid, "whatsapp-operator": op.proc.pid}}  # type: ignore[union-attr]
     (RUN / "state.json").write_text(json.dumps(state))
@@ -104,6 +144,15 @@ def up() -> int:
     print(kubectl(kubeconfig, "get", "wat", "-n", NAMESPACE, "-o", "wide"))
     say(f"kubectl describe wat demo-tenant -n {NAMESPACE}")
     print(kubectl(kubeconfig, "describe", "wat", "demo-tenant", "-n", NAMESPACE))
+
+    say("the tenant's row in tenant_whatsapp_config (access_token as stored: ciphertext)")
+    show_row(dsn, "t_a3eecb94bb822a92")
+
+    say("the seed's credentials lookup, for legacy services (whatsapp-credentials)")
+    print(
+        f"    WHATSAPP_OPERATOR_DATABASE_URL={dsn} \\\n"
+        f"      whatsapp-credentials get --tenant-id t_a3eecb94bb822a92 --keys-dir {keys} --json"
+    )
 
     say("the demo keeps running. Try it:")
     print(f"""    export KUBECONFIG={kubeconfig}
