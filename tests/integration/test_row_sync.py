@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+
 from whatsapp_operator import rows
 from whatsapp_operator.crypto import Keyring, TokenCipher
 from whatsapp_operator.database import Database
