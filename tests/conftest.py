@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,6 +131,7 @@ def cluster() -> Iterator[Cluster]:
             "--for=condition=Established",
             "--timeout=60s",
             "crd/whatsapptenants.whatsapp.operator.dev",
+            "crd/whatsappsignups.whatsapp.operator.dev",
         )
         yield cl
     finally:
@@ -154,6 +157,10 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
 ISSUED_TOKENS: list[str] = []  # every token a test handed out; the leak scan looks for them
 APP_ID = "424242424242"
 APP_SECRET = "sim-app-secret-for-tests"
+# Embedded Signup's OAuth callback endpoint, on in the session operator (tests/integration/
+# test_signup.py): callback-created signups go to this namespace.
+SIGNUP_NAMESPACE = "signup-callback"
+SIGNUP_CALLBACK_SECRET = "callback-hmac-key-for-tests-0123456789"
 
 
 @pytest.fixture(scope="session")
@@ -194,9 +201,12 @@ def operator(
     cluster: Cluster, graph_sim: Any, artifacts: Path, postgres: Any, keys_dir: Path
 ) -> Iterator[Any]:
     """The operator as a real process (its console entry point) watching all namespaces,
-    syncing tenant_whatsapp_config with encrypted tokens."""
+    syncing tenant_whatsapp_config with encrypted tokens, with the signup callback endpoint
+    on `op.signup_port`."""
+    from whatsapp_testkit.procs import free_ports
     from whatsapp_testkit.services import Operator
 
+    signup_port = free_ports(1)[0]
     op = Operator(
         artifacts / "operator.log",
         kubeconfig=cluster.kubeconfig,
@@ -214,9 +224,21 @@ def operator(
             "2s",
             "--rotation-interval",
             "2s",
+            "--signup-callback-host",
+            "127.0.0.1",
+            "--signup-callback-port",
+            str(signup_port),
+            "--signup-namespace",
+            SIGNUP_NAMESPACE,
+            "--signup-app-credentials-secret",
+            "meta-app",
         ],
-        extra_env={"WHATSAPP_OPERATOR_DATABASE_URL": postgres.dsn},
+        extra_env={
+            "WHATSAPP_OPERATOR_DATABASE_URL": postgres.dsn,
+            "WHATSAPP_OPERATOR_SIGNUP_CALLBACK_SECRET": SIGNUP_CALLBACK_SECRET,
+        },
     )
+    op.signup_port = signup_port  # type: ignore[attr-defined]
     op.start()
     yield op
     op.stop()
@@ -248,3 +270,18 @@ def db_dsn(postgres: Any) -> Iterator[str]:
     yield dsn
     if postgres.running:
         postgres.drop_database(name)
+
+
+@pytest.fixture
+def sql(postgres: Any) -> Any:
+    """Run one query on a fresh connection (the server restarts in some tests)."""
+
+    def run(query: str, *args: Any) -> list[dict[str, Any]]:
+        with (
+            psycopg.connect(postgres.dsn, autocommit=True, row_factory=dict_row) as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute(query, args or None)
+            return list(cur.fetchall()) if cur.description else []
+
+    return run

@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
         help="how long a Ready tenant stays Ready while the Graph API is unreachable (e.g. 15m)",
     )
     p.add_argument("--liveness-port", type=int, help="0 disables the liveness endpoint")
+    p.add_argument("--metrics-port", type=int, help="Prometheus /metrics port; 0 disables")
     p.add_argument(
         "--database-url",
         help="PostgreSQL DSN for tenant_whatsapp_config "
@@ -57,6 +58,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rotation-interval", help="how often old-key rows are re-encrypted")
     p.add_argument("--peering", help="kopf peering name (HA); standalone when not given")
     p.add_argument("--priority", type=int, help="peering priority of this replica")
+    p.add_argument(
+        "--signup-callback-port",
+        type=int,
+        help="serve Embedded Signup's OAuth callback (POST /signup) on this port; 0 (default) "
+        "turns it off. Its HMAC key comes from WHATSAPP_OPERATOR_SIGNUP_CALLBACK_SECRET only",
+    )
+    p.add_argument("--signup-callback-host", help="address of the callback endpoint")
+    p.add_argument("--signup-namespace", help="namespace of callback-created WhatsAppSignups")
+    p.add_argument(
+        "--signup-app-credentials-secret",
+        help="Meta app credentials Secret (in --signup-namespace) for callback-created signups",
+    )
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--log-format", choices=["plain", "full", "json"])
     return p
@@ -90,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger().setLevel(cfg.log_level)
     install_redaction()
     from . import handlers  # noqa: F401 - registers the handlers with kopf
+    from .signup import handlers as _signup  # noqa: F401 - Embedded Signup
 
     liveness = (
         f"http://{cfg.liveness_host}:{cfg.liveness_port}/healthz" if cfg.liveness_port else None

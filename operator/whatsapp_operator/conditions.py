@@ -19,8 +19,18 @@ SECRET_RESOLVED = "SecretResolved"
 TOKEN_VALID = "TokenValid"
 PHONE_NUMBER_VERIFIED = "PhoneNumberVerified"
 SYNCED = "Synced"
+TOKEN_ROTATION = "TokenRotation"  # a warning channel: never part of Ready
+API_VERSION = "ApiVersionSupported"  # likewise
 READY = "Ready"
-ORDER = (SECRET_RESOLVED, TOKEN_VALID, PHONE_NUMBER_VERIFIED, SYNCED, READY)
+ORDER = (
+    SECRET_RESOLVED,
+    TOKEN_VALID,
+    PHONE_NUMBER_VERIFIED,
+    SYNCED,
+    TOKEN_ROTATION,
+    API_VERSION,
+    READY,
+)
 
 
 class Reason:
@@ -64,6 +74,17 @@ class Reason:
     ROW_NOT_MANAGED = "RowNotManaged"
     DRIFT_REPAIRED = "DriftRepaired"
     ROW_ADOPTED = "RowAdopted"
+    # TokenRotation
+    NEVER_EXPIRES = "NeverExpires"
+    RENEWAL_SCHEDULED = "RenewalScheduled"
+    RENEWAL_DUE = "RenewalDue"
+    EXPIRING_SOON = "ExpiringSoon"
+    REFRESHED = "Refreshed"
+    REFRESH_FAILED = "RefreshFailed"
+    TOKEN_REFRESHED = "TokenRefreshed"  # Event
+    PREVIOUS_TOKEN_RETIRED = "PreviousTokenRetired"  # Event
+    # ApiVersionSupported: graph_api versions.VersionState values
+    API_VERSION_CURRENT = "Current"
     # Ready only
     DUPLICATE_TENANT_ID = "DuplicateTenantId"
     DUPLICATE_PHONE_NUMBER_ID = "DuplicatePhoneNumberId"

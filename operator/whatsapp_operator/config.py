@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from whatsapp_graph.client import DEFAULT_BASE_URL, DEFAULT_VERSION
@@ -30,6 +30,7 @@ class OperatorConfig(BaseSettings):
     unavailable_grace: timedelta = timedelta(minutes=15)
     liveness_host: str = "0.0.0.0"  # noqa: S104 - probes come from the kubelet
     liveness_port: int = Field(default=8080, ge=0, le=65535)
+    metrics_port: int = Field(default=9090, ge=0, le=65535)
     peering: str | None = None  # None: standalone (one replica)
     priority: int = 0
     database_url: str | None = Field(
@@ -43,6 +44,18 @@ class OperatorConfig(BaseSettings):
     encryption_keys_dir: str | None = None
     drift_interval: timedelta = timedelta(seconds=60)
     rotation_interval: timedelta = timedelta(seconds=30)
+    # Embedded Signup's OAuth callback endpoint (signup/callback.py); port 0 turns it off.
+    signup_callback_port: int = Field(default=0, ge=0, le=65535)
+    signup_callback_host: str = "0.0.0.0"  # noqa: S104 - the callback comes from the web app
+    signup_callback_secret: str | None = Field(
+        default=None, repr=False, min_length=16, description="HMAC key shared with the caller"
+    )
+    signup_namespace: str | None = Field(
+        default=None, description="namespace where callback-created WhatsAppSignups go"
+    )
+    signup_app_credentials_secret: str | None = Field(
+        default=None, description="name of the Meta app credentials Secret in signup_namespace"
+    )
     log_level: str = "INFO"
     log_format: str = Field(default="plain", pattern="^(plain|full|json)$")
 
@@ -50,6 +63,19 @@ class OperatorConfig(BaseSettings):
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _signup_callback(self) -> OperatorConfig:
+        if self.signup_callback_port:
+            needed = {
+                "signup_callback_secret": self.signup_callback_secret,
+                "signup_namespace": self.signup_namespace,
+                "signup_app_credentials_secret": self.signup_app_credentials_secret,
+            }
+            missing = [name for name, value in needed.items() if not value]
+            if missing:
+                raise ValueError(f"signup_callback_port needs {', '.join(missing)}")
+        return self
 
     @property
     def namespace_list(self) -> list[str]:

@@ -27,7 +27,7 @@ import math
 import re
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from typing import Any
@@ -62,6 +62,8 @@ UNCHANGED = (
     "AND synced_generation IS NOT DISTINCT FROM %(read_generation)s"
 )
 PROBE_GAP = 0.5  # seconds between connection probes while the server is unreachable
+# run(sql, params) -> the rows as dicts ([] for statements that return none)
+Run = Callable[[str, Any], Awaitable[list[dict[str, Any]]]]
 
 
 class DatabaseError(Exception):
@@ -295,24 +297,31 @@ class Database:
         self, secrets: Sequence[str | None] = ()
     ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A pooled connection; psycopg errors leave as Database* errors (secrets masked)."""
-        pool = await self._usable_pool()
         masked = (*self._secrets, *secrets)
-        try:
-            # Queue here, not in the pool: under load (a thousand tenants at start-up) a wait
-            # for a busy connection is normal and must not read as an outage.
-            async with self._slots, pool.connection() as conn:
-                yield conn
-        except PoolClosed:
-            raise DatabaseError(f"the connection pool to {self.target} is closed") from None
-        except PoolTimeout:
-            raise DatabaseUnavailable(await self._after_pool_timeout(pool)) from None
-        except psycopg.OperationalError as err:
-            message = f"{self.target}: {_one_line(err, masked)}"
-            if conn_broken(err):
-                self._down, self._last_probe = message, time.monotonic()
-            raise DatabaseUnavailable(message, err.sqlstate) from None
-        except psycopg.Error as err:
-            raise DatabaseError(f"{self.target}: {_one_line(err, masked)}", err.sqlstate) from None
+        # Queue here, not in the pool: under load (a thousand tenants at start-up) a wait for
+        # a busy connection is normal and must not read as an outage. The pool is picked
+        # only once a slot is ours, so a pool replaced meanwhile (after an outage) is not used.
+        async with self._slots:
+            pool = await self._usable_pool()
+            try:
+                async with pool.connection() as conn:
+                    yield conn
+            except PoolClosed:
+                if self._closed:
+                    raise DatabaseError(f"the connection pool to {self.target} is closed") from None
+                # replaced under us by a recovery: an outage's tail, worth a retry
+                raise DatabaseUnavailable(f"{self.target}: reconnecting") from None
+            except PoolTimeout:
+                raise DatabaseUnavailable(await self._after_pool_timeout(pool)) from None
+            except psycopg.OperationalError as err:
+                message = f"{self.target}: {_one_line(err, masked)}"
+                if conn_broken(err):
+                    self._down, self._last_probe = message, time.monotonic()
+                raise DatabaseUnavailable(message, err.sqlstate) from None
+            except psycopg.Error as err:
+                raise DatabaseError(
+                    f"{self.target}: {_one_line(err, masked)}", err.sqlstate
+                ) from None
 
     async def _run(
         self, conn: psycopg.AsyncConnection[Any], sql: str, params: Any = None
@@ -327,6 +336,18 @@ class Database:
     ) -> list[dict[str, Any]]:
         async with self._connection(secrets) as conn:
             return await self._run(conn, sql, params)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Run]:
+        """One transaction on one pooled connection, for modules that build on this one (the
+        audit log): yields `run(sql, params)`; commits when the block ends, rolls back if it
+        raises. psycopg errors leave as Database* errors, like everywhere else here."""
+        async with self._connection() as conn, conn.transaction():
+
+            async def run(sql: str, params: Any) -> list[dict[str, Any]]:
+                return await self._run(conn, sql, params)
+
+            yield run
 
     # -- schema ------------------------------------------------------------------------------
     async def ping(self) -> None:

@@ -16,6 +16,7 @@ from . import conditions as c
 from .conditions import Condition, Reason
 from .facts import PhoneFacts, TokenFacts, Verdict, not_checked
 from .ownership import Conflict
+from .rotation import RotationInputs
 from .tokens import SecretOutcome
 
 
@@ -106,12 +107,24 @@ class Inputs:
     grace: timedelta = timedelta(minutes=15)
     sync: SyncResult | None = None  # None: PostgreSQL sync is not configured
     token_storage: str = "encrypted"
+    rotation: RotationInputs | None = None
+    api_version: Condition | None = None
+
+
+@dataclass(frozen=True)
+class AuditNote:
+    """An entry for the audit trail (audit.py): an event name, a fingerprint, a detail."""
+
+    event: str
+    fingerprint: str | None
+    detail: str
 
 
 @dataclass(frozen=True)
 class Decision:
     status: dict[str, Any]
     events: list[Event] = field(default_factory=list)
+    audit: list[AuditNote] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
@@ -225,6 +238,8 @@ def decide(inputs: Inputs) -> Decision:
     sync = inputs.sync
     if sync is not None:
         updates.insert(3, Condition(c.SYNCED, sync.status, sync.reason, sync.message))
+    warnings = [w for w in (_rotation_condition(inputs), inputs.api_version) if w is not None]
+    updates[-1:-1] = warnings
     status: dict[str, Any] = {
         "observedGeneration": inputs.generation,
         "conditions": c.merge(
@@ -247,7 +262,74 @@ def decide(inputs: Inputs) -> Decision:
     database = _database_status(inputs)
     if database:
         status["database"] = database
-    return Decision(status, _events(inputs.status, ready) + _sync_events(inputs.sync))
+    rotation = inputs.rotation
+    if rotation is not None:
+        renewal = rotation.renewal()
+        if token and renewal is not None:
+            token["renewalTime"] = c.rfc3339(renewal)
+        if rotation.strategy == "Refresh" or inputs.status.get("rotation"):
+            status["rotation"] = rotation.state.to_status()
+    events = _events(inputs.status, ready) + _sync_events(inputs.sync)
+    for warning in warnings:
+        events += _warning_events(inputs.status, warning)
+    return Decision(status, events + _rotation_events(rotation), _audit_notes(inputs))
+
+
+def _audit_notes(inputs: Inputs) -> list[AuditNote]:
+    """What the audit trail records of this pass: token replaced, a verdict changed, a
+    refresh, a revocation. Not every routine check: that would be noise, not an audit."""
+    token = inputs.secret.token if inputs.secret is not None else None
+    fp = token.fingerprint if token is not None else None
+    stored_fp = (inputs.status.get("token") or {}).get("fingerprint")
+    notes = []
+    if fp and stored_fp and fp != stored_fp:
+        notes.append(AuditNote("rotated", fp, f"token in the Secret replaced (was {stored_fp})"))
+    check = inputs.check
+    if check is not None and check.checked_at is not None and not check.transient:
+        before = _stored_verdict(inputs.status, c.TOKEN_VALID)
+        now = check.token_verdict
+        if before is None or (before.status, before.reason) != (now.status, now.reason):
+            notes.append(AuditNote("validated", fp, f"TokenValid={now.status} ({now.reason})"))
+    rotation = inputs.rotation
+    if rotation is not None and rotation.outcome is not None:
+        outcome = rotation.outcome
+        event = "refreshed" if outcome.ok else "refresh_failed"
+        notes.append(AuditNote(event, outcome.previous_fingerprint or fp, outcome.message))
+    if rotation is not None and rotation.retired and "revoked" in rotation.retired:
+        previous = (inputs.status.get("rotation") or {}).get("previousTokenFingerprint")
+        notes.append(AuditNote("revoked", previous, rotation.retired))
+    return notes
+
+
+def _rotation_condition(inputs: Inputs) -> Condition | None:
+    if inputs.rotation is None:
+        return None
+    return inputs.rotation.condition(inputs.now)
+
+
+def _warning_events(stored: Mapping[str, Any], cond: Condition) -> list[Event]:
+    """Warning conditions (TokenRotation, ApiVersionSupported): an Event when one turns
+    False with a new reason."""
+    before = c.find(stored.get("conditions") or (), cond.type)
+    if cond.status != "False" or cond.reason == Reason.REFRESH_FAILED:
+        return []  # refresh failures get their own Event per attempt
+    if before is not None and before.get("reason") == cond.reason:
+        return []
+    return [Event("Warning", cond.reason, cond.message)]
+
+
+def _rotation_events(rotation: RotationInputs | None) -> list[Event]:
+    if rotation is None:
+        return []
+    events = []
+    if rotation.outcome is not None:
+        if rotation.outcome.ok:
+            events.append(Event("Normal", Reason.TOKEN_REFRESHED, rotation.outcome.message))
+        else:
+            events.append(Event("Warning", Reason.REFRESH_FAILED, rotation.outcome.message))
+    if rotation.retired:
+        events.append(Event("Normal", Reason.PREVIOUS_TOKEN_RETIRED, rotation.retired))
+    return events
 
 
 def _database_status(inputs: Inputs) -> dict[str, Any] | None:

@@ -17,13 +17,16 @@ import kopf
 
 from whatsapp_graph.client import GraphClient, default_timeout
 
-from . import storage
+from . import metrics, storage
+from .audit import AuditLog
 from .budget import RequestBudget
 from .config import OperatorConfig
 from .decide import Event
 from .kube import Kube
+from .lifecycle import refresh_requested
 from .ownership import Claim
 from .reconcile import Runtime, TenantLoop, claim_of, revalidation_requested
+from .refresh import Refresher
 from .registry import Registry
 from .spec import GROUP, PLURAL, VERSION
 from .validation import Validator
@@ -85,7 +88,12 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         grace=cfg.unavailable_grace,
         rows=await storage.connect(cfg, registry, utcnow),
         owner=cfg.database_owner,
+        refresher=Refresher(memo.kube, graph, budget, utcnow),
+        default_version=cfg.graph_api_version,
     )
+    if memo.runtime.rows is not None:
+        memo.runtime.audit = AuditLog(memo.runtime.rows.db)
+    metrics.serve(cfg.metrics_port, cfg.liveness_host)
     memo.background = storage.start_background(cfg, memo.runtime)
     log.info(
         "whatsapp-operator started: Graph API %s %s, budget %.1f req/s (burst %d)",
@@ -167,6 +175,7 @@ async def tenant_loop(
 async def tenant_deleted(spec: kopf.Spec, meta: kopf.Meta, memo: Any, **_: Any) -> None:
     """Apply spec.deletionPolicy to the tenant's row before the finalizer goes."""
     await storage.release(memo.runtime, spec, meta)
+    metrics.forget(str(meta.get("namespace")), str(meta.get("name")))
 
 
 @kopf.on.event(*TENANTS)
@@ -189,7 +198,8 @@ def tenant_changed(
     else:
         claims = (str(spec.get("tenantId", "")), str(spec.get("phoneNumberId", "")))
         changed = registry.spec_changed(key, int(meta.get("generation") or 0))
-        if type is not None and (changed or revalidation_requested(meta)):
+        asked = revalidation_requested(meta) or refresh_requested(meta)
+        if type is not None and (changed or asked):
             registry.wake(key)
     before = registry.swap_claims(key, claims)
     if before == claims:

@@ -9,6 +9,8 @@ kubernetes_asyncio, and maps every API error into a small set of our own excepti
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -54,6 +56,18 @@ def translate(exc: Exception, what: str) -> KubeError:
     raise exc
 
 
+_RAISE = object()
+
+
+@dataclass(frozen=True)
+class SecretSnapshot:
+    """A Secret as read: data (base64 values; never logged), version, annotations."""
+
+    data: dict[str, str] = field(repr=False)
+    resource_version: str
+    annotations: dict[str, str]
+
+
 class Kube:
     def __init__(self, api: client.ApiClient) -> None:
         self._api = api
@@ -74,60 +88,134 @@ class Kube:
     async def close(self) -> None:
         await self._api.close()
 
+    async def _call(self, what: str, call: Awaitable[Any], *, missing: Any = _RAISE) -> Any:
+        """Await one API call; 404 gives `missing` when one is given, else every failure
+        becomes a KubeError."""
+        try:
+            return await call
+        except ApiException as exc:
+            if exc.status == 404 and missing is not _RAISE:
+                return missing
+            raise translate(exc, what) from None
+        except Exception as exc:
+            raise translate(exc, what) from None
+
     async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's `data` map (base64 values), or None when there is no such Secret."""
-        try:
-            secret = await self._core.read_namespaced_secret(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise translate(exc, f"reading Secret {namespace}/{name}") from None
-        except Exception as exc:
-            raise translate(exc, f"reading Secret {namespace}/{name}") from None
-        return dict(secret.data or {})
+        secret = await self.read_secret(namespace, name)
+        return secret.data if secret is not None else None
 
-    async def remove_tenant_annotation(self, namespace: str, name: str, key: str) -> None:
-        """Drop one annotation from a tenant (gone tenants are fine)."""
-        patch = {"metadata": {"annotations": {key: None}}}
+    async def read_secret(self, namespace: str, name: str) -> SecretSnapshot | None:
+        secret = await self._call(
+            f"reading Secret {namespace}/{name}",
+            self._core.read_namespaced_secret(name, namespace),
+            missing=None,
+        )
+        if secret is None:
+            return None
+        meta = secret.metadata
+        return SecretSnapshot(
+            dict(secret.data or {}),
+            str(meta.resource_version or ""),
+            dict(meta.annotations or {}),
+        )
+
+    async def patch_secret(
+        self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
+    ) -> None:
+        """Merge-patch a Secret; with `resource_version`, only if nobody changed it since
+        (KubeConflict otherwise)."""
+        if resource_version:
+            patch = {
+                **patch,
+                "metadata": {**patch.get("metadata", {}), "resourceVersion": resource_version},
+            }
+        await self._call(
+            f"updating Secret {namespace}/{name}",
+            self._core.patch_namespaced_secret(
+                name,
+                namespace,
+                patch,
+                _content_type="application/merge-patch+json",  # type: ignore[call-arg]
+            ),
+        )
+
+    async def create_secret(self, namespace: str, body: dict[str, Any]) -> bool:
+        """Create a Secret; False if one of that name exists already."""
         try:
-            await self._custom.patch_namespaced_custom_object(
+            await self._call(
+                f"creating Secret {namespace}/{body['metadata']['name']}",
+                self._core.create_namespaced_secret(namespace, body),  # type: ignore[arg-type]
+            )
+        except KubeConflict:
+            return False
+        return True
+
+    async def get_custom(
+        self, namespace: str, name: str, plural: str = PLURAL
+    ) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = await self._call(
+            f"reading {plural} {namespace}/{name}",
+            self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name),
+            missing=None,
+        )
+        return result
+
+    async def create_custom(
+        self, namespace: str, body: dict[str, Any], plural: str = PLURAL
+    ) -> bool:
+        """Create a custom object of this operator's group; False if it exists already."""
+        try:
+            await self._call(
+                f"creating {plural} {namespace}/{body['metadata']['name']}",
+                self._custom.create_namespaced_custom_object(
+                    GROUP, VERSION, namespace, plural, body
+                ),
+            )
+        except KubeConflict:
+            return False
+        return True
+
+    async def patch_custom(
+        self,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        *,
+        plural: str = PLURAL,
+        status: bool = False,
+    ) -> str | None:
+        """Merge-patch a custom object (or its status); its new resourceVersion, or None if
+        it is gone."""
+        api = self._custom
+        method = (
+            api.patch_namespaced_custom_object_status
+            if status
+            else api.patch_namespaced_custom_object
+        )
+        result = await self._call(
+            f"patching {plural} {namespace}/{name}" + (" status" if status else ""),
+            method(
                 GROUP,
                 VERSION,
                 namespace,
-                PLURAL,
+                plural,
                 name,
                 patch,
                 _content_type="application/merge-patch+json",  # type: ignore[call-arg]
-            )
-        except ApiException as exc:
-            if exc.status != 404:
-                raise translate(exc, f"annotating {namespace}/{name}") from None
-        except Exception as exc:
-            raise translate(exc, f"annotating {namespace}/{name}") from None
+            ),
+            missing=None,
+        )
+        if not isinstance(result, dict):
+            return None
+        return str((result.get("metadata") or {}).get("resourceVersion") or "")
+
+    async def remove_tenant_annotation(self, namespace: str, name: str, key: str) -> None:
+        """Drop one annotation from a tenant (gone tenants are fine)."""
+        await self.patch_custom(namespace, name, {"metadata": {"annotations": {key: None}}})
 
     async def patch_tenant_status(
         self, namespace: str, name: str, patch: dict[str, Any]
     ) -> str | None:
-        """Merge-patch a tenant's status; the new resourceVersion, or None if the tenant is gone."""
-        try:
-            result = await self._custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                {"status": patch},
-                _content_type="application/merge-patch+json",  # type: ignore[call-arg]
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise translate(exc, f"patching status of {namespace}/{name}") from None
-        except Exception as exc:
-            raise translate(exc, f"patching status of {namespace}/{name}") from None
-        rv = (
-            (result.get("metadata") or {}).get("resourceVersion")
-            if isinstance(result, dict)
-            else None
-        )
-        return str(rv) if rv is not None else ""
+        """Merge-patch a tenant's status; the new resourceVersion, or None if it is gone."""
+        return await self.patch_custom(namespace, name, {"status": patch}, status=True)

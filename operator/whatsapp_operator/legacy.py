@@ -10,8 +10,13 @@ or from a shell (exit 0 and the token on stdout; exit 1 with the reason on stder
 
     whatsapp-credentials get --tenant-id t_a3eecb94bb822a92 --keys-dir /etc/whatsapp-keys --json
 
-Every read goes through `AUDIT_HOOKS` (and the `audit` argument): the place where the audit
-of credential reads plugs in. A hook gets a `CredentialRead`, never the token.
+Every read goes through `AUDIT_HOOKS` (and the `audit` argument), which get a
+`CredentialRead`, never the token, and is recorded in the audit trail of the same database
+(audit.py): a `credentials_read` entry with actor `caller` (`--actor`; default
+`legacy:<OS user>`), the outcome and the token's fingerprint. A read whose entry cannot be
+written fails with DatabaseError, so no read goes unrecorded (the reading role needs INSERT
+on `whatsapp_operator_audit` and USAGE on its sequence); a database without the audit table
+yet (migration 3 not applied) is read with a warning instead.
 """
 
 from __future__ import annotations
@@ -20,13 +25,16 @@ import argparse
 import asyncio
 import getpass
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
+from . import tokens
+from .audit import LIMITS, AuditEvent, AuditLog
 from .crypto import Keyring, TokenCipher
 from .database import Database, DatabaseError
 
@@ -34,6 +42,8 @@ DATABASE_URL_ENV = "WHATSAPP_OPERATOR_DATABASE_URL"
 KEYS_ENV = "WHATSAPP_TOKEN_KEYS"
 TokenState = Literal["ok", "empty", "unreadable"]
 Outcome = Literal["ok", "not_found", "inactive", "empty", "unreadable"]
+UNDEFINED_TABLE = "42P01"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,12 +77,19 @@ AuditHook = Callable[[CredentialRead], None]
 AUDIT_HOOKS: list[AuditHook] = []
 
 
-def _whoami() -> str:
+def _os_user() -> str:
     try:
-        user = getpass.getuser()
+        return getpass.getuser()
     except (OSError, KeyError):
-        user = f"uid {os.getuid()}"
-    return f"{user} ({os.path.basename(sys.argv[0] or 'python')}, pid {os.getpid()})"
+        return f"uid {os.getuid()}"
+
+
+def _program() -> str:
+    return f"{os.path.basename(sys.argv[0] or 'python')}, pid {os.getpid()}"
+
+
+def _whoami() -> str:
+    return f"{_os_user()} ({_program()})"
 
 
 def _outcome(creds: Credentials | None) -> Outcome:
@@ -98,9 +115,20 @@ async def read_credentials(
         db = await Database.connect(str(source), min_size=0, max_size=1)
     try:
         row = await db.fetch_seed_columns(tenant_id)
+        creds = _credentials(row, tenant_id, cipher)
+        read = CredentialRead(tenant_id, _outcome(creds), datetime.now(UTC), caller or _whoami())
+        await _record(db, read, creds, caller)
     finally:
         if not isinstance(source, Database):
             await db.close()
+    for hook in (*AUDIT_HOOKS, *((audit,) if audit else ())):
+        hook(read)
+    return creds
+
+
+def _credentials(
+    row: dict[str, Any] | None, tenant_id: str, cipher: TokenCipher
+) -> Credentials | None:
     creds: Credentials | None = None
     if row is not None:
         stored = str(row["access_token"] or "")
@@ -114,17 +142,38 @@ async def read_credentials(
             is_active=row["is_active"] is not False,  # NULL counts as the column default: true
             token_state=state,
         )
-    read = CredentialRead(tenant_id, _outcome(creds), datetime.now(UTC), caller or _whoami())
-    for hook in (*AUDIT_HOOKS, *((audit,) if audit else ())):
-        hook(read)
     return creds
 
 
+async def _record(
+    db: Database, read: CredentialRead, creds: Credentials | None, caller: str | None
+) -> None:
+    """The read's `credentials_read` entry in the audit trail (see the module docstring)."""
+    token = creds.access_token if creds is not None else None
+    try:
+        await AuditLog(db).append(
+            read.tenant_id[: LIMITS["tenant_id"]],  # longer ids match no row: still recorded
+            AuditEvent.CREDENTIALS_READ,
+            caller or f"legacy:{_os_user()}",
+            tokens.fingerprint(token) if token else None,
+            f"outcome={read.outcome} ({_program()})",
+        )
+    except DatabaseError as err:
+        if err.sqlstate != UNDEFINED_TABLE:
+            raise
+        log.warning("credentials read not audited: %s has no audit table yet", db.target)
+
+
 def read_credentials_sync(
-    dsn: str, tenant_id: str, cipher: TokenCipher, *, audit: AuditHook | None = None
+    dsn: str,
+    tenant_id: str,
+    cipher: TokenCipher,
+    *,
+    audit: AuditHook | None = None,
+    caller: str | None = None,
 ) -> Credentials | None:
     """`read_credentials` for code without an event loop."""
-    return asyncio.run(read_credentials(dsn, tenant_id, cipher, audit=audit))
+    return asyncio.run(read_credentials(dsn, tenant_id, cipher, audit=audit, caller=caller))
 
 
 _MESSAGES: dict[Outcome, str] = {
@@ -152,6 +201,7 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument(
         "--json", action="store_true", help='print {"accessToken": ...} like the tenant service'
     )
+    get.add_argument("--actor", help="who reads, for the audit trail (default: legacy:<OS user>)")
     return p
 
 
@@ -171,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         cipher = _cipher(args.keys_dir)
-        creds = read_credentials_sync(dsn, args.tenant_id, cipher)
+        creds = read_credentials_sync(dsn, args.tenant_id, cipher, caller=args.actor)
     except (DatabaseError, ValueError) as err:
         print(f"whatsapp-credentials: {err}", file=sys.stderr)
         return 1

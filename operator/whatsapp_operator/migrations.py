@@ -5,6 +5,12 @@ itself in `whatsapp_operator_schema_version`, so operator replicas starting toge
 each migration exactly once. Migration 1 is the seed's table exactly as the seed document
 defines it, created only if absent: an existing table (and its rows) is kept as it is.
 Migration 2 only adds nullable columns and an index, so the legacy service keeps working.
+Migration 3 adds the append-only audit table `whatsapp_operator_audit` (see audit.py): a
+trigger refuses UPDATE, DELETE and TRUNCATE for every role, superusers included. A superuser
+or the table's owner can still disable the trigger (ALTER TABLE ... DISABLE TRIGGER) or set
+session_replication_role = replica: that is what the hash chain is for (`whatsapp-audit
+verify` finds the edit). Run the operator and legacy readers as roles that do not own the
+table (GRANT SELECT, INSERT on it and USAGE on its id sequence) to keep them out of that.
 """
 
 # ruff: noqa: S608  (SQL is built from module constants only; values are always bound)
@@ -16,6 +22,17 @@ from dataclasses import dataclass
 from typing import Any
 
 TABLE = "tenant_whatsapp_config"
+AUDIT_TABLE = "whatsapp_operator_audit"
+# Frozen with migration 3 (its CHECK constraint); a new event needs a new migration.
+AUDIT_EVENTS_V3 = (
+    "validated",
+    "refresh_failed",
+    "refreshed",
+    "revoked",
+    "rotated",
+    "signup",
+    "credentials_read",
+)
 VERSION_TABLE = "whatsapp_operator_schema_version"
 LOCK_ID = 0x5741_5F4F_5045_5241  # "WA_OPERA": pg_advisory_xact_lock key of the migrations
 
@@ -58,6 +75,29 @@ OPERATOR_COLUMNS = (
     ("row_hash", "VARCHAR(32)"),
 )
 
+_EVENTS_SQL = ", ".join(f"'{e}'" for e in AUDIT_EVENTS_V3)
+AUDIT_DDL = f"""
+CREATE TABLE IF NOT EXISTS {AUDIT_TABLE} (
+    id                BIGSERIAL PRIMARY KEY,
+    at                TIMESTAMPTZ NOT NULL DEFAULT now(),
+    tenant_id         VARCHAR(50) NOT NULL,
+    event             VARCHAR(32) NOT NULL CHECK (event IN ({_EVENTS_SQL})),
+    actor             VARCHAR(253) NOT NULL,
+    token_fingerprint VARCHAR(40),
+    detail            TEXT NOT NULL DEFAULT '' CHECK (length(detail) <= 300),
+    prev_hash         CHAR(64) NOT NULL UNIQUE,
+    hash              CHAR(64) NOT NULL UNIQUE
+)"""
+# One trigger function for all three: row-level UPDATE/DELETE, statement-level TRUNCATE.
+AUDIT_GUARD = f"""
+CREATE OR REPLACE FUNCTION {AUDIT_TABLE}_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '{AUDIT_TABLE} is append-only: % refused', TG_OP
+        USING ERRCODE = 'P0001', HINT = 'audit entries are never changed or removed';
+END
+$$"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tenant_whatsapp_config as defined by the seed", (SEED_TABLE,)),
     Migration(
@@ -67,6 +107,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             f"ALTER TABLE {TABLE} "
             + ", ".join(f"ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in OPERATOR_COLUMNS),
             f"CREATE INDEX IF NOT EXISTS {TABLE}_managed_by_idx ON {TABLE} (managed_by)",
+        ),
+    ),
+    Migration(
+        3,
+        "append-only, hash-chained audit table whatsapp_operator_audit",
+        (
+            AUDIT_DDL,
+            f"CREATE INDEX IF NOT EXISTS {AUDIT_TABLE}_tenant_idx ON {AUDIT_TABLE} (tenant_id, id)",
+            AUDIT_GUARD,
+            f"DROP TRIGGER IF EXISTS {AUDIT_TABLE}_no_change ON {AUDIT_TABLE}",
+            f"CREATE TRIGGER {AUDIT_TABLE}_no_change BEFORE UPDATE OR DELETE ON {AUDIT_TABLE} "
+            f"FOR EACH ROW EXECUTE FUNCTION {AUDIT_TABLE}_append_only()",
+            f"DROP TRIGGER IF EXISTS {AUDIT_TABLE}_no_truncate ON {AUDIT_TABLE}",
+            f"CREATE TRIGGER {AUDIT_TABLE}_no_truncate BEFORE TRUNCATE ON {AUDIT_TABLE} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {AUDIT_TABLE}_append_only()",
+            f"REVOKE UPDATE, DELETE, TRUNCATE ON {AUDIT_TABLE} FROM PUBLIC",
         ),
     ),
 )

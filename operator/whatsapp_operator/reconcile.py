@@ -17,15 +17,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from whatsapp_graph.client import DEFAULT_VERSION
+
+from . import metrics
+from .audit import AuditLog
+from .database import DatabaseError
 from .decide import CheckResult, Decision, Event, Inputs, SyncResult, decide
-from .kube import Kube, KubeError, KubeForbidden, KubeUnavailable
+from .kube import Kube, KubeError, KubeForbidden, KubeUnavailable, SecretSnapshot
+from .lifecycle import api_version_condition, rotate
 from .logs import REDACTOR
 from .ownership import Claim, find_conflict
 from .patches import merge_patch
+from .refresh import Refresher
 from .registry import Registry, TenantKey
+from .rotation import next_rotation_moment
 from .rows import desired_row
 from .schedule import backoff, next_check
-from .spec import REVALIDATE_ANNOTATION, TenantSpec, parse_spec
+from .spec import REFRESH_ANNOTATION, REVALIDATE_ANNOTATION, TenantSpec, parse_spec
 from .sync import RowSync
 from .tokens import SecretOutcome, resolve_token
 from .validation import Validator
@@ -47,6 +55,10 @@ class Runtime:
     grace: timedelta
     rows: RowSync | None = None  # None: PostgreSQL sync not configured
     owner: str = "whatsapp-operator"
+    refresher: Refresher | None = None
+    default_version: str = DEFAULT_VERSION
+    audit: AuditLog | None = None  # with PostgreSQL: the append-only audit trail
+    actor: str = "whatsapp-operator"
 
     @property
     def token_storage(self) -> str:
@@ -69,21 +81,31 @@ def revalidation_requested(meta: Mapping[str, Any]) -> bool:
 
 
 @dataclass(frozen=True)
+class Requests:
+    """What users asked for through annotations, each to be acted on once."""
+
+    revalidate: bool = False
+    refresh: bool = False
+
+
+@dataclass(frozen=True)
 class Outcome:
     decision: Decision | None
     next_in: float  # seconds until the next reconcile is due
     transient: bool = False
 
 
-async def _read_secret(rt: Runtime, namespace: str, name: str, key: str) -> SecretOutcome:
+async def _read_secret(
+    rt: Runtime, namespace: str, name: str, key: str
+) -> tuple[SecretOutcome, SecretSnapshot | None]:
     try:
-        data = await rt.kube.secret_data(namespace, name)
+        snapshot = await rt.kube.read_secret(namespace, name)
     except KubeForbidden as exc:
-        return SecretOutcome(None, "SecretForbidden", f"the operator may not read it: {exc}")
-    outcome = resolve_token(data, name, key)
+        return SecretOutcome(None, "SecretForbidden", f"the operator may not read it: {exc}"), None
+    outcome = resolve_token(snapshot.data if snapshot is not None else None, name, key)
     if outcome.token is not None:
         REDACTOR.add(outcome.token.value)
-    return outcome
+    return outcome, snapshot
 
 
 async def reconcile_once(
@@ -92,10 +114,11 @@ async def reconcile_once(
     status: Mapping[str, Any],
     by_tenant_id: Claims,
     by_phone: Claims,
+    requests: Requests = Requests(),
 ) -> Outcome:
     """Gather -> decide -> apply for one tenant. Raises KubeUnavailable when it cannot read."""
     meta = body["metadata"]
-    namespace, _name, uid = meta["namespace"], meta["name"], meta.get("uid", "")
+    namespace, name, uid = meta["namespace"], meta["name"], meta.get("uid", "")
     generation = int(meta.get("generation") or 0)
     spec, spec_error = parse_spec(body.get("spec"))
     now = rt.clock()
@@ -103,61 +126,64 @@ async def reconcile_once(
         skipped = SyncResult.skipped("spec is invalid") if rt.rows is not None else None
         inputs = Inputs(generation, spec_error, None, None, None, status, now, rt.grace, skipped)
         return Outcome(decide(inputs), IDLE_RECHECK)
-    me = claim_of(body)
     conflict = find_conflict(
-        me,
+        claim_of(body),
         spec.tenant_id,
         by_tenant_id.get(spec.tenant_id, ()),
         spec.phone_number_id,
         by_phone.get(spec.phone_number_id, ()),
     )
     ref = spec.token_secret_ref
-    secret = await _read_secret(rt, namespace, ref.name, ref.key)
+    secret, snapshot = await _read_secret(rt, namespace, ref.name, ref.key)
+    token = secret.token
     check: CheckResult | None = None
-    if secret.token is not None and conflict is None:
+    rotation = None
+    if token is not None and conflict is None:
         due = next_check(
-            status,
-            fingerprint=secret.token.fingerprint,
-            generation=generation,
-            interval=spec.validation.interval,
-            uid=uid,
-            now=now,
-        )
-        if due <= now or revalidation_requested(meta):
-            check = await rt.validator.check(secret.token.value, spec)
+            status, fingerprint=token.fingerprint, generation=generation,
+            interval=spec.validation.interval, uid=uid, now=now,
+        )  # fmt: skip
+        if due <= now or requests.revalidate:
+            check = await rt.validator.check(token.value, spec)
+        rotation = await rotate(
+            rt.refresher, meta=meta, spec=spec, snapshot=snapshot, token=token, check=check,
+            status=status, now=rt.clock(), forced=requests.refresh,
+        )  # fmt: skip
+    version = api_version_condition(spec.graph_api_version or rt.default_version, rt.clock())
     inputs = Inputs(
-        generation,
-        "",
-        secret,
-        conflict,
-        check,
-        status,
-        rt.clock(),
-        rt.grace,
-        token_storage=rt.token_storage,
-    )
+        generation, "", secret, conflict, check, status, rt.clock(), rt.grace,
+        token_storage=rt.token_storage, rotation=rotation, api_version=version,
+    )  # fmt: skip
     decision = decide(inputs)
     if rt.rows is not None:
         sync = await _sync_row(rt, body, spec, inputs, decision)
         decision = decide(dataclasses.replace(inputs, sync=sync))
         if sync.transient:
+            rt.registry.db_waiters.add((namespace, name))
             return Outcome(decision, 0.0, transient=True)
+        if sync.reason == "DatabaseError":
+            return Outcome(decision, 0.0, transient=True)  # retried with backoff, not in 6 h
         if sync.status == "True":
-            rt.registry.owners[spec.tenant_id] = (namespace, _name)
+            rt.registry.owners[spec.tenant_id] = (namespace, name)
     if check is not None and check.transient:
         return Outcome(decision, 0.0, transient=True)
-    if secret.token is None or conflict is not None:
+    if token is None or conflict is not None:
         return Outcome(decision, IDLE_RECHECK)
+    later = rt.clock()
     due = next_check(
-        decision.status,
-        fingerprint=secret.token.fingerprint,
-        generation=generation,
-        interval=spec.validation.interval,
-        uid=uid,
-        now=rt.clock(),
-    )
+        decision.status, fingerprint=token.fingerprint, generation=generation,
+        interval=spec.validation.interval, uid=uid, now=later,
+    )  # fmt: skip
     floor = MIN_RECHECK if check is not None else 1.0  # a finished check never repeats at once
-    return Outcome(decision, max(floor, min(IDLE_RECHECK, (due - rt.clock()).total_seconds())))
+    wait = max(floor, (due - later).total_seconds())
+    if rotation is not None:
+        moment = next_rotation_moment(
+            strategy=rotation.strategy, times=rotation.times, renew_before=rotation.renew_before,
+            state=rotation.state, now=later,
+        )  # fmt: skip
+        if moment is not None:  # always in the future: no loop
+            wait = min(wait, max(1.0, (moment - later).total_seconds()))
+    return Outcome(decision, min(IDLE_RECHECK, wait))
 
 
 async def _sync_row(
@@ -201,6 +227,7 @@ class TenantLoop:
         self.key = key
         self.failures = 0
         self._written: tuple[int, dict[str, Any]] | None = None
+        self._handled: dict[str, str] = {}  # request annotation -> the value acted on
 
     def _status(self) -> Mapping[str, Any]:
         """The stored status; ours if the watch has not caught up with our last write yet."""
@@ -209,7 +236,9 @@ class TenantLoop:
             return self._written[1]
         return self.body.get("status") or {}
 
-    async def _apply(self, status: Mapping[str, Any], decision: Decision) -> None:
+    async def _apply(
+        self, status: Mapping[str, Any], decision: Decision, asked: Mapping[str, str]
+    ) -> None:
         patch = merge_patch(status, decision.status)
         if patch:
             namespace, name = self.key
@@ -218,20 +247,51 @@ class TenantLoop:
                 self._written = (_rv(rv), decision.status)
         for event in decision.events:
             self.rt.post_event(self.body, event)
-        if revalidation_requested(self.body.get("metadata", {})):
-            await self.rt.kube.remove_tenant_annotation(*self.key, REVALIDATE_ANNOTATION)
+        spec = self.body.get("spec") or {}
+        tenant_id = str(spec.get("tenantId", ""))
+        metrics.observe(*self.key, tenant_id, decision.status)
+        await self._audit(tenant_id, decision)
+        for annotation, value in asked.items():
+            self._handled[annotation] = value  # acted on once, even if the removal lags
+            await self.rt.kube.remove_tenant_annotation(*self.key, annotation)
+
+    async def _audit(self, tenant_id: str, decision: Decision) -> None:
+        """Best effort: an unreachable database must not stop the tenant's lifecycle."""
+        if self.rt.audit is None:
+            return
+        for note in decision.audit:
+            try:
+                await self.rt.audit.append(
+                    tenant_id, note.event, self.rt.actor, note.fingerprint, note.detail
+                )
+            except (DatabaseError, ValueError) as exc:
+                log.warning("tenant %s: audit entry %s not written: %s", tenant_id, note.event, exc)
+
+    def _asked(self) -> dict[str, str]:
+        """The request annotations present and not yet acted on (by their value)."""
+        annotations = self.body.get("metadata", {}).get("annotations") or {}
+        return {
+            a: str(annotations[a])
+            for a in (REVALIDATE_ANNOTATION, REFRESH_ANNOTATION)
+            if a in annotations and self._handled.get(a) != str(annotations[a])
+        }
 
     async def step(self, by_tenant_id: Claims, by_phone: Claims) -> float:
         status = self._status()
+        asked = self._asked()  # taken now: a request arriving mid-pass waits for the next
+        requests = Requests(REVALIDATE_ANNOTATION in asked, REFRESH_ANNOTATION in asked)
         try:
-            outcome = await reconcile_once(self.rt, self.body, status, by_tenant_id, by_phone)
+            outcome = await reconcile_once(
+                self.rt, self.body, status, by_tenant_id, by_phone, requests
+            )
             if outcome.decision is not None:
-                await self._apply(status, outcome.decision)
+                await self._apply(status, outcome.decision, asked)
         except KubeError as exc:
             if not isinstance(exc, KubeUnavailable):
                 log.error("tenant %s/%s: %s", *self.key, exc)
             self.failures += 1
             return backoff(self.failures)
+        metrics.RECONCILES.labels("transient" if outcome.transient else "ok").inc()
         if outcome.transient:
             self.failures += 1
             return backoff(self.failures)

@@ -20,6 +20,8 @@ class Registry:
     claims: dict[TenantKey, tuple[str, str]] = field(default_factory=dict)
     # tenant id -> the tenant whose row is in PostgreSQL (for the drift check)
     owners: dict[str, TenantKey] = field(default_factory=dict)
+    # tenants whose last sync found PostgreSQL down: woken together when it is back
+    db_waiters: set[TenantKey] = field(default_factory=set)
 
     def register(self, key: TenantKey) -> asyncio.Event:
         event = self.wakers.get(key)
@@ -42,6 +44,10 @@ class Registry:
         for event in self.wakers.values():
             event.set()
         return len(self.wakers)
+
+    def wake_db_waiters(self) -> int:
+        waiting, self.db_waiters = self.db_waiters, set()
+        return sum(self.wake(key) for key in waiting)
 
     def spec_changed(self, key: TenantKey, generation: int) -> bool:
         """True when `generation` is new for this tenant (and remembers it)."""

@@ -17,6 +17,15 @@ from . import conditions as c
 from .conditions import Reason
 
 JITTER = 0.1  # +-10% of the interval
+# A token Meta rejected is not asked about again for this long (unless the Secret changes or
+# someone asks with the revalidate annotation): a revoked token must not burn the app's
+# rate limit. The circuit breaker of the issue "Token lifecycle".
+CREDENTIAL_BACKOFF = timedelta(hours=6)
+_CREDENTIAL_REASONS = {
+    Reason.TOKEN_EXPIRED, Reason.TOKEN_INVALIDATED, Reason.APP_REMOVED, Reason.PASSWORD_CHANGED,
+    Reason.ACCOUNT_CHECKPOINT, Reason.TOKEN_UNREADABLE, Reason.TOKEN_REJECTED,
+    Reason.PERMISSION_DENIED,
+}  # fmt: skip
 _SETTLED = {Reason.TOKEN_VALID} | {
     Reason.TOKEN_EXPIRED,
     Reason.TOKEN_INVALIDATED,
@@ -38,7 +47,7 @@ def jitter_factor(uid: str) -> float:
     return 1 - JITTER + 2 * JITTER * (digest / 2**64)
 
 
-def _parse(ts: Any) -> datetime | None:
+def parse_time(ts: Any) -> datetime | None:
     if not isinstance(ts, str):
         return None
     try:
@@ -58,7 +67,7 @@ def next_check(
 ) -> datetime:
     """When the Graph API check of this tenant is next due (<= now: due now)."""
     token = status.get("token") or {}
-    last = _parse(token.get("lastValidatedAt"))
+    last = parse_time(token.get("lastValidatedAt"))
     verdict = c.find(status.get("conditions") or (), c.TOKEN_VALID)
     # A valid token whose phone check failed transiently did not end in a verdict either.
     phone = c.find(status.get("conditions") or (), c.PHONE_NUMBER_VERIFIED) or {}
@@ -71,7 +80,13 @@ def next_check(
         or phone.get("reason") in _TRANSIENT
     ):
         return now
-    return last + interval * jitter_factor(uid)
+    if verdict.get("reason") in _CREDENTIAL_REASONS:
+        interval = max(interval, CREDENTIAL_BACKOFF)
+    due = last + interval * jitter_factor(uid)
+    expires = parse_time(token.get("expiresAt"))
+    if verdict.get("reason") == Reason.TOKEN_VALID and expires is not None and expires < due:
+        return expires  # confirm the expiry with Meta the moment it happens
+    return due
 
 
 def backoff(

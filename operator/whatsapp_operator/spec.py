@@ -52,6 +52,29 @@ class ValidationSpec(_Model):
 
 
 DeletionPolicy = Literal["Deactivate", "Delete", "Retain"]
+# Set (to any value) to ask for a token refresh now (strategy Refresh); removed once handled.
+REFRESH_ANNOTATION = f"{GROUP}/refresh"
+
+
+class AppCredentialsRef(_Model):
+    name: str = Field(min_length=1)
+    app_id_key: str = Field(default="appId", alias="appIdKey")
+    app_secret_key: str = Field(default="appSecret", alias="appSecretKey")
+
+
+class RotationSpec(_Model):
+    strategy: Literal["External", "Refresh"] = "External"
+    renew_before: timedelta | None = Field(default=None, alias="renewBefore")
+    grace_period: timedelta = Field(default=timedelta(hours=24), alias="gracePeriod")
+    revoke_previous: bool = Field(default=False, alias="revokePrevious")
+    app_credentials_secret_ref: AppCredentialsRef | None = Field(
+        default=None, alias="appCredentialsSecretRef"
+    )
+
+    @field_validator("renew_before", "grace_period", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
 
 
 class TenantSpec(_Model):
@@ -67,6 +90,7 @@ class TenantSpec(_Model):
     validation: ValidationSpec = ValidationSpec()
     deletion_policy: DeletionPolicy = Field(default="Deactivate", alias="deletionPolicy")
     adopt_existing_row: bool = Field(default=False, alias="adoptExistingRow")
+    rotation: RotationSpec = RotationSpec()
 
 
 def parse_spec(spec: Any) -> tuple[TenantSpec | None, str]:

@@ -54,7 +54,9 @@ async def connect(
     cipher = TokenCipher(cfg.token_storage, keyring)
     db = await Database.connect(cfg.database_url, owner=cfg.database_owner, lazy=True)
     rows = RowSync(db, cipher, clock)
-    rows.health.on_recovery.append(lambda: log.info("woke %d tenants", registry.wake_all()))
+    rows.health.on_recovery.append(
+        lambda: log.info("PostgreSQL is back: woke %d tenants", registry.wake_db_waiters())
+    )
     try:
         await db.migrate()
     except (DatabaseUnavailable, DatabaseError) as exc:

@@ -140,7 +140,7 @@ class Operator(Service):
         super().__init__(log_path)
         self.kubeconfig = kubeconfig
         self.graph_api_url = graph_api_url
-        self.port = free_ports(1)[0]
+        self.port, self.metrics_port = free_ports(2)
         self.extra_args = extra_args or []
         self.extra_env = extra_env or {}
 
@@ -154,6 +154,8 @@ class Operator(Service):
             self.graph_api_url,
             "--liveness-port",
             str(self.port),
+            "--metrics-port",
+            str(self.metrics_port),
             "--log-format",
             "full",
             *self.extra_args,

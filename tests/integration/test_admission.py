@@ -410,9 +410,10 @@ def test_printer_columns_and_category(kubectl: Any, namespace: str) -> None:
     assert header.split()[-5:] == ["WABA", "PHONE-ID", "QUALITY", "VALIDATED", "SYNCED"]
     assert row.split()[-3:] == ["102290129340398", "106540352242922", "GREEN"]
 
+    # The category spans WhatsAppTenant and WhatsAppSignup: kubectl names the kind.
     by_category = kubectl("get", "whatsapp", "-n", ns).stdout.splitlines()
     assert by_category[0].split()[:2] == ["NAME", "TENANT"]
-    assert by_category[1].split()[0] == "cols"
+    assert by_category[1].split()[0] == "whatsapptenant.whatsapp.operator.dev/cols"
 
     kubectl("wait", "--for=condition=Ready", "--timeout=10s", "-n", ns, "wat/cols")
 

@@ -29,7 +29,7 @@ from whatsapp_operator.database import (
     DatabaseUnavailable,
 )
 from whatsapp_operator.legacy import AUDIT_HOOKS, CredentialRead, read_credentials
-from whatsapp_operator.migrations import OPERATOR_COLUMNS, SEED_TABLE
+from whatsapp_operator.migrations import MIGRATIONS, OPERATOR_COLUMNS, SEED_TABLE
 from whatsapp_testkit.postgres import APP_PASSWORD, Postgres
 
 pytestmark = pytest.mark.integration
@@ -37,6 +37,7 @@ pytestmark = pytest.mark.integration
 TOKEN = "EAAGm0PX4ZCpsBAKZB7ZCZBdbTESTtoken0123456789"
 OLD_KEY, NEW_KEY = b"\x01" * 32, b"\x02" * 32
 SEED_DDL = SEED_TABLE.replace("IF NOT EXISTS ", "")
+VERSIONS = [m.version for m in MIGRATIONS]  # 1, 2, 3 (the audit table), ...
 
 
 def desired(tenant_id: str = "t_a3eecb94bb822a92", **changes: Any) -> rows.DesiredRow:
@@ -79,7 +80,7 @@ async def db(db_dsn: str) -> AsyncIterator[Database]:
 async def test_migrations_create_the_seed_table_and_are_idempotent(db_dsn: str) -> None:
     db = await Database.connect(db_dsn)
     try:
-        assert await db.migrate() == [1, 2]
+        assert await db.migrate() == VERSIONS
         before = db.statement_count.copy()
         assert await db.migrate() == []
         assert db.writes == sum(before[k] for k in ("INSERT", "UPDATE", "DELETE"))
@@ -87,7 +88,7 @@ async def test_migrations_create_the_seed_table_and_are_idempotent(db_dsn: str) 
     finally:
         await db.close()
     versions = await sql(db_dsn, "SELECT version FROM whatsapp_operator_schema_version")
-    assert sorted(v for (v,) in versions) == [1, 2]
+    assert sorted(v for (v,) in versions) == VERSIONS
     columns = await sql(
         db_dsn,
         "SELECT column_name, data_type, character_maximum_length, is_nullable, column_default "
@@ -130,9 +131,9 @@ async def test_concurrent_migrations_apply_each_version_once(db_dsn: str) -> Non
     finally:
         for r in replicas:
             await r.close()
-    assert sorted(v for versions in applied for v in versions) == [1, 2]
+    assert sorted(v for versions in applied for v in versions) == VERSIONS
     count = await sql(db_dsn, "SELECT count(*) FROM whatsapp_operator_schema_version")
-    assert count == [(2,)]
+    assert count == [(len(VERSIONS),)]
 
 
 async def test_a_pre_existing_seed_table_and_its_rows_are_kept(db_dsn: str) -> None:
@@ -148,7 +149,7 @@ async def test_a_pre_existing_seed_table_and_its_rows_are_kept(db_dsn: str) -> N
         legacy = await read_credentials(db, "t_legacy", TokenCipher("plaintext"))
         assert legacy is not None
         assert legacy.access_token == TOKEN  # readable before the operator migrates
-        assert await db.migrate() == [1, 2]
+        assert await db.migrate() == VERSIONS
         stored = await db.fetch("t_legacy")
         assert stored is not None
         assert (stored.waba_id, stored.access_token, stored.is_active) == (

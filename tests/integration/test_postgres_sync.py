@@ -16,28 +16,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 from test_operator import apply_tenant, cond, events, get, wait_reason
 
 from conftest import APP_ID, ISSUED_TOKENS, Kubectl
 from whatsapp_testkit.world import SCOPES, World, dump, new_id, new_token, secret, tenant, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def sql(postgres: Any) -> Any:
-    """Run one query on a fresh connection (the server restarts in some tests)."""
-
-    def run(query: str, *args: Any) -> list[dict[str, Any]]:
-        with (
-            psycopg.connect(postgres.dsn, autocommit=True, row_factory=dict_row) as conn,
-            conn.cursor() as cur,
-        ):
-            cur.execute(query, args or None)
-            return list(cur.fetchall()) if cur.description else []
-
-    return run
 
 
 def row_of(sql: Any, tenant_id: str) -> dict[str, Any] | None:
@@ -400,39 +384,3 @@ def test_postgres_down_is_reported_and_recovered_within_10s(
     took = time.monotonic() - returned
     print(f"\n[figure] Synced again {took:.1f} s after PostgreSQL returned")
     assert took <= 10
-
-
-def test_bulk_sync_of_1000_tenants(
-    kubectl: Kubectl, namespace: str, operator: Any, sim: Any, sql: Any
-) -> None:
-    count = 1000
-    waba = new_id("2")
-    sim.add_waba(waba)
-    token = new_token()
-    ISSUED_TOKENS.append(token)
-    sim.add_token(token, app_id=APP_ID, scopes=SCOPES, targets={s: [waba] for s in SCOPES[1:]})
-    objects: list[dict[str, Any]] = [secret("bulk-token", {"accessToken": token})]
-    for i in range(count):
-        phone = new_id("3")
-        sim.add_phone(phone, waba_id=waba, display_phone_number=f"+1 555 {i:04d}")
-        objects.append(
-            tenant(f"b{i}", f"t_bulk{i}_{namespace}", World(waba, phone, token, ""), "bulk-token")
-        )
-    started = time.monotonic()
-    kubectl.apply(dump(*objects), namespace)
-    applied = time.monotonic() - started
-
-    def rows() -> bool:
-        n = sql(
-            "SELECT count(*) AS n FROM tenant_whatsapp_config WHERE tenant_id LIKE %s "
-            "AND configured",
-            f"t_bulk%_{namespace}",
-        )[0]["n"]
-        return n == count
-
-    wait_for(rows, 170, 0.5, f"{count} rows")
-    took = time.monotonic() - started
-    print(
-        f"\n[figure] {count} tenants applied in {applied:.1f} s; all rows synced "
-        f"{took:.1f} s after the apply started"
-    )

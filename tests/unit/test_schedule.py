@@ -11,7 +11,13 @@ import pytest
 
 from whatsapp_operator import conditions as c
 from whatsapp_operator.conditions import Reason
-from whatsapp_operator.schedule import JITTER, backoff, jitter_factor, next_check
+from whatsapp_operator.schedule import (
+    CREDENTIAL_BACKOFF,
+    JITTER,
+    backoff,
+    jitter_factor,
+    next_check,
+)
 
 FP = "sha256:0123456789abcdef"
 UID = "6f1c7a52-1111-4c4e-9d7e-000000000001"
@@ -73,10 +79,6 @@ def test_due_now(stored: dict[str, Any]) -> None:
     "stored",
     [
         pytest.param(status(), id="valid token, verified phone"),
-        pytest.param(
-            status(token_reason=Reason.TOKEN_EXPIRED, phone_reason=Reason.NOT_CHECKED),
-            id="expired token (phone not checked)",
-        ),
         pytest.param(status(token_reason=Reason.MISSING_SCOPES), id="missing scopes"),
         pytest.param(
             status(phone_reason=Reason.PHONE_NUMBER_NOT_IN_WABA), id="phone not in the WABA"
@@ -89,6 +91,39 @@ def test_due_after_the_jittered_interval(stored: dict[str, Any]) -> None:
     assert when == LAST + HOUR * jitter_factor(UID)
     assert LAST + HOUR * (1 - JITTER) <= when <= LAST + HOUR * (1 + JITTER)
     assert when > NOW
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        Reason.TOKEN_EXPIRED,
+        Reason.TOKEN_INVALIDATED,
+        Reason.APP_REMOVED,
+        Reason.PASSWORD_CHANGED,
+        Reason.ACCOUNT_CHECKPOINT,
+        Reason.TOKEN_UNREADABLE,
+        Reason.TOKEN_REJECTED,
+        Reason.PERMISSION_DENIED,
+    ],
+)
+def test_circuit_breaker_rejected_tokens_wait_the_long_backoff(reason: str) -> None:
+    when = due(status(token_reason=reason, phone_reason=Reason.NOT_CHECKED))
+    assert when == LAST + CREDENTIAL_BACKOFF * jitter_factor(UID)
+
+
+def test_circuit_breaker_opens_at_once_when_the_secret_changes() -> None:
+    stored = status(token_reason=Reason.TOKEN_INVALIDATED)
+    assert (
+        next_check(
+            stored,
+            fingerprint="sha256:other",
+            generation=3,
+            interval=HOUR,
+            uid=UID,
+            now=NOW,
+        )
+        == NOW
+    )
 
 
 def test_interval_scales_the_next_check() -> None:

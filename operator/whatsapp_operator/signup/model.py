@@ -1,0 +1,209 @@
+"""The WhatsAppSignup resource as typed Python, and the objects a signup creates. Pure.
+
+A signup names a Secret with the OAuth code (and maybe a PIN), the Meta app's credentials,
+and the tenant to create. It produces two objects in its own namespace: the token Secret
+`<tenant name>-meta-token` and the WhatsAppTenant, both annotated with the signup's name so
+that a retry of the same signup recognises them and nothing else is ever overwritten.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from whatsapp_operator.spec import API_VERSION, GROUP, KIND, DeletionPolicy
+from whatsapp_operator.tokens import fingerprint
+
+SIGNUP_PLURAL = "whatsappsignups"
+SIGNUP_KIND = "WhatsAppSignup"
+# On the token Secret (annotation and label) and on the tenant: the signup that made it.
+SIGNUP_ANNOTATION = f"{GROUP}/signup"
+# On the token Secret: which code its token came from (a fingerprint, never the code).
+CODE_FINGERPRINT_ANNOTATION = f"{GROUP}/code-fingerprint"
+TOKEN_KEY = "accessToken"
+TOKEN_SECRET_SUFFIX = "-meta-token"
+TENANT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+TENANT_ID_MAX = 50
+PIN_PATTERN = re.compile(r"^[0-9]{6}$")
+MAX_SECRET_VALUE = 4096
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+
+
+class CodeSecretRef(_Model):
+    name: str = Field(min_length=1)
+    code_key: str = Field(default="code", alias="codeKey")
+    pin_key: str = Field(default="pin", alias="pinKey")
+
+
+class AppCredentialsRef(_Model):
+    name: str = Field(min_length=1)
+    app_id_key: str = Field(default="appId", alias="appIdKey")
+    app_secret_key: str = Field(default="appSecret", alias="appSecretKey")
+
+
+class TenantTemplate(_Model):
+    tenant_id: str = Field(
+        alias="tenantId", min_length=1, max_length=TENANT_ID_MAX, pattern=TENANT_ID_PATTERN.pattern
+    )
+    name: str | None = Field(default=None, min_length=1)
+    sender_pool: str = Field(default="default", alias="senderPool")
+    deletion_policy: DeletionPolicy = Field(default="Deactivate", alias="deletionPolicy")
+
+
+class PhoneNumberSelector(_Model):
+    phone_number_id: str | None = Field(default=None, alias="phoneNumberId")
+    display_phone_number: str | None = Field(default=None, alias="displayPhoneNumber")
+
+
+class SignupSpec(_Model):
+    code_secret_ref: CodeSecretRef = Field(alias="codeSecretRef")
+    app_credentials_secret_ref: AppCredentialsRef = Field(alias="appCredentialsSecretRef")
+    tenant: TenantTemplate
+    phone_number_selector: PhoneNumberSelector | None = Field(
+        default=None, alias="phoneNumberSelector"
+    )
+    subscribe_app: bool = Field(default=True, alias="subscribeApp")
+    register_number: bool = Field(default=False, alias="register")
+
+    def tenant_name(self, signup_name: str) -> str:
+        return self.tenant.name or signup_name
+
+
+def parse_signup_spec(spec: Any) -> tuple[SignupSpec | None, str]:
+    """The typed spec, or None and a one-line explanation of what is wrong."""
+    try:
+        return SignupSpec.model_validate(dict(spec or {})), ""
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        return None, f"spec is invalid: {problems}"
+
+
+def token_secret_name(tenant_name: str) -> str:
+    return tenant_name + TOKEN_SECRET_SUFFIX
+
+
+def code_fingerprint(code: str) -> str:
+    return fingerprint(code)
+
+
+def valid_tenant_id(value: str) -> bool:
+    return len(value.encode()) <= TENANT_ID_MAX and TENANT_ID_PATTERN.match(value) is not None
+
+
+@dataclass(frozen=True)
+class SecretValue:
+    """One value read from a Secret, or why there is none (`missing`: the Secret itself)."""
+
+    value: str | None = field(repr=False)
+    message: str = ""
+    missing: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.value is not None
+
+
+def secret_value(data: Mapping[str, str] | None, secret: str, key: str) -> SecretValue:
+    """A text value from a Secret's data map (base64 values), stripped; never echoed."""
+    if data is None:
+        return SecretValue(None, f"Secret {secret!r} not found", missing=True)
+    if key not in data:
+        present = ", ".join(sorted(data)) or "none"
+        return SecretValue(None, f"Secret {secret!r} has no key {key!r} (keys present: {present})")
+    where = f"Secret {secret!r} key {key!r}"
+    try:
+        raw = base64.b64decode(data[key] or "", validate=True)
+        text = raw.decode("utf-8").strip()
+    except (binascii.Error, ValueError):
+        return SecretValue(None, f"{where} is not valid base64-encoded text")
+    if not text:
+        return SecretValue(None, f"{where} is empty")
+    if len(raw) > MAX_SECRET_VALUE or any(ch.isspace() or not ch.isprintable() for ch in text):
+        return SecretValue(None, f"{where} is not a single printable value")
+    return SecretValue(text)
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def token_secret_body(name: str, signup: str, token: str, code_fp: str) -> dict[str, Any]:
+    """The Secret holding the token a signup obtained (key accessToken)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": name,
+            "labels": {
+                SIGNUP_ANNOTATION: signup,
+                "app.kubernetes.io/managed-by": "whatsapp-operator",
+            },
+            "annotations": {SIGNUP_ANNOTATION: signup, CODE_FINGERPRINT_ANNOTATION: code_fp},
+        },
+        "data": {TOKEN_KEY: _b64(token)},
+    }
+
+
+def tenant_spec(
+    spec: SignupSpec, waba_id: str, phone_number_id: str, secret: str
+) -> dict[str, Any]:
+    return {
+        "tenantId": spec.tenant.tenant_id,
+        "wabaId": waba_id,
+        "phoneNumberId": phone_number_id,
+        "tokenSecretRef": {"name": secret, "key": TOKEN_KEY},
+        "senderPool": spec.tenant.sender_pool,
+        "deletionPolicy": spec.tenant.deletion_policy,
+    }
+
+
+def tenant_body(
+    name: str, signup: str, spec: SignupSpec, waba_id: str, phone_number_id: str
+) -> dict[str, Any]:
+    """The WhatsAppTenant a finished signup creates."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name, "annotations": {SIGNUP_ANNOTATION: signup}},
+        "spec": tenant_spec(spec, waba_id, phone_number_id, token_secret_name(name)),
+    }
+
+
+def signup_body(
+    name: str,
+    *,
+    code_secret: str,
+    app_credentials_secret: str,
+    tenant_id: str,
+    tenant_name: str,
+) -> dict[str, Any]:
+    """A WhatsAppSignup as the OAuth callback endpoint creates it."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": SIGNUP_KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "codeSecretRef": {"name": code_secret},
+            "appCredentialsSecretRef": {"name": app_credentials_secret},
+            "tenant": {"tenantId": tenant_id, "name": tenant_name},
+        },
+    }
+
+
+def dns_name(tenant_id: str, max_base: int = 40) -> str:
+    """A DNS-label-safe name for a tenant id, unique per id (a short digest is appended)."""
+    base = re.sub(r"[^a-z0-9-]+", "-", tenant_id.lower()).strip("-")[:max_base].strip("-")
+    digest = fingerprint(tenant_id).removeprefix("sha256:")[:8]
+    return f"{base}-{digest}" if base else f"tenant-{digest}"
