@@ -21,13 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import math
-import re
 import time
-import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from typing import Any
@@ -39,6 +36,25 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from . import migrations, rows
 from .crypto import TokenCipher
+from .dberrors import (
+    DatabaseConfigError,
+    DatabaseError,
+    DatabaseUnavailable,
+    conn_broken,
+    is_config_error,
+    one_line,
+    redact_dsn,
+    secrets_of,
+)
+
+__all__ = [
+    "Database",
+    "DatabaseConfigError",
+    "DatabaseError",
+    "DatabaseUnavailable",
+    "conn_broken",
+    "redact_dsn",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,63 +82,6 @@ PROBE_GAP = 0.5  # seconds between connection probes while the server is unreach
 Run = Callable[[str, Any], Awaitable[list[dict[str, Any]]]]
 
 
-class DatabaseError(Exception):
-    """PostgreSQL refused an operation. The message is one line, free of secrets."""
-
-    def __init__(self, message: str, sqlstate: str | None = None) -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
-
-
-class DatabaseUnavailable(DatabaseError):
-    """The server cannot be reached (or no connection came free in time): retry later."""
-
-
-class DatabaseConfigError(DatabaseError):
-    """The database URL or credentials are wrong: retrying will not help."""
-
-
-def redact_dsn(dsn: str) -> str:
-    """`postgresql://user@host:port/dbname` (no password, no options), for messages."""
-    try:
-        info = conninfo_to_dict(dsn)
-    except psycopg.Error:
-        return "<unparsable database URL>"
-    user = f"{info['user']}@" if info.get("user") else ""
-    host = str(info.get("host") or info.get("hostaddr") or "localhost")
-    host = f"[{host}]" if ":" in host and "," not in host else host
-    port = f":{info['port']}" if info.get("port") else ""
-    return f"postgresql://{user}{host}{port}/{info.get('dbname') or ''}"
-
-
-def _secrets_of(dsn: str) -> list[str]:
-    found = [str(conninfo_to_dict(dsn).get("password") or "")]
-    with contextlib.suppress(ValueError):
-        found.append(urllib.parse.unquote(urllib.parse.urlsplit(dsn).password or ""))
-    found += re.findall(r"password\s*=\s*'?([^\s']+)", dsn)
-    return [s for s in found if s]
-
-
-def _one_line(err: BaseException, secrets: Iterable[str | None]) -> str:
-    """The error's primary message on one line, with every secret masked."""
-    text = ""
-    if isinstance(err, psycopg.Error) and err.diag.message_primary:
-        text = err.diag.message_primary
-    text = " ".join((text or str(err) or type(err).__name__).split())
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "***")
-    return text[:400]
-
-
-_CONFIG_STATES = {"28P01", "28000", "3D000", "42501"}
-_CONFIG_WORDS = ("password", "does not exist", "pg_hba.conf", "invalid integer value")
-
-
-def _is_config_error(err: psycopg.Error, text: str) -> bool:
-    return err.sqlstate in _CONFIG_STATES or any(w in text for w in _CONFIG_WORDS)
-
-
 class Database:
     """A pool of connections to one database, for one owner (`managed_by`) of rows."""
 
@@ -143,13 +102,13 @@ class Database:
             # libpq quotes pieces of the string, which may hold the password: mask them all
             pieces: list[str] = [p for t in dsn.split() for p in (t, t.partition("=")[2])]
             pieces.sort(key=len, reverse=True)
-            reason = _one_line(err, pieces)
+            reason = one_line(err, pieces)
             raise DatabaseConfigError(
                 f"invalid database URL ({reason}); expected "
                 "postgresql://user:password@host:port/dbname or key=value pairs"
             ) from None
         self._dsn = dsn
-        self._secrets = _secrets_of(dsn)
+        self._secrets = secrets_of(dsn)
         self.target = redact_dsn(dsn)
         self.owner = owner
         self.min_size, self.max_size = min_size, max_size
@@ -231,8 +190,8 @@ class Database:
                 f"cannot connect to {self.target}: no answer within {self.connect_timeout:g}s"
             ) from None
         except psycopg.Error as err:
-            text = _one_line(err, self._secrets)
-            kind = DatabaseConfigError if _is_config_error(err, text) else DatabaseUnavailable
+            text = one_line(err, self._secrets)
+            kind = DatabaseConfigError if is_config_error(err, text) else DatabaseUnavailable
             raise kind(f"cannot connect to {self.target}: {text}", err.sqlstate) from None
         await conn.close()
 
@@ -314,13 +273,13 @@ class Database:
             except PoolTimeout:
                 raise DatabaseUnavailable(await self._after_pool_timeout(pool)) from None
             except psycopg.OperationalError as err:
-                message = f"{self.target}: {_one_line(err, masked)}"
+                message = f"{self.target}: {one_line(err, masked)}"
                 if conn_broken(err):
                     self._down, self._last_probe = message, time.monotonic()
                 raise DatabaseUnavailable(message, err.sqlstate) from None
             except psycopg.Error as err:
                 raise DatabaseError(
-                    f"{self.target}: {_one_line(err, masked)}", err.sqlstate
+                    f"{self.target}: {one_line(err, masked)}", err.sqlstate
                 ) from None
 
     async def _run(
@@ -509,11 +468,6 @@ class Database:
             (tenant_id,),
         )
         return found[0] if found else None
-
-
-def conn_broken(err: psycopg.Error) -> bool:
-    """Whether an OperationalError means the connection (not just the statement) failed."""
-    return err.sqlstate is None or err.sqlstate.startswith(("08", "57P"))
 
 
 def _written(row: rows.DesiredRow, access_token: str) -> dict[str, Any]:
