@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from whatsapp_graph.fingerprint import fingerprint as fingerprint  # re-exported
 
 from .conditions import Reason
 
 MAX_TOKEN_BYTES = 4096  # Meta's tokens are a few hundred bytes; anything far larger is a mistake
-
-
-def fingerprint(token: str) -> str:
-    """A short, non-reversible name for a token: 'sha256:' and 16 hex digits of its digest."""
-    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

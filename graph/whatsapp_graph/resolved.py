@@ -1,0 +1,256 @@
+"""The resolved config: what the operator publishes to a sender pool and its workers load.
+
+One versioned contract shared by both sides. The operator turns its Ready, active tenants
+into `TenantConfig`s and `build_shards` packs them into Secret-sized JSON documents; the
+workers parse the mounted files back with `parse_document`. Tokens are `SecretStr` so that
+repr, str, logs and `model_dump_json` never show them: only `dump_document`, which writes a
+Secret's payload, reveals them.
+
+A tenant's shard is a stable hash of its id modulo a power-of-two shard count, so adding or
+changing one tenant rewrites one shard only, and doubling the count moves each tenant either
+nowhere or to `index + old_count`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from .fingerprint import fingerprint
+
+SCHEMA_VERSION: Literal[1] = 1
+DEFAULT_MAX_BYTES = 512 * 1024  # a Secret holds at most 1 MiB; stay well under it
+MAX_SHARDS = 1024
+
+ThroughputLevel = Literal["STANDARD", "HIGH", "SHARED"]
+# shared/meta-cloud-api.md "Limits": 80 msg/s by default, 1,000 after Meta's upgrade, 20 for
+# numbers shared with the WhatsApp Business app. Meta itself reports only STANDARD | HIGH.
+MESSAGES_PER_SECOND: dict[str, int] = {"STANDARD": 80, "HIGH": 1000, "SHARED": 20}
+
+_TENANT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_META_ID = r"^[0-9]{1,40}$"
+_POOL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class ShardSizeError(ValueError):
+    """The tenants cannot be packed into documents under the size limit."""
+
+
+def content_hash(data: bytes) -> str:
+    """The hash of a shard document's bytes, as put on its Secret and reported by workers."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def shard_index(tenant_id: str, shards: int) -> int:
+    """The shard that holds `tenant_id` when the pool has `shards` shards."""
+    digest = hashlib.sha256(tenant_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shards
+
+
+def shard_key(index: int, shards: int) -> str:
+    """The file name of a shard inside the mounted directory (its key in the Secret)."""
+    return f"shard-{index}-of-{shards}.json"
+
+
+def parse_shard_key(key: str) -> tuple[int, int] | None:
+    """(index, shards) from a file name made by `shard_key`, or None for any other name."""
+    if not (key.startswith("shard-") and key.endswith(".json")):
+        return None
+    index, sep, shards = key[len("shard-") : -len(".json")].partition("-of-")
+    if not (sep and index.isdigit() and shards.isdigit()):
+        return None
+    i, n = int(index), int(shards)
+    return (i, n) if 0 <= i < n and key == shard_key(i, n) else None
+
+
+class TenantConfig(BaseModel):
+    """What a worker needs to send for one tenant."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    tenant_id: str = Field(min_length=1, max_length=50, pattern=_TENANT_ID)
+    waba_id: str = Field(pattern=_META_ID)
+    phone_number_id: str = Field(pattern=_META_ID)
+    graph_api_version: str = Field(pattern=r"^v[0-9]{1,3}\.[0-9]{1,3}$")
+    throughput_level: ThroughputLevel = "STANDARD"
+    suspended: bool = False  # the operator leaves suspended tenants out; workers refuse them
+    token: SecretStr = Field(min_length=1)
+    token_fingerprint: str = Field(pattern=r"^sha256:[0-9a-f]{16}$")
+
+    @model_validator(mode="after")
+    def _fingerprint_matches(self) -> TenantConfig:
+        # Catches a token swapped or mangled in transit without ever showing it.
+        if fingerprint(self.token.get_secret_value()) != self.token_fingerprint:
+            raise ValueError("token_fingerprint does not match the token")
+        return self
+
+    @property
+    def messages_per_second(self) -> int:
+        return MESSAGES_PER_SECOND[self.throughput_level]
+
+
+def tenant_config(*, token: str, **settings: Any) -> TenantConfig:
+    """A TenantConfig with its token fingerprint computed."""
+    return TenantConfig(token=SecretStr(token), token_fingerprint=fingerprint(token), **settings)
+
+
+class ShardDocument(BaseModel):
+    """One shard of a pool: the JSON payload of one Secret key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    schema_version: Literal[1]  # required: a document of an unknown version is rejected
+    pool: str = Field(min_length=1, max_length=63, pattern=_POOL)
+    shard: int = Field(ge=0)
+    shards: int = Field(ge=1, le=MAX_SHARDS)
+    tenants: tuple[TenantConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ShardDocument:
+        if self.shard >= self.shards:
+            raise ValueError(f"shard {self.shard} is out of range for {self.shards} shards")
+        ids = [t.tenant_id for t in self.tenants]
+        if ids != sorted(set(ids)):
+            raise ValueError("tenants must be sorted by tenant_id and unique")
+        misplaced = [i for i in ids if shard_index(i, self.shards) != self.shard]
+        if misplaced:
+            raise ValueError(f"tenants placed in the wrong shard: {', '.join(misplaced[:5])}")
+        return self
+
+    @property
+    def key(self) -> str:
+        return shard_key(self.shard, self.shards)
+
+
+def _entry(tenant: TenantConfig) -> dict[str, Any]:
+    entry = tenant.model_dump(mode="python")
+    entry["token"] = tenant.token.get_secret_value()  # the one place a token is revealed
+    return entry
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def dump_document(document: ShardDocument) -> bytes:
+    """The document's bytes, tokens included: deterministic (sorted keys, compact JSON)."""
+    body = document.model_dump(mode="python", exclude={"tenants"})
+    body["tenants"] = [_entry(t) for t in document.tenants]
+    return _json(body)
+
+
+def parse_document(data: bytes) -> ShardDocument:
+    """A shard document from its bytes; raises pydantic.ValidationError when it is not one."""
+    return ShardDocument.model_validate_json(data)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A shard ready to be written: the Secret's name, its key, the bytes and their hash."""
+
+    pool: str
+    index: int
+    count: int
+    name: str  # the Secret's name, a DNS subdomain
+    key: str  # the Secret's data key, the file name in the mount
+    data: bytes
+    content_hash: str
+    tenant_ids: tuple[str, ...]
+
+    def __repr__(self) -> str:  # the bytes hold tokens
+        return f"Shard(name={self.name!r}, tenants={len(self.tenant_ids)}, bytes={len(self.data)})"
+
+
+def shard_name(pool: str, index: int, shards: int) -> str:
+    return f"whatsapp-pool-{pool}-{index}-of-{shards}"
+
+
+def shard_count(total_bytes: int, *, max_bytes: int, min_shards: int = 1) -> int:
+    """Shards for `total_bytes` of entries, each about half full at most: a power of two."""
+    needed = max(1, min_shards, math.ceil(total_bytes / (max_bytes // 2)))
+    return 1 << (needed - 1).bit_length()
+
+
+def build_shards(
+    pool: str,
+    tenants: Iterable[TenantConfig],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    min_shards: int = 1,
+) -> list[Shard]:
+    """The pool's shards, every one present (an empty shard still gets its document).
+
+    `min_shards` lets the caller keep its current count, so that a shrinking pool does not
+    reshuffle every tenant. If a shard overflows `max_bytes` (an unlucky hash spread) the
+    count doubles; ShardSizeError when even MAX_SHARDS cannot hold the tenants.
+    """
+    ordered = sorted(tenants, key=lambda t: t.tenant_id)
+    _check_unique(ordered)
+    total = sum(len(_json(_entry(t))) + 1 for t in ordered)
+    count = shard_count(total, max_bytes=max_bytes, min_shards=min_shards)
+    while count <= MAX_SHARDS:
+        shards = _pack(pool, ordered, count)
+        largest = max(shards, key=lambda s: len(s.data))
+        if len(largest.data) <= max_bytes:
+            return shards
+        count *= 2
+    raise ShardSizeError(
+        f"pool {pool!r}: {len(ordered)} tenants ({total} bytes) do not fit in {MAX_SHARDS} "
+        f"shards of at most {max_bytes} bytes"
+    )
+
+
+def _check_unique(tenants: list[TenantConfig]) -> None:
+    for field in ("tenant_id", "phone_number_id"):
+        seen: set[str] = set()
+        for tenant in tenants:
+            value = getattr(tenant, field)
+            if value in seen:
+                raise ValueError(f"two tenants share {field} {value!r}")
+            seen.add(value)
+
+
+def _pack(pool: str, ordered: list[TenantConfig], count: int) -> list[Shard]:
+    buckets: list[list[TenantConfig]] = [[] for _ in range(count)]
+    for tenant in ordered:
+        buckets[shard_index(tenant.tenant_id, count)].append(tenant)
+    shards = []
+    for index, bucket in enumerate(buckets):
+        document = ShardDocument(
+            schema_version=SCHEMA_VERSION,
+            pool=pool,
+            shard=index,
+            shards=count,
+            tenants=tuple(bucket),
+        )
+        data = dump_document(document)
+        shards.append(
+            Shard(
+                pool=pool,
+                index=index,
+                count=count,
+                name=shard_name(pool, index, count),
+                key=document.key,
+                data=data,
+                content_hash=content_hash(data),
+                tenant_ids=tuple(t.tenant_id for t in bucket),
+            )
+        )
+    return shards
+
+
+def combine_hashes(hashes: Iterable[tuple[str, str]]) -> str:
+    """One hash for a set of (key, content hash) pairs, in any order."""
+    lines = "".join(f"{key}={value}\n" for key, value in sorted(hashes))
+    return content_hash(lines.encode())
+
+
+def pool_hash(shards: Iterable[Shard]) -> str:
+    """One hash for the whole pool; a worker computes the same from the files it loaded."""
+    return combine_hashes((s.key, s.content_hash) for s in shards)
