@@ -154,6 +154,7 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
 
 # --- the project's own servers: Graph API simulator and operator --------------------------
 
+WORKERS_NAMESPACE = "whatsapp-workers"  # where the resolved config of the pools is published
 ISSUED_TOKENS: list[str] = []  # every token a test handed out; the leak scan looks for them
 APP_ID = "424242424242"
 APP_SECRET = "sim-app-secret-for-tests"
@@ -224,6 +225,8 @@ def operator(
             "2s",
             "--rotation-interval",
             "2s",
+            "--workers-namespace",
+            WORKERS_NAMESPACE,
             "--signup-callback-host",
             "127.0.0.1",
             "--signup-callback-port",
@@ -239,6 +242,7 @@ def operator(
         },
     )
     op.signup_port = signup_port  # type: ignore[attr-defined]
+    Kubectl(cluster)("create", "namespace", WORKERS_NAMESPACE, check=False)
     op.start()
     yield op
     op.stop()

@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--liveness-port", type=int, help="0 disables the liveness endpoint")
     p.add_argument("--metrics-port", type=int, help="Prometheus /metrics port; 0 disables")
     p.add_argument(
+        "--workers-namespace",
+        help="publish each sender pool's resolved config "
+        "as Secrets in this namespace (unset: not published)",
+    )
+    p.add_argument(
         "--database-url",
         help="PostgreSQL DSN for tenant_whatsapp_config "
         "(unset: no database sync); prefer the env var, it keeps the password "

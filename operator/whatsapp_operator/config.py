@@ -31,6 +31,9 @@ class OperatorConfig(BaseSettings):
     liveness_host: str = "0.0.0.0"  # noqa: S104 - probes come from the kubelet
     liveness_port: int = Field(default=8080, ge=0, le=65535)
     metrics_port: int = Field(default=9090, ge=0, le=65535)
+    workers_namespace: str | None = Field(
+        default=None, description="where the resolved-config Secrets of the pools go; unset: off"
+    )
     peering: str | None = None  # None: standalone (one replica)
     priority: int = 0
     database_url: str | None = Field(

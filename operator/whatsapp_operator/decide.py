@@ -109,6 +109,7 @@ class Inputs:
     token_storage: str = "encrypted"
     rotation: RotationInputs | None = None
     api_version: Condition | None = None
+    published: Mapping[str, str] | None = None  # where the resolved config carries it
 
 
 @dataclass(frozen=True)
@@ -262,6 +263,8 @@ def decide(inputs: Inputs) -> Decision:
     database = _database_status(inputs)
     if database:
         status["database"] = database
+    if inputs.published:
+        status["published"] = dict(inputs.published)
     rotation = inputs.rotation
     if rotation is not None:
         renewal = rotation.renewal()

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from .decide import Event
 from .kube import Kube
 from .lifecycle import refresh_requested
 from .ownership import Claim
+from .publish import Publisher
 from .reconcile import Runtime, TenantLoop, claim_of, revalidation_requested
 from .refresh import Refresher
 from .registry import Registry
@@ -95,6 +97,12 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         memo.runtime.audit = AuditLog(memo.runtime.rows.db)
     metrics.serve(cfg.metrics_port, cfg.liveness_host)
     memo.background = storage.start_background(cfg, memo.runtime)
+    if cfg.workers_namespace:
+        memo.runtime.publisher = Publisher(
+            memo.kube, cfg.workers_namespace, on_published=registry.wake_tenants
+        )
+        await memo.runtime.publisher.load()
+        memo.background.append(asyncio.create_task(publishing(memo.runtime), name="publisher"))
     log.info(
         "whatsapp-operator started: Graph API %s %s, budget %.1f req/s (burst %d)",
         cfg.graph_api_url,
@@ -102,6 +110,19 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         cfg.graph_rate,
         cfg.graph_burst,
     )
+
+
+async def publishing(rt: Runtime) -> None:
+    """The publisher's loop, plus dropping tenants that vanished while we were away."""
+    assert rt.publisher is not None
+    publisher = rt.publisher
+
+    async def collect() -> None:
+        while True:
+            await asyncio.sleep(30)
+            publisher.drop_unknown(rt.registry.keys_by_tenant_id)
+
+    await asyncio.gather(publisher.run(), collect())
 
 
 @kopf.on.login()
@@ -174,6 +195,13 @@ async def tenant_loop(
 @kopf.on.delete(*TENANTS)
 async def tenant_deleted(spec: kopf.Spec, meta: kopf.Meta, memo: Any, **_: Any) -> None:
     """Apply spec.deletionPolicy to the tenant's row before the finalizer goes."""
+    publisher = memo.runtime.publisher
+    tenant_id = str(spec.get("tenantId", ""))
+    if publisher is not None and memo.runtime.registry.keys_by_tenant_id.get(tenant_id) == (
+        meta.get("namespace"), meta.get("name"),
+    ):  # fmt: skip
+        publisher.forget(tenant_id)  # the workers stop sending for it at once
+        del memo.runtime.registry.keys_by_tenant_id[tenant_id]
     await storage.release(memo.runtime, spec, meta)
     metrics.forget(str(meta.get("namespace")), str(meta.get("name")))
 

@@ -66,6 +66,8 @@ class SecretSnapshot:
     data: dict[str, str] = field(repr=False)
     resource_version: str
     annotations: dict[str, str]
+    name: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 class Kube:
@@ -119,6 +121,23 @@ class Kube:
             str(meta.resource_version or ""),
             dict(meta.annotations or {}),
         )
+
+    async def list_secrets(self, namespace: str, label: str) -> list[SecretSnapshot]:
+        """The Secrets of a namespace that carry `label` (any value)."""
+        listing = await self._call(
+            f"listing Secrets in {namespace}",
+            self._core.list_namespaced_secret(namespace, label_selector=label),
+        )
+        return [
+            SecretSnapshot(
+                dict(item.data or {}),
+                str(item.metadata.resource_version or ""),
+                dict(item.metadata.annotations or {}),
+                str(item.metadata.name),
+                dict(item.metadata.labels or {}),
+            )
+            for item in listing.items
+        ]
 
     async def patch_secret(
         self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None

@@ -28,6 +28,7 @@ from .lifecycle import api_version_condition, rotate
 from .logs import REDACTOR
 from .ownership import Claim, find_conflict
 from .patches import merge_patch
+from .publish import Publisher, resolved_config
 from .refresh import Refresher
 from .registry import Registry, TenantKey
 from .rotation import next_rotation_moment
@@ -35,7 +36,7 @@ from .rows import desired_row
 from .schedule import backoff, next_check
 from .spec import REFRESH_ANNOTATION, REVALIDATE_ANNOTATION, TenantSpec, parse_spec
 from .sync import RowSync
-from .tokens import SecretOutcome, resolve_token
+from .tokens import ResolvedToken, SecretOutcome, resolve_token
 from .validation import Validator
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ class Runtime:
     refresher: Refresher | None = None
     default_version: str = DEFAULT_VERSION
     audit: AuditLog | None = None  # with PostgreSQL: the append-only audit trail
+    publisher: Publisher | None = None  # with --workers-namespace: resolved config per pool
+
     actor: str = "whatsapp-operator"
 
     @property
@@ -155,6 +158,12 @@ async def reconcile_once(
         token_storage=rt.token_storage, rotation=rotation, api_version=version,
     )  # fmt: skip
     decision = decide(inputs)
+    if rt.publisher is not None and conflict is None:
+        rt.registry.keys_by_tenant_id[spec.tenant_id] = (namespace, name)
+        throughput = str((decision.status.get("phone") or {}).get("throughputLevel") or "")
+        published = _publish(rt, spec, token, decision.ready, throughput)
+        inputs = dataclasses.replace(inputs, published=published)
+        decision = decide(inputs)
     if rt.rows is not None:
         sync = await _sync_row(rt, body, spec, inputs, decision)
         decision = decide(dataclasses.replace(inputs, sync=sync))
@@ -184,6 +193,23 @@ async def reconcile_once(
         if moment is not None:  # always in the future: no loop
             wait = min(wait, max(1.0, (moment - later).total_seconds()))
     return Outcome(decision, min(IDLE_RECHECK, wait))
+
+
+def _publish(
+    rt: Runtime, spec: TenantSpec, token: ResolvedToken | None, ready: bool, throughput: str
+) -> dict[str, str] | None:
+    """Hand the tenant's resolved config to the publisher: only a tenant whose token and
+    number check out, active and not suspended (the kill switch) is published. Readiness
+    here leaves PostgreSQL out: an unreachable database must not stop the sending."""
+    assert rt.publisher is not None
+    config = None
+    if ready and token is not None and spec.active and not spec.suspend:
+        config = resolved_config(spec, token, rt.default_version, throughput)
+    rt.publisher.update(spec.tenant_id, spec.sender_pool, config)
+    where = rt.publisher.location(spec.tenant_id) if config is not None else None
+    if where is None:
+        return None
+    return {"pool": where.pool, "secret": where.secret, "contentHash": where.content_hash}
 
 
 async def _sync_row(

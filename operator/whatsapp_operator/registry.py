@@ -20,6 +20,8 @@ class Registry:
     claims: dict[TenantKey, tuple[str, str]] = field(default_factory=dict)
     # tenant id -> the tenant whose row is in PostgreSQL (for the drift check)
     owners: dict[str, TenantKey] = field(default_factory=dict)
+    # tenant id -> the tenant object claiming it (any tenant that reconciled)
+    keys_by_tenant_id: dict[str, TenantKey] = field(default_factory=dict)
     # tenants whose last sync found PostgreSQL down: woken together when it is back
     db_waiters: set[TenantKey] = field(default_factory=set)
 
@@ -44,6 +46,9 @@ class Registry:
         for event in self.wakers.values():
             event.set()
         return len(self.wakers)
+
+    def wake_tenants(self, tenant_ids: set[str]) -> int:
+        return sum(self.wake(k) for t in tenant_ids if (k := self.keys_by_tenant_id.get(t)))
 
     def wake_db_waiters(self) -> int:
         waiting, self.db_waiters = self.db_waiters, set()

@@ -21,6 +21,7 @@ from whatsapp_testkit.services import GraphSimulator, Operator
 ROOT = controlplane.REPO_ROOT
 RUN = ROOT / ".run" / "demo"
 NAMESPACE = "whatsapp-demo"
+WORKERS = "whatsapp-workers"
 
 
 def say(text: str) -> None:
@@ -110,6 +111,7 @@ def up() -> int:
         "crd/whatsapptenants.whatsapp.operator.dev",
     )
     kubectl(kubeconfig, "create", "namespace", NAMESPACE)
+    kubectl(kubeconfig, "create", "namespace", WORKERS)
     print(
         kubectl(kubeconfig, "apply", "-n", NAMESPACE, "-f", str(ROOT / "examples" / "tenant.yaml"))
     )
@@ -119,7 +121,7 @@ def up() -> int:
         RUN / "operator.log",
         kubeconfig=kubeconfig,
         graph_api_url=sim.url,
-        extra_args=["--encryption-keys-dir", str(keys)],
+        extra_args=["--encryption-keys-dir", str(keys), "--workers-namespace", WORKERS],
         extra_env={"WHATSAPP_OPERATOR_DATABASE_URL": dsn},
     )
     op.start()
@@ -147,6 +149,10 @@ def up() -> int:
 
     say("the tenant's row in tenant_whatsapp_config (access_token as stored: ciphertext)")
     show_row(dsn, "t_a3eecb94bb822a92")
+
+    say(f"the resolved config published for the workers (namespace {WORKERS})")
+    time.sleep(1)
+    print(kubectl(kubeconfig, "get", "secrets", "-n", WORKERS, "-L", "whatsapp.operator.dev/pool"))
 
     say("the seed's credentials lookup, for legacy services (whatsapp-credentials)")
     print(

@@ -1,0 +1,198 @@
+"""Publishing the resolved config of each sender pool as Secrets for the workers.
+
+Tenant loops report what they want published (`update`); one background task turns each
+changed pool into shards (whatsapp_graph.resolved) and writes only the shard Secrets whose
+content hash changed. At start the publisher first reads back what is already published, so
+a restarted operator neither rewrites unchanged shards nor drops a tenant before that
+tenant's loop has reported again; tenants that no longer exist are dropped only after a
+start-up grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from pydantic import SecretStr, ValidationError
+
+from whatsapp_graph.resolved import (
+    Shard,
+    TenantConfig,
+    build_shards,
+    parse_document,
+)
+
+from .kube import Kube, KubeError
+from .spec import GROUP, TenantSpec
+from .tokens import ResolvedToken
+
+log = logging.getLogger(__name__)
+POOL_LABEL = f"{GROUP}/pool"
+HASH_ANNOTATION = f"{GROUP}/content-hash"
+DEBOUNCE = 0.2  # seconds: a burst of tenant changes becomes one write per shard
+
+
+def resolved_config(
+    spec: TenantSpec, token: ResolvedToken, default_version: str, throughput: str
+) -> TenantConfig:
+    """The contract's view of a tenant (the token travels inside a SecretStr)."""
+    return TenantConfig(
+        tenant_id=spec.tenant_id,
+        waba_id=spec.waba_id,
+        phone_number_id=spec.phone_number_id,
+        graph_api_version=spec.graph_api_version or default_version,
+        throughput_level="HIGH" if throughput == "HIGH" else "STANDARD",
+        suspended=False,
+        token=SecretStr(token.value),
+        token_fingerprint=token.fingerprint,
+    )
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a tenant is published: the shard Secret and its content hash."""
+
+    pool: str
+    secret: str
+    content_hash: str
+
+
+class Publisher:
+    def __init__(
+        self, kube: Kube, namespace: str, *, on_published: Callable[[set[str]], object],
+        clock: Callable[[], float] = time.monotonic, startup_grace: float = 60.0,
+    ) -> None:  # fmt: skip
+        self.kube = kube
+        self.namespace = namespace
+        self.on_published = on_published  # tenant ids whose location changed
+        self.entries: dict[str, dict[str, TenantConfig]] = {}
+        self.pool_of: dict[str, str] = {}
+        self.reported: set[str] = set()  # tenant ids whose loop reported since the start
+        self.published: dict[str, str] = {}  # secret name -> content hash
+        self.counts: dict[str, int] = {}  # pool -> shard count in use
+        self.locations: dict[str, Location] = {}
+        self._dirty: set[str] = set()
+        self._event = asyncio.Event()
+        self._clock = clock
+        self._started = clock()
+        self._grace = startup_grace
+        self.writes = 0
+
+    async def load(self) -> None:
+        """Adopt what is already published (after a restart)."""
+        for secret in await self.kube.list_secrets(self.namespace, POOL_LABEL):
+            pool = secret.labels.get(POOL_LABEL, "")
+            self.published[secret.name] = secret.annotations.get(HASH_ANNOTATION, "")
+            for raw in secret.data.values():
+                try:
+                    document = parse_document(base64.b64decode(raw))
+                except (ValueError, ValidationError):
+                    log.warning("published Secret %s holds an unreadable shard", secret.name)
+                    continue
+                self.counts[pool] = max(self.counts.get(pool, 1), document.shards)
+                where = Location(pool, secret.name, self.published[secret.name])
+                for tenant in document.tenants:
+                    self.entries.setdefault(pool, {})[tenant.tenant_id] = tenant
+                    self.pool_of[tenant.tenant_id] = pool
+                    self.locations[tenant.tenant_id] = where
+        log.info("resolved config: adopted %d published Secrets", len(self.published))
+
+    def update(self, tenant_id: str, pool: str, config: TenantConfig | None) -> None:
+        """What this tenant's loop wants published now (None: nothing)."""
+        self.reported.add(tenant_id)
+        old_pool = self.pool_of.get(tenant_id)
+        if old_pool is not None and (old_pool != pool or config is None):
+            if self.entries.get(old_pool, {}).pop(tenant_id, None) is not None:
+                self._mark(old_pool)
+            del self.pool_of[tenant_id]
+        if config is not None and self.entries.get(pool, {}).get(tenant_id) != config:
+            self.entries.setdefault(pool, {})[tenant_id] = config
+            self.pool_of[tenant_id] = pool
+            self._mark(pool)
+
+    def forget(self, tenant_id: str) -> None:
+        pool = self.pool_of.pop(tenant_id, None)
+        self.reported.discard(tenant_id)
+        self.locations.pop(tenant_id, None)
+        if pool is not None and self.entries.get(pool, {}).pop(tenant_id, None) is not None:
+            self._mark(pool)
+
+    def drop_unknown(self, known: Iterable[str]) -> None:
+        """After the start-up grace: tenants adopted from Secrets that no loop reported."""
+        if self._clock() - self._started < self._grace:
+            return
+        keep = set(known) | self.reported
+        for tenant_id in [t for t in self.pool_of if t not in keep]:
+            self.forget(tenant_id)
+
+    def location(self, tenant_id: str) -> Location | None:
+        return self.locations.get(tenant_id)
+
+    def _mark(self, pool: str) -> None:
+        self._dirty.add(pool)
+        self._event.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._event.wait()
+            await asyncio.sleep(DEBOUNCE)
+            self._event.clear()
+            dirty, self._dirty = self._dirty, set()
+            for pool in sorted(dirty):
+                try:
+                    await self.publish(pool)
+                except KubeError as exc:
+                    log.error("resolved config of pool %s not published: %s", pool, exc)
+                    self._dirty.add(pool)
+                    await asyncio.sleep(2.0)
+                    self._event.set()
+
+    async def publish(self, pool: str) -> int:
+        """Write the pool's changed shards; returns how many Secrets were written."""
+        tenants = list(self.entries.get(pool, {}).values())
+        shards = build_shards(pool, tenants, min_shards=self.counts.get(pool, 1))
+        self.counts[pool] = len(shards)
+        written = 0
+        moved: set[str] = set()
+        for shard in shards:
+            if self.published.get(shard.name) != shard.content_hash:
+                await self._write(shard)
+                self.published[shard.name] = shard.content_hash
+                written += 1
+            for tenant_id in shard.tenant_ids:
+                where = Location(pool, shard.name, shard.content_hash)
+                if self.locations.get(tenant_id) != where:
+                    self.locations[tenant_id] = where
+                    moved.add(tenant_id)
+        self.writes += written
+        if moved:
+            self.on_published(moved)
+        return written
+
+    async def _write(self, shard: Shard) -> None:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": shard.name,
+                "namespace": self.namespace,
+                "labels": {
+                    POOL_LABEL: shard.pool,
+                    "app.kubernetes.io/managed-by": "whatsapp-operator",
+                },
+                "annotations": {HASH_ANNOTATION: shard.content_hash},
+            },
+            "type": "Opaque",
+            "data": {shard.key: base64.b64encode(shard.data).decode()},
+        }
+        if not await self.kube.create_secret(self.namespace, body):
+            await self.kube.patch_secret(
+                self.namespace, shard.name,
+                {"metadata": body["metadata"], "data": body["data"]}, None,
+            )  # fmt: skip
+        log.info("published %s (%d tenants, %s)", shard.name, len(shard.tenant_ids),
+                 shard.content_hash)  # fmt: skip

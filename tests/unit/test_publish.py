@@ -1,0 +1,132 @@
+"""The publisher: which shard Secrets are written, and when (fake Kubernetes, no server)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from whatsapp_graph.resolved import TenantConfig, tenant_config
+from whatsapp_operator.kube import SecretSnapshot
+from whatsapp_operator.publish import HASH_ANNOTATION, POOL_LABEL, Publisher
+
+
+class FakeKube:
+    def __init__(self) -> None:
+        self.secrets: dict[str, dict[str, Any]] = {}
+        self.writes: list[str] = []
+
+    async def create_secret(self, namespace: str, body: dict[str, Any]) -> bool:
+        name = body["metadata"]["name"]
+        self.writes.append(name)
+        if name in self.secrets:
+            return False
+        self.secrets[name] = body
+        return True
+
+    async def patch_secret(self, namespace: str, name: str, patch: dict[str, Any], rv: Any) -> None:
+        self.secrets[name] = {**self.secrets[name], **patch}
+
+    async def list_secrets(self, namespace: str, label: str) -> list[SecretSnapshot]:
+        return [
+            SecretSnapshot(
+                b["data"], "1", b["metadata"]["annotations"], name, b["metadata"]["labels"]
+            )
+            for name, b in self.secrets.items()
+        ]
+
+
+def config(n: int, token: str = "") -> TenantConfig:
+    return tenant_config(
+        tenant_id=f"t_{n}", waba_id="1", phone_number_id=f"{1000 + n}",
+        graph_api_version="v25.0", throughput_level="STANDARD", suspended=False,
+        token=token or f"EAAtoken{n:04d}xxxxxxxxxxxxxxxx",
+    )  # fmt: skip
+
+
+def publisher(kube: FakeKube, woken: list[set[str]] | None = None) -> Publisher:
+    return Publisher(
+        kube,  # type: ignore[arg-type]
+        "workers",
+        on_published=(woken.append if woken is not None else lambda _: None),
+        startup_grace=0,
+    )
+
+
+async def test_publishes_once_and_not_again_when_nothing_changed() -> None:
+    kube, woken = FakeKube(), []
+    pub = publisher(kube, woken)
+    for n in range(3):
+        pub.update(f"t_{n}", "default", config(n))
+    assert await pub.publish("default") == 1
+    assert woken == [{"t_0", "t_1", "t_2"}]
+    assert await pub.publish("default") == 0
+    pub.update("t_1", "default", config(1))  # same content
+    assert await pub.publish("default") == 0
+    where = pub.location("t_1")
+    assert where is not None
+    body = kube.secrets[where.secret]
+    assert body["metadata"]["labels"][POOL_LABEL] == "default"
+    assert body["metadata"]["annotations"][HASH_ANNOTATION] == where.content_hash
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["token rotated", "tenant suspended (None)", "tenant moved to another pool"],
+)
+async def test_a_change_rewrites_the_shard(change: str) -> None:
+    kube = FakeKube()
+    pub = publisher(kube)
+    pub.update("t_1", "default", config(1))
+    await pub.publish("default")
+    before = pub.location("t_1")
+    if change == "token rotated":
+        pub.update("t_1", "default", config(1, token="EAAnewtoken0000000000000000"))
+    elif change.startswith("tenant suspended"):
+        pub.update("t_1", "default", None)
+    else:
+        pub.update("t_1", "other", config(1))
+        await pub.publish("other")
+    assert await pub.publish("default") == 1
+    data = next(iter(kube.secrets[before.secret]["data"].values()))  # type: ignore[union-attr]
+    text = base64.b64decode(data).decode()
+    assert ("EAAnewtoken" in text) is (change == "token rotated")
+    assert ('"t_1"' in text) is (change == "token rotated")
+
+
+async def test_a_restart_adopts_what_is_published_and_writes_nothing() -> None:
+    kube = FakeKube()
+    first = publisher(kube)
+    for n in range(5):
+        first.update(f"t_{n}", "default", config(n))
+    await first.publish("default")
+    kube.writes.clear()
+    second = publisher(kube)
+    await second.load()
+    assert second.location("t_3") == first.location("t_3")
+    for n in range(5):  # the loops report the same configs again
+        second.update(f"t_{n}", "default", config(n))
+    assert await second.publish("default") == 0
+    assert kube.writes == []
+
+
+async def test_tenants_gone_while_away_are_dropped_after_the_grace() -> None:
+    kube = FakeKube()
+    first = publisher(kube)
+    first.update("t_1", "default", config(1))
+    first.update("t_2", "default", config(2))
+    await first.publish("default")
+    second = publisher(kube)
+    await second.load()
+    second.update("t_1", "default", config(1))
+    second.drop_unknown(known=["t_1"])
+    assert await second.publish("default") == 1
+    assert second.location("t_2") is None
+    assert second.location("t_1") is not None
+
+
+async def test_no_token_in_any_repr() -> None:
+    pub = publisher(FakeKube())
+    pub.update("t_1", "default", config(1, token="EAAsecretvalue0000000000000"))
+    assert "EAAsecretvalue" not in repr(pub.entries)
