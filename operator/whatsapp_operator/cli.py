@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 import kopf
+from kopf._core.engines.activities import ActivityError  # raised by kopf.run, not exported
 from pydantic import ValidationError
 
 from .config import OperatorConfig
@@ -113,6 +114,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     liveness = (
         f"http://{cfg.liveness_host}:{cfg.liveness_port}/healthz" if cfg.liveness_port else None
     )
+    try:
+        _run(cfg, liveness)
+    except ActivityError:
+        # the failing activity already logged its one-line reason (for example a wrong
+        # database URL): exit without kopf's traceback, non-zero so a pod restarts visibly
+        sys.exit("whatsapp-operator: start-up failed; see the error above")
+
+
+def _run(cfg: OperatorConfig, liveness: str | None) -> None:
     namespaces = [] if cfg.all_namespaces else cfg.namespace_list
     kopf.run(
         standalone=cfg.peering is None,

@@ -19,7 +19,7 @@ import kopf
 from .background import drift_pass, every, rotation_pass
 from .config import OperatorConfig
 from .crypto import Keyring, TokenCipher
-from .database import Database, DatabaseError, DatabaseUnavailable
+from .database import Database, DatabaseConfigError, DatabaseError, DatabaseUnavailable
 from .reconcile import Runtime
 from .registry import Registry
 from .sync import RowSync
@@ -52,7 +52,10 @@ async def connect(
         )
     keyring = loader() if loader is not None else None
     cipher = TokenCipher(cfg.token_storage, keyring)
-    db = await Database.connect(cfg.database_url, owner=cfg.database_owner, lazy=True)
+    try:
+        db = await Database.connect(cfg.database_url, owner=cfg.database_owner, lazy=True)
+    except DatabaseConfigError as exc:  # a wrong URL or password: retrying cannot help
+        raise kopf.PermanentError(f"database: {exc}") from None
     rows = RowSync(db, cipher, clock)
     rows.health.on_recovery.append(
         lambda: log.info("PostgreSQL is back: woke %d tenants", registry.wake_db_waiters())

@@ -10,6 +10,7 @@ import base64
 import glob
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -384,3 +385,45 @@ def test_postgres_down_is_reported_and_recovered_within_10s(
     took = time.monotonic() - returned
     print(f"\n[figure] Synced again {took:.1f} s after PostgreSQL returned")
     assert took <= 10
+
+
+@pytest.mark.parametrize(
+    ("dsn", "message"),
+    [
+        ("not a dsn =", "invalid database URL"),
+        ("postgresql://u:hunter2secret@127.0.0.1:1/x?connect_timeout=1", None),
+    ],
+    ids=["unparsable URL: one line, exit 1", "unreachable server: reported, keeps running"],
+)
+def test_a_bad_database_url_is_one_clear_line(
+    cluster: Any, keys_dir: Path, tmp_path: Path, dsn: str, message: str | None
+) -> None:
+    from whatsapp_testkit.procs import free_ports
+
+    argv = [
+        str(Path(sys.executable).parent / "whatsapp-operator"),
+        "-n",
+        "nothing-here",
+        "--kubeconfig",
+        str(cluster.kubeconfig),
+        "--liveness-port",
+        "0",
+        "--metrics-port",
+        str(free_ports(1)[0]),
+        "--encryption-keys-dir",
+        str(keys_dir),
+    ]
+    env = {**os.environ, "WHATSAPP_OPERATOR_DATABASE_URL": dsn}
+    try:
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=12)
+        output, code = proc.stdout + proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as exc:
+        output, code = str(exc.stdout or "") + str(exc.stderr or ""), None
+    assert "Traceback" not in output
+    assert "hunter2secret" not in output
+    if message is not None:
+        assert code == 1
+        assert message in output
+    else:
+        assert code is None, "an unreachable database is an outage to wait out, not a crash"
+        assert "PostgreSQL unavailable" in output
