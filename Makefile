@@ -44,6 +44,8 @@ check: venv ## formatting, lint, types, import layering, CRD checks
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	@dupes=$$(find tests -name 'test_*.py' -printf '%f\n' | sort | uniq -d); \
+	  if [ -n "$$dupes" ]; then echo "test files need unique basenames: $$dupes"; exit 1; fi
 	@echo "check: all passed"
 
 fmt: venv ## format and auto-fix
