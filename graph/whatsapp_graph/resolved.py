@@ -134,6 +134,12 @@ def _entry(tenant: TenantConfig) -> dict[str, Any]:
     return entry
 
 
+def entry_hash(tenant: TenantConfig) -> str:
+    """The hash of one tenant's entry as published: it changes only when that tenant's own
+    config does (the shard's hash changes with any of its tenants)."""
+    return content_hash(_json(_entry(tenant)))
+
+
 def _json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -23,6 +23,7 @@ from whatsapp_graph.resolved import (
     Shard,
     TenantConfig,
     build_shards,
+    entry_hash,
     parse_document,
 )
 
@@ -54,7 +55,9 @@ def resolved_config(
 
 @dataclass(frozen=True)
 class Location:
-    """Where a tenant is published: the shard Secret and its content hash."""
+    """Where a tenant is published: the shard Secret, and the hash of the tenant's own entry
+    (not the shard's: a status that changed with every neighbour would rewrite hundreds of
+    tenants whenever one of them changes)."""
 
     pool: str
     secret: str
@@ -94,11 +97,12 @@ class Publisher:
                     log.warning("published Secret %s holds an unreadable shard", secret.name)
                     continue
                 self.counts[pool] = max(self.counts.get(pool, 1), document.shards)
-                where = Location(pool, secret.name, self.published[secret.name])
                 for tenant in document.tenants:
                     self.entries.setdefault(pool, {})[tenant.tenant_id] = tenant
                     self.pool_of[tenant.tenant_id] = pool
-                    self.locations[tenant.tenant_id] = where
+                    self.locations[tenant.tenant_id] = Location(
+                        pool, secret.name, entry_hash(tenant)
+                    )
         log.info("resolved config: adopted %d published Secrets", len(self.published))
 
     def update(self, tenant_id: str, pool: str, config: TenantConfig | None) -> None:
@@ -164,7 +168,8 @@ class Publisher:
                 self.published[shard.name] = shard.content_hash
                 written += 1
             for tenant_id in shard.tenant_ids:
-                where = Location(pool, shard.name, shard.content_hash)
+                entry = self.entries[pool][tenant_id]
+                where = Location(pool, shard.name, entry_hash(entry))
                 if self.locations.get(tenant_id) != where:
                     self.locations[tenant_id] = where
                     moved.add(tenant_id)

@@ -12,7 +12,7 @@ import pytest
 from test_operator import apply_tenant, get, wait_reason
 
 from conftest import APP_ID, ISSUED_TOKENS, WORKERS_NAMESPACE, Kubectl
-from whatsapp_graph.resolved import parse_document
+from whatsapp_graph.resolved import entry_hash, parse_document
 from whatsapp_testkit.world import SCOPES, World, dump, new_id, new_token, secret, wait_for
 from whatsapp_worker.config import ConfigStore
 
@@ -60,9 +60,11 @@ def test_ready_tenants_are_published_and_suspend_removes_at_once(
         a.waba_id, a.phone_number_id, "STANDARD",
     )  # fmt: skip
     status = wait_for(lambda: get(kubectl, namespace, "a")["status"].get("published"), 10, 0.2)
-    annotations = item["metadata"]["annotations"]
-    assert status["contentHash"] == annotations["whatsapp.operator.dev/content-hash"]
+    assert status["contentHash"] == entry_hash(entry)  # the tenant's own entry, as published
     assert status["secret"] == item["metadata"]["name"]
+    assert item["metadata"]["annotations"]["whatsapp.operator.dev/content-hash"].startswith(
+        "sha256:"
+    )
 
     # the workers' side reads exactly what was published
     for item in pool_secrets(kubectl, pool):

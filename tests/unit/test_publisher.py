@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from whatsapp_graph.resolved import TenantConfig, tenant_config
+from whatsapp_graph.resolved import TenantConfig, content_hash, entry_hash, tenant_config
 from whatsapp_operator.kube import SecretSnapshot
 from whatsapp_operator.publish import HASH_ANNOTATION, POOL_LABEL, Publisher
 
@@ -68,7 +68,24 @@ async def test_publishes_once_and_not_again_when_nothing_changed() -> None:
     assert where is not None
     body = kube.secrets[where.secret]
     assert body["metadata"]["labels"][POOL_LABEL] == "default"
-    assert body["metadata"]["annotations"][HASH_ANNOTATION] == where.content_hash
+    data = base64.b64decode(next(iter(body["data"].values())))
+    assert body["metadata"]["annotations"][HASH_ANNOTATION] == content_hash(data)
+    assert where.content_hash == entry_hash(config(1))
+
+
+async def test_one_tenant_changing_wakes_only_that_tenant() -> None:
+    """The status hash is the tenant's own entry: neighbours in the shard are left alone."""
+    kube, woken = FakeKube(), []
+    pub = publisher(kube, woken)
+    for n in range(50):
+        pub.update(f"t_{n}", "default", config(n))
+    await pub.publish("default")
+    neighbour = pub.location("t_7")
+    woken.clear()
+    pub.update("t_3", "default", config(3, token="EAArotated000000000000000000"))
+    assert await pub.publish("default") == 1
+    assert woken == [{"t_3"}]
+    assert pub.location("t_7") == neighbour
 
 
 @pytest.mark.parametrize(
