@@ -195,14 +195,12 @@ async def tenant_loop(
 @kopf.on.delete(*TENANTS)
 async def tenant_deleted(spec: kopf.Spec, meta: kopf.Meta, memo: Any, **_: Any) -> None:
     """Apply spec.deletionPolicy to the tenant's row before the finalizer goes."""
-    publisher = memo.runtime.publisher
+    rt: Runtime = memo.runtime
     tenant_id = str(spec.get("tenantId", ""))
-    if publisher is not None and memo.runtime.registry.keys_by_tenant_id.get(tenant_id) == (
-        meta.get("namespace"), meta.get("name"),
-    ):  # fmt: skip
-        publisher.forget(tenant_id)  # the workers stop sending for it at once
-        del memo.runtime.registry.keys_by_tenant_id[tenant_id]
-    await storage.release(memo.runtime, spec, meta)
+    held = rt.registry.release(tenant_id, (str(meta.get("namespace")), str(meta.get("name"))))
+    if held and rt.publisher is not None:
+        rt.publisher.forget(tenant_id)  # the workers stop sending for it at once
+    await storage.release(rt, spec, meta)
     metrics.forget(str(meta.get("namespace")), str(meta.get("name")))
 
 

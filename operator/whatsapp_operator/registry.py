@@ -42,6 +42,15 @@ class Registry:
         event.set()
         return True
 
+    def release(self, tenant_id: str, key: TenantKey) -> bool:
+        """Forget that `key` holds `tenant_id` (it is being deleted); True if it held it."""
+        if self.owners.get(tenant_id) == key:
+            del self.owners[tenant_id]
+        held = self.keys_by_tenant_id.get(tenant_id) == key
+        if held:
+            del self.keys_by_tenant_id[tenant_id]
+        return held
+
     def wake_all(self) -> int:
         for event in self.wakers.values():
             event.set()

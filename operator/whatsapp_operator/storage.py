@@ -105,8 +105,6 @@ async def stop(rt: Runtime, tasks: list[asyncio.Task[None]]) -> None:
 async def release(rt: Runtime, spec: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
     """The deletion policy, under the finalizer: retried while PostgreSQL is down."""
     tenant_id = str(spec.get("tenantId", ""))
-    if rt.registry.owners.get(tenant_id) == (meta.get("namespace"), meta.get("name")):
-        del rt.registry.owners[tenant_id]
     if rt.rows is None or not tenant_id:
         return
     policy = str(spec.get("deletionPolicy") or "Deactivate")
