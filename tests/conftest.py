@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,7 +199,12 @@ def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def operator(
-    cluster: Cluster, graph_sim: Any, artifacts: Path, postgres: Any, keys_dir: Path
+    cluster: Cluster,
+    graph_sim: Any,
+    artifacts: Path,
+    postgres: Any,
+    keys_dir: Path,
+    rabbitmq: Any,
 ) -> Iterator[Any]:
     """The operator as a real process (its console entry point) watching all namespaces,
     syncing tenant_whatsapp_config with encrypted tokens, with the signup callback endpoint
@@ -239,6 +244,7 @@ def operator(
         extra_env={
             "WHATSAPP_OPERATOR_DATABASE_URL": postgres.dsn,
             "WHATSAPP_OPERATOR_SIGNUP_CALLBACK_SECRET": SIGNUP_CALLBACK_SECRET,
+            "WHATSAPP_OPERATOR_AMQP_URL": rabbitmq.amqp_url,
         },
     )
     op.signup_port = signup_port  # type: ignore[attr-defined]
@@ -246,6 +252,51 @@ def operator(
     op.start()
     yield op
     op.stop()
+
+
+# --- RabbitMQ: one server per session; each sender test uses a pool (queues) of its own -----
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(artifacts: Path) -> Iterator[Any]:
+    """A throwaway RabbitMQ node (testkit/whatsapp_testkit/rabbitmq.py)."""
+    from whatsapp_testkit.rabbitmq import RabbitMQ
+
+    node = RabbitMQ(artifacts_dir=artifacts / "rabbitmq")
+    node.start()
+    print(
+        f"\n[rabbitmq] RabbitMQ {node.version} ready in {node.startup_seconds:.1f} s",
+        file=sys.stderr,
+    )
+    yield node
+    node.close()
+
+
+@pytest.fixture
+def start_worker(rabbitmq: Any, graph_sim: Any, artifacts: Path) -> Iterator[Callable[..., Any]]:
+    """Start `whatsapp-worker` processes (Celery + the sender service); all stopped after."""
+    from whatsapp_testkit.services import Worker
+
+    started: list[Any] = []
+
+    def start(config_dir: Path, pool: str, **settings: Any) -> Any:
+        name = f"worker-{pool}-{len(started)}"
+        worker = Worker(
+            artifacts / f"{name}.log",
+            amqp_url=rabbitmq.amqp_url,
+            graph_api_url=graph_sim.url,
+            config_dir=config_dir,
+            pool=pool,
+            worker_id=name,
+            settings={k: str(v) for k, v in settings.items()},
+        )
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
 
 
 # --- PostgreSQL: one server per session, a fresh database per test -------------------------

@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--encryption-keys-dir", help="folder of AES-256 keys (a mounted Secret)")
     p.add_argument("--drift-interval", help="how often rows are checked for drift (e.g. 60s)")
     p.add_argument("--rotation-interval", help="how often old-key rows are re-encrypted")
+    p.add_argument(
+        "--amqp-url",
+        help="RabbitMQ URL, to report which workers run the published config (prefer the "
+        "env var: it holds a password)",
+    )
     p.add_argument("--peering", help="kopf peering name (HA); standalone when not given")
     p.add_argument("--priority", type=int, help="peering priority of this replica")
     p.add_argument(

@@ -34,6 +34,10 @@ class OperatorConfig(BaseSettings):
     workers_namespace: str | None = Field(
         default=None, description="where the resolved-config Secrets of the pools go; unset: off"
     )
+    amqp_url: str | None = Field(
+        default=None, repr=False,
+        description="RabbitMQ URL: read worker heartbeats to report config convergence",
+    )  # fmt: skip
     peering: str | None = None  # None: standalone (one replica)
     priority: int = 0
     database_url: str | None = Field(

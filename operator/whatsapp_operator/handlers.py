@@ -22,6 +22,7 @@ from . import metrics, storage
 from .audit import AuditLog
 from .budget import RequestBudget
 from .config import OperatorConfig
+from .convergence import HeartbeatListener
 from .decide import Event
 from .kube import Kube
 from .lifecycle import refresh_requested
@@ -103,6 +104,16 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         )
         await memo.runtime.publisher.load()
         memo.background.append(asyncio.create_task(publishing(memo.runtime), name="publisher"))
+        if cfg.amqp_url:
+            publisher = memo.runtime.publisher
+            memo.runtime.convergence = HeartbeatListener(
+                cfg.amqp_url,
+                publisher.pool_hashes,
+                on_change=lambda pool: registry.wake_tenants(publisher.tenants_in(pool)),
+            )
+            memo.background.append(
+                asyncio.create_task(memo.runtime.convergence.run(), name="heartbeats")
+            )
     log.info(
         "whatsapp-operator started: Graph API %s %s, budget %.1f req/s (burst %d)",
         cfg.graph_api_url,

@@ -25,7 +25,20 @@ READY = Gauge(
 RECONCILES = Counter("whatsapp_operator_reconciles_total", "Tenant reconciles", ["result"])
 REFRESHES = Counter("whatsapp_operator_token_refreshes_total", "Token refreshes", ["result"])
 
+POOL_WORKERS = Gauge(
+    "whatsapp_operator_pool_workers",
+    "Live sender workers of a pool, by whether they run the published config",
+    ["pool", "config"],
+)
+
 _PER_TENANT = (TOKEN_EXPIRY, TOKEN_RENEWAL, READY)
+
+
+def set_pool_workers(pool: str, *, current: int, stale: int) -> None:
+    POOL_WORKERS.labels(pool, "current").set(current)
+    POOL_WORKERS.labels(pool, "stale").set(stale)
+
+
 _labels: dict[tuple[str, str], str] = {}
 
 

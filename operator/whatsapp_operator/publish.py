@@ -23,6 +23,7 @@ from whatsapp_graph.resolved import (
     Shard,
     TenantConfig,
     build_shards,
+    combine_hashes,
     entry_hash,
     parse_document,
 )
@@ -77,6 +78,7 @@ class Publisher:
         self.reported: set[str] = set()  # tenant ids whose loop reported since the start
         self.published: dict[str, str] = {}  # secret name -> content hash
         self.counts: dict[str, int] = {}  # pool -> shard count in use
+        self.keys: dict[str, str] = {}  # secret name -> its data key (the mounted file name)
         self.locations: dict[str, Location] = {}
         self._dirty: set[str] = set()
         self._event = asyncio.Event()
@@ -90,7 +92,8 @@ class Publisher:
         for secret in await self.kube.list_secrets(self.namespace, POOL_LABEL):
             pool = secret.labels.get(POOL_LABEL, "")
             self.published[secret.name] = secret.annotations.get(HASH_ANNOTATION, "")
-            for raw in secret.data.values():
+            for key, raw in secret.data.items():
+                self.keys[secret.name] = key
                 try:
                     document = parse_document(base64.b64decode(raw))
                 except (ValueError, ValidationError):
@@ -136,6 +139,18 @@ class Publisher:
     def location(self, tenant_id: str) -> Location | None:
         return self.locations.get(tenant_id)
 
+    def tenants_in(self, pool: str) -> set[str]:
+        return set(self.entries.get(pool, {}))
+
+    def pool_hashes(self) -> dict[str, str]:
+        """Per pool, the hash a worker that loaded every current shard reports."""
+        shards: dict[str, list[tuple[str, str]]] = {}
+        for name, value in self.published.items():
+            pool, count = _pool_and_count(name)
+            if pool is not None and count == self.counts.get(pool, 1) and name in self.keys:
+                shards.setdefault(pool, []).append((self.keys[name], value))
+        return {pool: combine_hashes(pairs) for pool, pairs in shards.items()}
+
     def _mark(self, pool: str) -> None:
         self._dirty.add(pool)
         self._event.set()
@@ -167,6 +182,7 @@ class Publisher:
                 await self._write(shard)
                 self.published[shard.name] = shard.content_hash
                 written += 1
+            self.keys[shard.name] = shard.key
             for tenant_id in shard.tenant_ids:
                 entry = self.entries[pool][tenant_id]
                 where = Location(pool, shard.name, entry_hash(entry))
@@ -201,3 +217,15 @@ class Publisher:
             )  # fmt: skip
         log.info("published %s (%d tenants, %s)", shard.name, len(shard.tenant_ids),
                  shard.content_hash)  # fmt: skip
+
+
+def _pool_and_count(secret_name: str) -> tuple[str | None, int]:
+    """(pool, shard count) from a name made by `shard_name`."""
+    prefix = "whatsapp-pool-"
+    if not secret_name.startswith(prefix):
+        return None, 0
+    head, sep, count = secret_name[len(prefix) :].rpartition("-of-")
+    pool, _, index = head.rpartition("-")
+    if not (sep and count.isdigit() and index.isdigit() and pool):
+        return None, 0
+    return pool, int(count)

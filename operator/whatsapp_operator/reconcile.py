@@ -21,6 +21,7 @@ from whatsapp_graph.client import DEFAULT_VERSION
 
 from . import metrics
 from .audit import AuditLog
+from .convergence import HeartbeatListener
 from .database import DatabaseError
 from .decide import CheckResult, Decision, Event, Inputs, SyncResult, decide
 from .kube import Kube, KubeError, KubeForbidden, KubeUnavailable, SecretSnapshot
@@ -60,6 +61,7 @@ class Runtime:
     default_version: str = DEFAULT_VERSION
     audit: AuditLog | None = None  # with PostgreSQL: the append-only audit trail
     publisher: Publisher | None = None  # with --workers-namespace: resolved config per pool
+    convergence: HeartbeatListener | None = None  # with --amqp-url: workers on that config
 
     actor: str = "whatsapp-operator"
 
@@ -209,7 +211,10 @@ def _publish(
     where = rt.publisher.location(spec.tenant_id) if config is not None else None
     if where is None:
         return None
-    return {"pool": where.pool, "secret": where.secret, "contentHash": where.content_hash}
+    published = {"pool": where.pool, "secret": where.secret, "contentHash": where.content_hash}
+    if rt.convergence is not None:
+        published["workers"] = rt.convergence.of(where.pool).describe()
+    return published
 
 
 async def _sync_row(

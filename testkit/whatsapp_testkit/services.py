@@ -168,3 +168,68 @@ class Operator(Service):
 
     def health_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/healthz"
+
+
+class Worker(Service):
+    """A sender worker process (`whatsapp-worker`: Celery hosting the sender service)."""
+
+    name = "whatsapp-worker"
+
+    def __init__(
+        self,
+        log_path: Path,
+        *,
+        amqp_url: str,
+        graph_api_url: str,
+        config_dir: Path,
+        pool: str = "default",
+        worker_id: str | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(log_path)
+        self.amqp_url = amqp_url
+        self.graph_api_url = graph_api_url
+        self.config_dir = config_dir
+        self.pool = pool
+        self.worker_id = worker_id or log_path.stem
+        self.metrics_port = free_ports(1)[0]
+        self.settings = settings or {}
+
+    def argv(self) -> list[str]:
+        return [str(VENV_BIN / "whatsapp-worker"), "--log-level", "INFO"]
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "WHATSAPP_WORKER_AMQP_URL": self.amqp_url,
+                "WHATSAPP_WORKER_GRAPH_BASE_URL": self.graph_api_url,
+                "WHATSAPP_WORKER_CONFIG_DIR": str(self.config_dir),
+                "WHATSAPP_WORKER_POOL": self.pool,
+                "WHATSAPP_WORKER_WORKER_ID": self.worker_id,
+                "WHATSAPP_WORKER_METRICS_PORT": str(self.metrics_port),
+                "WHATSAPP_WORKER_HEARTBEAT_INTERVAL": "1",
+                "WHATSAPP_WORKER_RELOAD_INTERVAL": "0.5",
+            }
+        )
+        env.update({f"WHATSAPP_WORKER_{k.upper()}": v for k, v in self.settings.items()})
+        return env
+
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def metrics(self) -> dict[str, float]:
+        """Samples of the worker's metrics page: 'name{labels}' -> value."""
+        status, body = reachable(self.health_url())
+        if status != 200:
+            raise ServiceError(f"{self.name}: metrics unavailable ({status})")
+        samples: dict[str, float] = {}
+        for line in body.splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                samples[key] = float(value)
+        return samples
+
+    def metric(self, name: str) -> float:
+        """The sum of a metric's samples over all label sets."""
+        return sum(v for k, v in self.metrics().items() if k.partition("{")[0] == name)

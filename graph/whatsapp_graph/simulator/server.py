@@ -153,9 +153,12 @@ def check_message(body: dict[str, Any]) -> tuple[str, str]:
     if not isinstance(kind, str) or not kind:
         raise missing("type")
     content = body.get(kind)
-    if not isinstance(content, dict):
+    if kind == "contacts":  # Meta's one type whose object is a list
+        if not (isinstance(content, list) and content):
+            raise missing(kind)
+    elif not isinstance(content, dict):
         raise missing(kind)
-    if kind == "text":
+    if kind == "text" and isinstance(content, dict):
         text = content.get("body")
         if not isinstance(text, str) or not text:
             raise missing("text['body']")

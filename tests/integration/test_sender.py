@@ -1,0 +1,342 @@
+"""Sender workers end to end: real RabbitMQ, real `whatsapp-worker` processes (Celery hosting
+the sender service), the Graph API simulator. Each test has a pool (queues) of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import APP_ID, ISSUED_TOKENS
+from whatsapp_testkit.amqp import Broker
+from whatsapp_testkit.pools import PoolWorld, delivered_ids, new_pool_name, recipient
+from whatsapp_worker.celery_app import create_app
+from whatsapp_worker.delivery import H_REASON, TASK_NAME
+from whatsapp_worker.messages import parse_message
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def pool(sim: Any, tmp_path: Path) -> Any:
+    world = PoolWorld(sim, new_pool_name(), tmp_path / "resolved", APP_ID)
+    yield world
+    ISSUED_TOKENS.extend(world.issued)
+
+
+def send_tasks(amqp_url: str, pool: str, messages: list[dict[str, Any]]) -> None:
+    """Python producers' way in: Celery's task API (routed by number into the shards)."""
+    app = create_app(amqp_url, pool)
+    with app.producer_or_acquire() as producer:
+        for message in messages:
+            app.send_task(TASK_NAME, args=(message,), kwargs={"pool": pool}, producer=producer)
+
+
+MEDIA = "https://example.com/media/"
+PAYLOADS: list[dict[str, Any]] = [
+    {"type": "text", "text": {"body": "hello there", "preview_url": False}},
+    {"type": "image", "image": {"link": MEDIA + "a.jpg", "caption": "a picture"}},
+    {"type": "audio", "audio": {"id": "1234567890"}},
+    {"type": "video", "video": {"link": MEDIA + "v.mp4", "caption": "watch"}},
+    {"type": "document", "document": {"link": MEDIA + "d.pdf", "filename": "d.pdf"}},
+    {"type": "sticker", "sticker": {"id": "998877"}},
+    {"type": "location", "location": {"latitude": 40.4, "longitude": -3.7, "name": "Madrid"}},
+    {
+        "type": "contacts",
+        "contacts": [{"name": {"formatted_name": "Ana Ruiz", "first_name": "Ana"}}],
+    },
+    {
+        "type": "interactive",
+        "interactive": {
+            "type": "button",
+            "body": {"text": "Choose"},
+            "action": {
+                "buttons": [
+                    {"type": "reply", "reply": {"id": "yes", "title": "Yes"}},
+                    {"type": "reply", "reply": {"id": "no", "title": "No"}},
+                ]
+            },
+        },
+    },
+    {
+        "type": "interactive",
+        "interactive": {
+            "type": "list",
+            "body": {"text": "Pick one"},
+            "action": {
+                "button": "Options",
+                "sections": [{"title": "S", "rows": [{"id": "r1", "title": "Row 1"}]}],
+            },
+        },
+    },
+    {
+        "type": "template",
+        "template": {
+            "name": "order_update",
+            "language": {"code": "en_US"},
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}],
+        },
+    },
+    {"type": "reaction", "reaction": {"message_id": "wamid.HBgLMTIzNDU2", "emoji": "👍"}},
+]
+
+
+async def test_1000_mixed_messages_through_both_entry_points_arrive_exactly_as_sent(
+    pool: PoolWorld, sim: Any, rabbitmq: Any, start_worker: Any
+) -> None:
+    tenants = [pool.add_tenant(throughput="HIGH") for _ in range(4)]
+    start_worker(pool.directory, pool.name)
+    messages = [
+        pool.message(
+            tenants[i % 4], recipient(i), PAYLOADS[i % len(PAYLOADS)], mid=f"{pool.name}-{i}"
+        )
+        for i in range(1000)
+    ]
+    expected = {m["metadata"]["messageId"]: parse_message(m).payload for m in messages}
+    async with Broker(rabbitmq.amqp_url, pool.name) as broker:
+        started = time.monotonic()
+        await broker.publish(messages[:500])  # the seed's plain JSON, any AMQP producer
+        await asyncio.to_thread(send_tasks, rabbitmq.amqp_url, pool.name, messages[500:])
+        events = await broker.collect(1000, within=90)
+        elapsed = time.monotonic() - started
+        assert await broker.dead_letters() == []
+    assert Counter(e["status"] for e in events) == {"accepted": 1000}
+    assert {e["messageId"] for e in events} == set(expected)
+    bodies: dict[str, dict[str, Any]] = {}
+    for tenant in tenants:
+        for message in sim.messages(tenant.phone):
+            bodies[message["body"]["biz_opaque_callback_data"]] = message
+    assert set(bodies) == set(expected)  # each delivered once
+    for mid, payload in expected.items():
+        assert bodies[mid]["body"] == payload, mid  # exactly as sent (plus messaging_product)
+        assert bodies[mid]["token_fingerprint"] == pool_fingerprint(pool, bodies[mid])
+    wamids = {e["messageId"]: e["wamid"] for e in events}
+    assert all(wamids[mid] == bodies[mid]["wamid"] for mid in expected)
+    print(f"\n[figure] 1000 mixed messages (500 plain JSON + 500 Celery tasks): {elapsed:.1f} s")
+
+
+def pool_fingerprint(pool: PoolWorld, message: dict[str, Any]) -> str:
+    """The fingerprint (as the simulator records it) of the token of the message's tenant."""
+    from whatsapp_graph.simulator.state import fingerprint
+
+    for tenant in pool.tenants.values():
+        if tenant.phone == message["phone_number_id"]:
+            return fingerprint(tenant.token)
+    raise AssertionError("no tenant for that number")
+
+
+def malformed(pool: PoolWorld, good: Any, other: Any) -> list[tuple[str, Any, str]]:
+    """(case, message or raw bytes, expected reason): each must be dead-lettered as such."""
+
+    def msg(payload: dict[str, Any], **meta: Any) -> dict[str, Any]:
+        metadata = {"tenantId": good.tenant_id, "phoneNumberId": good.phone, **meta}
+        return {"metadata": metadata, "wabaPayload": payload}
+
+    text = {"to": "34600000001", "type": "text", "text": {"body": "hi"}}
+    return [
+        ("not json", b"this is not json", "not_json"),
+        ("json array", b"[1, 2, 3]", "not_json"),
+        ("invalid utf-8", b'{"metadata": "\xff\xfe"}', "not_json"),
+        ("oversized", json.dumps(msg({**text, "text": {"body": "x" * 300_000}})).encode(),
+         "too_large"),
+        ("no metadata", {"wabaPayload": text}, "invalid_envelope"),
+        ("metadata not an object", {"metadata": "t1", "wabaPayload": text}, "invalid_envelope"),
+        ("no tenantId", {"metadata": {"phoneNumberId": good.phone}, "wabaPayload": text},
+         "invalid_envelope"),
+        ("int phoneNumberId", {"metadata": {"tenantId": good.tenant_id,
+                                            "phoneNumberId": int(good.phone)},
+                               "wabaPayload": text}, "invalid_envelope"),
+        ("no wabaPayload", {"metadata": {"tenantId": good.tenant_id,
+                                         "phoneNumberId": good.phone}}, "invalid_envelope"),
+        ("wabaPayload a string", msg("hello"), "invalid_envelope"),  # type: ignore[arg-type]
+        ("no to", msg({"type": "text", "text": {"body": "hi"}}), "invalid_recipient"),
+        ("to with letters", msg({**text, "to": "34abc000001"}), "invalid_recipient"),
+        ("to too short", msg({**text, "to": "1234"}), "invalid_recipient"),
+        ("unknown type", msg({**text, "type": "hologram", "hologram": {}}), "unknown_type"),
+        ("type object missing", msg({"to": "34600000001", "type": "image"}), "invalid_payload"),
+        ("empty text", msg({**text, "text": {"body": ""}}), "invalid_payload"),
+        ("text too long", msg({**text, "text": {"body": "x" * 4097}}), "invalid_payload"),
+        ("media id and link", msg({"to": "34600000001", "type": "image",
+                                   "image": {"id": "1", "link": MEDIA + "a.jpg"}}),
+         "invalid_payload"),
+        ("four buttons", msg({"to": "34600000001", "type": "interactive", "interactive": {
+            "type": "button", "body": {"text": "?"}, "action": {"buttons": [
+                {"type": "reply", "reply": {"id": f"b{i}", "title": "B"}} for i in range(4)]}}}),
+         "invalid_payload"),
+        ("latitude 91", msg({"to": "34600000001", "type": "location",
+                             "location": {"latitude": 91, "longitude": 0}}), "invalid_payload"),
+        ("template without language", msg({"to": "34600000001", "type": "template",
+                                           "template": {"name": "x"}}), "invalid_payload"),
+        ("messaging_product sms", msg({**text, "messaging_product": "sms"}), "invalid_payload"),
+        ("unknown top-level key", msg({**text, "priority": "high"}), "invalid_payload"),
+        ("another tenant's number", msg(text, phoneNumberId=other.phone), "phone_number_mismatch"),
+        ("unknown tenant", msg(text, tenantId="t_nobody"), "tenant_unavailable"),
+    ]  # fmt: skip
+
+
+async def test_malformed_messages_are_dead_lettered_with_their_reason(
+    pool: PoolWorld, sim: Any, rabbitmq: Any, start_worker: Any
+) -> None:
+    good, other = pool.add_tenant(), pool.add_tenant()
+    worker = start_worker(pool.directory, pool.name, hold_window=0)
+    cases = malformed(pool, good, other)
+    assert len(cases) >= 25
+    async with Broker(rabbitmq.amqp_url, pool.name) as broker:
+        for case, body, _ in cases:
+            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+            # routed by the number the producer named, or any shard for unreadable ones
+            await broker.publish([raw], routing_key=good.phone)
+            del case
+        # and one bad message through the Celery entry point
+        await asyncio.to_thread(
+            send_tasks, rabbitmq.amqp_url, pool.name, [{"metadata": {}, "wabaPayload": {}}]
+        )
+        dead = await broker.dead_letters(expect=len(cases) + 1, within=30)
+        events = await broker.collect(len(cases) + 1, within=10)
+        # the worker keeps going: a good message after all that is delivered
+        await broker.publish([pool.message(good, recipient(1), mid=f"{pool.name}-ok")])
+        after = await broker.collect(1, within=15)
+    reasons = [headers[H_REASON] for headers, _ in dead]
+    assert Counter(reasons) == Counter([r for _, _, r in cases] + ["invalid_envelope"])
+    bodies = {body for _, body in dead}
+    for _, body, _ in cases:  # the original body is kept, byte for byte
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        assert raw in bodies
+    assert sorted(e["reason"] for e in events) == sorted(reasons)
+    assert all(e["status"] == "failed" for e in events)
+    assert after[0]["status"] == "accepted"
+    assert sim.messages(other.phone) == []  # nothing went out through the other number
+    assert worker.running
+    assert worker.metric("whatsapp_worker_messages_failed_total") == len(cases) + 1
+
+
+async def test_a_5xx_storm_is_retried_to_success(
+    pool: PoolWorld, sim: Any, rabbitmq: Any, start_worker: Any
+) -> None:
+    tenant = pool.add_tenant(throughput="HIGH")
+    # the next 150 sends to this number fail: 1.5 failures per message on average
+    fault = sim.add_fault(
+        "http_status", kind="messages", phone_number_id=tenant.phone, http_status=503,
+        count=150,
+    )  # fmt: skip
+    worker = start_worker(pool.directory, pool.name, retry_max_delay=2)
+    try:
+        async with Broker(rabbitmq.amqp_url, pool.name) as broker:
+            await broker.publish(
+                [pool.message(tenant, recipient(i), mid=f"{pool.name}-{i}") for i in range(100)]
+            )
+            events = await broker.collect(100, within=60)
+            assert await broker.dead_letters() == []
+    finally:
+        with contextlib.suppress(Exception):  # gone already once its count is used up
+            sim.remove_fault(fault)
+    assert Counter(e["status"] for e in events) == {"accepted": 100}
+    assert sorted(delivered_ids(sim, [tenant.phone])) == sorted(e["messageId"] for e in events)
+    retries = worker.metric("whatsapp_worker_retries_total")
+    assert retries >= 150  # each failed send was retried, none was given up
+    print(f"\n[figure] 5xx storm (150 failures): 100 delivered after {retries:.0f} retries")
+
+
+async def test_a_revoked_token_holds_messages_until_the_rotated_one_is_mounted(
+    pool: PoolWorld, sim: Any, rabbitmq: Any, start_worker: Any
+) -> None:
+    tenant = pool.add_tenant()
+    start_worker(pool.directory, pool.name, hold_recheck=1)
+    async with Broker(rabbitmq.amqp_url, pool.name) as broker:
+        await broker.publish([pool.message(tenant, recipient(0), mid=f"{pool.name}-first")])
+        assert (await broker.collect(1, within=15))[0]["status"] == "accepted"
+        sim.revoke_token(tenant.token)
+        held = [pool.message(tenant, recipient(i), mid=f"{pool.name}-{i}") for i in range(1, 21)]
+        await broker.publish(held)
+        assert await broker.collect(1, within=4) == []  # held: neither sent nor failed
+        assert await broker.dead_letters() == []
+        new_token = pool.rotate(tenant.tenant_id)  # the kubelet-style swap of the mount
+        events = await broker.collect(20, within=30)
+        assert await broker.dead_letters() == []
+    assert Counter(e["status"] for e in events) == {"accepted": 20}
+    from whatsapp_graph.simulator.state import fingerprint
+
+    sent = [m for m in sim.messages(tenant.phone) if m["body"]["to"] != recipient(0)]
+    assert len(sent) == 20
+    assert {m["token_fingerprint"] for m in sent} == {fingerprint(new_token)}
+
+
+async def test_suspend_holds_then_releases_or_dead_letters(
+    pool: PoolWorld, sim: Any, rabbitmq: Any, start_worker: Any
+) -> None:
+    back, gone = pool.add_tenant(), pool.add_tenant()
+    start_worker(pool.directory, pool.name, hold_window=6, hold_recheck=1)
+    pool.hidden |= {back.tenant_id, gone.tenant_id}  # the operator unpublishes suspended ones
+    pool.publish()
+    await asyncio.sleep(1.5)  # > the reload interval
+    async with Broker(rabbitmq.amqp_url, pool.name) as broker:
+        await broker.publish(
+            [pool.message(t, recipient(i), mid=f"{pool.name}-{t.tenant_id}-{i}")
+             for t in (back, gone) for i in range(5)]
+        )  # fmt: skip
+        assert await broker.collect(1, within=3) == []  # the kill switch: nothing goes out
+        pool.hidden.discard(back.tenant_id)  # unsuspended within the hold window
+        pool.publish()
+        events = await broker.collect(10, within=30)
+        dead = await broker.dead_letters(expect=5, within=10)
+    by_tenant = Counter((e["tenantId"], e["status"]) for e in events)
+    assert by_tenant == {(back.tenant_id, "accepted"): 5, (gone.tenant_id, "failed"): 5}
+    assert {h[H_REASON] for h, _ in dead} == {"tenant_unavailable"}
+    assert sim.messages(gone.phone) == []
+
+
+async def test_pair_limit_is_respected(
+    pool: PoolWorld, sim: Any, rabbitmq: Any, start_worker: Any
+) -> None:
+    # Meta's pair limit scaled down (5 at once, then 1 per second) on both sides, to keep the
+    # test short; the worker's defaults are Meta's 45 and 6 s.
+    tenant = pool.add_tenant(pair_limit={"burst": 5, "refill_seconds": 1})
+    start_worker(pool.directory, pool.name, pair_burst=5, pair_refill_seconds=1)
+    async with Broker(rabbitmq.amqp_url, pool.name) as broker:
+        started = time.monotonic()
+        await broker.publish(
+            [pool.message(tenant, "34699999999", mid=f"{pool.name}-{i}") for i in range(12)]
+        )
+        events = await broker.collect(12, within=60)
+        elapsed = time.monotonic() - started
+    assert Counter(e["status"] for e in events) == {"accepted": 12}
+    assert sim.stats()["throttled"]["by_phone"].get(tenant.phone, {}).get("131056", 0) == 0
+    times = sorted(m["time"] for m in sim.messages(tenant.phone))
+    assert times[-1] - times[0] >= 12 - 5 - 1.5  # 7 after the burst, at most 1 per second
+    print(f"\n[figure] pair limit (5 + 1/s): 12 messages to one recipient in {elapsed:.1f} s")
+
+
+async def test_config_swaps_while_sending_never_miss_a_tenant(
+    pool: PoolWorld, sim: Any, rabbitmq: Any, start_worker: Any
+) -> None:
+    sender = pool.add_tenant(throughput="HIGH")
+    others = [pool.add_tenant(publish=False) for _ in range(30)]
+    pool.publish()
+    worker = start_worker(pool.directory, pool.name, reload_interval=0.05)
+    async with Broker(rabbitmq.amqp_url, pool.name) as broker:
+        for round_ in range(20):
+            await broker.publish(
+                [pool.message(sender, recipient(round_ * 100 + i), mid=f"{pool.name}-{round_}-{i}")
+                 for i in range(100)]
+            )  # fmt: skip
+            # a swap: neighbours come and go, and the sending tenant's token rotates
+            pool.hidden ^= {others[round_].tenant_id}
+            if round_ % 4 == 0:
+                pool.rotate(sender.tenant_id, publish=False)
+            assert pool.publish()
+            await asyncio.sleep(0.1)
+        events = await broker.collect(2000, within=90)
+        assert await broker.dead_letters() == []
+    assert Counter(e["status"] for e in events) == {"accepted": 2000}
+    assert len(set(delivered_ids(sim, [sender.phone]))) == 2000
+    samples = worker.metrics()
+    holds = sum(v for k, v in samples.items() if k.startswith("whatsapp_worker_retries_total")
+                and 'action="hold"' in k)  # fmt: skip
+    assert holds == 0  # never a moment without the tenant
+    assert pool.volume.writes >= 21

@@ -1,0 +1,315 @@
+"""Parse and validate one queued message: pure functions, no I/O.
+
+A queue message is a JSON object::
+
+    {"metadata": {"tenantId": "t_a3eecb94bb822a92", "phoneNumberId": "882555404932892",
+                  "messageId": "optional-correlation-id"},
+     "wabaPayload": {"to": "919876543220", "type": "text", "text": {"body": "Hello!"}}}
+
+`metadata.tenantId` is 1..50 characters of `[A-Za-z0-9_.-]` starting with a letter or digit;
+`metadata.phoneNumberId` is a string of 1..40 digits (a JSON number is refused);
+`metadata.messageId` (optional) is the producer's correlation id, 1..128 characters of
+`[A-Za-z0-9._:-]`. Other metadata keys (tracing fields) and other top-level keys are ignored.
+
+`wabaPayload` is the body of Meta's `POST /{phone-number-id}/messages` without
+`messaging_product` (the worker adds it; if given it must be "whatsapp"). Its top-level keys
+are `to`, `type`, the object named by `type`, and optionally `recipient_type` (only
+"individual": groups are out of scope), `context` (`{"message_id": ...}`, a reply) and
+`biz_opaque_callback_data` (a string of at most 512 characters). Any other key, or the
+object of another type, is refused. The type objects are checked by `message_types`.
+
+Recipient rule (`normalise_recipient`): remove whitespace, hyphens, dots and parentheses;
+then drop one leading `+`, or else a leading `00` international prefix; what remains must
+be 8..15 ASCII digits (E.164: country code + subscriber number, at most 15 digits) and must
+not start with 0. The result is those digits without `+`: Meta accepts it, and it equals
+the `wa_id` Meta returns. So "+91 98765-43220" and "0091 98765 43220" give "919876543220".
+Anything else (letters, other symbols, a national number starting with 0, too few or too
+many digits) is `invalid_recipient`.
+
+Errors are `InvalidMessage(reason, detail)`: `reason` is one of `REASONS`, `detail` names
+the field paths and what is wrong with them and never repeats a value from the message
+(values may hold personal data).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Final, NoReturn
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from whatsapp_worker.message_types import (
+    MESSAGE_TYPES,
+    Loc,
+    Problem,
+    check_type_object,
+    problems_of,
+)
+
+MAX_BODY_BYTES: Final = 256 * 1024
+MAX_DEPTH: Final = 32  # nesting of wabaPayload; Meta's deepest objects use about 10 levels
+MAX_LISTED_PROBLEMS: Final = 5
+
+NOT_JSON: Final = "not_json"
+TOO_LARGE: Final = "too_large"
+INVALID_ENVELOPE: Final = "invalid_envelope"
+UNKNOWN_TYPE: Final = "unknown_type"
+INVALID_PAYLOAD: Final = "invalid_payload"
+INVALID_RECIPIENT: Final = "invalid_recipient"
+REASONS: Final = (
+    NOT_JSON,
+    TOO_LARGE,
+    INVALID_ENVELOPE,
+    UNKNOWN_TYPE,
+    INVALID_PAYLOAD,
+    INVALID_RECIPIENT,
+)
+
+TOP_LEVEL_KEYS: Final = frozenset(
+    {"messaging_product", "recipient_type", "to", "type", "context", "biz_opaque_callback_data"}
+)
+_SEPARATORS = frozenset(" -.()")
+_RECIPIENT = re.compile(r"[1-9][0-9]{7,14}")
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # others may be data: not echoed
+
+
+class InvalidMessage(ValueError):
+    """A message that can never be sent as it is: drop it (or dead-letter it), never retry."""
+
+    reason: str
+    detail: str
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[InvalidMessage], tuple[str, str]]:
+        return (type(self), (self.reason, self.detail))
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    tenant_id: str
+    phone_number_id: str
+    message_id: str | None
+    to: str  # normalised recipient: digits only
+    type: str
+    payload: dict[str, Any]  # the JSON body to POST to Meta
+
+
+class _Metadata(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    tenant_id: str = Field(
+        alias="tenantId", min_length=1, max_length=50, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+    )
+    phone_number_id: str = Field(alias="phoneNumberId", pattern=r"^[0-9]{1,40}$")
+    message_id: str | None = Field(
+        default=None, alias="messageId", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$"
+    )
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    metadata: _Metadata
+    waba_payload: dict[str, Any] = Field(alias="wabaPayload")
+
+
+def parse_body(body: bytes) -> OutboundMessage:
+    """Size check, UTF-8 and JSON decoding, then `parse_message`."""
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidMessage(
+            TOO_LARGE, f"body: {len(body)} bytes is over the limit of {MAX_BODY_BYTES} bytes"
+        )
+    try:
+        text = bytes(body).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage(NOT_JSON, f"body: not valid UTF-8 (at byte {exc.start})") from None
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        detail = f"body: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        raise InvalidMessage(NOT_JSON, detail) from None
+    except (ValueError, RecursionError) as exc:  # NaN/Infinity, huge integers, deep nesting
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise InvalidMessage(NOT_JSON, f"body: not valid JSON ({reason})") from None
+    return parse_message(data)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def parse_message(data: object) -> OutboundMessage:
+    """Validate one decoded queue message and build the body to POST to Meta."""
+    if not isinstance(data, dict):
+        raise InvalidMessage(NOT_JSON, f"message: must be a JSON object, not {_kind(data)}")
+    try:
+        envelope = _Envelope.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(INVALID_ENVELOPE, problems_of(exc)) from None
+    waba = envelope.waba_payload
+    _check_json_tree(waba, ("wabaPayload",), 1)
+
+    product = waba.get("messaging_product", "whatsapp")
+    if product != "whatsapp":
+        _fail(INVALID_PAYLOAD, "wabaPayload.messaging_product", 'must be "whatsapp"')
+    if waba.get("recipient_type", "individual") != "individual":
+        _fail(INVALID_PAYLOAD, "wabaPayload.recipient_type", 'must be "individual"')
+
+    kind = waba.get("type")
+    if kind is None:
+        _fail(INVALID_PAYLOAD, "wabaPayload.type", "is required")
+    if not isinstance(kind, str):
+        _fail(INVALID_PAYLOAD, "wabaPayload.type", "must be a string")
+    if kind not in MESSAGE_TYPES:
+        _fail(UNKNOWN_TYPE, "wabaPayload.type", "must be one of " + ", ".join(MESSAGE_TYPES))
+    for key in waba:
+        if key not in TOP_LEVEL_KEYS and key not in MESSAGE_TYPES:
+            _fail(INVALID_PAYLOAD, _path(("wabaPayload", key)), "is not allowed")
+        if key in MESSAGE_TYPES and key != kind:
+            _fail(INVALID_PAYLOAD, f"wabaPayload.{key}", f'is not allowed with type "{kind}"')
+    if kind not in waba:
+        _fail(INVALID_PAYLOAD, f"wabaPayload.{kind}", f'is required for type "{kind}"')
+
+    if "to" not in waba:
+        _fail(INVALID_RECIPIENT, "wabaPayload.to", "is required")
+    to = _normalise(waba["to"], "wabaPayload.to")
+
+    if "context" in waba:
+        try:
+            _Context.model_validate(waba["context"])
+        except ValidationError as exc:
+            raise _invalid(INVALID_PAYLOAD, problems_of(exc, ("wabaPayload", "context"))) from None
+    opaque = waba.get("biz_opaque_callback_data", "")
+    if not isinstance(opaque, str) or len(opaque) > 512:
+        _fail(
+            INVALID_PAYLOAD,
+            "wabaPayload.biz_opaque_callback_data",
+            "must be a string of at most 512 characters",
+        )
+
+    problems = check_type_object(kind, waba[kind])
+    if problems:
+        raise _invalid(INVALID_PAYLOAD, [(("wabaPayload", kind, *loc), m) for loc, m in problems])
+
+    payload: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": kind,
+        kind: copy.deepcopy(waba[kind]),
+    }
+    for key in ("context", "biz_opaque_callback_data"):
+        if key in waba:
+            payload[key] = copy.deepcopy(waba[key])
+    meta = envelope.metadata
+    return OutboundMessage(
+        tenant_id=meta.tenant_id,
+        phone_number_id=meta.phone_number_id,
+        message_id=meta.message_id,
+        to=to,
+        type=kind,
+        payload=payload,
+    )
+
+
+class _Context(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    message_id: str = Field(min_length=1)
+
+
+def normalise_recipient(to: str) -> str:
+    """The digits Meta expects for `to` (see the module docstring for the rule)."""
+    return _normalise(to, "to")
+
+
+def _normalise(to: object, path: str) -> str:
+    if not isinstance(to, str):
+        _fail(INVALID_RECIPIENT, path, "must be a string")
+    digits = "".join(c for c in to if c not in _SEPARATORS and not c.isspace())
+    if digits.startswith("+"):
+        digits = digits[1:]
+    elif digits.startswith("00"):
+        digits = digits[2:]
+    if not digits:
+        _fail(INVALID_RECIPIENT, path, "has no digits")
+    if not (digits.isascii() and digits.isdigit()):
+        _fail(INVALID_RECIPIENT, path, "may hold only digits, one leading +, spaces - . ( )")
+    if digits.startswith("0"):
+        _fail(INVALID_RECIPIENT, path, "must start with a country code (not 0), after + or 00")
+    if not _RECIPIENT.fullmatch(digits):
+        _fail(INVALID_RECIPIENT, path, f"must have 8..15 digits, has {len(digits)}")
+    return digits
+
+
+def message_key(message: OutboundMessage) -> str:
+    """A stable id of the message: its messageId, or a hash of what it sends and from whom."""
+    if message.message_id is not None:
+        return message.message_id
+    canonical = json.dumps(
+        [message.tenant_id, message.phone_number_id, message.payload],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def _check_json_tree(value: object, loc: Loc, depth: int) -> None:
+    """A decoded JSON tree: plain JSON types, string keys, finite numbers, bounded depth."""
+    if depth > MAX_DEPTH:
+        _fail(INVALID_PAYLOAD, _path(loc), f"is nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                _fail(INVALID_PAYLOAD, _path(loc), "has a key that is not a string")
+            _check_json_tree(item, (*loc, key), depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_json_tree(item, (*loc, index), depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        _fail(INVALID_PAYLOAD, _path(loc), "must be a finite number")
+    elif not isinstance(value, str | int | float | bool) and value is not None:
+        _fail(INVALID_PAYLOAD, _path(loc), f"is not a JSON value ({_kind(value)})")
+
+
+def _kind(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number"
+    return names.get(type(value), type(value).__name__)
+
+
+def _path(loc: Loc) -> str:
+    """`a.b[0].c`; a key that does not look like a field name is shown as `<key>`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        name = part if _FIELD_NAME.fullmatch(part) else "<key>"
+        out += f".{name}" if out else name
+    return out or "message"
+
+
+def _invalid(reason: str, problems: list[Problem]) -> InvalidMessage:
+    shown = [f"{_path(loc)}: {message}" for loc, message in problems[:MAX_LISTED_PROBLEMS]]
+    if len(problems) > MAX_LISTED_PROBLEMS:
+        shown.append(f"and {len(problems) - MAX_LISTED_PROBLEMS} more problems")
+    return InvalidMessage(reason, "; ".join(shown))
+
+
+def _fail(reason: str, path: str, message: str) -> NoReturn:
+    raise InvalidMessage(reason, f"{path}: {message}")

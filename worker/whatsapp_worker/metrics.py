@@ -1,0 +1,88 @@
+"""The worker's Prometheus metrics. Labels are bounded sets: pool, outcome, reason, Meta code
+and error class. Never a tenant id, a recipient or anything from a token."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0)
+WAIT_BUCKETS = (0.0, 0.001, 0.005, 0.0125, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0)
+
+
+class WorkerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.sent = Counter(
+            "whatsapp_worker_messages_sent",
+            "Messages accepted by the Graph API",
+            ["pool"],
+            registry=r,
+        )
+        self.failed = Counter(
+            "whatsapp_worker_messages_failed",
+            "Messages dead-lettered, by reason, Meta error code and class",
+            ["pool", "reason", "code", "error_class"],
+            registry=r,
+        )
+        self.retried = Counter(
+            "whatsapp_worker_retries",
+            "Attempts that will be tried again (retry, throttle, hold, limiter wait)",
+            ["pool", "action"],
+            registry=r,
+        )
+        self.possible_duplicates = Counter(
+            "whatsapp_worker_possible_duplicates",
+            "Sends that timed out after the request was written: retrying may deliver twice",
+            ["pool"],
+            registry=r,
+        )
+        self.send_seconds = Histogram(
+            "whatsapp_worker_send_seconds",
+            "Graph API send latency",
+            ["pool"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.limiter_wait = Histogram(
+            "whatsapp_worker_limiter_wait_seconds",
+            "Time a message waited in memory for its number's or pair's limit",
+            ["pool"],
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        self.queue_lag = Histogram(
+            "whatsapp_worker_queue_lag_seconds",
+            "From the producer's timestamp to the first send attempt",
+            ["pool"],
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.config_tenants = Gauge(
+            "whatsapp_worker_config_tenants",
+            "Tenants in the loaded resolved config",
+            ["pool"],
+            registry=r,
+        )
+        self.config_errors = Gauge(
+            "whatsapp_worker_config_errors",
+            "Problems in the mounted config files",
+            ["pool"],
+            registry=r,
+        )
+        self.shards_held = Gauge(
+            "whatsapp_worker_shards_held",
+            "Shard queues this process consumes",
+            ["pool"],
+            registry=r,
+        )
+        self.live_workers = Gauge(
+            "whatsapp_worker_pool_members",
+            "Live workers of the pool seen by heartbeat",
+            ["pool"],
+            registry=r,
+        )
+
+    def serve(self, port: int) -> None:
+        start_http_server(port, addr="0.0.0.0", registry=self.registry)  # noqa: S104

@@ -1,0 +1,387 @@
+"""One message from delivery to outcome: decode, find the tenant, wait for the limits, send,
+then classify the result and settle the delivery. Decisions come from the pure modules
+(`delivery`, `limits`, `policy`); this module only sequences the I/O.
+
+A delivery is acknowledged only after its outcome is safely elsewhere: the result event and
+any dead letter or delayed copy are confirmed by the broker first. A process killed in
+between leaves the delivery unacked, so RabbitMQ delivers it again: at least once, and a
+send that may have reached Meta twice is counted (`possible_duplicates`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+
+from whatsapp_graph.client import GraphClient
+from whatsapp_graph.errors import GraphApiError, GraphUnavailable, ThrottleScope
+from whatsapp_graph.resolved import TenantConfig
+
+from .config import ConfigStore
+from .delivery import (
+    PHONE_MISMATCH,
+    Failure,
+    attempt_headers,
+    dead_letter_headers,
+    decode,
+    read_attempt,
+    result_event,
+    wamid_of,
+)
+from .limits import Limiter
+from .messages import InvalidMessage, OutboundMessage, message_key
+from .metrics import WorkerMetrics
+from .policy import Action, Attempt, Decision, RetryPolicy, after_error, next_attempt
+from .policy import tenant_unavailable as unavailable_decision
+from .topology import PoolTopology, delay_tier
+
+log = logging.getLogger(__name__)
+
+
+class Sender:
+    def __init__(
+        self,
+        *,
+        topology: PoolTopology,
+        store: ConfigStore,
+        graph: GraphClient,
+        limiter: Limiter,
+        policy: RetryPolicy,
+        publisher: AbstractExchange,  # the default exchange of a confirming channel
+        results: AbstractExchange,
+        metrics: WorkerMetrics,
+        concurrency: int,
+        inline_wait: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.topology = topology
+        self.pool = topology.pool
+        self.store = store
+        self.graph = graph
+        self.limiter = limiter
+        self.policy = policy
+        self.publisher = publisher
+        self.results = results
+        self.metrics = metrics
+        self.inflight = asyncio.Semaphore(concurrency)
+        self.inline_wait = inline_wait
+        self.clock = clock
+
+    async def handle(self, delivery: AbstractIncomingMessage, shard: int) -> None:
+        """Process one delivery; never raises (a failure leaves it unacked for redelivery)."""
+        try:
+            await self._handle(delivery, shard)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A broker problem while settling: the delivery stays unacked and comes back.
+            log.exception("shard %s: a message could not be settled; it will be redelivered", shard)
+
+    async def _handle(self, delivery: AbstractIncomingMessage, shard: int) -> None:
+        headers: dict[str, Any] = dict(delivery.headers or {})
+        attempt = read_attempt(headers)
+        if delivery.timestamp is not None and attempt.attempts == 0 and not attempt.throttles:
+            self.metrics.queue_lag.labels(self.pool).observe(
+                max(0.0, self.clock() - delivery.timestamp.timestamp())
+            )
+        try:
+            message = decode(delivery.body, headers)
+        except InvalidMessage as exc:
+            failure = Failure(reason=exc.reason, detail=exc.detail)
+            await self._dead_letter(delivery, shard, None, failure, attempt, headers)
+            return
+        tenant = self.store.get(message.tenant_id)
+        if tenant is None or tenant.suspended:
+            decision = unavailable_decision(self.policy, attempt, self.clock())
+            await self._settle(delivery, shard, message, decision, attempt, headers)
+            return
+        if tenant.phone_number_id != message.phone_number_id:
+            failure = Failure(
+                reason=PHONE_MISMATCH,
+                detail=f"phone number {message.phone_number_id} is not the number of tenant "
+                f"{message.tenant_id}",
+            )
+            await self._dead_letter(delivery, shard, message, failure, attempt, headers)
+            return
+        await self._send_loop(delivery, shard, message, tenant, attempt, headers)
+
+    async def _send_loop(
+        self,
+        delivery: AbstractIncomingMessage,
+        shard: int,
+        message: OutboundMessage,
+        tenant: TenantConfig,
+        attempt: Attempt,
+        headers: dict[str, Any],
+    ) -> None:
+        rotated_once = False
+        error = ""
+        while True:
+            if not await self._wait_for_limits(delivery, shard, message, tenant, attempt, headers):
+                return  # parked in a delay queue
+            try:
+                response = await self._post(message, tenant)
+            except GraphApiError as exc:
+                error = _describe_error(exc)
+                decision = self._decide(attempt, exc.code, exc.subcode, maybe_sent=False)
+                if decision.action is Action.HOLD and not rotated_once:
+                    rotated_once = True
+                    fresh = await self._fresh_token(tenant)
+                    if fresh is not None:
+                        tenant = fresh  # a rotated token is already mounted: use it now
+                        continue
+            except GraphUnavailable as exc:
+                error = str(exc)
+                if exc.maybe_sent:
+                    self.metrics.possible_duplicates.labels(self.pool).inc()
+                decision = self._decide(attempt, None, None, maybe_sent=exc.maybe_sent)
+            else:
+                await self._accepted(delivery, message, attempt, wamid_of(response))
+                return
+            if decision.action is Action.THROTTLE and decision.scope is not None:
+                key = _scope_key(decision.scope, tenant, message)
+                self.limiter.pause(decision.scope, key, self.clock() + decision.delay)
+            attempt = next_attempt(attempt, decision, self.clock())
+            if decision.action is Action.DEAD_LETTER:
+                failure = Failure.from_decision(decision, detail=error)
+                await self._dead_letter(delivery, shard, message, failure, attempt, headers)
+                return
+            self.metrics.retried.labels(self.pool, decision.action.value).inc()
+            if decision.action in (Action.RETRY, Action.THROTTLE) and (
+                decision.delay <= self.inline_wait
+            ):
+                await asyncio.sleep(decision.delay)
+                continue
+            await self._later(delivery, shard, attempt, headers, decision.delay)
+            return
+
+    async def _wait_for_limits(
+        self,
+        delivery: AbstractIncomingMessage,
+        shard: int,
+        message: OutboundMessage,
+        tenant: TenantConfig,
+        attempt: Attempt,
+        headers: dict[str, Any],
+    ) -> bool:
+        """Wait (in memory, up to `inline_wait` in all) until the number's and the pair's
+        limits and any pause let this message go; False when it was parked instead."""
+        waited = 0.0
+        while True:
+            reservation = self.limiter.reserve(
+                tenant.phone_number_id,
+                message.to,
+                rate=float(tenant.messages_per_second),
+                waba_id=tenant.waba_id,
+                now=self.clock(),
+            )
+            if waited + reservation.delay > self.inline_wait:
+                if reservation.reserved:  # give the slot back: the message waits elsewhere
+                    self.limiter.cancel(
+                        tenant.phone_number_id, message.to, reservation, now=self.clock()
+                    )
+                self.metrics.retried.labels(self.pool, "limit_wait").inc()
+                await self._later(delivery, shard, attempt, headers, reservation.delay)
+                return False
+            if reservation.delay > 0:
+                waited += reservation.delay
+                self.metrics.limiter_wait.labels(self.pool).observe(reservation.delay)
+                await asyncio.sleep(reservation.delay)
+            if reservation.reserved:
+                return True
+
+    def _decide(
+        self, attempt: Attempt, code: int | None, subcode: int | None, *, maybe_sent: bool
+    ) -> Decision:
+        return after_error(
+            self.policy,
+            attempt,
+            code=code,
+            subcode=subcode,
+            maybe_sent=maybe_sent,
+            now=self.clock(),
+            rand=random.random(),  # jitter, not security
+        )
+
+    async def _post(self, message: OutboundMessage, tenant: TenantConfig) -> dict[str, Any]:
+        async with self.inflight:
+            started = time.perf_counter()
+            try:
+                return await self.graph.send_message(
+                    tenant.token.get_secret_value(),
+                    tenant.phone_number_id,
+                    message.payload,
+                    version=tenant.graph_api_version,
+                )
+            finally:
+                self.metrics.send_seconds.labels(self.pool).observe(time.perf_counter() - started)
+
+    async def _fresh_token(self, tenant: TenantConfig) -> TenantConfig | None:
+        """Meta rejected the token: re-read the mounted config; a rotated one may be there."""
+        await asyncio.to_thread(self.store.reload)
+        fresh = self.store.get(tenant.tenant_id)
+        if fresh is None or fresh.token_fingerprint == tenant.token_fingerprint:
+            return None
+        log.info("tenant %s: retrying with the token found on reload", tenant.tenant_id)
+        return fresh
+
+    # --- settling ----------------------------------------------------------------------
+
+    async def _settle(
+        self,
+        delivery: AbstractIncomingMessage,
+        shard: int,
+        message: OutboundMessage,
+        decision: Decision,
+        attempt: Attempt,
+        headers: dict[str, Any],
+    ) -> None:
+        if decision.action is Action.DEAD_LETTER:
+            failure = Failure.from_decision(decision, detail=_detail(decision))
+            await self._dead_letter(delivery, shard, message, failure, attempt, headers)
+            return
+        attempt = next_attempt(attempt, decision, self.clock())
+        self.metrics.retried.labels(self.pool, decision.action.value).inc()
+        await self._later(delivery, shard, attempt, headers, decision.delay)
+
+    async def _later(
+        self,
+        delivery: AbstractIncomingMessage,
+        shard: int,
+        attempt: Attempt,
+        headers: dict[str, Any],
+        delay: float,
+    ) -> None:
+        """Park the message in the shard's delay queue, then ack this delivery."""
+        queue = self.topology.delay_queue(shard, delay_tier(delay))
+        await self.publisher.publish(_copy(delivery, attempt_headers(headers, attempt)), queue)
+        await delivery.ack()
+
+    async def _accepted(
+        self,
+        delivery: AbstractIncomingMessage,
+        message: OutboundMessage,
+        attempt: Attempt,
+        wamid: str | None,
+    ) -> None:
+        self.metrics.sent.labels(self.pool).inc()
+        event = result_event(
+            pool=self.pool,
+            message_id=_message_id(delivery, message),
+            message=message,
+            attempts=attempt.attempts + 1,
+            now=self.clock(),
+            wamid=wamid,
+        )
+        await self._publish_result(event)
+        await delivery.ack()
+
+    async def _dead_letter(
+        self,
+        delivery: AbstractIncomingMessage,
+        shard: int,
+        message: OutboundMessage | None,
+        failure: Failure,
+        attempt: Attempt,
+        headers: dict[str, Any],
+    ) -> None:
+        now = self.clock()
+        self.metrics.failed.labels(
+            self.pool, failure.reason, str(failure.code or ""), failure.error_class or ""
+        ).inc()
+        tenant_id = message.tenant_id if message else None
+        dead = dead_letter_headers(
+            headers, failure, attempt=attempt, tenant_id=tenant_id, shard=shard, now=now
+        )
+        await self.publisher.publish(_copy(delivery, dead), self.topology.dead_queue)
+        event = result_event(
+            pool=self.pool,
+            message_id=_message_id(delivery, message),
+            message=message,
+            attempts=attempt.attempts,
+            now=now,
+            failure=failure,
+        )
+        await self._publish_result(event)
+        log.warning(
+            "dead-lettered a message%s: %s%s",
+            f" of tenant {tenant_id}" if tenant_id else "",
+            failure.reason,
+            f" (code {failure.code})" if failure.code is not None else "",
+        )
+        await delivery.ack()
+
+    async def _publish_result(self, event: dict[str, Any]) -> None:
+        await self.results.publish(
+            aio_pika.Message(
+                json.dumps(event, separators=(",", ":")).encode(),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=event.get("messageId"),
+                correlation_id=event.get("messageId"),
+            ),
+            routing_key=f"{self.pool}.{event['status']}",
+        )
+
+
+def _message_id(delivery: AbstractIncomingMessage, message: OutboundMessage | None) -> str | None:
+    """What producers correlate results by: metadata.messageId, else the AMQP message id,
+    else a hash of the content."""
+    if message is not None and message.message_id:
+        return message.message_id
+    if delivery.message_id:
+        return delivery.message_id
+    return message_key(message) if message is not None else None
+
+
+def _copy(delivery: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+    """The same message (body and producer properties) with new headers; persistent."""
+    return aio_pika.Message(
+        delivery.body,
+        headers=headers,
+        content_type=delivery.content_type,
+        content_encoding=delivery.content_encoding,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        correlation_id=delivery.correlation_id,
+        message_id=delivery.message_id,
+        timestamp=delivery.timestamp,
+        type=delivery.type,
+        app_id=delivery.app_id,
+    )
+
+
+def _scope_key(scope: ThrottleScope, tenant: TenantConfig, message: OutboundMessage) -> str:
+    if scope is ThrottleScope.APP:
+        return ""
+    if scope is ThrottleScope.WABA:
+        return tenant.waba_id
+    if scope is ThrottleScope.PAIR:
+        return f"{tenant.phone_number_id}:{message.to}"
+    return tenant.phone_number_id
+
+
+def _describe_error(exc: GraphApiError) -> str:
+    """Meta's own words (already scrubbed of tokens by the client)."""
+    info = exc.info
+    text = f"Meta error {info.code}" + (f"/{info.subcode}" if info.subcode is not None else "")
+    text += f": {info.message}"
+    if info.details:
+        text += f" ({info.details})"
+    return text[:1000]
+
+
+def _detail(decision: Decision) -> str:
+    parts = [decision.reason]
+    if decision.code is not None:
+        parts.append(f"Meta error code {decision.code}")
+    if decision.error_class:
+        parts.append(f"class {decision.error_class}")
+    return ", ".join(parts)

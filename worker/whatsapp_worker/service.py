@@ -1,0 +1,172 @@
+"""The sender service of one worker process: connect, declare, hold shards, send, reload.
+
+It runs in its own thread with its own asyncio loop inside the Celery worker (see
+`celery_app.py`), so all sending is async: one process keeps hundreds of Graph requests in
+flight over one pooled httpx client. A lost broker connection ends the session: unacked
+deliveries go back to their queues and the service connects again with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import aio_pika
+import httpx
+
+from whatsapp_graph.client import GraphClient
+
+from .config import ConfigStore, Snapshot
+from .limits import Limiter
+from .metrics import WorkerMetrics
+from .policy import RetryPolicy
+from .sender import Sender
+from .settings import WorkerSettings
+from .shards import ShardHolder
+from .topology import PoolTopology, declare_exchanges, declare_pool
+
+log = logging.getLogger(__name__)
+
+RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+class SenderService:
+    def __init__(self, settings: WorkerSettings, metrics: WorkerMetrics | None = None) -> None:
+        self.settings = settings
+        self.topology = PoolTopology(settings.pool, settings.shards)
+        self.metrics = metrics or WorkerMetrics()
+        self.store = ConfigStore(settings.config_dir, pool=settings.pool)
+        self.store.add_listener(self._on_config)
+        self.limiter = Limiter(
+            headroom=settings.headroom,
+            pair_burst=settings.pair_burst,
+            # the same headroom as for the number's rate: requests reach Meta a few ms apart
+            # from when they left, and a bucket refilled exactly on time would sometimes be short
+            pair_refill_seconds=settings.pair_refill_seconds / settings.headroom,
+        )
+        self.policy = RetryPolicy(
+            max_attempts=settings.max_attempts,
+            base_delay=settings.retry_base_delay,
+            max_delay=settings.retry_max_delay,
+            hold_window=settings.hold_window,
+            hold_recheck=settings.hold_recheck,
+        )
+        self.stop = asyncio.Event()
+        self.ready = asyncio.Event()  # set once shards can be claimed (tests, probes)
+        self.holder: ShardHolder | None = None
+
+    def _on_config(self, snapshot: Snapshot) -> None:
+        self.metrics.config_tenants.labels(self.topology.pool).set(len(snapshot.tenants))
+        self.metrics.config_errors.labels(self.topology.pool).set(len(snapshot.errors))
+        log.info(
+            "resolved config loaded: %d tenants, %s%s",
+            len(snapshot.tenants),
+            snapshot.content_hash,
+            f", {len(snapshot.errors)} problems" if snapshot.errors else "",
+        )
+
+    def _on_shards(self, held: int, members: int) -> None:
+        self.metrics.shards_held.labels(self.topology.pool).set(held)
+        self.metrics.live_workers.labels(self.topology.pool).set(members)
+
+    async def run(self) -> None:
+        """Until `stop` is set: sessions, reconnecting after broker failures."""
+        await asyncio.to_thread(self.store.reload)
+        watcher = asyncio.create_task(
+            self.store.watch(self.settings.reload_interval, self.stop), name="config-watch"
+        )
+        limits = httpx.Limits(
+            max_connections=self.settings.concurrency,
+            max_keepalive_connections=self.settings.concurrency,
+        )
+        timeout = httpx.Timeout(self.settings.graph_timeout, connect=5.0, pool=30.0)
+        try:
+            async with httpx.AsyncClient(
+                limits=limits, timeout=timeout, http2=self.settings.http2
+            ) as http:
+                graph = GraphClient(http, base_url=self.settings.graph_base_url)
+                failures = 0
+                while not self.stop.is_set():
+                    started = time.monotonic()
+                    try:
+                        await self._session(graph)
+                    except (aio_pika.exceptions.AMQPError, OSError, ConnectionError) as exc:
+                        log.warning("broker session ended: %s", type(exc).__name__)
+                    if self.stop.is_set():
+                        break
+                    failures = 0 if time.monotonic() - started > 30 else failures + 1
+                    delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stop.wait(), delay)
+        finally:
+            self.stop.set()
+            await watcher
+
+    async def _session(self, graph: GraphClient) -> None:
+        url = self.settings.amqp_url.get_secret_value()
+        connection = await aio_pika.connect(
+            url, client_properties={"connection_name": self.settings.worker_id}
+        )
+        try:
+            declare = await connection.channel()
+            await declare_pool(declare, self.topology)
+            results, _ = await declare_exchanges(declare)
+            await declare.close()
+            publishing = await connection.channel(publisher_confirms=True)
+            results = await publishing.get_exchange(results.name, ensure=False)
+            sender = Sender(
+                topology=self.topology,
+                store=self.store,
+                graph=graph,
+                limiter=self.limiter,
+                policy=self.policy,
+                publisher=publishing.default_exchange,
+                results=results,
+                metrics=self.metrics,
+                concurrency=self.settings.concurrency,
+                inline_wait=self.settings.inline_wait,
+            )
+            holder = ShardHolder(
+                connection,
+                self.settings,
+                self.topology,
+                sender.handle,
+                config_hash=lambda: self.store.content_hash,
+                tenants=lambda: self.store.tenants_count,
+                on_change=self._on_shards,
+            )
+            self.holder = holder
+            await holder.start()
+            self.ready.set()
+            lost = asyncio.create_task(_closed(connection))
+            balancing = asyncio.create_task(holder.run(self.stop))
+            done, _ = await asyncio.wait({lost, balancing}, return_when=asyncio.FIRST_COMPLETED)
+            if lost in done:
+                balancing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await balancing
+                raise ConnectionError("the broker connection was lost")
+            lost.cancel()
+            balancing.result()
+            await holder.close()  # drain: started sends finish and are acked
+        finally:
+            self.ready.clear()
+            self.holder = None
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+
+async def _closed(connection: aio_pika.abc.AbstractConnection) -> None:
+    """Returns when the connection closes for any reason."""
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def done(*_: object) -> None:
+        if not future.done():
+            future.set_result(None)
+
+    connection.close_callbacks.add(done)
+    if connection.is_closed:
+        done()
+    await future

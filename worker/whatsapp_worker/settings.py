@@ -1,0 +1,57 @@
+"""The worker's settings: environment variables `WHATSAPP_WORKER_*` (or CLI flags)."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WHATSAPP_WORKER_", extra="forbid")
+
+    amqp_url: SecretStr = Field(
+        SecretStr("amqp://guest:guest@127.0.0.1:5672/%2F"),
+        description="RabbitMQ URL (holds a password: never logged)",
+    )
+    pool: str = Field("default", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    config_dir: str = Field(
+        "/etc/whatsapp-worker/config", description="the mounted resolved-config Secret(s)"
+    )
+    shards: int = Field(8, ge=1, le=256, description="shard queues of the pool (fixed)")
+    prefetch: int = Field(64, ge=1, le=10_000, description="unacked messages per shard (measured)")
+    concurrency: int = Field(256, ge=1, le=10_000, description="Graph requests in flight")
+    graph_base_url: str = "https://graph.facebook.com"
+    graph_timeout: float = Field(15.0, gt=0)
+    http2: bool = False
+    headroom: float = Field(0.97, gt=0, le=1.0, description="fraction of Meta's rate to use")
+    max_attempts: int = Field(8, ge=1)
+    retry_base_delay: float = Field(1.0, gt=0, description="first retry after about this")
+    retry_max_delay: float = Field(300.0, gt=0, description="retries never wait longer")
+    hold_window: float = Field(
+        900.0,
+        ge=0,
+        description="seconds to hold messages of a tenant with a rejected token "
+        "or missing from the config (suspended, unknown) before dead-lettering them",
+    )
+    hold_recheck: float = Field(30.0, gt=0, description="how often held messages look again")
+    pair_burst: int = Field(45, ge=1, description="Meta's pair limit: burst per recipient")
+    pair_refill_seconds: float = Field(
+        6.0, gt=0, description="Meta's pair limit: one more message per recipient every ..."
+    )
+    inline_wait: float = Field(
+        2.0,
+        ge=0,
+        description="waits up to this long happen in memory; longer ones in a delay queue",
+    )
+    heartbeat_interval: float = Field(2.0, gt=0)
+    reload_interval: float = Field(1.0, gt=0, description="how often `..data` is checked")
+    drain_timeout: float = Field(25.0, ge=0)
+    metrics_port: int = Field(0, ge=0, le=65535, description="0: no metrics endpoint")
+    worker_id: str = Field(default_factory=default_worker_id)
