@@ -88,13 +88,17 @@ class Broker:
         await asyncio.gather(*sent)
         return total
 
-    async def collect(self, count: int, within: float) -> list[dict[str, Any]]:
-        """Result events until `count` arrived or `timeout` passed."""
+    async def collect(
+        self, count: int, within: float, *, distinct: bool = False
+    ) -> list[dict[str, Any]]:
+        """Result events until `count` arrived (of distinct message ids, with `distinct`; a
+        redelivered message has two) or `within` seconds passed."""
         assert self.results is not None
         events: list[dict[str, Any]] = []
         deadline = time.monotonic() + within
+        ids: set[Any] = set()
         async with self.results.iterator() as stream:
-            while len(events) < count:
+            while (len(ids) if distinct else len(events)) < count:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -104,6 +108,7 @@ class Broker:
                     break
                 await message.ack()
                 events.append(json.loads(message.body))
+                ids.add(events[-1].get("messageId"))
         return events
 
     async def dead_letters(self, expect: int = 0, within: float = 10.0) -> list[Any]:

@@ -1,8 +1,9 @@
 """`make demo`: the whole system on this machine, no Docker.
 
-Starts the control plane (hack/control-plane), the Graph API simulator seeded with the demo
-tenant, and the operator; applies examples/tenant.yaml; waits for Ready; shows what a user
-sees. `make demo-down` stops everything. State and logs live in .run/demo/.
+Starts the control plane (hack/control-plane), PostgreSQL, RabbitMQ, the Graph API simulator
+seeded with the demo tenant, the operator and a sender worker; applies examples/tenant.yaml;
+waits for Ready; enqueues the seed's message and shows Meta's (the simulator's) wamid and the
+matching result event. `make demo-down` stops everything. State and logs live in .run/demo/.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import time
 from pathlib import Path
 
 from whatsapp_testkit import controlplane
-from whatsapp_testkit.procs import pid_running, stop_pid
-from whatsapp_testkit.services import GraphSimulator, Operator
+from whatsapp_testkit.procs import pid_running, spawn, stop_pid
+from whatsapp_testkit.services import GraphSimulator, Operator, Worker
 
 ROOT = controlplane.REPO_ROOT
 RUN = ROOT / ".run" / "demo"
@@ -43,13 +44,49 @@ def control_plane_up() -> Path:
     return Path(out.strip().removeprefix("export KUBECONFIG="))
 
 
-def postgres(command: str) -> str:
+def harness(module: str, command: str) -> str:
+    """`python -m whatsapp_testkit.<module> up|down`: the Postgres and RabbitMQ harnesses."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "testkit")}
     proc = subprocess.run(
-        [sys.executable, "-m", "whatsapp_testkit.postgres", command],
+        [sys.executable, "-m", f"whatsapp_testkit.{module}", command],
         stdout=subprocess.PIPE, text=True, env=env, check=command == "up",
     )  # fmt: skip
     return proc.stdout.strip()
+
+
+def postgres(command: str) -> str:
+    return harness("postgres", command)
+
+
+# The seed's queue message, as its producers publish it (seed: "Credential Retrieval Flow"),
+# for the demo tenant of examples/tenant.yaml.
+SEED_MESSAGE = {
+    "metadata": {"tenantId": "t_a3eecb94bb822a92", "phoneNumberId": "106540352242922"},
+    "wabaPayload": {"to": "919876543220", "type": "text", "text": {"body": "Hello!"}},
+}
+
+
+def send_seed_message(amqp_url: str, sim_url: str) -> None:
+    import asyncio
+
+    from whatsapp_graph.simulator.client import SimulatorAdmin
+    from whatsapp_testkit.amqp import Broker
+
+    async def run() -> list[dict[str, object]]:
+        async with Broker(amqp_url, "default") as broker:  # its results queue is bound first
+            await broker.publish([SEED_MESSAGE])
+            return await broker.collect(1, within=30)
+
+    print(json.dumps(SEED_MESSAGE, indent=2))
+    events = asyncio.run(run())
+    if not events:
+        sys.exit("no result event within 30 s: see the worker's log")
+    say("the result event (exchange whatsapp.results, routing key default.accepted)")
+    print(json.dumps(events[0], indent=2))
+    say("what Meta (the simulator) received and answered")
+    with SimulatorAdmin(sim_url) as admin:
+        for message in admin.messages("106540352242922"):
+            print(f"    wamid {message['wamid']}  to {message['to']}  body {message['body']}")
 
 
 def show_row(dsn: str, tenant_id: str) -> None:
@@ -79,6 +116,7 @@ def down() -> int:
         state_file.unlink()
     subprocess.run([str(ROOT / "hack" / "control-plane"), "down"], check=False)
     postgres("down")
+    harness("rabbitmq", "down")
     return 0
 
 
@@ -95,6 +133,9 @@ def up() -> int:
     keys.mkdir(exist_ok=True)
     if not any(keys.iterdir()):
         (keys / "demo-key-1").write_bytes(os.urandom(32))  # AES-256 key, id "demo-key-1"
+
+    say("starting RabbitMQ (Debian's server, as the rabbitmq user, on free ports)")
+    amqp_url = harness("rabbitmq", "up").splitlines()[-1].split("=", 1)[1]
 
     say("starting the Graph API simulator with the demo tenant's WABA, number and token")
     sim = GraphSimulator(RUN / "graph-sim.log", seed=ROOT / "examples" / "simulator-seed.yaml")
@@ -122,10 +163,11 @@ def up() -> int:
         kubeconfig=kubeconfig,
         graph_api_url=sim.url,
         extra_args=["--encryption-keys-dir", str(keys), "--workers-namespace", WORKERS],
-        extra_env={"WHATSAPP_OPERATOR_DATABASE_URL": dsn},
+        extra_env={"WHATSAPP_OPERATOR_DATABASE_URL": dsn, "WHATSAPP_OPERATOR_AMQP_URL": amqp_url},
     )
     op.start()
-    state = {"pids": {"whatsapp-graph-sim": sim.proc.pid, "whatsapp-operator": op.proc.pid}}  # type: ignore[union-attr]
+    pids = {"whatsapp-graph-sim": sim.proc.pid, "whatsapp-operator": op.proc.pid}  # type: ignore[union-attr]
+    state = {"pids": pids}
     (RUN / "state.json").write_text(json.dumps(state))
     print(f"operator pid {op.proc.pid} (log {op.log_path})")  # type: ignore[union-attr]
 
@@ -154,6 +196,43 @@ def up() -> int:
     time.sleep(1)
     print(kubectl(kubeconfig, "get", "secrets", "-n", WORKERS, "-L", "whatsapp.operator.dev/pool"))
 
+    say("mounting the pool's Secrets for the worker, kubelet's way (no kubelet runs here)")
+    mount = RUN / "worker-config"
+    mirror = spawn(
+        [sys.executable, str(ROOT / "testkit" / "whatsapp_testkit" / "kubelet.py"),
+         str(controlplane.find_kubectl()), str(kubeconfig), WORKERS, "default", str(mount)],
+        RUN / "kubelet.log", detach=True,
+    )  # fmt: skip
+    pids["kubelet.py"] = mirror.pid
+    say("starting a sender worker (whatsapp-worker: a Celery worker hosting the sender)")
+    worker = Worker(
+        RUN / "worker.log", amqp_url=amqp_url, graph_api_url=sim.url, config_dir=mount,
+        worker_id="demo-worker",
+    )  # fmt: skip
+    worker.start()
+    pids["whatsapp-worker"] = worker.proc.pid  # type: ignore[union-attr]
+    (RUN / "state.json").write_text(json.dumps(state))
+    deadline = time.monotonic() + 60
+    while not (
+        worker.metric("whatsapp_worker_config_tenants") == 1
+        and worker.metric("whatsapp_worker_shards_held") == 8
+    ):
+        if time.monotonic() > deadline:
+            sys.exit(f"the worker did not load the config and take its shards: {worker.log_path}")
+        time.sleep(0.3)
+    print(f"worker pid {worker.proc.pid}: 1 tenant loaded, 8 shards held (log {worker.log_path})")  # type: ignore[union-attr]
+
+    say("enqueueing the seed's message (plain JSON to the pool's exchange, key phoneNumberId)")
+    send_seed_message(amqp_url, sim.url)
+
+    say("which workers run the published config (the tenant's status, kubectl get -o wide)")
+    deadline = time.monotonic() + 30
+    while "1/1 current" not in kubectl(kubeconfig, "get", "wat", "-n", NAMESPACE, "-o", "wide"):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    print(kubectl(kubeconfig, "get", "wat", "-n", NAMESPACE, "-o", "wide"))
+
     say("the seed's credentials lookup, for legacy services (whatsapp-credentials)")
     print(
         f"    WHATSAPP_OPERATOR_DATABASE_URL={dsn} \\\n"
@@ -165,7 +244,10 @@ def up() -> int:
     kubectl get wat -A -w
     kubectl -n {NAMESPACE} annotate wat demo-tenant whatsapp.operator.dev/revalidate=now
     kubectl -n {NAMESPACE} delete secret demo-tenant-meta-token   # watch Ready turn False
-    tail -f {op.log_path}
+    tail -f {op.log_path} {RUN / "worker.log"}
+    export WHATSAPP_WORKER_AMQP_URL='{amqp_url}'
+    .venv/bin/whatsapp-send --tenant-id t_a3eecb94bb822a92 --phone-number-id 106540352242922 \\
+        --to 919876543220 --text 'Hello again'
 Tear everything down with: make demo-down""")
     return 0
 

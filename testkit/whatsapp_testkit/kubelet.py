@@ -9,11 +9,14 @@ stale ones removed, and the previous timestamped directory is deleted.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 DATA = "..data"
 
@@ -68,3 +71,53 @@ class KubeletVolume:
             shutil.rmtree(old_ts_path)
         self.writes += 1
         return True
+
+
+def mirror_pool_secrets(
+    list_secrets: Callable[[str, str], list[dict[str, Any]]],
+    namespace: str,
+    pool: str,
+    volume: KubeletVolume,
+) -> bool:
+    """Do kubelet's job where no kubelet runs (envtest, the demo): put the data of the pool's
+    published Secrets into `volume`, swapping it atomically when it changed. `list_secrets`
+    returns Secret objects (as JSON) by namespace and label selector."""
+    payload: dict[str, bytes] = {}
+    for item in list_secrets(namespace, f"whatsapp.operator.dev/pool={pool}"):
+        for key, raw in (item.get("data") or {}).items():
+            payload[key] = base64.b64decode(raw)
+    return volume.write(payload) if payload else False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m whatsapp_testkit.kubelet KUBECTL KUBECONFIG NAMESPACE POOL DIR`: mirror the
+    pool's published Secrets into DIR every half second, kubelet's way (the demo's kubelet)."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    kubectl, kubeconfig, namespace, pool, directory = (argv or sys.argv[1:])[:5]
+    volume = KubeletVolume(Path(directory))
+    volume.target.mkdir(parents=True, exist_ok=True)
+
+    def list_secrets(ns: str, selector: str) -> list[dict[str, Any]]:
+        out = subprocess.run(
+            [kubectl, "--kubeconfig", kubeconfig, "get", "secrets", "-n", ns, "-l", selector,
+             "-o", "json"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        items: list[dict[str, Any]] = json.loads(out)["items"]
+        return items
+
+    while True:
+        try:
+            if mirror_pool_secrets(list_secrets, namespace, pool, volume):
+                print(f"kubelet: {directory} updated ({volume.writes})", flush=True)
+        except (subprocess.CalledProcessError, ValueError) as exc:
+            print(f"kubelet: {exc}", flush=True)
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,10 +2,13 @@
 then classify the result and settle the delivery. Decisions come from the pure modules
 (`delivery`, `limits`, `policy`); this module only sequences the I/O.
 
-A delivery is acknowledged only after its outcome is safely elsewhere: the result event and
-any dead letter or delayed copy are confirmed by the broker first. A process killed in
-between leaves the delivery unacked, so RabbitMQ delivers it again: at least once, and a
-send that may have reached Meta twice is counted (`possible_duplicates`).
+A delivery is acknowledged only after its outcome is safely elsewhere: a dead letter or a
+delayed copy is confirmed by the broker first. A process killed in between leaves the
+delivery unacked, so RabbitMQ delivers it again: at least once. An accepted message is acked
+at once, with its result event written beside it rather than awaited first: the window in
+which a killed process leaves a sent message unacked (a duplicate at Meta) is kept as short
+as it can be. A send that timed out after the request was written is counted
+(`possible_duplicates`): Meta has no idempotency key.
 """
 
 from __future__ import annotations
@@ -74,6 +77,8 @@ class Sender:
         self.inflight = asyncio.Semaphore(concurrency)
         self.inline_wait = inline_wait
         self.clock = clock
+        self._locks: dict[str, asyncio.Lock] = {}  # per phone number, while anyone waits
+        self._lock_users: dict[str, int] = {}
 
     async def handle(self, delivery: AbstractIncomingMessage, shard: int) -> None:
         """Process one delivery; never raises (a failure leaves it unacked for redelivery)."""
@@ -173,30 +178,47 @@ class Sender:
         headers: dict[str, Any],
     ) -> bool:
         """Wait (in memory, up to `inline_wait` in all) until the number's and the pair's
-        limits and any pause let this message go; False when it was parked instead."""
+        limits and any pause let this message go; False when it was parked instead.
+
+        Messages of one number take their slots one at a time (a FIFO lock held only while
+        waiting for a number slot): a slot is reserved when the previous one is due, never a
+        prefetch-worth ahead, so a late wake-up (a busy event loop) shifts the following
+        sends instead of bunching them into one window.
+        """
+        phone = tenant.phone_number_id
         waited = 0.0
         while True:
-            reservation = self.limiter.reserve(
-                tenant.phone_number_id,
-                message.to,
-                rate=float(tenant.messages_per_second),
-                waba_id=tenant.waba_id,
-                now=self.clock(),
-            )
+            self._lock_users[phone] = self._lock_users.get(phone, 0) + 1
+            try:
+                async with self._locks.setdefault(phone, asyncio.Lock()):
+                    reservation = self.limiter.reserve(
+                        phone,
+                        message.to,
+                        rate=float(tenant.messages_per_second),
+                        waba_id=tenant.waba_id,
+                        now=self.clock(),
+                    )
+                    if reservation.reserved and waited + reservation.delay <= self.inline_wait:
+                        if reservation.delay > 0:
+                            self.metrics.limiter_wait.labels(self.pool).observe(
+                                reservation.delay
+                            )
+                            await asyncio.sleep(reservation.delay)
+                        return True
+            finally:
+                self._lock_users[phone] -= 1
+                if not self._lock_users[phone]:
+                    del self._lock_users[phone], self._locks[phone]
             if waited + reservation.delay > self.inline_wait:
                 if reservation.reserved:  # give the slot back: the message waits elsewhere
-                    self.limiter.cancel(
-                        tenant.phone_number_id, message.to, reservation, now=self.clock()
-                    )
+                    self.limiter.cancel(phone, message.to, reservation, now=self.clock())
                 self.metrics.retried.labels(self.pool, "limit_wait").inc()
                 await self._later(delivery, shard, attempt, headers, reservation.delay)
                 return False
-            if reservation.delay > 0:
-                waited += reservation.delay
-                self.metrics.limiter_wait.labels(self.pool).observe(reservation.delay)
-                await asyncio.sleep(reservation.delay)
-            if reservation.reserved:
-                return True
+            # a pause or the pair's limit: wait outside the number's queue, then ask again
+            waited += reservation.delay
+            self.metrics.limiter_wait.labels(self.pool).observe(reservation.delay)
+            await asyncio.sleep(reservation.delay)
 
     def _decide(
         self, attempt: Attempt, code: int | None, subcode: int | None, *, maybe_sent: bool
@@ -281,8 +303,9 @@ class Sender:
             now=self.clock(),
             wamid=wamid,
         )
-        await self._publish_result(event)
-        await delivery.ack()
+        # Meta has the message: ack it now, together with the result (not after the result's
+        # confirm), so that a process killed here sends it again as rarely as possible.
+        await asyncio.gather(delivery.ack(), self._publish_result(event))
 
     async def _dead_letter(
         self,

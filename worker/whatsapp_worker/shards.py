@@ -40,6 +40,7 @@ class HeldShard:
     queue: AbstractQueue
     tag: str
     inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    draining: bool = False
 
 
 class ShardHolder:
@@ -167,6 +168,8 @@ class ShardHolder:
             held = HeldShard(shard, channel, queue, "")
 
             async def on_message(message: AbstractIncomingMessage) -> None:
+                if held.draining:
+                    return  # left unacked: back to the queue when the channel closes
                 task = asyncio.create_task(self.handler(message, shard))
                 held.inflight.add(task)
                 task.add_done_callback(held.inflight.discard)
@@ -182,12 +185,17 @@ class ShardHolder:
         return True
 
     async def release(self, shard: int) -> None:
-        """Stop taking messages, finish those started, then let another process have it."""
+        """Finish what was started, then let another process have the shard.
+
+        The exclusive consumer stays registered until the sends already started are done, so
+        the next owner cannot begin while this one still sends for the same numbers (the
+        numbers' limits hold through a hand-over). Deliveries that arrive meanwhile are not
+        started; closing the channel returns them, unacked, to the queue.
+        """
         held = self.held.pop(shard, None)
         if held is None:
             return
-        with contextlib.suppress(Exception):
-            await held.queue.cancel(held.tag)
+        held.draining = True
         if held.inflight:
             _, pending = await asyncio.wait(set(held.inflight), timeout=self.settings.drain_timeout)
             if pending:

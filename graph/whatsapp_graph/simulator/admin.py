@@ -91,6 +91,8 @@ def stats(state: SimState) -> dict[str, Any]:
     return {
         "messages": state.accepted,
         "throttled": {"130429": totals["130429"], "131056": totals["131056"], "by_phone": by_phone},
+        # the most send attempts to one number in any 1-s window (those refused included)
+        "peak_window": dict(state.peak_window),
         "faults_applied": state.faults.applied,
         "faults_active": len(state.faults.rules),
     }

@@ -191,6 +191,8 @@ class SimState:
         self.faults.clear()
         self.accepted = 0  # messages accepted since reset; also the next message index
         self._phone_window: dict[str, deque[float]] = {}
+        # per number: the most send attempts (accepted or not) seen in any 1-s window
+        self.peak_window: dict[str, int] = {}
         self._pair_bucket: dict[tuple[str, str], tuple[float, float]] = {}
         self._register_calls: dict[str, deque[float]] = {}
         self._register_blocked_until: dict[str, float] = {}
@@ -267,6 +269,7 @@ class SimState:
         if limit:
             while window and window[0] <= now - 1.0:
                 window.popleft()
+            self.peak_window[phone.id] = max(self.peak_window.get(phone.id, 0), len(window) + 1)
             if len(window) >= limit:
                 return self._throttle(phone.id, 130429)
         if phone.pair_limit_enabled:

@@ -1,0 +1,117 @@
+"""From `kubectl apply` to a message at Meta: the operator publishes the pool's config, a worker
+loads it (mounted the kubelet way), reports the hash it runs, the tenant's status says how
+many workers run the current config, and `whatsapp-send` gets a message delivered."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_operator import apply_tenant, get
+from test_publish import make_world
+
+from conftest import Kubectl, WORKERS_NAMESPACE
+from whatsapp_testkit.amqp import Broker
+from whatsapp_testkit.kubelet import KubeletVolume, mirror_pool_secrets
+from whatsapp_testkit.procs import reachable
+from whatsapp_testkit.services import VENV_BIN
+from whatsapp_testkit.world import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def operator_metric(operator: Any, name: str, **labels: str) -> float | None:
+    status, body = reachable(f"http://127.0.0.1:{operator.metrics_port}/metrics")
+    assert status == 200
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in body.splitlines():
+        if line.startswith(f"{name}{{{wanted}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+async def test_published_config_reaches_a_worker_and_a_message_is_delivered(
+    kubectl: Kubectl,
+    namespace: str,
+    operator: Any,
+    sim: Any,
+    rabbitmq: Any,
+    start_worker: Any,
+    tmp_path: Path,
+) -> None:
+    pool = f"e{namespace[2:]}"
+    world = make_world(sim)
+    tenant_id = f"t_e2e_{namespace[2:]}"
+    apply_tenant(kubectl, namespace, world, "acme", tenant_id=tenant_id, senderPool=pool)
+
+    def list_secrets(ns: str, selector: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = kubectl.json("get", "secrets", "-n", ns, "-l", selector)[
+            "items"
+        ]
+        return items
+
+    volume = KubeletVolume(tmp_path / "mount")
+    volume.target.mkdir()
+    wait_for(
+        lambda: mirror_pool_secrets(list_secrets, WORKERS_NAMESPACE, pool, volume),
+        30, 0.2, "the pool's config published",
+    )  # fmt: skip
+    worker = start_worker(volume.target, pool)
+
+    # convergence: the tenant's status and the operator's metric count the worker
+    status = wait_for(
+        lambda: (get(kubectl, namespace, "acme")["status"].get("published") or {}).get("workers")
+        == "1/1 current",
+        30, 0.3, "status.published.workers",
+    )  # fmt: skip
+    assert status
+    assert operator_metric(operator, "whatsapp_operator_pool_workers", pool=pool, config="current")
+    assert worker.metric("whatsapp_worker_config_tenants") == 1
+
+    # the CLI, both ways in; the result events carry Meta's wamid
+    async with Broker(rabbitmq.amqp_url, pool) as broker:
+        for via, mid in (("plain", "cli-plain"), ("task", "cli-task")):
+            out = subprocess.run(
+                [str(VENV_BIN / "whatsapp-send"), "--pool", pool, "--via", via,
+                 "--tenant-id", tenant_id, "--phone-number-id", world.phone_number_id,
+                 "--to", "+34 600 000 123", "--text", f"hello via {via}", "--message-id", mid],
+                env={"WHATSAPP_WORKER_AMQP_URL": rabbitmq.amqp_url, "PATH": "/usr/bin:/bin"},
+                capture_output=True, text=True, timeout=60, check=True,
+            )  # fmt: skip
+            assert out.stdout.strip() == mid
+        events = await broker.collect(2, within=30)
+    assert {e["messageId"]: e["status"] for e in events} == {
+        "cli-plain": "accepted",
+        "cli-task": "accepted",
+    }
+    sent = sim.messages(world.phone_number_id)
+    assert sorted(m["wamid"] for m in sent) == sorted(e["wamid"] for e in events)
+    assert {m["to"] for m in sent} == {"34600000123"}  # the documented normalisation
+
+    # a bad message is refused by the CLI before it reaches the queue
+    bad = subprocess.run(
+        [str(VENV_BIN / "whatsapp-send"), "--pool", pool, "--tenant-id", tenant_id,
+         "--phone-number-id", world.phone_number_id, "--to", "not-a-number", "--text", "x"],
+        env={"WHATSAPP_WORKER_AMQP_URL": rabbitmq.amqp_url, "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert "invalid_recipient" in bad.stderr
+
+    # the kill switch reaches the worker through the same mount
+    started = time.monotonic()
+    kubectl(
+        "patch", "wat", "acme", "-n", namespace, "--type=merge",
+        "-p", json.dumps({"spec": {"suspend": True}}),
+    )  # fmt: skip
+    def gone() -> bool:
+        mirror_pool_secrets(list_secrets, WORKERS_NAMESPACE, pool, volume)  # kubelet's sync
+        return worker.metric("whatsapp_worker_config_tenants") == 0
+
+    wait_for(gone, 30, 0.2, "the suspended tenant gone from the worker")
+    print(f"\n[figure] suspend -> gone from the worker's loaded config in "
+          f"{time.monotonic() - started:.1f} s")  # fmt: skip
