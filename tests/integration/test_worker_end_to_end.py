@@ -108,6 +108,7 @@ async def test_published_config_reaches_a_worker_and_a_message_is_delivered(
         "patch", "wat", "acme", "-n", namespace, "--type=merge",
         "-p", json.dumps({"spec": {"suspend": True}}),
     )  # fmt: skip
+
     def gone() -> bool:
         mirror_pool_secrets(list_secrets, WORKERS_NAMESPACE, pool, volume)  # kubelet's sync
         return worker.metric("whatsapp_worker_config_tenants") == 0

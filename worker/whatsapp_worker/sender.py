@@ -200,9 +200,7 @@ class Sender:
                     )
                     if reservation.reserved and waited + reservation.delay <= self.inline_wait:
                         if reservation.delay > 0:
-                            self.metrics.limiter_wait.labels(self.pool).observe(
-                                reservation.delay
-                            )
+                            self.metrics.limiter_wait.labels(self.pool).observe(reservation.delay)
                             await asyncio.sleep(reservation.delay)
                         return True
             finally:
