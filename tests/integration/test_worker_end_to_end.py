@@ -4,6 +4,7 @@ many workers run the current config, and `whatsapp-send` gets a message delivere
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
@@ -14,7 +15,7 @@ import pytest
 from test_operator import apply_tenant, get
 from test_publish import make_world
 
-from conftest import Kubectl, WORKERS_NAMESPACE
+from conftest import WORKERS_NAMESPACE, Kubectl
 from whatsapp_testkit.amqp import Broker
 from whatsapp_testkit.kubelet import KubeletVolume, mirror_pool_secrets
 from whatsapp_testkit.procs import reachable
@@ -32,6 +33,15 @@ def operator_metric(operator: Any, name: str, **labels: str) -> float | None:
         if line.startswith(f"{name}{{{wanted}}} "):
             return float(line.rsplit(" ", 1)[1])
     return None
+
+
+def whatsapp_send(amqp_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `whatsapp-send` command, the URL in its environment as documented."""
+    return subprocess.run(
+        [str(VENV_BIN / "whatsapp-send"), *args],
+        env={"WHATSAPP_WORKER_AMQP_URL": amqp_url, "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
 
 
 async def test_published_config_reaches_a_worker_and_a_message_is_delivered(
@@ -75,13 +85,12 @@ async def test_published_config_reaches_a_worker_and_a_message_is_delivered(
     # the CLI, both ways in; the result events carry Meta's wamid
     async with Broker(rabbitmq.amqp_url, pool) as broker:
         for via, mid in (("plain", "cli-plain"), ("task", "cli-task")):
-            out = subprocess.run(
-                [str(VENV_BIN / "whatsapp-send"), "--pool", pool, "--via", via,
-                 "--tenant-id", tenant_id, "--phone-number-id", world.phone_number_id,
-                 "--to", "+34 600 000 123", "--text", f"hello via {via}", "--message-id", mid],
-                env={"WHATSAPP_WORKER_AMQP_URL": rabbitmq.amqp_url, "PATH": "/usr/bin:/bin"},
-                capture_output=True, text=True, timeout=60, check=True,
+            out = await asyncio.to_thread(
+                whatsapp_send, rabbitmq.amqp_url, "--pool", pool, "--via", via,
+                "--tenant-id", tenant_id, "--phone-number-id", world.phone_number_id,
+                "--to", "+34 600 000 123", "--text", f"hello via {via}", "--message-id", mid,
             )  # fmt: skip
+            assert out.returncode == 0, out.stderr
             assert out.stdout.strip() == mid
         events = await broker.collect(2, within=30)
     assert {e["messageId"]: e["status"] for e in events} == {
@@ -93,11 +102,9 @@ async def test_published_config_reaches_a_worker_and_a_message_is_delivered(
     assert {m["to"] for m in sent} == {"34600000123"}  # the documented normalisation
 
     # a bad message is refused by the CLI before it reaches the queue
-    bad = subprocess.run(
-        [str(VENV_BIN / "whatsapp-send"), "--pool", pool, "--tenant-id", tenant_id,
-         "--phone-number-id", world.phone_number_id, "--to", "not-a-number", "--text", "x"],
-        env={"WHATSAPP_WORKER_AMQP_URL": rabbitmq.amqp_url, "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=60, check=False,
+    bad = await asyncio.to_thread(
+        whatsapp_send, rabbitmq.amqp_url, "--pool", pool, "--tenant-id", tenant_id,
+        "--phone-number-id", world.phone_number_id, "--to", "not-a-number", "--text", "x",
     )  # fmt: skip
     assert bad.returncode == 2
     assert "invalid_recipient" in bad.stderr
