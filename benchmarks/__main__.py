@@ -1,15 +1,27 @@
-"""`make bench`: run every benchmark and write its table to benchmarks/results/."""
+"""`make bench`: run every benchmark and write its table to benchmarks/results/.
+
+`python -m benchmarks sending --messages 2000` runs one, with its own options."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 
-from benchmarks import validation
+from benchmarks import sending, validation
+
+BENCHMARKS = {"validation": validation.main, "sending": sending.main}
 
 
 def main() -> int:
-    asyncio.run(validation.main(sys.argv[1:]))
+    args = sys.argv[1:]
+    if args and args[0] in BENCHMARKS:
+        asyncio.run(BENCHMARKS[args[0]](args[1:]))
+        return 0
+    if args:
+        print(f"usage: python -m benchmarks [{'|'.join(BENCHMARKS)}] [options]", file=sys.stderr)
+        return 2
+    for run in BENCHMARKS.values():
+        asyncio.run(run([]))
     return 0
 
 

@@ -45,16 +45,31 @@ def parse_heartbeat(data: bytes) -> Heartbeat | None:
     """The heartbeat in `data`, or None if it is not one."""
     try:
         body = json.loads(data)
-        config_hash = body.get("configHash")
-        return Heartbeat(
-            worker=str(body["worker"]),
-            pool=str(body["pool"]),
-            at=float(body["at"]),
-            interval=float(body["interval"]),
-            shards=tuple(int(s) for s in body.get("shards", ())),
-            config_hash=str(config_hash) if config_hash is not None else None,
-            tenants=int(body.get("tenants", 0)),
-            bye=bool(body.get("bye", False)),
-        )
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, RecursionError):
         return None
+    if not isinstance(body, dict):
+        return None
+    worker, pool, at, interval = (body.get(k) for k in ("worker", "pool", "at", "interval"))
+    shards, config_hash = body.get("shards", []), body.get("configHash")
+    tenants, bye = body.get("tenants", 0), body.get("bye", False)
+    numbers = (at, interval)
+    if not (
+        isinstance(worker, str) and worker and isinstance(pool, str) and pool
+        and all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers)
+        and isinstance(shards, list)
+        and all(isinstance(s, int) and not isinstance(s, bool) for s in shards)
+        and (config_hash is None or isinstance(config_hash, str))
+        and isinstance(tenants, int) and not isinstance(tenants, bool)
+        and isinstance(bye, bool)
+    ):  # fmt: skip
+        return None
+    return Heartbeat(
+        worker=worker,
+        pool=pool,
+        at=float(at),
+        interval=float(interval),
+        shards=tuple(shards),
+        config_hash=config_hash,
+        tenants=tenants,
+        bye=bye,
+    )

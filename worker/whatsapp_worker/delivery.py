@@ -10,6 +10,7 @@ Both become one `OutboundMessage` or one `InvalidMessage` with a machine-readabl
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +58,7 @@ def decode(body: bytes, headers: Mapping[str, Any]) -> OutboundMessage:
         raise InvalidMessage(TOO_LARGE, f"the task body is over {MAX_BODY_BYTES} bytes")
     try:
         decoded = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidMessage(NOT_JSON, "the task body is not JSON") from None
     if not (isinstance(decoded, list) and len(decoded) == 3):
         raise InvalidMessage(INVALID_ENVELOPE, "the task body is not [args, kwargs, embed]")
@@ -70,16 +71,16 @@ def decode(body: bytes, headers: Mapping[str, Any]) -> OutboundMessage:
 
 
 def _number(value: Any, kind: type[int] | type[float]) -> Any:
-    if isinstance(value, bool):
+    """A finite number from a header value, or None (a producer may put anything there)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | bytes | str):
         return None
-    if isinstance(value, int | float):
-        return kind(value)
-    if isinstance(value, bytes | str):
-        try:
-            return kind(value)
-        except ValueError:
+    try:
+        number = kind(value) if isinstance(value, bytes | str) else value
+        if isinstance(number, float) and not math.isfinite(number):
             return None
-    return None
+        return kind(number)
+    except (ValueError, OverflowError):
+        return None
 
 
 def read_attempt(headers: Mapping[str, Any]) -> Attempt:

@@ -18,7 +18,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aio_pika
@@ -55,7 +56,7 @@ class Sender:
         *,
         topology: PoolTopology,
         store: ConfigStore,
-        graph: GraphClient,
+        graphs: Sequence[GraphClient],
         limiter: Limiter,
         policy: RetryPolicy,
         publisher: AbstractExchange,  # the default exchange of a confirming channel
@@ -68,7 +69,7 @@ class Sender:
         self.topology = topology
         self.pool = topology.pool
         self.store = store
-        self.graph = graph
+        self.graphs = graphs
         self.limiter = limiter
         self.policy = policy
         self.publisher = publisher
@@ -235,7 +236,8 @@ class Sender:
         async with self.inflight:
             started = time.perf_counter()
             try:
-                return await self.graph.send_message(
+                graph = self.graphs[zlib.crc32(tenant.phone_number_id.encode()) % len(self.graphs)]
+                return await graph.send_message(
                     tenant.token.get_secret_value(),
                     tenant.phone_number_id,
                     message.payload,

@@ -77,21 +77,20 @@ class SenderService:
         watcher = asyncio.create_task(
             self.store.watch(self.settings.reload_interval, self.stop), name="config-watch"
         )
-        limits = httpx.Limits(
-            max_connections=self.settings.concurrency,
-            max_keepalive_connections=self.settings.concurrency,
-        )
-        timeout = httpx.Timeout(self.settings.graph_timeout, connect=5.0, pool=30.0)
         try:
-            async with httpx.AsyncClient(
-                limits=limits, timeout=timeout, http2=self.settings.http2
-            ) as http:
-                graph = GraphClient(http, base_url=self.settings.graph_base_url)
+            async with contextlib.AsyncExitStack() as stack:
+                graphs = [
+                    GraphClient(
+                        await stack.enter_async_context(self._http_client()),
+                        base_url=self.settings.graph_base_url,
+                    )
+                    for _ in range(self._clients())
+                ]
                 failures = 0
                 while not self.stop.is_set():
                     started = time.monotonic()
                     try:
-                        await self._session(graph)
+                        await self._session(graphs)
                     except (aio_pika.exceptions.AMQPError, OSError, ConnectionError) as exc:
                         log.warning("broker session ended: %s", type(exc).__name__)
                     if self.stop.is_set():
@@ -104,7 +103,22 @@ class SenderService:
             self.stop.set()
             await watcher
 
-    async def _session(self, graph: GraphClient) -> None:
+    def _clients(self) -> int:
+        return -(-self.settings.concurrency // self.settings.connections_per_client)
+
+    def _http_client(self) -> httpx.AsyncClient:
+        """One of the process's pooled clients. Several small pools instead of one large one:
+        httpcore's pool costs more per request the more connections it holds (measured with
+        20 ms latency: one client with 64 connections ~150 req/s, 8 clients with 8 each
+        ~730 req/s). A number always uses the same client, so its connections stay warm."""
+        per_client = self.settings.connections_per_client
+        return httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client),
+            timeout=httpx.Timeout(self.settings.graph_timeout, connect=5.0, pool=30.0),
+            http2=self.settings.http2,
+        )
+
+    async def _session(self, graphs: list[GraphClient]) -> None:
         url = self.settings.amqp_url.get_secret_value()
         connection = await aio_pika.connect(
             url, client_properties={"connection_name": self.settings.worker_id}
@@ -119,7 +133,7 @@ class SenderService:
             sender = Sender(
                 topology=self.topology,
                 store=self.store,
-                graph=graph,
+                graphs=graphs,
                 limiter=self.limiter,
                 policy=self.policy,
                 publisher=publishing.default_exchange,

@@ -26,7 +26,10 @@ class WorkerSettings(BaseSettings):
     )
     shards: int = Field(8, ge=1, le=256, description="shard queues of the pool (fixed)")
     prefetch: int = Field(64, ge=1, le=10_000, description="unacked messages per shard (measured)")
-    concurrency: int = Field(256, ge=1, le=10_000, description="Graph requests in flight")
+    concurrency: int = Field(64, ge=1, le=10_000, description="Graph requests in flight")
+    connections_per_client: int = Field(
+        8, ge=1, le=1000, description="connections of each pooled httpx client (measured)"
+    )
     graph_base_url: str = "https://graph.facebook.com"
     graph_timeout: float = Field(15.0, gt=0)
     http2: bool = False

@@ -76,7 +76,9 @@ class PoolTopology:
     def shard_of_queue(self, name: str) -> int | None:
         prefix = f"whatsapp.{self.pool}.shard."
         rest = name[len(prefix) :] if name.startswith(prefix) else ""
-        return int(rest) if rest.isdigit() and int(rest) < self.shards else None
+        if not (rest.isascii() and rest.isdigit()) or rest != str(int(rest)):
+            return None
+        return int(rest) if int(rest) < self.shards else None
 
 
 def delay_tier(seconds: float) -> int:
