@@ -52,17 +52,16 @@ def parse_heartbeat(data: bytes) -> Heartbeat | None:
     worker, pool, at, interval = (body.get(k) for k in ("worker", "pool", "at", "interval"))
     shards, config_hash = body.get("shards", []), body.get("configHash")
     tenants, bye = body.get("tenants", 0), body.get("bye", False)
-    numbers = (at, interval)
     if not (
         isinstance(worker, str) and worker and isinstance(pool, str) and pool
-        and all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers)
-        and isinstance(shards, list)
-        and all(isinstance(s, int) and not isinstance(s, bool) for s in shards)
+        and _number(at) and _number(interval)
+        and isinstance(shards, list) and all(_integer(s) for s in shards)
         and (config_hash is None or isinstance(config_hash, str))
-        and isinstance(tenants, int) and not isinstance(tenants, bool)
-        and isinstance(bye, bool)
+        and _integer(tenants) and isinstance(bye, bool)
     ):  # fmt: skip
         return None
+    assert isinstance(at, int | float)
+    assert isinstance(interval, int | float)
     return Heartbeat(
         worker=worker,
         pool=pool,
@@ -73,3 +72,11 @@ def parse_heartbeat(data: bytes) -> Heartbeat | None:
         tenants=tenants,
         bye=bye,
     )
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
