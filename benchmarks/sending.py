@@ -164,8 +164,9 @@ async def main(argv: list[str]) -> None:
     args.add_argument("--concurrency", type=int, default=64)
     args.add_argument("--repeat", type=int, default=3)
     args.add_argument("--latency-ms", type=int, default=20)
+    args.add_argument("--prefetch", type=int, default=64, help="unacked deliveries per shard")
     opts = args.parse_args(argv)
-    settings = {"concurrency": str(opts.concurrency)}
+    settings = {"concurrency": str(opts.concurrency), "prefetch": str(opts.prefetch)}
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         rabbit = RabbitMQ().start()  # its own directory, readable by the rabbitmq user
@@ -191,7 +192,8 @@ async def main(argv: list[str]) -> None:
     f, o = statistics.median(floors), statistics.median(ours)
     table = "\n".join([
         f"# Sending: one worker process, {opts.messages} queued messages over {NUMBERS} numbers, "
-        f"{opts.concurrency} requests in flight, simulator latency {opts.latency_ms} ms, "
+        f"{opts.concurrency} requests in flight, prefetch {opts.prefetch} per shard, simulator "
+        f"latency {opts.latency_ms} ms, "
         f"median of {opts.repeat}",
         "",
         "| sender | messages/s | ratio to floor |",

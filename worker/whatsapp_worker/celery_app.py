@@ -83,7 +83,7 @@ def create_app(broker_url: str | None = None, pool: str | None = None) -> Celery
     app.steps["worker"].add(SenderStep)
 
     @app.task(  # type: ignore[untyped-decorator]
-        name=TASK_NAME, bind=True, acks_late=True, ignore_result=True
+        name=TASK_NAME, bind=True, acks_late=True, ignore_result=True, shared=False
     )
     def send_message(self: Any, message: dict[str, Any], pool: str | None = None) -> None:
         """Reached only when misrouted: forward into the pool's shards (see module doc)."""

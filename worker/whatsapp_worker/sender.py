@@ -14,6 +14,7 @@ as it can be. A send that timed out after the request was written is counted
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -88,8 +89,14 @@ class Sender:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # A broker problem while settling: the delivery stays unacked and comes back.
+            # A broker problem while settling (or a bug): give the delivery back, after a
+            # pause so that a message that always fails cannot spin; if the channel is gone,
+            # RabbitMQ requeues it anyway.
             log.exception("shard %s: a message could not be settled; it will be redelivered", shard)
+            if not delivery.processed:
+                await asyncio.sleep(1.0)
+                with contextlib.suppress(Exception):
+                    await delivery.nack(requeue=True)
 
     async def _handle(self, delivery: AbstractIncomingMessage, shard: int) -> None:
         headers: dict[str, Any] = dict(delivery.headers or {})
