@@ -159,6 +159,14 @@ class Kube:
             ),
         )
 
+    async def delete_secret(self, namespace: str, name: str) -> None:
+        """Delete a Secret; one that is gone already is fine."""
+        await self._call(
+            f"deleting Secret {namespace}/{name}",
+            self._core.delete_namespaced_secret(name, namespace),
+            missing=None,
+        )
+
     async def create_secret(self, namespace: str, body: dict[str, Any]) -> bool:
         """Create a Secret; False if one of that name exists already."""
         try:

@@ -190,6 +190,16 @@ class Publisher:
                     self.locations[tenant_id] = where
                     moved.add(tenant_id)
         self.writes += written
+        # A pool that grew (or shrank) to a new shard count: the old layout's Secrets go, but
+        # only now that the new one is complete, so a worker never lacks a tenant. Left in
+        # place, they would bring deleted tenants back in the workers' mounts.
+        current = {s.name for s in shards}
+        for name in sorted(self.published):
+            if _pool_and_count(name)[0] == pool and name not in current:
+                await self.kube.delete_secret(self.namespace, name)
+                del self.published[name]
+                self.keys.pop(name, None)
+                log.info("deleted %s: pool %s now has %d shards", name, pool, len(shards))
         if moved:
             self.on_published(moved)
         return written

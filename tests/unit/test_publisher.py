@@ -16,6 +16,7 @@ class FakeKube:
     def __init__(self) -> None:
         self.secrets: dict[str, dict[str, Any]] = {}
         self.writes: list[str] = []
+        self.deleted: list[str] = []
 
     async def create_secret(self, namespace: str, body: dict[str, Any]) -> bool:
         name = body["metadata"]["name"]
@@ -27,6 +28,10 @@ class FakeKube:
 
     async def patch_secret(self, namespace: str, name: str, patch: dict[str, Any], rv: Any) -> None:
         self.secrets[name] = {**self.secrets[name], **patch}
+
+    async def delete_secret(self, namespace: str, name: str) -> None:
+        self.deleted.append(name)
+        self.secrets.pop(name, None)
 
     async def list_secrets(self, namespace: str, label: str) -> list[SecretSnapshot]:
         return [
@@ -147,3 +152,26 @@ async def test_no_token_in_any_repr() -> None:
     pub = publisher(FakeKube())
     pub.update("t_1", "default", config(1, token="EAAsecretvalue0000000000000"))
     assert "EAAsecretvalue" not in repr(pub.entries)
+
+
+async def test_a_pool_that_grows_deletes_the_old_layout_after_writing_the_new() -> None:
+    """Stale shards of the old count would bring deleted tenants back in workers' mounts."""
+    kube = FakeKube()
+    pub = publisher(kube)
+    pub.update("t_0", "default", config(0))
+    await pub.publish("default")
+    assert list(kube.secrets) == ["whatsapp-pool-default-0-of-1"]
+    big = "x" * 200_000  # two such tokens no longer fit one shard of 512 KiB / 2
+    for n in range(1, 4):
+        pub.update(f"t_{n}", "default", config(n, token=f"EAA{big}{n}"))
+    await pub.publish("default")
+    assert kube.deleted == ["whatsapp-pool-default-0-of-1"]
+    names = sorted(kube.secrets)
+    assert names
+    assert not any(n.endswith("-of-1") for n in names)
+    assert kube.writes[-1] != "whatsapp-pool-default-0-of-1"  # deleted only after the writes
+    assert set(pub.published) == set(names)
+    other = publisher(kube)  # another pool's Secrets are never touched
+    other.update("t_9", "other", config(9))
+    await other.publish("other")
+    assert kube.deleted == ["whatsapp-pool-default-0-of-1"]
