@@ -4,10 +4,10 @@ then classify the result and settle the delivery. Decisions come from the pure m
 
 A delivery is acknowledged only after its outcome is safely elsewhere: a dead letter or a
 delayed copy is confirmed by the broker first. A process killed in between leaves the
-delivery unacked, so RabbitMQ delivers it again: at least once. An accepted message is acked
-at once, with its result event written beside it rather than awaited first: the window in
-which a killed process leaves a sent message unacked (a duplicate at Meta) is kept as short
-as it can be. A send that timed out after the request was written is counted
+delivery unacked, so RabbitMQ delivers it again: at least once. An accepted message's result
+event is written to the connection just before its ack, without waiting for a confirm: the
+window in which a killed process leaves a sent message unacked (a duplicate at Meta) stays
+short, and no ack reaches the broker without its result. A send that timed out after the request was written is counted
 (`possible_duplicates`): Meta has no idempotency key.
 """
 
@@ -310,9 +310,12 @@ class Sender:
             now=self.clock(),
             wamid=wamid,
         )
-        # Meta has the message: ack it now, together with the result (not after the result's
-        # confirm), so that a process killed here sends it again as rarely as possible.
-        await asyncio.gather(delivery.ack(), self._publish_result(event))
+        # Meta has the message: write the result, then the ack, on the same connection, without
+        # waiting for a confirm in between. TCP keeps them in order, so an ack the broker saw
+        # means the result was seen too; and the window in which a killed process leaves a
+        # sent message unacked (a duplicate at Meta) stays a few milliseconds long.
+        await self._publish_result(event)
+        await delivery.ack()
 
     async def _dead_letter(
         self,
@@ -359,6 +362,7 @@ class Sender:
                 correlation_id=event.get("messageId"),
             ),
             routing_key=f"{self.pool}.{event['status']}",
+            mandatory=False,  # an event nobody subscribed to is simply not kept
         )
 
 

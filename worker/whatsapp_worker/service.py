@@ -129,7 +129,11 @@ class SenderService:
             results, _ = await declare_exchanges(declare)
             await declare.close()
             publishing = await connection.channel(publisher_confirms=True)
-            results = await publishing.get_exchange(results.name, ensure=False)
+            # Result events go out on a channel without confirms: a publish returns once its
+            # frames are written to the connection, before the delivery's ack is written to
+            # the same connection. If the broker saw the ack, it saw the result too.
+            events = await connection.channel(publisher_confirms=False)
+            results = await events.get_exchange(results.name, ensure=False)
             sender = Sender(
                 topology=self.topology,
                 store=self.store,

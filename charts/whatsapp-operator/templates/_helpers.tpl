@@ -1,0 +1,163 @@
+{{/* Names, labels and shared pieces of the whatsapp-operator chart. */}}
+
+{{- define "wa.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* <release>-<chart>, or the release name when it already holds the chart name. Kept short
+enough that "<fullname>-worker-<pool>" and friends stay DNS labels for short pool names. */}}
+{{- define "wa.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "wa.operatorName" -}}
+{{- printf "%s-operator" (include "wa.fullname" .) -}}
+{{- end -}}
+
+{{- define "wa.workerSA" -}}
+{{- printf "%s-worker" (include "wa.fullname" .) -}}
+{{- end -}}
+
+{{/* The Deployment (and Service, PDB, HPA) name of one pool: (dict "root" $ "pool" $pool). */}}
+{{- define "wa.poolName" -}}
+{{- printf "%s-worker-%s" (include "wa.fullname" .root) .pool.name -}}
+{{- end -}}
+
+{{- define "wa.workersNamespace" -}}
+{{- default .Release.Namespace .Values.workersNamespace -}}
+{{- end -}}
+
+{{- define "wa.peeringName" -}}
+{{- default (include "wa.fullname" .) .Values.operator.peering.name -}}
+{{- end -}}
+
+{{- define "wa.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Graph API's port: 443, or the one graphApi.url names (a simulator, a proxy). */}}
+{{- define "wa.graphPort" -}}
+{{- $port := "443" -}}
+{{- with .Values.graphApi.url -}}
+{{- $u := urlParse . -}}
+{{- $hostPort := splitList ":" $u.host -}}
+{{- if gt (len $hostPort) 1 -}}
+{{- $port = last $hostPort -}}
+{{- else if eq $u.scheme "http" -}}
+{{- $port = "80" -}}
+{{- end -}}
+{{- end -}}
+{{- $port -}}
+{{- end -}}
+
+{{- define "wa.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "wa.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Labels of every object: (dict "root" $ "component" "operator"). */}}
+{{- define "wa.labels" -}}
+{{ include "wa.selectorLabels" . }}
+app.kubernetes.io/part-of: whatsapp-operator
+app.kubernetes.io/version: {{ default .root.Chart.AppVersion .root.Values.image.tag | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod and container security: Pod Security Standards "restricted". */}}
+{{- define "wa.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "wa.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Every name the operator may give a pool's shard Secrets, for layouts 1, 2, 4, ...
+maxShards: whatsapp-pool-<pool>-<i>-of-<n> (whatsapp_graph/resolved.py), as projected
+volume sources, all optional (kubelet mounts whichever exist). (dict "root" $ "pool" $pool) */}}
+{{- define "wa.shardSources" -}}
+{{- $max := int .root.Values.workers.maxShards -}}
+{{- $n := 1 -}}
+{{- range $_ := until 11 -}}
+{{- if le $n $max }}
+{{- range $i := until $n }}
+- secret:
+    name: {{ printf "whatsapp-pool-%s-%d-of-%d" $.pool.name $i $n }}
+    optional: true
+{{- end }}
+{{- end }}
+{{- $n = mul $n 2 -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Checks that the schema cannot express; rendered first by the operator's template. */}}
+{{- define "wa.validate" -}}
+{{- $v := .Values -}}
+{{- if and (gt (int $v.operator.replicas) 1) (not $v.operator.peering.enabled) -}}
+{{- fail "operator.replicas > 1 needs operator.peering.enabled: without kopf peering every replica would reconcile every tenant" -}}
+{{- end -}}
+{{- if and $v.workers.pools (not $v.amqp.existingSecret) -}}
+{{- fail "workers.pools needs amqp.existingSecret: the name of a Secret holding the RabbitMQ URL" -}}
+{{- end -}}
+{{- if and $v.database.existingSecret (eq $v.database.tokenStorage "encrypted") (not $v.encryptionKeys.existingSecret) -}}
+{{- fail "database.tokenStorage encrypted needs encryptionKeys.existingSecret (or choose tokenStorage plaintext or none)" -}}
+{{- end -}}
+{{- $seen := dict -}}
+{{- range $v.workers.pools -}}
+{{- if hasKey $seen .name -}}
+{{- fail (printf "workers.pools: pool %q is listed twice" .name) -}}
+{{- end -}}
+{{- $_ := set $seen .name true -}}
+{{- $full := printf "%s-worker-%s" (include "wa.fullname" $) .name -}}
+{{- if gt (len $full) 63 -}}
+{{- fail (printf "workers.pools: %q (the pool's Deployment and Service name) is longer than 63 characters: shorten the pool name or fullnameOverride" $full) -}}
+{{- end -}}
+{{- end -}}
+{{- with $v.operator.signupCallback -}}
+{{- if .enabled -}}
+{{- if not (and .namespace .appCredentialsSecret .hmacSecret.name) -}}
+{{- fail "operator.signupCallback.enabled needs namespace, appCredentialsSecret and hmacSecret.name" -}}
+{{- end -}}
+{{- if and $v.watchNamespaces (not (has .namespace $v.watchNamespaces)) -}}
+{{- fail (printf "operator.signupCallback.namespace %q must be one of watchNamespaces: the operator serves the signups it creates there" .namespace) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.networkPolicy.enabled (not $v.networkPolicy.apiServer.cidrs) -}}
+{{- fail "networkPolicy.enabled needs networkPolicy.apiServer.cidrs (kubectl get endpoints kubernetes -n default)" -}}
+{{- end -}}
+{{- end -}}
