@@ -7,8 +7,8 @@ delayed copy is confirmed by the broker first. A process killed in between leave
 delivery unacked, so RabbitMQ delivers it again: at least once. An accepted message's result
 event is written to the connection just before its ack, without waiting for a confirm: the
 window in which a killed process leaves a sent message unacked (a duplicate at Meta) stays
-short, and no ack reaches the broker without its result. A send that timed out after the request was written is counted
-(`possible_duplicates`): Meta has no idempotency key.
+short, and no ack reaches the broker without its result. A send that timed out after the
+request was written is counted (`possible_duplicates`): Meta has no idempotency key.
 """
 
 from __future__ import annotations
