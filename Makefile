@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv control-plane demo demo-down test test-unit test-integration check fmt bench clean
+.PHONY: help venv control-plane demo demo-down test test-unit test-integration check fmt bench lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -44,6 +44,7 @@ check: venv ## formatting, lint, types, import layering, CRD checks
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
 	@dupes=$$(find tests -name 'test_*.py' -printf '%f\n' | sort | uniq -d); \
 	  if [ -n "$$dupes" ]; then echo "test files need unique basenames: $$dupes"; exit 1; fi
 	@echo "check: all passed"
@@ -54,6 +55,12 @@ fmt: venv ## format and auto-fix
 
 bench: venv control-plane ## benchmarks (figures against a floor measured in the same run)
 	PYTHONPATH=testkit:. $(BIN)/python -m benchmarks
+
+lock: ## re-pin the runtime dependencies the image installs (requirements.lock)
+	rm -rf .run/lock && $(PYTHON) -m venv .run/lock
+	.run/lock/bin/python -m pip install -q --upgrade pip && .run/lock/bin/python -m pip install -q .
+	{ head -2 requirements.lock; .run/lock/bin/python -m pip freeze --exclude whatsapp-operator; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .run/lock
 
 clean: ## remove the venv and local run state (the control-plane build cache stays)
 	-hack/control-plane down
