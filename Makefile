@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv control-plane demo demo-down test test-unit test-integration check fmt bench lock clean
+.PHONY: help venv control-plane tools demo demo-down test test-unit test-integration check fmt bench lock kind-up kind-deploy kind-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -55,6 +55,37 @@ fmt: venv ## format and auto-fix
 
 bench: venv control-plane ## benchmarks (figures against a floor measured in the same run)
 	PYTHONPATH=testkit:. $(BIN)/python -m benchmarks
+
+tools: ## build helm and kubeconform once (cached outside the repo)
+	@hack/build-tools.sh >/dev/null
+
+KIND ?= kind
+KIND_CLUSTER ?= whatsapp
+TOOLS_BIN = $(shell hack/build-tools.sh 2>/dev/null)
+
+kind-up: ## (Docker) create the kind cluster hack/kind/cluster.yaml
+	@command -v docker >/dev/null || { echo "kind-up needs Docker"; exit 1; }
+	@command -v $(KIND) >/dev/null || { echo "install kind: go install sigs.k8s.io/kind@v0.33.0"; exit 1; }
+	$(KIND) get clusters | grep -qx $(KIND_CLUSTER) || $(KIND) create cluster --name $(KIND_CLUSTER) --config hack/kind/cluster.yaml
+
+kind-deploy: tools ## (Docker) build and load the image, dev services, the chart, the example tenant
+	docker build -t whatsapp-operator:dev .
+	$(KIND) load docker-image whatsapp-operator:dev --name $(KIND_CLUSTER)
+	kubectl --context kind-$(KIND_CLUSTER) apply --server-side -f crds/
+	kubectl --context kind-$(KIND_CLUSTER) create namespace whatsapp-system --dry-run=client -o yaml | kubectl --context kind-$(KIND_CLUSTER) apply -f -
+	kubectl --context kind-$(KIND_CLUSTER) -n whatsapp-system create configmap simulator-seed --from-file=examples/simulator-seed.yaml --dry-run=client -o yaml | kubectl --context kind-$(KIND_CLUSTER) apply -f -
+	kubectl --context kind-$(KIND_CLUSTER) apply -f hack/kind/dev-services.yaml
+	kubectl --context kind-$(KIND_CLUSTER) -n whatsapp-system create secret generic whatsapp-database --from-literal=url=postgresql://whatsapp:dev-only-password@postgres:5432/whatsapp --dry-run=client -o yaml | kubectl --context kind-$(KIND_CLUSTER) apply -f -
+	kubectl --context kind-$(KIND_CLUSTER) -n whatsapp-system create secret generic whatsapp-amqp --from-literal=url=amqp://whatsapp:dev-only-password@rabbitmq:5672/%2F --dry-run=client -o yaml | kubectl --context kind-$(KIND_CLUSTER) apply -f -
+	kubectl --context kind-$(KIND_CLUSTER) -n whatsapp-system get secret whatsapp-token-keys >/dev/null 2>&1 || kubectl --context kind-$(KIND_CLUSTER) -n whatsapp-system create secret generic whatsapp-token-keys --from-file=dev-key-1=<(head -c 32 /dev/urandom)
+	$(TOOLS_BIN)/helm --kube-context kind-$(KIND_CLUSTER) upgrade --install whatsapp charts/whatsapp-operator -n whatsapp-system -f hack/kind/values.yaml --wait --timeout 5m
+	kubectl --context kind-$(KIND_CLUSTER) create namespace shop --dry-run=client -o yaml | kubectl --context kind-$(KIND_CLUSTER) apply -f -
+	kubectl --context kind-$(KIND_CLUSTER) -n shop apply -f examples/tenant.yaml
+	kubectl --context kind-$(KIND_CLUSTER) -n shop wait --for=condition=Ready --timeout=120s wat/demo-tenant
+	kubectl --context kind-$(KIND_CLUSTER) -n shop get wat -o wide
+
+kind-down: ## (Docker) delete the kind cluster
+	$(KIND) delete cluster --name $(KIND_CLUSTER)
 
 lock: ## re-pin the runtime dependencies the image installs (requirements.lock)
 	rm -rf .run/lock && $(PYTHON) -m venv .run/lock

@@ -136,8 +136,10 @@ class Operator(Service):
         graph_api_url: str,
         extra_args: list[str] | None = None,
         extra_env: dict[str, str] | None = None,
+        namespaces: list[str] | None = None,
     ) -> None:
         super().__init__(log_path)
+        self.namespaces = namespaces  # None: all namespaces
         self.kubeconfig = kubeconfig
         self.graph_api_url = graph_api_url
         self.port, self.metrics_port = free_ports(2)
@@ -147,7 +149,11 @@ class Operator(Service):
     def argv(self) -> list[str]:
         return [
             str(VENV_BIN / "whatsapp-operator"),
-            "--all-namespaces",
+            *(
+                [f"--namespace={n}" for n in self.namespaces]
+                if self.namespaces
+                else ["--all-namespaces"]
+            ),
             "--kubeconfig",
             str(self.kubeconfig),
             "--graph-api-url",

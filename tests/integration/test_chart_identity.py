@@ -1,0 +1,132 @@
+"""RBAC proven, not assumed: the chart installed into the test API server, then the operator
+run as the chart's own ServiceAccount (a token from the TokenRequest API, nothing else). It
+reconciles and publishes a tenant in its watched namespace, ignores one elsewhere, and that
+identity cannot read Secrets outside its namespaces; the workers' identity can do nothing."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from test_operator import apply_tenant, cond, get, wait_reason
+from test_publish import make_world
+
+from conftest import ROOT, Kubectl
+from whatsapp_testkit.services import Operator
+from whatsapp_testkit.world import wait_for
+
+pytestmark = pytest.mark.integration
+
+HELM = Path.home() / ".cache" / "whatsapp-operator" / "tools" / "bin" / "helm"
+RELEASE = "wa"
+FULLNAME = f"{RELEASE}-whatsapp-operator"
+OPERATOR_SA = f"{FULLNAME}-operator"
+
+
+def helm(kubectl: Kubectl, *args: str) -> subprocess.CompletedProcess[str]:
+    context = ["--kube-context", kubectl.cluster.context] if kubectl.cluster.context else []
+    return subprocess.run(
+        [str(HELM), "--kubeconfig", str(kubectl.cluster.kubeconfig), *context, *args],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def installed(kubectl: Kubectl, namespace: str) -> Iterator[str]:
+    """The chart installed in a namespace of its own, watching the test's namespace."""
+    if not HELM.exists():
+        pytest.fail(f"helm is missing at {HELM}: run `make tools`")
+    release_ns = f"wsys-{secrets.token_hex(3)}"
+    kubectl("create", "namespace", release_ns)
+    out = helm(
+        kubectl, "install", RELEASE, str(ROOT / "charts" / "whatsapp-operator"),
+        "-n", release_ns, "--set", f"watchNamespaces={{{namespace}}}",
+        "--set", "workers.pools[0].name=default",
+        "--set", "amqp.existingSecret=whatsapp-amqp",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    yield release_ns
+    helm(kubectl, "uninstall", RELEASE, "-n", release_ns)
+    kubectl("delete", "namespace", release_ns, "--wait=false", check=False)
+
+
+def token_kubeconfig(kubectl: Kubectl, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig holding only a ServiceAccount token (the TokenRequest API)."""
+    token = kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
+    raw = json.loads(kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
+    cluster = raw["clusters"][0]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {"cluster": cluster["name"], "user": account}}],
+        "current-context": account,
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+def can_i(kubectl: Kubectl, who: str, *args: str) -> bool:
+    out = kubectl("auth", "can-i", *args, "--as", who, check=False)
+    return out.stdout.strip() == "yes"
+
+
+def test_the_operator_works_as_the_charts_service_account_and_no_more(
+    kubectl: Kubectl, namespace: str, installed: str, graph_sim: Any, sim: Any,
+    artifacts: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    release_ns = installed
+    kubeconfig = token_kubeconfig(kubectl, release_ns, OPERATOR_SA, tmp_path / "sa.kubeconfig")
+    operator = Operator(
+        artifacts / "operator-as-chart-sa.log",
+        kubeconfig=kubeconfig,
+        graph_api_url=graph_sim.url,
+        namespaces=[namespace],
+        # the chart's own arguments: peering on (its KopfPeering object is installed), the
+        # resolved config published in the release namespace
+        extra_args=["--workers-namespace", release_ns, "--peering", FULLNAME],
+        extra_env={"WHATSAPP_OPERATOR_PRIORITY": "0"},
+    )
+    operator.start()
+    try:
+        world = make_world(sim)
+        apply_tenant(kubectl, namespace, world, "acme", tenant_id=f"t_sa_{namespace[2:]}")
+        tenant = wait_reason(kubectl, namespace, "acme", "Ready", timeout=60)
+        assert cond(tenant, "TokenValid")["status"] == "True"
+        published = wait_for(
+            lambda: (get(kubectl, namespace, "acme")["status"].get("published") or {}).get(
+                "secret"
+            ),
+            30, 0.3, "published by the chart's identity",
+        )  # fmt: skip
+        secret = kubectl.json("get", "secret", published, "-n", release_ns)
+        assert secret["metadata"]["labels"]["whatsapp.operator.dev/pool"] == "default"
+        log = operator.log_path.read_text()
+        assert "Forbidden" not in log, "the operator hit a denial"
+        assert " 403" not in log, "the operator hit a denial"
+    finally:
+        operator.stop()
+
+    sa = f"system:serviceaccount:{release_ns}:{OPERATOR_SA}"
+    assert can_i(kubectl, sa, "get", "secrets", "-n", namespace)
+    assert not can_i(kubectl, sa, "get", "secrets", "-n", "kube-system")
+    assert not can_i(kubectl, sa, "list", "secrets", "--all-namespaces")
+    assert not can_i(kubectl, sa, "delete", "whatsapptenants", "-n", namespace)
+    assert can_i(kubectl, sa, "delete", "secrets", "-n", release_ns)  # superseded shards
+    assert not can_i(kubectl, sa, "delete", "secrets", "-n", namespace)  # tenants' Secrets
+    workers = f"system:serviceaccount:{release_ns}:{FULLNAME}-worker"
+    for verb, resource in (("get", "secrets"), ("list", "pods"), ("get", "whatsapptenants")):
+        assert not can_i(kubectl, workers, verb, resource, "-n", release_ns)
+        assert not can_i(kubectl, workers, verb, resource, "-n", namespace)
+    worker_pods = kubectl.json("get", "deployments", "-n", release_ns)["items"]
+    assert worker_pods, "the chart installed no worker Deployment"
+    for deployment in worker_pods:
+        assert deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
