@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv control-plane tools demo demo-down test test-unit test-integration check fmt bench lock kind-up kind-deploy kind-down clean
+.PHONY: help venv control-plane tools demo demo-down test test-unit test-integration check fmt bench lock chart-lint chart-crds kind-up kind-deploy kind-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -30,13 +30,13 @@ demo: venv control-plane ## run everything locally: control plane, simulator, op
 demo-down: ## stop what `make demo` started
 	PYTHONPATH=testkit $(BIN)/python -m whatsapp_testkit.demo down
 
-test: venv control-plane ## all tests: unit, then integration against real servers
+test: venv control-plane tools ## all tests: unit, then integration against real servers
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-unit: venv ## unit tests only (no servers)
+test-unit: venv tools ## unit tests only (no servers; helm renders the chart)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: venv control-plane ## integration tests only
+test-integration: venv control-plane tools ## integration tests only
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 check: venv ## formatting, lint, types, import layering, CRD checks
@@ -58,6 +58,12 @@ bench: venv control-plane ## benchmarks (figures against a floor measured in the
 
 tools: ## build helm and kubeconform once (cached outside the repo)
 	@hack/build-tools.sh >/dev/null
+
+chart-lint: tools ## helm lint --strict with the default, production and kind values
+	@bin=$$(hack/build-tools.sh) && for v in "" "-f charts/whatsapp-operator/ci/production-values.yaml" "-f hack/kind/values.yaml"; do $$bin/helm lint --strict charts/whatsapp-operator $$v || exit 1; done
+
+chart-crds: ## copy crds/ into the chart (a unit test fails while they differ)
+	cp crds/*.yaml charts/whatsapp-operator/crds/
 
 KIND ?= kind
 KIND_CLUSTER ?= whatsapp

@@ -42,10 +42,30 @@ build() {
   ln -sfn "../$name-v$version/$name" "$BIN/$name"
 }
 
-# helm reads its version from ldflags (-X helm.sh/helm/v3/internal/version.version=...); without
-# them `helm version` says v3.x-dev-like defaults and `helm lint` checks kubeVersion against it.
-build helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
-  "-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
-build kubeconform "$KUBECONFORM_VERSION" github.com/yannh/kubeconform/cmd/kubeconform ""
+# helm's own release build stamps its version and the Kubernetes version it assumes when no
+# cluster is asked (`helm template`, `helm lint`: .Capabilities.KubeVersion, checked against a
+# chart's kubeVersion) through ldflags; without them helm says v3.22 and Kubernetes v1.20.
+# Like helm's Makefile, the Kubernetes version follows its k8s.io/client-go (v0.X.Y -> v1.X).
+helm_ldflags() {
+  local gomod client_go minor pkg
+  gomod=$(GOFLAGS=-mod=mod go mod download -json "helm.sh/helm/v3@v$HELM_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  client_go=$(sed -n 's#^[[:space:]]*k8s\.io/client-go \(v0\.[0-9]*\)\..*#\1#p' "$gomod" | head -1)
+  minor="${client_go#v0.}"
+  [[ "$minor" =~ ^[0-9]+$ ]] || { log "cannot read k8s.io/client-go from helm's go.mod"; exit 1; }
+  echo -n "-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"
+  echo -n " -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    echo -n " -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$minor"
+  done
+}
+helm_flags=""
+if [[ ! -x "$OUT/helm-v$HELM_VERSION/helm" ]]; then
+  command -v go >/dev/null || { log "Go toolchain not found; install Go >= 1.25"; exit 1; }
+  helm_flags=$(helm_ldflags)  # an assignment, so that a failure stops the script (set -e)
+fi
+build helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "$helm_flags"
+build kubeconform "$KUBECONFORM_VERSION" github.com/yannh/kubeconform/cmd/kubeconform \
+  "-X main.version=v$KUBECONFORM_VERSION"
 
 echo "$BIN"

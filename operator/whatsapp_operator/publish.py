@@ -88,7 +88,10 @@ class Publisher:
         self.writes = 0
 
     async def load(self) -> None:
-        """Adopt what is already published (after a restart)."""
+        """Adopt what is already published (after a restart, and again before this replica's
+        first write: a standby's view is as old as its start). What a tenant loop reported
+        wins over what is published."""
+        self.published.clear()
         for secret in await self.kube.list_secrets(self.namespace, POOL_LABEL):
             pool = secret.labels.get(POOL_LABEL, "")
             self.published[secret.name] = secret.annotations.get(HASH_ANNOTATION, "")
@@ -101,6 +104,8 @@ class Publisher:
                     continue
                 self.counts[pool] = max(self.counts.get(pool, 1), document.shards)
                 for tenant in document.tenants:
+                    if tenant.tenant_id in self.reported:
+                        continue
                     self.entries.setdefault(pool, {})[tenant.tenant_id] = tenant
                     self.pool_of[tenant.tenant_id] = pool
                     self.locations[tenant.tenant_id] = Location(
@@ -129,8 +134,12 @@ class Publisher:
             self._mark(pool)
 
     def drop_unknown(self, known: Iterable[str]) -> None:
-        """After the start-up grace: tenants adopted from Secrets that no loop reported."""
-        if self._clock() - self._started < self._grace:
+        """After the start-up grace: tenants adopted from Secrets that no loop reported.
+
+        Only in a replica whose loops run: a standby (kopf peering) runs no tenant loop, and
+        would otherwise drop every tenant and publish empty shards over the active replica's.
+        """
+        if self._clock() - self._started < self._grace or not self.reported:
             return
         keep = set(known) | self.reported
         for tenant_id in [t for t in self.pool_of if t not in keep]:
@@ -156,11 +165,25 @@ class Publisher:
         self._event.set()
 
     async def run(self) -> None:
+        first = True
         while True:
             await self._event.wait()
             await asyncio.sleep(DEBOUNCE)
             self._event.clear()
             dirty, self._dirty = self._dirty, set()
+            if first:  # this replica's first write: compare against what is published now
+                try:
+                    await self.load()
+                except KubeError as exc:
+                    log.error("resolved config: cannot read what is published: %s", exc)
+                    self._dirty |= dirty
+                    await asyncio.sleep(2.0)
+                    self._event.set()
+                    continue
+                first = False
+                dirty |= set(self.entries) | {
+                    p for n in self.published if (p := _pool_and_count(n)[0])
+                }
             for pool in sorted(dirty):
                 try:
                     await self.publish(pool)

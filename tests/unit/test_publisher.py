@@ -175,3 +175,20 @@ async def test_a_pool_that_grows_deletes_the_old_layout_after_writing_the_new() 
     other.update("t_9", "other", config(9))
     await other.publish("other")
     assert kube.deleted == ["whatsapp-pool-default-0-of-1"]
+
+
+async def test_a_standby_replica_never_drops_or_writes() -> None:
+    """kopf peering: a standby runs the start-up (and the publisher) but no tenant loop. It
+    must not take the missing reports for deleted tenants and publish empty shards."""
+    kube = FakeKube()
+    active = publisher(kube)
+    for n in range(3):
+        active.update(f"t_{n}", "default", config(n))
+    await active.publish("default")
+    written = len(kube.writes)
+    standby = publisher(kube)
+    await standby.load()
+    standby.drop_unknown(known=[])  # the grace is over (0) and no loop ever reported
+    assert standby.pool_of.keys() == {"t_0", "t_1", "t_2"}
+    assert not standby._dirty
+    assert len(kube.writes) == written

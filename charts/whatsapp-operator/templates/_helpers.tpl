@@ -114,7 +114,7 @@ volume sources, all optional (kubelet mounts whichever exist). (dict "root" $ "p
 {{- $n := 1 -}}
 {{- range $_ := until 11 -}}
 {{- if le $n $max }}
-{{- range $i := until $n }}
+{{- range $i := until (int $n) }}
 - secret:
     name: {{ printf "whatsapp-pool-%s-%d-of-%d" $.pool.name $i $n }}
     optional: true

@@ -1,0 +1,656 @@
+"""The Helm chart (charts/whatsapp-operator), rendered with `helm template`: no cluster needed.
+
+helm comes from hack/build-tools.sh (cached in ~/.cache/whatsapp-operator/tools); these tests
+are skipped, saying so, when it has not been built.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "whatsapp-operator"
+PRODUCTION = CHART / "ci" / "production-values.yaml"
+KOPF_CRDS = "kopfpeerings.kopf.dev.yaml"  # the chart's own addition to the repository's CRDs
+
+
+def tools_dir() -> Path:
+    """Where hack/build-tools.sh puts helm and kubeconform (same rules as the script)."""
+    cache = os.environ.get("WHATSAPP_OPERATOR_CACHE") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "whatsapp-operator"
+    )
+    return Path(cache) / "tools" / "bin"
+
+
+HELM = tools_dir() / "helm"
+needs_helm = pytest.mark.skipif(
+    not os.access(HELM, os.X_OK),
+    reason=f"helm not built ({HELM} missing): run hack/build-tools.sh (make tools)",
+)
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(HELM), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def render_text(*values: str, files: Iterable[Path] = (), namespace: str = "ops") -> str:
+    args = ["template", "rel", str(CHART), "--namespace", namespace]
+    for f in files:
+        args += ["-f", str(f)]
+    for v in values:
+        args += ["--set", v]
+    proc = helm(*args)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def render(
+    *values: str, files: Iterable[Path] = (), namespace: str = "ops"
+) -> list[dict[str, Any]]:
+    text = render_text(*values, files=files, namespace=namespace)
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def render_fails(*values: str, files: Iterable[Path] = ()) -> str:
+    args = ["template", "rel", str(CHART)]
+    for f in files:
+        args += ["-f", str(f)]
+    for v in values:
+        args += ["--set", v]
+    proc = helm(*args)
+    assert proc.returncode != 0, f"rendered although it should not have:\n{proc.stdout[:2000]}"
+    return proc.stderr
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [d for d in of_kind(docs, kind) if name is None or d["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind} {name}: {[d['metadata']['name'] for d in found]}"
+    return found[0]
+
+
+def pod_specs(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (d["metadata"]["name"], d["spec"]["template"]["spec"])
+        for d in docs
+        if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job")
+    ]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def rules_of(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) triples: the whole grant, flattened."""
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def grants(verbs: str, group: str, *resources: str) -> set[tuple[str, str, str]]:
+    return {(group, r, v) for r in resources for v in verbs.split()}
+
+
+# What the operator needs in a namespace it watches (docs/chart.md has the reasons).
+WATCHED = (
+    grants("get list watch patch create", "whatsapp.operator.dev", "whatsapptenants")
+    | grants("get list watch patch create", "whatsapp.operator.dev", "whatsappsignups")
+    | grants("patch", "whatsapp.operator.dev", "whatsapptenants/status", "whatsappsignups/status")
+    | grants("get list watch patch create", "", "secrets")
+    | grants("create", "", "events")
+)
+PUBLISHER = grants("get list create patch delete", "", "secrets")
+
+
+@pytest.fixture(scope="module")
+def default_docs() -> list[dict[str, Any]]:
+    if not os.access(HELM, os.X_OK):
+        pytest.skip(f"helm not built ({HELM} missing): run hack/build-tools.sh (make tools)")
+    return render()
+
+
+@pytest.fixture(scope="module")
+def production_docs() -> list[dict[str, Any]]:
+    if not os.access(HELM, os.X_OK):
+        pytest.skip(f"helm not built ({HELM} missing): run hack/build-tools.sh (make tools)")
+    return render(files=[PRODUCTION], namespace="whatsapp-system")
+
+
+# --- CRDs -------------------------------------------------------------------------------------
+
+
+def test_chart_crds_are_byte_identical_copies_of_the_repository_crds() -> None:
+    repo = {p.name: p.read_bytes() for p in sorted((ROOT / "crds").glob("*.yaml"))}
+    chart = {p.name: p.read_bytes() for p in sorted((CHART / "crds").glob("*.yaml"))}
+    assert repo, "no CRDs in crds/"
+    for name, content in repo.items():
+        assert name in chart, f"charts/whatsapp-operator/crds/{name} missing: cp crds/*.yaml"
+        assert chart[name] == content, f"charts/whatsapp-operator/crds/{name} differs from crds/"
+    assert set(chart) - set(repo) == {KOPF_CRDS}, "the chart's crds/ holds an unexpected file"
+
+
+def test_kopf_peering_crds_match_what_kopf_uses() -> None:
+    from kopf._cogs.structs import references
+
+    docs = list(yaml.safe_load_all((CHART / "crds" / KOPF_CRDS).read_text()))
+    served = {
+        (d["spec"]["group"], d["spec"]["names"]["plural"], d["spec"]["scope"]): d["spec"][
+            "versions"
+        ][0]["name"]
+        for d in docs
+    }
+    assert served == {
+        ("kopf.dev", "clusterkopfpeerings", "Cluster"): "v1",
+        ("kopf.dev", "kopfpeerings", "Namespaced"): "v1",
+    }
+    # what kopf itself looks for: a kopf upgrade that renames them fails here
+    kopf_selectors = {
+        (s.group, s.version, s.any_name)
+        for s in (references.CLUSTER_PEERINGS_K, references.NAMESPACED_PEERINGS_K)
+    }
+    assert kopf_selectors == {
+        ("kopf.dev", "v1", "clusterkopfpeerings"),
+        ("kopf.dev", "v1", "kopfpeerings"),
+    }
+
+
+# --- the two values files ---------------------------------------------------------------------
+
+
+@needs_helm
+def test_default_values_render_the_operator_alone(default_docs: list[dict[str, Any]]) -> None:
+    kinds = sorted(d["kind"] for d in default_docs)
+    assert kinds == [
+        "ClusterKopfPeering",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "ServiceAccount",
+        "StatefulSet",
+    ]
+    sts = one(default_docs, "StatefulSet")
+    assert sts["spec"]["replicas"] == 1
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "whatsapp-operator:0.1.0"  # tag defaults to appVersion
+    assert container["command"] == ["whatsapp-operator"]
+    assert container["args"] == [
+        "--all-namespaces",
+        "--workers-namespace=ops",
+        "--graph-api-version=v25.0",
+        "--graph-rate=10",
+        "--graph-burst=20",
+        "--unavailable-grace=15m",
+        "--liveness-port=8080",
+        "--metrics-port=9090",
+        "--log-level=INFO",
+        "--log-format=json",
+        "--peering=rel-whatsapp-operator",
+    ]
+    # no database, AMQP or keys unless Secrets are named
+    assert set(env_of(container)) == {"WHATSAPP_OPERATOR_PRIORITY", "PYTHONDONTWRITEBYTECODE"}
+
+
+@needs_helm
+def test_production_values_render(production_docs: list[dict[str, Any]]) -> None:
+    counts: dict[str, int] = {}
+    for d in production_docs:
+        counts[d["kind"]] = counts.get(d["kind"], 0) + 1
+    assert counts == {
+        "StatefulSet": 1,
+        "Deployment": 2,
+        "ServiceAccount": 2,
+        "Role": 4,  # 3 watched namespaces + the workers namespace
+        "RoleBinding": 4,
+        "KopfPeering": 3,
+        "Service": 3,
+        "ServiceMonitor": 2,
+        "NetworkPolicy": 2,
+        "PodDisruptionBudget": 3,  # one per pool, and the operator (2 replicas)
+    }
+    sts = one(production_docs, "StatefulSet")
+    assert sts["spec"]["replicas"] == 2
+    assert sts["metadata"]["namespace"] == "whatsapp-system"
+    for deployment in of_kind(production_docs, "Deployment"):
+        assert deployment["spec"]["replicas"] == 3
+        assert deployment["metadata"]["namespace"] == "whatsapp-workers"
+    pdbs = {
+        d["metadata"]["name"]: d["spec"] for d in of_kind(production_docs, "PodDisruptionBudget")
+    }
+    assert pdbs["rel-whatsapp-operator-worker-default"]["minAvailable"] == 1
+    assert pdbs["rel-whatsapp-operator-worker-priority"]["minAvailable"] == 1
+    assert {d["metadata"]["namespace"] for d in of_kind(production_docs, "KopfPeering")} == {
+        "shop",
+        "payments",
+        "signups",
+    }
+
+
+@needs_helm
+def test_operator_replicas_get_a_disruption_budget() -> None:
+    docs = render("operator.replicas=2")
+    sts = one(docs, "StatefulSet")
+    assert sts["spec"]["replicas"] == 2
+    assert sts["spec"]["podManagementPolicy"] == "Parallel"
+    assert one(docs, "PodDisruptionBudget")["spec"] == {
+        "maxUnavailable": 1,
+        "selector": sts["spec"]["selector"],
+    }
+
+
+@needs_helm
+def test_operator_reads_its_secrets_from_existing_secrets(
+    production_docs: list[dict[str, Any]],
+) -> None:
+    spec = one(production_docs, "StatefulSet")["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    env = env_of(container)
+    assert env["WHATSAPP_OPERATOR_DATABASE_URL"] == {
+        "secretKeyRef": {"name": "whatsapp-operator-database", "key": "url"}
+    }
+    assert env["WHATSAPP_OPERATOR_AMQP_URL"] == {
+        "secretKeyRef": {"name": "whatsapp-rabbitmq", "key": "url"}
+    }
+    assert env["WHATSAPP_OPERATOR_SIGNUP_CALLBACK_SECRET"] == {
+        "secretKeyRef": {"name": "whatsapp-signup-callback", "key": "secret"}
+    }
+    # the peering priority is the pod's ordinal, through the downward API: no shell
+    assert env["WHATSAPP_OPERATOR_PRIORITY"] == {
+        "fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}
+    }
+    args = container["args"]
+    assert [a for a in args if a.startswith("--namespace")] == [
+        "--namespace=shop",
+        "--namespace=payments",
+        "--namespace=signups",
+    ]
+    assert "--all-namespaces" not in args
+    assert "--workers-namespace=whatsapp-workers" in args
+    assert "--encryption-keys-dir=/etc/whatsapp-operator/keys" in args
+    assert "--token-storage=encrypted" in args
+    assert not any("://" in a for a in args), "a URL (maybe with a password) in the args"
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["encryption-keys"] == {
+        "name": "encryption-keys",
+        "mountPath": "/etc/whatsapp-operator/keys",
+        "readOnly": True,
+    }
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["encryption-keys"]["secret"]["secretName"] == "whatsapp-operator-keys"
+    assert volumes["tmp"]["emptyDir"] == {"sizeLimit": "64Mi"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"health": 8080, "metrics": 9090, "signup": 8443}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+
+
+# --- RBAC -------------------------------------------------------------------------------------
+
+
+@needs_helm
+def test_watch_namespaces_give_a_role_in_each_and_no_cluster_role() -> None:
+    docs = render("watchNamespaces={shop,payments}", "workersNamespace=senders")
+    assert of_kind(docs, "ClusterRole") == []
+    assert of_kind(docs, "ClusterRoleBinding") == []
+    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in of_kind(docs, "Role")}
+    peering = grants("get list watch patch", "kopf.dev", "kopfpeerings")
+    assert set(roles) == {
+        ("shop", "rel-whatsapp-operator-operator"),
+        ("payments", "rel-whatsapp-operator-operator"),
+        ("senders", "rel-whatsapp-operator-operator-publisher"),
+    }
+    for ns in ("shop", "payments"):
+        assert rules_of(roles[(ns, "rel-whatsapp-operator-operator")]) == WATCHED | peering
+    assert rules_of(roles[("senders", "rel-whatsapp-operator-operator-publisher")]) == PUBLISHER
+    bindings = of_kind(docs, "RoleBinding")
+    assert len(bindings) == 3
+    for b in bindings:
+        assert b["subjects"] == [
+            {"kind": "ServiceAccount", "name": "rel-whatsapp-operator-operator", "namespace": "ops"}
+        ]
+        assert b["roleRef"]["kind"] == "Role"
+        assert b["roleRef"]["name"] == b["metadata"]["name"]
+
+
+@needs_helm
+def test_all_namespaces_give_one_cluster_role(default_docs: list[dict[str, Any]]) -> None:
+    role = one(default_docs, "ClusterRole")
+    assert rules_of(role) == WATCHED | grants(
+        "get list watch patch", "kopf.dev", "clusterkopfpeerings"
+    )
+    binding = one(default_docs, "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"][0]["name"] == "rel-whatsapp-operator-operator"
+    # the workers namespace (the release's by default) has its own narrow Role
+    publisher = one(default_docs, "Role")
+    assert publisher["metadata"]["namespace"] == "ops"
+    assert rules_of(publisher) == PUBLISHER
+
+
+@needs_helm
+def test_no_rbac_rule_grants_wildcards_crds_or_namespaces(
+    default_docs: list[dict[str, Any]], production_docs: list[dict[str, Any]]
+) -> None:
+    for doc in default_docs + production_docs:
+        if doc["kind"] not in ("Role", "ClusterRole"):
+            continue
+        for group, resource, verb in rules_of(doc):
+            assert "*" not in (group, resource, verb), doc["metadata"]["name"]
+            assert resource not in ("customresourcedefinitions", "namespaces")
+            assert verb not in ("update", "deletecollection", "escalate", "bind", "impersonate")
+            if verb == "delete":  # only the superseded shard layouts, in the workers namespace
+                assert doc["metadata"]["name"].endswith("-publisher")
+
+
+@needs_helm
+def test_peering_off_drops_peering_rules_and_objects() -> None:
+    docs = render("operator.peering.enabled=false")
+    assert not of_kind(docs, "ClusterKopfPeering")
+    assert rules_of(one(docs, "ClusterRole")) == WATCHED
+    args = one(docs, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [a for a in args if a.startswith("--peering")]
+    assert "--all-namespaces" in args
+
+
+@needs_helm
+def test_workers_have_no_token_and_no_rbac(production_docs: list[dict[str, Any]]) -> None:
+    sa = one(production_docs, "ServiceAccount", "rel-whatsapp-operator-worker")
+    assert sa["automountServiceAccountToken"] is False
+    assert sa["metadata"]["namespace"] == "whatsapp-workers"
+    for deployment in of_kind(production_docs, "Deployment"):
+        spec = deployment["spec"]["template"]["spec"]
+        assert spec["serviceAccountName"] == "rel-whatsapp-operator-worker"
+        assert spec["automountServiceAccountToken"] is False
+        assert spec["enableServiceLinks"] is False
+    for binding in of_kind(production_docs, "RoleBinding") + of_kind(
+        production_docs, "ClusterRoleBinding"
+    ):
+        names = {s["name"] for s in binding["subjects"]}
+        assert names == {"rel-whatsapp-operator-operator"}, binding["metadata"]["name"]
+
+
+# --- pods -------------------------------------------------------------------------------------
+
+
+@needs_helm
+@pytest.mark.parametrize("which", ["default", "production"])
+def test_every_container_is_restricted(
+    which: str, default_docs: list[dict[str, Any]], production_docs: list[dict[str, Any]]
+) -> None:
+    docs = default_docs if which == "default" else production_docs
+    specs = pod_specs(docs)
+    assert len(specs) == (1 if which == "default" else 3)
+    for name, spec in specs:
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True, name
+        assert pod["runAsUser"] == 10001, name
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert not spec.get("hostNetwork"), name
+        assert not spec.get("hostPID"), name
+        for c in spec["containers"] + spec.get("initContainers", []):
+            sc = c["securityContext"]
+            assert sc["runAsNonRoot"] is True, (name, c["name"])
+            assert sc["runAsUser"] == 10001, (name, c["name"])
+            assert sc["readOnlyRootFilesystem"] is True, (name, c["name"])
+            assert sc["allowPrivilegeEscalation"] is False, (name, c["name"])
+            assert sc["capabilities"] == {"drop": ["ALL"]}, (name, c["name"])
+            assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, (name, c["name"])
+            assert sc.get("privileged") is False, (name, c["name"])
+            assert c["resources"]["requests"], (name, c["name"])
+            assert c["resources"]["limits"]["memory"], (name, c["name"])
+            tmp = [m for m in c["volumeMounts"] if m["mountPath"] == "/tmp"]
+            assert len(tmp) == 1, (name, c["name"])
+        tmp_volume = {v["name"]: v for v in spec["volumes"]}[tmp[0]["name"]]
+        assert "emptyDir" in tmp_volume
+
+
+@needs_helm
+def test_worker_pool_deployment(production_docs: list[dict[str, Any]]) -> None:
+    deployment = one(production_docs, "Deployment", "rel-whatsapp-operator-worker-priority")
+    spec = deployment["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert container["command"] == ["whatsapp-worker"]
+    assert container["image"] == "registry.example.com/platform/whatsapp-operator:0.1.0"
+    assert env_of(container) == {
+        "WHATSAPP_WORKER_POOL": "priority",
+        "WHATSAPP_WORKER_AMQP_URL": {"secretKeyRef": {"name": "whatsapp-rabbitmq", "key": "url"}},
+        "WHATSAPP_WORKER_CONFIG_DIR": "/etc/whatsapp-worker/config",
+        "WHATSAPP_WORKER_METRICS_PORT": "9090",
+        "WHATSAPP_WORKER_SHARDS": "8",
+        "WHATSAPP_WORKER_CONCURRENCY": "128",
+        "WHATSAPP_WORKER_PREFETCH": "64",
+        "WHATSAPP_WORKER_HOLD_WINDOW": "300",  # the pool's extraEnv
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    assert container["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    assert "exec" not in container["livenessProbe"]
+    assert {m["mountPath"]: m.get("readOnly", False) for m in container["volumeMounts"]} == {
+        "/etc/whatsapp-worker/config": True,
+        "/tmp": False,
+    }
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector["whatsapp.operator.dev/pool"] == "priority"
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+
+
+def shard_names(pool: str, max_shards: int) -> list[str]:
+    names, n = [], 1
+    while n <= max_shards:
+        names += [f"whatsapp-pool-{pool}-{i}-of-{n}" for i in range(n)]
+        n *= 2
+    return names
+
+
+@needs_helm
+@pytest.mark.parametrize(("max_shards", "sources"), [(32, 63), (1, 1), (8, 15), (1024, 2047)])
+def test_one_projected_volume_lists_every_possible_shard_secret(
+    max_shards: int, sources: int
+) -> None:
+    docs = render(
+        "amqp.existingSecret=rabbit",
+        "workers.pools[0].name=bulk",
+        f"workers.maxShards={max_shards}",
+    )
+    spec = one(docs, "Deployment")["spec"]["template"]["spec"]
+    projected = [v for v in spec["volumes"] if "projected" in v]
+    assert len(projected) == 1
+    listed = projected[0]["projected"]["sources"]
+    assert len(listed) == sources
+    assert all(s == {"secret": {"name": s["secret"]["name"], "optional": True}} for s in listed)
+    assert [s["secret"]["name"] for s in listed] == shard_names("bulk", max_shards)
+
+
+def test_shard_secret_names_are_the_publishers() -> None:
+    """The names the chart lists are the ones the operator writes (whatsapp_graph.resolved)."""
+    from whatsapp_graph.resolved import MAX_SHARDS, shard_name
+
+    assert shard_names("p", 4) == [shard_name("p", i, n) for n in (1, 2, 4) for i in range(n)]
+    assert MAX_SHARDS == 1024  # values.schema.json's largest workers.maxShards
+
+
+@needs_helm
+def test_autoscaling_replaces_the_replica_count() -> None:
+    docs = render(
+        "amqp.existingSecret=rabbit",
+        "workers.pools[0].name=default",
+        "workers.pools[0].autoscaling.enabled=true",
+        "workers.pools[0].autoscaling.minReplicas=2",
+        "workers.pools[0].autoscaling.maxReplicas=6",
+    )
+    assert "replicas" not in one(docs, "Deployment")["spec"]
+    hpa = one(docs, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["minReplicas"] == 2
+    assert hpa["spec"]["maxReplicas"] == 6
+    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+
+
+@needs_helm
+def test_single_replicas_get_no_disruption_budget() -> None:
+    docs = render("amqp.existingSecret=rabbit", "workers.pools[0].name=default")
+    assert one(docs, "Deployment")["spec"]["replicas"] == 1
+    assert of_kind(docs, "PodDisruptionBudget") == []
+
+
+# --- network policies -------------------------------------------------------------------------
+
+
+@needs_helm
+def test_network_policies_allow_only_what_is_needed(production_docs: list[dict[str, Any]]) -> None:
+    policies = {d["metadata"]["name"]: d["spec"] for d in of_kind(production_docs, "NetworkPolicy")}
+    operator = policies["rel-whatsapp-operator-operator"]
+    worker = policies["rel-whatsapp-operator-worker"]
+
+    def egress_ports(spec: dict[str, Any]) -> list[set[tuple[str, int]]]:
+        return [{(p["protocol"], p["port"]) for p in rule["ports"]} for rule in spec["egress"]]
+
+    dns = {("UDP", 53), ("TCP", 53)}
+    assert egress_ports(operator) == [
+        dns,
+        {("TCP", 6443)},
+        {("TCP", 5432)},
+        {("TCP", 5672)},
+        {("TCP", 443)},
+    ]
+    assert egress_ports(worker) == [dns, {("TCP", 5672)}, {("TCP", 443)}]
+    assert operator["egress"][1]["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
+    assert worker["egress"][2]["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
+    assert [{p["port"] for p in r["ports"]} for r in operator["ingress"]] == [{8080, 9090}, {8443}]
+    assert [{p["port"] for p in r["ports"]} for r in worker["ingress"]] == [{9090}]
+    for spec in (operator, worker):
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+
+
+@needs_helm
+@pytest.mark.parametrize(
+    ("url", "port"),
+    [("", 443), ("http://graph-sim.test:8080", 8080), ("http://proxy.test", 80)],
+)
+def test_graph_api_egress_port_follows_the_url(url: str, port: int) -> None:
+    docs = render("networkPolicy.enabled=true", "networkPolicy.apiServer.cidrs={10.0.0.1/32}",
+                  f"graphApi.url={url}")  # fmt: skip
+    egress = one(docs, "NetworkPolicy")["spec"]["egress"]
+    assert egress[-1]["ports"] == [{"protocol": "TCP", "port": port}]
+
+
+# --- values.schema.json and the chart's own checks --------------------------------------------
+
+
+@needs_helm
+@pytest.mark.parametrize(
+    "value",
+    [
+        "operator.replicass=2",  # a typo one level down
+        "surprise=1",  # at the top
+        "workers.pools[0].name=default,workers.pools[0].replica=3",  # inside a pool
+        "networkPolicy.apiServer.cidr=10.0.0.1/32",
+        "metrics.serviceMonitor.intervall=1m",
+    ],
+)
+def test_schema_rejects_unknown_keys(value: str) -> None:
+    stderr = render_fails("amqp.existingSecret=rabbit", value)
+    assert "additional properties" in stderr.lower() or "additionalproperties" in stderr.lower()
+
+
+@needs_helm
+def test_helm_lint_fails_on_an_unknown_key() -> None:
+    proc = helm("lint", str(CHART), "--set", "operator.replicass=2")
+    assert proc.returncode != 0
+    assert "replicass" in proc.stdout + proc.stderr
+
+
+@needs_helm
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["workers.maxShards=48"], "maxShards"),
+        (["operator.logFormat=yaml"], "logFormat"),
+        (["watchNamespaces={Shop}"], "watchNamespaces"),
+        (["workers.pools[0].name=Bad_Pool", "amqp.existingSecret=r"], "name"),
+        (["database.tokenStorage=rot13"], "tokenStorage"),
+    ],
+)
+def test_schema_rejects_bad_values(values: list[str], message: str) -> None:
+    assert message in render_fails(*values)
+
+
+@needs_helm
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["operator.replicas=2", "operator.peering.enabled=false"], "needs operator.peering"),
+        (["workers.pools[0].name=default"], "needs amqp.existingSecret"),
+        (["database.existingSecret=db"], "needs encryptionKeys.existingSecret"),
+        (
+            ["amqp.existingSecret=r", "workers.pools[0].name=a", "workers.pools[1].name=a"],
+            "listed twice",
+        ),
+        (["networkPolicy.enabled=true"], "needs networkPolicy.apiServer.cidrs"),
+        (
+            [
+                "watchNamespaces={shop}",
+                "operator.signupCallback.enabled=true",
+                "operator.signupCallback.namespace=elsewhere",
+                "operator.signupCallback.appCredentialsSecret=meta-app",
+                "operator.signupCallback.hmacSecret.name=hmac",
+            ],
+            "must be one of watchNamespaces",
+        ),
+        (
+            ["amqp.existingSecret=r", "workers.pools[0].name=" + "p" * 40],
+            "longer than 63 characters",
+        ),
+    ],
+)
+def test_inconsistent_values_fail_with_a_reason(values: list[str], message: str) -> None:
+    assert message in render_fails(*values)
+
+
+@needs_helm
+def test_image_tag_and_digest() -> None:
+    def image(*values: str) -> str:
+        sts = one(render(*values), "StatefulSet")
+        return str(sts["spec"]["template"]["spec"]["containers"][0]["image"])
+
+    assert image("image.tag=1.2.3") == "whatsapp-operator:1.2.3"
+    digest = "sha256:" + "a" * 64
+    assert image(f"image.digest={digest}") == f"whatsapp-operator@{digest}"
+
+
+@needs_helm
+def test_service_monitors_select_the_metrics_services(
+    production_docs: list[dict[str, Any]],
+) -> None:
+    services = of_kind(production_docs, "Service")
+    for monitor in of_kind(production_docs, "ServiceMonitor"):
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        matched = [
+            s
+            for s in services
+            if selector.items() <= s["metadata"]["labels"].items()
+            and s["metadata"]["namespace"] == monitor["metadata"]["namespace"]
+        ]
+        assert matched, monitor["metadata"]["name"]
+        assert all("metrics" in {p["name"] for p in s["spec"]["ports"]} for s in matched)
+        assert monitor["metadata"]["labels"]["release"] == "prometheus"
