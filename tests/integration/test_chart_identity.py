@@ -44,6 +44,13 @@ def installed(kubectl: Kubectl, namespace: str) -> Iterator[str]:
         pytest.fail(f"helm is missing at {HELM}: run `make tools`")
     release_ns = f"wsys-{secrets.token_hex(3)}"
     kubectl("create", "namespace", release_ns)
+    # Pod Security "restricted", enforced: the API server refuses pods that break it and
+    # warns about workloads whose pod template would
+    kubectl(
+        "label", "namespace", release_ns,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/warn=restricted",
+    )  # fmt: skip
     out = helm(
         kubectl, "install", RELEASE, str(ROOT / "charts" / "whatsapp-operator"),
         "-n", release_ns, "--set", f"watchNamespaces={{{namespace}}}",
@@ -51,6 +58,7 @@ def installed(kubectl: Kubectl, namespace: str) -> Iterator[str]:
         "--set", "amqp.existingSecret=whatsapp-amqp",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
+    assert "PodSecurity" not in out.stderr, out.stderr  # no "would violate PodSecurity" warning
     yield release_ns
     helm(kubectl, "uninstall", RELEASE, "-n", release_ns)
     kubectl("delete", "namespace", release_ns, "--wait=false", check=False)
