@@ -31,6 +31,7 @@ from .topology import HEARTBEATS_EXCHANGE, PoolTopology
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AbstractIncomingMessage, int], Coroutine[Any, Any, None]]
+HANDOVER_QUIET = 1.0  # seconds a newly held shard waits before its first send (Meta's window)
 
 
 @dataclass
@@ -41,6 +42,7 @@ class HeldShard:
     tag: str
     inflight: set[asyncio.Task[None]] = field(default_factory=set)
     draining: bool = False
+    quiet_until: float = 0.0  # the previous owner's last second of sends must be over
 
 
 class ShardHolder:
@@ -165,12 +167,22 @@ class ShardHolder:
         try:
             await channel.set_qos(prefetch_count=self.settings.prefetch)
             queue = await channel.declare_queue(self.topology.shard_queue(shard), passive=True)
-            held = HeldShard(shard, channel, queue, "")
+            # Meta counts a number's sends over any 1-s window, and the previous holder of this
+            # shard may have sent for its numbers until a moment ago: wait that second out.
+            held = HeldShard(
+                shard, channel, queue, "", quiet_until=time.monotonic() + HANDOVER_QUIET
+            )
+
+            async def handle(message: AbstractIncomingMessage) -> None:
+                wait = held.quiet_until - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await self.handler(message, shard)
 
             async def on_message(message: AbstractIncomingMessage) -> None:
                 if held.draining:
                     return  # left unacked: back to the queue when the channel closes
-                task = asyncio.create_task(self.handler(message, shard))
+                task = asyncio.create_task(handle(message))
                 held.inflight.add(task)
                 task.add_done_callback(held.inflight.discard)
 
