@@ -294,10 +294,12 @@ async def test_suspend_holds_then_releases_or_dead_letters(
 async def test_pair_limit_is_respected(
     pool: PoolWorld, sim: Any, rabbitmq: Any, start_worker: Any
 ) -> None:
-    # Meta's pair limit scaled down (5 at once, then 1 per second) on both sides, to keep the
-    # test short; the worker's defaults are Meta's 45 and 6 s.
+    # Meta's pair limit scaled down (5 at once, then 1 per second at the simulator), to keep
+    # the test short; the worker's defaults are Meta's 45 and 6 s. Scaled down, the worker's
+    # 3 % headroom would leave 31 ms for requests to arrive late (180 ms at Meta's 6 s): the
+    # worker is told 1.1 s, the same margin in time as at Meta's scale.
     tenant = pool.add_tenant(pair_limit={"burst": 5, "refill_seconds": 1})
-    start_worker(pool.directory, pool.name, pair_burst=5, pair_refill_seconds=1)
+    start_worker(pool.directory, pool.name, pair_burst=5, pair_refill_seconds=1.1)
     async with Broker(rabbitmq.amqp_url, pool.name) as broker:
         started = time.monotonic()
         await broker.publish(
