@@ -132,6 +132,7 @@ async def latency_at(
                 if worker.metric("whatsapp_worker_shards_held") == 8:
                     break
                 await asyncio.sleep(0.2)
+            await asyncio.sleep(1.5)  # a newly held shard waits out Meta's 1-s window first
             batch = messages(pool, rate * seconds)
             started = time.time()
             for i, message in enumerate(batch):
