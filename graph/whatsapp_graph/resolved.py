@@ -177,6 +177,18 @@ def shard_name(pool: str, index: int, shards: int) -> str:
     return f"whatsapp-pool-{pool}-{index}-of-{shards}"
 
 
+def parse_shard_name(secret_name: str) -> tuple[str | None, int]:
+    """(pool, shard count) from a name made by `shard_name`; (None, 0) for any other name."""
+    prefix = "whatsapp-pool-"
+    if not secret_name.startswith(prefix):
+        return None, 0
+    head, sep, count = secret_name[len(prefix) :].rpartition("-of-")
+    pool, _, index = head.rpartition("-")
+    if not (sep and count.isdigit() and index.isdigit() and pool):
+        return None, 0
+    return pool, int(count)
+
+
 def shard_count(total_bytes: int, *, max_bytes: int, min_shards: int = 1) -> int:
     """Shards for `total_bytes` of entries, each about half full at most: a power of two."""
     needed = max(1, min_shards, math.ceil(total_bytes / (max_bytes // 2)))

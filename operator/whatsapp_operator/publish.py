@@ -26,6 +26,7 @@ from whatsapp_graph.resolved import (
     combine_hashes,
     entry_hash,
     parse_document,
+    parse_shard_name,
 )
 
 from .kube import Kube, KubeError
@@ -155,7 +156,7 @@ class Publisher:
         """Per pool, the hash a worker that loaded every current shard reports."""
         shards: dict[str, list[tuple[str, str]]] = {}
         for name, value in self.published.items():
-            pool, count = _pool_and_count(name)
+            pool, count = parse_shard_name(name)
             if pool is not None and count == self.counts.get(pool, 1) and name in self.keys:
                 shards.setdefault(pool, []).append((self.keys[name], value))
         return {pool: combine_hashes(pairs) for pool, pairs in shards.items()}
@@ -182,7 +183,7 @@ class Publisher:
                     continue
                 first = False
                 dirty |= set(self.entries) | {
-                    p for n in self.published if (p := _pool_and_count(n)[0])
+                    p for n in self.published if (p := parse_shard_name(n)[0])
                 }
             for pool in sorted(dirty):
                 try:
@@ -218,7 +219,7 @@ class Publisher:
         # place, they would bring deleted tenants back in the workers' mounts.
         current = {s.name for s in shards}
         for name in sorted(self.published):
-            if _pool_and_count(name)[0] == pool and name not in current:
+            if parse_shard_name(name)[0] == pool and name not in current:
                 await self.kube.delete_secret(self.namespace, name)
                 del self.published[name]
                 self.keys.pop(name, None)
@@ -250,15 +251,3 @@ class Publisher:
             )  # fmt: skip
         log.info("published %s (%d tenants, %s)", shard.name, len(shard.tenant_ids),
                  shard.content_hash)  # fmt: skip
-
-
-def _pool_and_count(secret_name: str) -> tuple[str | None, int]:
-    """(pool, shard count) from a name made by `shard_name`."""
-    prefix = "whatsapp-pool-"
-    if not secret_name.startswith(prefix):
-        return None, 0
-    head, sep, count = secret_name[len(prefix) :].rpartition("-of-")
-    pool, _, index = head.rpartition("-")
-    if not (sep and count.isdigit() and index.isdigit() and pool):
-        return None, 0
-    return pool, int(count)

@@ -11,9 +11,15 @@ import pytest
 from prometheus_client import REGISTRY
 
 from whatsapp_graph.heartbeat import Heartbeat
-from whatsapp_graph.resolved import build_shards, combine_hashes, shard_name, tenant_config
+from whatsapp_graph.resolved import (
+    build_shards,
+    combine_hashes,
+    parse_shard_name,
+    shard_name,
+    tenant_config,
+)
 from whatsapp_operator.convergence import HeartbeatListener, PoolConvergence, summarise
-from whatsapp_operator.publish import Publisher, _pool_and_count
+from whatsapp_operator.publish import Publisher
 from whatsapp_worker.config import ConfigStore
 
 NOW = 1000.0
@@ -272,8 +278,8 @@ def test_listener_prunes_beats_after_10_intervals() -> None:
         pytest.param("xwhatsapp-pool-bulk-0-of-1", (None, 0), id="prefix not at the start"),
     ],
 )
-def test_pool_and_count(name: str, expected: tuple[str | None, int]) -> None:
-    assert _pool_and_count(name) == expected
+def testparse_shard_name(name: str, expected: tuple[str | None, int]) -> None:
+    assert parse_shard_name(name) == expected
 
 
 @pytest.mark.parametrize(
@@ -283,7 +289,7 @@ def test_pool_and_count(name: str, expected: tuple[str | None, int]) -> None:
 )
 @pytest.mark.parametrize("pool", ["a", "bulk", "my-pool", "a-b-c", "p-0", "x-of-y", "of", "9"])
 def test_pool_and_count_inverts_shard_name(pool: str, index: int, count: int) -> None:
-    assert _pool_and_count(shard_name(pool, index, count)) == (pool, count)
+    assert parse_shard_name(shard_name(pool, index, count)) == (pool, count)
 
 
 def publisher(published: dict[str, str], keys: dict[str, str], counts: dict[str, int]) -> Publisher:
