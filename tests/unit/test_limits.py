@@ -405,3 +405,17 @@ def test_window_counts(times: list[float], window: float, expected: int) -> None
 def test_window_counts_rejects_bad_window(window: float) -> None:
     with pytest.raises(ValueError, match="window"):
         window_counts([0.0], window)
+
+
+def test_send_window_caps_any_second_at_97_5_percent_of_the_rate() -> None:
+    from whatsapp_worker.limits import SendWindow
+
+    window = SendWindow()
+    assert [window.admit("p", 80, 10.0) for _ in range(78)] == [0.0] * 78
+    assert window.admit("p", 80, 10.5) == pytest.approx(0.5)  # the 79th waits for the 1st
+    assert window.admit("p", 80, 11.0) == 0.0  # a second later the first ones have expired
+    assert window.admit("q", 20, 11.0) == 0.0  # numbers are counted apart
+    window.forget_idle("p", 11.5)
+    assert "p" in window.sent  # sent within the last second: kept
+    window.forget_idle("p", 12.1)
+    assert "p" not in window.sent

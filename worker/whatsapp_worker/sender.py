@@ -14,7 +14,6 @@ request was written is counted (`possible_duplicates`): Meta has no idempotency 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
 import logging
@@ -42,7 +41,7 @@ from .delivery import (
     result_event,
     wamid_of,
 )
-from .limits import Limiter
+from .limits import Limiter, SendWindow
 from .messages import InvalidMessage, OutboundMessage, message_key
 from .metrics import WorkerMetrics
 from .policy import Action, Attempt, Decision, RetryPolicy, after_error, next_attempt
@@ -82,7 +81,7 @@ class Sender:
         self.clock = clock
         self._locks: dict[str, asyncio.Lock] = {}  # per phone number, while anyone waits
         self._lock_users: dict[str, int] = {}
-        self._window = SendWindow()
+        self._window = SendWindow()  # limits.py: actual send times, per number
 
     async def handle(self, delivery: AbstractIncomingMessage, shard: int) -> None:
         """Process one delivery; never raises (a failure leaves it unacked for redelivery)."""
@@ -212,13 +211,18 @@ class Sender:
                         if reservation.delay > 0:
                             self.metrics.limiter_wait.labels(self.pool).observe(reservation.delay)
                             await asyncio.sleep(reservation.delay)
-                        await self._window.admit(phone, tenant.messages_per_second)
+                        rate = tenant.messages_per_second
+                        while True:  # the sliding second of actual sends has room
+                            wait = self._window.admit(phone, rate, time.monotonic())
+                            if wait <= 0:
+                                break
+                            await asyncio.sleep(wait)
                         return True
             finally:
                 self._lock_users[phone] -= 1
                 if not self._lock_users[phone]:
                     del self._lock_users[phone], self._locks[phone]
-                    self._window.forget_idle(phone)
+                    self._window.forget_idle(phone, time.monotonic())
             if waited + reservation.delay > self.inline_wait:
                 if reservation.reserved:  # give the slot back: the message waits elsewhere
                     self.limiter.cancel(phone, message.to, reservation, now=self.clock())
@@ -368,34 +372,6 @@ class Sender:
             routing_key=f"{self.pool}.{event['status']}",
             mandatory=False,  # an event nobody subscribed to is simply not kept
         )
-
-
-class SendWindow:
-    """The last second of actual send times per number, as Meta counts them: the pacing above
-    keeps sends evenly spaced, and this bound holds even when a stalled event loop lets two
-    go back to back. At most 97.5 % of the rate start in any second (78 of 80: the spare is
-    for the milliseconds by which requests reach Meta sooner or later than they left)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.sent: dict[str, collections.deque[float]] = {}
-
-    async def admit(self, phone: str, rate: int) -> None:
-        log = self.sent.setdefault(phone, collections.deque())
-        cap = max(1, int(rate * 0.975))
-        while True:
-            now = self.clock()
-            while log and log[0] <= now - 1.0:
-                log.popleft()
-            if len(log) < cap:
-                log.append(now)
-                return
-            await asyncio.sleep(log[0] + 1.0 - now)
-
-    def forget_idle(self, phone: str) -> None:
-        log = self.sent.get(phone)
-        if log is not None and (not log or log[-1] <= self.clock() - 1.0):
-            del self.sent[phone]
 
 
 def _message_id(delivery: AbstractIncomingMessage, message: OutboundMessage | None) -> str | None:
