@@ -340,3 +340,19 @@ def sql(postgres: Any) -> Any:
             return list(cur.fetchall()) if cur.description else []
 
     return run
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """When a test that uses the session operator fails, ask the operator (SIGUSR1) to log
+    where each of its asyncio tasks waits: a stall is then diagnosable from operator.log."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    op = getattr(item, "funcargs", {}).get("operator")
+    if report.failed and call.when == "call" and op is not None and op.running:
+        import signal
+        import time
+
+        op.proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)
+        report.sections.append(("operator", f"task dump requested (SIGUSR1): {op.log_path}"))

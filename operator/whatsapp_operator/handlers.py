@@ -18,7 +18,7 @@ import kopf
 
 from whatsapp_graph.client import GraphClient, default_timeout
 
-from . import metrics, storage
+from . import diagnostics, metrics, storage
 from .audit import AuditLog
 from .budget import RequestBudget
 from .config import OperatorConfig
@@ -73,6 +73,7 @@ def configure_settings(settings: kopf.OperatorSettings, cfg: OperatorConfig) -> 
 async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     cfg: OperatorConfig = memo.config
     configure_settings(settings, cfg)
+    diagnostics.install()
     timeout = default_timeout()
     timeout.read = cfg.graph_timeout
     memo.http = httpx.AsyncClient(
@@ -81,6 +82,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     graph = GraphClient(memo.http, base_url=cfg.graph_api_url, version=cfg.graph_api_version)
     budget = RequestBudget(cfg.graph_rate, cfg.graph_burst)
     memo.kube = await Kube.connect(cfg.kubeconfig)
+    diagnostics.REPORTERS["kubernetes client"] = memo.kube.connection_stats
     registry = Registry()
     memo.runtime = Runtime(
         kube=memo.kube,
@@ -114,6 +116,8 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
             memo.background.append(
                 asyncio.create_task(memo.runtime.convergence.run(), name="heartbeats")
             )
+    for task in memo.background:
+        diagnostics.supervise(task)
     log.info(
         "whatsapp-operator started: Graph API %s %s, budget %.1f req/s (burst %d)",
         cfg.graph_api_url,

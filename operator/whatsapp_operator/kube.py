@@ -8,6 +8,7 @@ kubernetes_asyncio, and maps every API error into a small set of our own excepti
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -70,9 +71,13 @@ class SecretSnapshot:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+REQUEST_TIMEOUT = 30.0  # seconds: no API call may hold a tenant's loop longer than this
+
+
 class Kube:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, request_timeout: float = REQUEST_TIMEOUT) -> None:
         self._api = api
+        self.request_timeout = request_timeout
         self._core = client.CoreV1Api(api)
         self._custom = client.CustomObjectsApi(api)
 
@@ -90,11 +95,24 @@ class Kube:
     async def close(self) -> None:
         await self._api.close()
 
+    def connection_stats(self) -> str:
+        """The HTTP connection pool's state, for diagnostics (aiohttp internals: best effort)."""
+        connector = self._api.rest_client.pool_manager.connector
+        if connector is None:
+            return "closed"
+        acquired = len(getattr(connector, "_acquired", ()))
+        waiting = sum(len(q) for q in getattr(connector, "_waiters", {}).values())
+        return f"{acquired} connections in use of {connector.limit}, {waiting} requests waiting"
+
     async def _call(self, what: str, call: Awaitable[Any], *, missing: Any = _RAISE) -> Any:
         """Await one API call; 404 gives `missing` when one is given, else every failure
-        becomes a KubeError."""
+        becomes a KubeError. kubernetes_asyncio sets no timeout of its own: a connection the
+        API server never answers on would otherwise hold the caller forever."""
         try:
-            return await call
+            async with asyncio.timeout(self.request_timeout):
+                return await call
+        except TimeoutError:
+            raise KubeUnavailable(f"{what}: no answer within {self.request_timeout:g}s") from None
         except ApiException as exc:
             if exc.status == 404 and missing is not _RAISE:
                 return missing

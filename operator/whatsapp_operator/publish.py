@@ -190,14 +190,24 @@ class Publisher:
                     await self.publish(pool)
                 except KubeError as exc:
                     log.error("resolved config of pool %s not published: %s", pool, exc)
-                    self._dirty.add(pool)
-                    await asyncio.sleep(2.0)
-                    self._event.set()
+                    await self._retry_later(pool)
+                except Exception:
+                    # A bug must not end this loop: nothing would be published again until
+                    # a restart (its task is never awaited, so even the error would be lost).
+                    log.exception("resolved config of pool %s not published", pool)
+                    await self._retry_later(pool)
+
+    async def _retry_later(self, pool: str) -> None:
+        self._dirty.add(pool)
+        await asyncio.sleep(2.0)
+        self._event.set()
 
     async def publish(self, pool: str) -> int:
         """Write the pool's changed shards; returns how many Secrets were written."""
-        tenants = list(self.entries.get(pool, {}).values())
-        shards = build_shards(pool, tenants, min_shards=self.counts.get(pool, 1))
+        # What this pass writes: tenant loops may change the entries while a write is awaited
+        # (their changes mark the pool for the next pass), so locations come from this copy.
+        snapshot = dict(self.entries.get(pool, {}))
+        shards = build_shards(pool, list(snapshot.values()), min_shards=self.counts.get(pool, 1))
         self.counts[pool] = len(shards)
         written = 0
         moved: set[str] = set()
@@ -208,8 +218,9 @@ class Publisher:
                 written += 1
             self.keys[shard.name] = shard.key
             for tenant_id in shard.tenant_ids:
-                entry = self.entries[pool][tenant_id]
-                where = Location(pool, shard.name, entry_hash(entry))
+                if tenant_id not in self.entries.get(pool, {}):
+                    continue  # forgotten while a write was awaited: the next pass drops it
+                where = Location(pool, shard.name, entry_hash(snapshot[tenant_id]))
                 if self.locations.get(tenant_id) != where:
                     self.locations[tenant_id] = where
                     moved.add(tenant_id)

@@ -192,3 +192,88 @@ async def test_a_standby_replica_never_drops_or_writes() -> None:
     assert standby.pool_of.keys() == {"t_0", "t_1", "t_2"}
     assert not standby._dirty
     assert len(kube.writes) == written
+
+
+class SlowKube(FakeKube):
+    """Each write yields to the event loop, as a real API call does."""
+
+    def __init__(self, during_write: Any = None) -> None:
+        super().__init__()
+        self.during_write = during_write
+
+    async def create_secret(self, namespace: str, body: dict[str, Any]) -> bool:
+        if self.during_write is not None:
+            action, self.during_write = self.during_write, None
+            action()
+        return await super().create_secret(namespace, body)
+
+
+async def test_a_tenant_deleted_while_its_shard_is_written_does_not_break_publishing() -> None:
+    """A tenant deleted (its namespace removed) while the publisher awaits the API server
+    used to raise KeyError out of the publisher's loop and end it for good: no tenant was
+    published again until the operator restarted."""
+    kube, woken = SlowKube(), []
+    pub = publisher(kube, woken)  # type: ignore[arg-type]
+    for n in range(3):
+        pub.update(f"t_{n}", "default", config(n))
+    kube.during_write = lambda: pub.forget("t_1")
+    await pub.publish("default")
+    assert "t_1" not in (woken[0] if woken else set())
+    assert pub.location("t_1") is None
+    assert await pub.publish("default") == 1  # the pass it marked dirty removes t_1
+    where = pub.location("t_0")
+    assert where is not None
+    data = base64.b64decode(next(iter(kube.secrets[where.secret]["data"].values())))
+    assert b"t_1" not in data
+    assert b"t_0" in data
+
+
+async def test_the_publisher_loop_survives_an_unexpected_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Whatever goes wrong in one pass is logged and retried; the loop never ends."""
+    import asyncio
+
+    kube = FakeKube()
+    pub = publisher(kube)
+    calls = 0
+    real = pub.publish
+
+    async def flaky(pool: str) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("unexpected")
+        return await real(pool)
+
+    pub.publish = flaky  # type: ignore[method-assign]
+    pub.update("t_0", "default", config(0))
+    task = asyncio.create_task(pub.run())
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if pub.location("t_0") is not None:
+                break
+    finally:
+        task.cancel()
+    assert not task.done() or task.cancelled()
+    assert pub.location("t_0") is not None
+    assert "resolved config of pool default not published" in caplog.text
+
+
+async def test_a_change_during_a_write_is_reported_only_once_it_is_written() -> None:
+    kube, woken = SlowKube(), []
+    pub = publisher(kube, woken)  # type: ignore[arg-type]
+    for n in range(2):
+        pub.update(f"t_{n}", "default", config(n))
+    newer = config(1, token="EAAnewer" + "y" * 30)
+    kube.during_write = lambda: pub.update("t_1", "default", newer)
+    await pub.publish("default")
+    where = pub.location("t_1")
+    assert where is not None
+    assert where.content_hash == entry_hash(config(1))
+    assert await pub.publish("default") == 1
+    where = pub.location("t_1")
+    assert where is not None
+    assert where.content_hash == entry_hash(newer)
+    assert woken[-1] == {"t_1"}

@@ -1,0 +1,84 @@
+"""The one wrapper for Kubernetes API errors: every failure becomes one of our exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from whatsapp_operator.kube import (
+    Kube,
+    KubeConflict,
+    KubeError,
+    KubeForbidden,
+    KubeInvalid,
+    KubeUnavailable,
+    translate,
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (401, KubeForbidden),
+        (403, KubeForbidden),
+        (409, KubeConflict),
+        (429, KubeUnavailable),
+        (500, KubeUnavailable),
+        (503, KubeUnavailable),
+        (0, KubeUnavailable),
+        (400, KubeInvalid),
+        (422, KubeInvalid),
+    ],
+)
+def test_api_statuses(status: int, kind: type[KubeError]) -> None:
+    err = translate(ApiException(status=status, reason="Why"), "patching x")
+    assert type(err) is kind
+    assert str(err).startswith(f"patching x: HTTP {status}")
+
+
+@pytest.mark.parametrize(
+    "exc", [aiohttp.ClientConnectionError("reset"), TimeoutError(), ConnectionRefusedError()]
+)
+def test_network_failures_are_transient(exc: Exception) -> None:
+    assert isinstance(translate(exc, "reading y"), KubeUnavailable)
+
+
+def test_other_exceptions_are_not_swallowed() -> None:
+    with pytest.raises(KeyError):
+        translate(KeyError("bug"), "reading z")
+
+
+async def _kube(seconds: float) -> Kube:
+    return Kube(client.ApiClient(configuration=client.Configuration()), request_timeout=seconds)
+
+
+def test_a_call_that_never_answers_times_out_as_unavailable() -> None:
+    async def main() -> str:
+        kube = await _kube(0.05)
+        try:
+            await kube._call("reading Secret ns/s", asyncio.sleep(30))
+        except KubeUnavailable as exc:
+            return str(exc)
+        finally:
+            await kube.close()
+        return "no error"
+
+    assert asyncio.run(main()) == "reading Secret ns/s: no answer within 0.05s"
+
+
+def test_404_is_an_answer_when_the_caller_says_so() -> None:
+    async def missing() -> None:
+        raise ApiException(status=404, reason="Not Found")
+
+    async def main() -> object:
+        kube = await _kube(1.0)
+        try:
+            return await kube._call("reading t", missing(), missing=None)
+        finally:
+            await kube.close()
+
+    assert asyncio.run(main()) is None
