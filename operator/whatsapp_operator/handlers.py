@@ -1,5 +1,9 @@
 """kopf registration: wires watch events to the reconcile. No decisions are made here.
 
+Every handler is `async`, even those that do no I/O: kopf runs a plain function in a thread
+pool, which costs a thread hop per watch event (thousands at start-up) and would set the
+loops' asyncio Events from a foreign thread, which asyncio does not support.
+
 - indexes: tenants by referenced Secret, by tenantId, by phoneNumberId (cluster-wide claims);
 - a daemon per tenant runs its reconcile loop (create, resume, timers in one place);
 - watch events on tenants and Secrets wake the loops that must look again.
@@ -166,7 +170,7 @@ def _deleting(meta: Mapping[str, Any]) -> bool:
 
 
 @kopf.index(*TENANTS)
-def tenants_by_secret(
+async def tenants_by_secret(
     namespace: str | None, name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
 ) -> dict[tuple[str, str], str]:
     ref = spec.get("tokenSecretRef") or {}
@@ -176,7 +180,7 @@ def tenants_by_secret(
 
 
 @kopf.index(*TENANTS)
-def tenants_by_tenant_id(
+async def tenants_by_tenant_id(
     body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, **_: Any
 ) -> dict[str, Claim]:
     if _deleting(meta) or not spec.get("tenantId"):
@@ -185,7 +189,7 @@ def tenants_by_tenant_id(
 
 
 @kopf.index(*TENANTS)
-def tenants_by_phone_number_id(
+async def tenants_by_phone_number_id(
     body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, **_: Any
 ) -> dict[str, Claim]:
     if _deleting(meta) or not spec.get("phoneNumberId"):
@@ -220,7 +224,7 @@ async def tenant_deleted(spec: kopf.Spec, meta: kopf.Meta, memo: Any, **_: Any) 
 
 
 @kopf.on.event(*TENANTS)
-def tenant_changed(
+async def tenant_changed(
     type: str,
     namespace: str | None,
     name: str,
@@ -265,7 +269,7 @@ def _referenced(namespace: str | None, name: str, **kwargs: Any) -> bool:
 
 
 @kopf.on.event("", "v1", "secrets", when=_referenced)
-def secret_changed(
+async def secret_changed(
     type: str,
     namespace: str | None,
     name: str,

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 POOL_LABEL = f"{GROUP}/pool"
 HASH_ANNOTATION = f"{GROUP}/content-hash"
 DEBOUNCE = 0.2  # seconds: a burst of tenant changes becomes one write per shard
+# Seconds between the starts of two passes while changes keep coming (a thousand tenants
+# onboarding): each pass re-packs whole pools and rewrites their changed shards, and every
+# write is a large Secret that the API server stores and every watcher receives again.
+MIN_PASS_INTERVAL = 1.0
 
 
 def resolved_config(
@@ -167,9 +171,11 @@ class Publisher:
 
     async def run(self) -> None:
         first = True
+        last_pass = -MIN_PASS_INTERVAL
         while True:
             await self._event.wait()
-            await asyncio.sleep(DEBOUNCE)
+            await asyncio.sleep(max(DEBOUNCE, last_pass + MIN_PASS_INTERVAL - self._clock()))
+            last_pass = self._clock()
             self._event.clear()
             dirty, self._dirty = self._dirty, set()
             if first:  # this replica's first write: compare against what is published now

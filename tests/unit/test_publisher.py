@@ -277,3 +277,47 @@ async def test_a_change_during_a_write_is_reported_only_once_it_is_written() -> 
     assert where is not None
     assert where.content_hash == entry_hash(newer)
     assert woken[-1] == {"t_1"}
+
+
+async def test_passes_are_spaced_while_changes_keep_coming_and_a_lone_change_is_quick() -> None:
+    import asyncio
+    import itertools
+    import time
+
+    from whatsapp_operator.publish import DEBOUNCE, MIN_PASS_INTERVAL
+
+    kube = FakeKube()
+    pub = publisher(kube)
+    passes: list[float] = []
+    real = pub.publish
+
+    async def counted(pool: str) -> int:
+        passes.append(time.monotonic())
+        return await real(pool)
+
+    pub.publish = counted  # type: ignore[method-assign]
+    task = asyncio.create_task(pub.run())
+    try:
+        began = time.monotonic()
+        n = 0
+        while time.monotonic() - began < 2.5:  # a tenant every 50 ms, as at onboarding
+            pub.update(f"t_{n}", "default", config(n))
+            n += 1
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(MIN_PASS_INTERVAL + DEBOUNCE + 0.2)
+        assert all(f"t_{i}" in pub.tenants_in("default") for i in range(n))
+        assert pub.location(f"t_{n - 1}") is not None  # the last change was published too
+        gaps = [b - a for a, b in itertools.pairwise(passes)]
+        assert len(passes) <= 2.5 / MIN_PASS_INTERVAL + 2, passes
+        assert min(gaps) >= MIN_PASS_INTERVAL - 0.05
+        await asyncio.sleep(MIN_PASS_INTERVAL)
+        lone = time.monotonic()
+        pub.update("t_9999", "default", config(9999))
+        for _ in range(50):
+            await asyncio.sleep(0.02)
+            if pub.location("t_9999") is not None:
+                break
+        assert pub.location("t_9999") is not None, [round(p - lone, 2) for p in passes]
+        assert time.monotonic() - lone < DEBOUNCE + 0.3
+    finally:
+        task.cancel()

@@ -1,0 +1,30 @@
+"""Every per-object kopf handler is a coroutine function: kopf runs plain functions in a thread
+pool (a thread hop per watch event, and asyncio Events set from a foreign thread)."""
+
+from __future__ import annotations
+
+import inspect
+
+import kopf
+import pytest
+
+import whatsapp_operator.handlers
+import whatsapp_operator.signup.handlers  # registers the signup handlers
+
+REGISTRY = kopf.get_default_registry()
+HANDLERS = [
+    handler
+    for part in ("_indexing", "_watching", "_spawning", "_changing")
+    for handler in getattr(REGISTRY, part).get_all_handlers()
+]
+
+
+def test_the_handlers_are_registered() -> None:
+    ids = {str(h.id) for h in HANDLERS}
+    assert {"tenant_loop", "tenant_changed", "secret_changed", "tenants_by_secret"} <= ids
+    assert whatsapp_operator.handlers.TENANTS
+
+
+@pytest.mark.parametrize("handler", HANDLERS, ids=lambda h: str(h.id))
+def test_handler_is_async(handler: object) -> None:
+    assert inspect.iscoroutinefunction(handler.fn)  # type: ignore[attr-defined]
