@@ -25,6 +25,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -42,6 +43,8 @@ TOKEN_SHAPE = re.compile(r"EAA[A-Za-z0-9_-]{20}")  # a Meta user / system user t
 COLUMNS = "id, at, tenant_id, event, actor, token_fingerprint, detail, prev_hash, hash"
 HASHED = ("prev_hash", "at", "tenant_id", "event", "actor", "token_fingerprint", "detail")
 Problem = Literal["hash_mismatch", "prev_hash_mismatch", "gap"]
+# (tenant_id, event, actor, token fingerprint, detail): what `append_many` takes per entry
+Entry = tuple[str, "AuditEvent | str", str, "str | None", str]
 
 
 class AuditEvent(StrEnum):
@@ -164,9 +167,16 @@ class AuditLog:
     ) -> AuditRecord:
         """Add one entry at the end of the chain. ValueError for fields refused by
         `checked_fields`; DatabaseError (and subclasses) if PostgreSQL refuses."""
-        tenant_id, kind, actor, fingerprint, detail = checked_fields(
-            tenant_id, event, actor, fingerprint, detail
-        )
+        (record,) = await self.append_many([(tenant_id, event, actor, fingerprint, detail)])
+        return record
+
+    async def append_many(self, entries: Sequence[Entry]) -> list[AuditRecord]:
+        """Add entries at the end of the chain, in order, in one transaction: one lock, one
+        read of the head and one INSERT for the lot (the entries share the time read under
+        the lock). ValueError if any entry is refused, before anything is written."""
+        checked = [checked_fields(*entry) for entry in entries]
+        if not checked:
+            return []
         async with self.db.transaction() as run:
             await run("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
             head = await run(
@@ -176,14 +186,21 @@ class AuditLog:
             )
             prev = str(head[0]["last"] or GENESIS)
             at: datetime = head[0]["now"].astimezone(UTC)
-            digest = entry_hash(prev, canonical_at(at), tenant_id, kind, actor, fingerprint, detail)
-            values = (at, tenant_id, kind.value, actor, fingerprint, detail, prev, digest)
+            rows: list[tuple[Any, ...]] = []
+            for tenant_id, kind, actor, fingerprint, detail in checked:
+                digest = entry_hash(
+                    prev, canonical_at(at), tenant_id, kind, actor, fingerprint, detail
+                )
+                rows.append((at, tenant_id, kind.value, actor, fingerprint, detail, prev, digest))
+                prev = digest
+            placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
             found = await run(
                 f"INSERT INTO {AUDIT_TABLE} ({COLUMNS.removeprefix('id, ')}) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                values,
+                f"VALUES {placeholders} RETURNING id",
+                [value for row in rows for value in row],
             )
-        return AuditRecord(int(found[0]["id"]), *values)
+        ids = sorted(int(r["id"]) for r in found)  # assigned in VALUES order: the chain's
+        return [AuditRecord(i, *row) for i, row in zip(ids, rows, strict=True)]
 
     async def verify(self) -> VerifyResult:
         """Walk the chain in id order, `batch` entries per query; stop at the first entry

@@ -24,6 +24,7 @@ from whatsapp_graph.client import GraphClient, default_timeout
 
 from . import diagnostics, metrics, storage
 from .audit import AuditLog
+from .audit_writer import AuditWriter
 from .budget import RequestBudget
 from .config import OperatorConfig
 from .convergence import HeartbeatListener
@@ -100,10 +101,11 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         refresher=Refresher(memo.kube, graph, budget, utcnow),
         default_version=cfg.graph_api_version,
     )
-    if memo.runtime.rows is not None:
-        memo.runtime.audit = AuditLog(memo.runtime.rows.db)
     metrics.serve(cfg.metrics_port, cfg.liveness_host)
     memo.background = storage.start_background(cfg, memo.runtime)
+    if memo.runtime.rows is not None:
+        memo.runtime.audit = AuditWriter(AuditLog(memo.runtime.rows.db))
+        memo.background.append(asyncio.create_task(memo.runtime.audit.run(), name="audit"))
     if cfg.workers_namespace:
         memo.runtime.publisher = Publisher(
             memo.kube, cfg.workers_namespace, on_published=registry.wake_tenants
@@ -153,6 +155,8 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.on.cleanup()
 async def cleanup(memo: Any, **_: Any) -> None:
     if "runtime" in memo:
+        if memo.runtime.audit is not None:
+            await memo.runtime.audit.flush(seconds=5.0)
         await storage.stop(memo.runtime, memo.get("background", []))
     if "http" in memo:
         await memo.http.aclose()

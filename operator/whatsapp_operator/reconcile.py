@@ -20,9 +20,8 @@ from typing import Any
 from whatsapp_graph.client import DEFAULT_VERSION
 
 from . import metrics
-from .audit import AuditLog
+from .audit_writer import AuditWriter
 from .convergence import HeartbeatListener
-from .database import DatabaseError
 from .decide import CheckResult, Decision, Event, Inputs, SyncResult, decide
 from .kube import Kube, KubeError, KubeForbidden, KubeUnavailable, SecretSnapshot
 from .lifecycle import api_version_condition, rotate
@@ -59,7 +58,7 @@ class Runtime:
     owner: str = "whatsapp-operator"
     refresher: Refresher | None = None
     default_version: str = DEFAULT_VERSION
-    audit: AuditLog | None = None  # with PostgreSQL: the append-only audit trail
+    audit: AuditWriter | None = None  # with PostgreSQL: the append-only audit trail
     publisher: Publisher | None = None  # with --workers-namespace: resolved config per pool
     convergence: HeartbeatListener | None = None  # with --amqp-url: workers on that config
 
@@ -281,22 +280,22 @@ class TenantLoop:
         spec = self.body.get("spec") or {}
         tenant_id = str(spec.get("tenantId", ""))
         metrics.observe(*self.key, tenant_id, decision.status)
-        await self._audit(tenant_id, decision)
+        self._audit(tenant_id, decision)
         for annotation, value in asked.items():
             self._handled[annotation] = value  # acted on once, even if the removal lags
             await self.rt.kube.remove_tenant_annotation(*self.key, annotation)
 
-    async def _audit(self, tenant_id: str, decision: Decision) -> None:
-        """Best effort: an unreachable database must not stop the tenant's lifecycle."""
+    def _audit(self, tenant_id: str, decision: Decision) -> None:
+        """Queued, written in the background: the tenant's pass never waits for it."""
         if self.rt.audit is None:
             return
         for note in decision.audit:
             try:
-                await self.rt.audit.append(
+                self.rt.audit.submit(
                     tenant_id, note.event, self.rt.actor, note.fingerprint, note.detail
                 )
-            except (DatabaseError, ValueError) as exc:
-                log.warning("tenant %s: audit entry %s not written: %s", tenant_id, note.event, exc)
+            except ValueError as exc:
+                log.warning("tenant %s: audit entry %s refused: %s", tenant_id, note.event, exc)
 
     def _asked(self) -> dict[str, str]:
         """The request annotations present and not yet acted on (by their value)."""
