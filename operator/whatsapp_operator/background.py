@@ -20,10 +20,16 @@ log = logging.getLogger(__name__)
 
 
 async def drift_pass(rows: RowSync, registry: Registry) -> int:
-    """Wake every tenant whose row was edited or deleted behind the operator's back."""
+    """Wake every tenant whose row was edited or deleted behind the operator's back.
+
+    The owners are taken before the query: a tenant that writes its first row while the
+    query runs is not in the query's answer, and must not read as a deleted row."""
+    owners = dict(registry.owners)
     drifted, present = await rows.db.drifted(rows.db.owner)
     woken = 0
-    for tenant_id, key in list(registry.owners.items()):
+    for tenant_id, key in owners.items():
+        if registry.owners.get(tenant_id) != key:
+            continue  # released or moved meanwhile
         if tenant_id in drifted or tenant_id not in present:
             log.warning("row of tenant %s changed outside the operator; repairing", tenant_id)
             woken += registry.wake(key)
