@@ -87,6 +87,8 @@ class Publisher:
         self.locations: dict[str, Location] = {}
         self._dirty: set[str] = set()
         self._event = asyncio.Event()
+        self._passed = asyncio.Event()  # set (and replaced) at the end of every pass
+        self._waiting: dict[str, int] = {}  # tenant id -> loops awaiting its publication
         self._clock = clock
         self._started = clock()
         self._grace = startup_grace
@@ -152,6 +154,27 @@ class Publisher:
 
     def location(self, tenant_id: str) -> Location | None:
         return self.locations.get(tenant_id)
+
+    async def wait_published(self, tenant_id: str, config: TenantConfig, seconds: float) -> bool:
+        """Wait (at most `seconds`) until `config` is what is published for the tenant.
+
+        The tenant's loop waits here instead of being woken for a second pass: a tenant
+        awaiting its publication is left out of `on_published`."""
+        want = entry_hash(config)
+        self._waiting[tenant_id] = self._waiting.get(tenant_id, 0) + 1
+        try:
+            async with asyncio.timeout(seconds):
+                while (where := self.locations.get(tenant_id)) is None or (
+                    where.content_hash != want
+                ):
+                    await self._passed.wait()
+        except TimeoutError:
+            return False
+        finally:
+            self._waiting[tenant_id] -= 1
+            if not self._waiting[tenant_id]:
+                del self._waiting[tenant_id]
+        return True
 
     def tenants_in(self, pool: str) -> set[str]:
         return set(self.entries.get(pool, {}))
@@ -241,8 +264,10 @@ class Publisher:
                 del self.published[name]
                 self.keys.pop(name, None)
                 log.info("deleted %s: pool %s now has %d shards", name, pool, len(shards))
-        if moved:
-            self.on_published(moved)
+        passed, self._passed = self._passed, asyncio.Event()
+        passed.set()
+        if woken := moved - set(self._waiting):
+            self.on_published(woken)
         return written
 
     async def _write(self, shard: Shard) -> None:

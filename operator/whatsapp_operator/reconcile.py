@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from whatsapp_graph.client import DEFAULT_VERSION
+from whatsapp_graph.resolved import TenantConfig
 
 from . import metrics
 from .audit_writer import AuditWriter
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 IDLE_RECHECK = 6 * 3600.0
 # Seconds between timer-driven checks of one tenant, whatever the schedule says.
 MIN_RECHECK = 30.0
+# Seconds a pass waits for the publisher to write the tenant's config, so that the status it
+# writes says where (otherwise the publisher wakes the tenant for a second pass).
+PUBLISH_WAIT = 5.0
 
 
 @dataclass
@@ -159,15 +163,30 @@ async def reconcile_once(
         token_storage=rt.token_storage, rotation=rotation, api_version=version,
     )  # fmt: skip
     decision = decide(inputs)
+    config: TenantConfig | None = None
+    waiting: asyncio.Task[bool] | None = None
     if rt.publisher is not None and conflict is None:
         rt.registry.keys_by_tenant_id[spec.tenant_id] = (namespace, name)
         throughput = str((decision.status.get("phone") or {}).get("throughputLevel") or "")
-        published = _publish(rt, spec, token, decision.ready, throughput)
-        inputs = dataclasses.replace(inputs, published=published)
-        decision = decide(inputs)
-    if rt.rows is not None:
-        sync = await _sync_row(rt, body, spec, inputs, decision)
-        decision = decide(dataclasses.replace(inputs, sync=sync))
+        config = _publish(rt, spec, token, decision.ready, throughput)
+        if config is not None:  # overlaps with the row's sync; saves a second pass
+            waiting = asyncio.create_task(
+                rt.publisher.wait_published(spec.tenant_id, config, PUBLISH_WAIT)
+            )
+    try:
+        if rt.rows is not None:
+            sync = await _sync_row(rt, body, spec, inputs, decision)
+            inputs = dataclasses.replace(inputs, sync=sync)
+        if waiting is not None:
+            await waiting
+    finally:
+        if waiting is not None and not waiting.done():
+            waiting.cancel()
+    if rt.publisher is not None and conflict is None:
+        inputs = dataclasses.replace(inputs, published=_where(rt, spec.tenant_id, config))
+    decision = decide(inputs)
+    if inputs.sync is not None and rt.rows is not None:
+        sync = inputs.sync
         if sync.transient:
             rt.registry.db_waiters.add((namespace, name))
             return Outcome(decision, 0.0, transient=True)
@@ -198,16 +217,23 @@ async def reconcile_once(
 
 def _publish(
     rt: Runtime, spec: TenantSpec, token: ResolvedToken | None, ready: bool, throughput: str
-) -> dict[str, str] | None:
-    """Hand the tenant's resolved config to the publisher: only a tenant whose token and
-    number check out, active and not suspended (the kill switch) is published. Readiness
-    here leaves PostgreSQL out: an unreachable database must not stop the sending."""
+) -> TenantConfig | None:
+    """Hand the tenant's resolved config to the publisher (and return it): only a tenant
+    whose token and number check out, active and not suspended (the kill switch) is
+    published. Readiness here leaves PostgreSQL out: an unreachable database must not stop
+    the sending."""
     assert rt.publisher is not None
     config = None
     if ready and token is not None and spec.active and not spec.suspend:
         config = resolved_config(spec, token, rt.default_version, throughput)
     rt.publisher.update(spec.tenant_id, spec.sender_pool, config)
-    where = rt.publisher.location(spec.tenant_id) if config is not None else None
+    return config
+
+
+def _where(rt: Runtime, tenant_id: str, config: TenantConfig | None) -> dict[str, str] | None:
+    """Where the tenant's config is published, for its status (None when it is not)."""
+    assert rt.publisher is not None
+    where = rt.publisher.location(tenant_id) if config is not None else None
     if where is None:
         return None
     published = {"pool": where.pool, "secret": where.secret, "contentHash": where.content_hash}

@@ -321,3 +321,25 @@ async def test_passes_are_spaced_while_changes_keep_coming_and_a_lone_change_is_
         assert time.monotonic() - lone < DEBOUNCE + 0.3
     finally:
         task.cancel()
+
+
+async def test_a_loop_waiting_for_its_publication_is_not_woken_for_a_second_pass() -> None:
+    import asyncio
+
+    kube, woken = FakeKube(), []
+    pub = publisher(kube, woken)
+    task = asyncio.create_task(pub.run())
+    try:
+        pub.update("t_0", "default", config(0))
+        pub.update("t_1", "default", config(1))
+        assert await pub.wait_published("t_0", config(0), seconds=5)
+        where = pub.location("t_0")
+        assert where is not None
+        assert where.content_hash == entry_hash(config(0))
+        assert all("t_0" not in w for w in woken)  # it was waiting: no wake
+        assert any("t_1" in w for w in woken)  # t_1 was not: woken as before
+        # a config that is never published: the wait ends in time, with False
+        assert not await pub.wait_published("t_0", config(0, token="EAAother" + "z" * 30), 0.3)
+        assert pub._waiting == {}
+    finally:
+        task.cancel()
