@@ -22,7 +22,7 @@ def new_pool_name(prefix: str = "p") -> str:
 @dataclass
 class SimTenant:
     config: TenantConfig
-    token: str
+    token: str = field(repr=False)  # assertion messages print tenants: never their token
 
     @property
     def tenant_id(self) -> str:

@@ -407,15 +407,52 @@ def test_window_counts_rejects_bad_window(window: float) -> None:
         window_counts([0.0], window)
 
 
-def test_send_window_caps_any_second_at_97_5_percent_of_the_rate() -> None:
+def test_send_window_counts_a_request_from_its_start_to_a_second_after_its_answer() -> None:
     from whatsapp_worker.limits import SendWindow
 
     window = SendWindow()
-    assert [window.admit("p", 80, 10.0) for _ in range(78)] == [0.0] * 78
-    assert window.admit("p", 80, 10.5) == pytest.approx(0.5)  # the 79th waits for the 1st
-    assert window.admit("p", 80, 11.0) == 0.0  # a second later the first ones have expired
+    assert [window.admit("p", 80, 10.0) for _ in range(80)] == [0.0] * 80
+    assert window.admit("p", 80, 10.5) == 0.005  # all 80 still in flight: poll again soon
+    for _ in range(80):
+        window.done("p", 10.02)
+    assert window.admit("p", 80, 10.5) == pytest.approx(0.521)  # a second after the answers
+    assert window.admit("p", 80, 11.03) == 0.0
     assert window.admit("q", 20, 11.0) == 0.0  # numbers are counted apart
     window.forget_idle("p", 11.5)
-    assert "p" in window.sent  # sent within the last second: kept
+    assert "p" in window.ended  # one in flight: kept
+    window.done("p", 11.05)
+    window.forget_idle("p", 12.0)
+    assert "p" in window.ended  # answered within the last second: kept
     window.forget_idle("p", 12.1)
-    assert "p" not in window.sent
+    assert "p" not in window.ended
+    assert "p" not in window.in_flight
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_send_window_holds_at_meta_whatever_the_delays(seed: int) -> None:
+    """Requests admitted by the window, then delayed by random stalls before they leave and
+    by random network times: no one-second window of arrivals at Meta holds more than the
+    rate (the start-time window this replaced let stalled requests bunch)."""
+    import random
+
+    from whatsapp_worker.limits import SendWindow
+
+    rnd = random.Random(seed)
+    rate, window = 80, SendWindow()
+    now, arrivals = 0.0, []
+    pending: list[tuple[float, float]] = []  # (answer time, arrival time) of in-flight ones
+    while now < 20.0:
+        for answer, arrival in [p for p in pending if p[0] <= now]:
+            window.done("p", answer)
+            arrivals.append(arrival)
+        pending = [p for p in pending if p[0] > now]
+        wait = window.admit("p", rate, now)
+        if wait > 0:
+            now += min(wait, 0.003)
+            continue
+        leaves = now + (rnd.expovariate(20) if rnd.random() < 0.1 else 0.0)  # a stall
+        arrival = leaves + rnd.uniform(0.001, 0.05)
+        pending.append((arrival + rnd.uniform(0.001, 0.05), arrival))
+        now += rnd.uniform(0.0, 0.01)
+    assert window_counts(arrivals) <= rate
+    assert len(arrivals) > 20 * rate * 0.8  # and it still sends at most of the rate

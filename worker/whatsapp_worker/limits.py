@@ -308,28 +308,46 @@ class Limiter:
 
 
 class SendWindow:
-    """The last second of actual send times per number, as Meta counts them. The pacing keeps
-    sends evenly spaced; this bound holds even when a stalled event loop lets two go back to
-    back. At most 97.5 % of the rate start in any second (78 of 80: the spare is for the
-    milliseconds by which requests reach Meta sooner or later than they left)."""
+    """A hard cap per number: at most `rate` requests may reach Meta in any second.
+
+    The pacing keeps sends evenly spaced; this bound holds whatever the event loop does. A
+    request reaches Meta somewhere between the moment it is started and the moment its
+    answer is back, so each request counts from its start until one second after its answer
+    (and all the while it is in flight). Then, whenever the next one starts, every request
+    that could share a one-second window of arrivals with it is counted: no window can hold
+    more than `rate`, even when a stalled loop or a queue for connections delays requests
+    that were admitted earlier (counting start times alone let those bunch at Meta).
+    """
 
     def __init__(self) -> None:
-        self.sent: dict[str, deque[float]] = {}
+        self.in_flight: dict[str, int] = {}
+        self.ended: dict[str, deque[float]] = {}
 
     def admit(self, phone: str, rate: int, now: float) -> float:
-        """0.0 and the send recorded, or how long to wait before asking again."""
-        log = self.sent.setdefault(phone, deque())
-        while log and log[0] <= now - 1.0:
-            log.popleft()
-        if len(log) < max(1, int(rate * 0.975)):
-            log.append(now)
+        """0.0 and the request counted as in flight, or how long to wait before asking again
+        (call `done` when its answer is back, whatever it was)."""
+        ended = self.ended.setdefault(phone, deque())
+        while ended and ended[0] < now - 1.0:
+            ended.popleft()
+        flying = self.in_flight.get(phone, 0)
+        if flying + len(ended) < max(1, rate):
+            self.in_flight[phone] = flying + 1
             return 0.0
-        return log[0] + 1.0 - now
+        return max(ended[0] + 1.0 - now, 0.0) + 0.001 if ended else 0.005
+
+    def done(self, phone: str, now: float) -> None:
+        """The answer of an admitted request is back (or it failed)."""
+        flying = self.in_flight.get(phone, 0)
+        if flying <= 1:
+            self.in_flight.pop(phone, None)
+        else:
+            self.in_flight[phone] = flying - 1
+        self.ended.setdefault(phone, deque()).append(now)
 
     def forget_idle(self, phone: str, now: float) -> None:
-        log = self.sent.get(phone)
-        if log is not None and (not log or log[-1] <= now - 1.0):
-            del self.sent[phone]
+        ended = self.ended.get(phone)
+        if not self.in_flight.get(phone) and (not ended or ended[-1] < now - 1.0):
+            self.ended.pop(phone, None)
 
 
 def window_counts(times: Sequence[float], window: float = 1.0) -> int:

@@ -142,7 +142,10 @@ class Sender:
             if not await self._wait_for_limits(delivery, shard, message, tenant, attempt, headers):
                 return  # parked in a delay queue
             try:
-                response = await self._post(message, tenant)
+                try:
+                    response = await self._post(message, tenant)
+                finally:  # the request counts in the number's window until a second after
+                    self._window.done(tenant.phone_number_id, time.monotonic())
             except GraphApiError as exc:
                 error = _describe_error(exc)
                 decision = self._decide(attempt, exc.code, exc.subcode, maybe_sent=False)
@@ -212,7 +215,7 @@ class Sender:
                             self.metrics.limiter_wait.labels(self.pool).observe(reservation.delay)
                             await asyncio.sleep(reservation.delay)
                         rate = tenant.messages_per_second
-                        while True:  # the sliding second of actual sends has room
+                        while True:  # the number's window of requests at Meta has room
                             wait = self._window.admit(phone, rate, time.monotonic())
                             if wait <= 0:
                                 break
