@@ -3,8 +3,9 @@ the operator's own background tasks.
 
 A stuck operator is otherwise a black box: `kill -USR1 <pid>` (in a pod:
 `kubectl exec deploy/… -- kill -USR1 1`) writes one log record per task with its name and
-the frames it is suspended in, and carries on. Frames show code locations only, never local
-variables, so no token can appear in the dump.
+the frames it is suspended in, and carries on. Started with `PYTHONTRACEMALLOC=<frames>`,
+the operator also logs its largest allocation sites (where memory goes). Frames show code
+locations only, never local variables, so no token can appear in the dump.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import os
 import signal
 import traceback
+import tracemalloc
 from collections.abc import Callable
 from types import FrameType
 
@@ -62,6 +64,16 @@ def describe_tasks(tasks: set[asyncio.Task[object]] | None = None) -> list[str]:
 def dump_tasks() -> None:
     blocks = describe_tasks()
     log.warning("SIGUSR1: %d asyncio tasks follow", len(blocks))
+    if tracemalloc.is_tracing():  # PYTHONTRACEMALLOC=<frames> in the environment
+        snapshot = tracemalloc.take_snapshot()
+        stats = snapshot.statistics(
+            "traceback" if tracemalloc.get_traceback_limit() > 1 else "lineno"
+        )
+        total = sum(stat.size for stat in stats)
+        log.warning("SIGUSR1: %.1f MB traced; the largest allocation sites follow", total / 1e6)
+        for stat in stats[:25]:
+            where = " <- ".join(f"{f.filename}:{f.lineno}" for f in stat.traceback[:6])
+            log.warning("SIGUSR1: %8.1f kB in %7d blocks at %s", stat.size / 1e3, stat.count, where)
     for name, report in sorted(REPORTERS.items()):
         try:
             log.warning("SIGUSR1: %s: %s", name, report())

@@ -105,3 +105,22 @@ def test_a_background_task_that_ends_stops_the_operator(
         assert signals == [signal.SIGTERM]
         assert "background task 'publisher' ended unexpectedly" in caplog.text
         assert ("KeyError" in caplog.text) == (how == "raises")
+
+
+def test_allocation_sites_are_logged_when_tracing(caplog: pytest.LogCaptureFixture) -> None:
+    import tracemalloc
+
+    tracemalloc.start(3)
+    try:
+        kept = [bytearray(1000) for _ in range(1000)]
+
+        async def main() -> None:
+            diagnostics.dump_tasks()
+
+        with caplog.at_level(logging.WARNING, logger=diagnostics.__name__):
+            asyncio.run(main())
+    finally:
+        tracemalloc.stop()
+    assert len(kept) == 1000
+    assert "MB traced; the largest allocation sites follow" in caplog.text
+    assert "test_diagnostics.py" in caplog.text
