@@ -407,52 +407,68 @@ def test_window_counts_rejects_bad_window(window: float) -> None:
         window_counts([0.0], window)
 
 
-def test_send_window_counts_a_request_from_its_start_to_a_second_after_its_answer() -> None:
+def test_send_window_counts_a_request_until_a_second_after_its_answer_or_spread() -> None:
     from whatsapp_worker.limits import SendWindow
 
-    window = SendWindow()
+    window = SendWindow(spread=0.05)
     assert [window.admit("p", 80, 10.0) for _ in range(80)] == [0.0] * 80
-    assert window.admit("p", 80, 10.5) == 0.005  # all 80 still in flight: poll again soon
+    # none answered yet: each counts until 10.0 + 0.05 + 1
+    assert window.admit("p", 80, 10.5) == pytest.approx(0.551)
     for _ in range(80):
-        window.done("p", 10.02)
-    assert window.admit("p", 80, 10.5) == pytest.approx(0.521)  # a second after the answers
+        window.done("p", 10.0, 10.02)  # answered after 20 ms: they count until 11.02
+    assert window.admit("p", 80, 10.5) == pytest.approx(0.521)
     assert window.admit("p", 80, 11.03) == 0.0
+    window.done("p", 11.03, 11.5)  # a slow answer: counts until 11.03 + spread + 1 anyway
+    assert window.until["p"] == [pytest.approx(12.08)]
     assert window.admit("q", 20, 11.0) == 0.0  # numbers are counted apart
-    window.forget_idle("p", 11.5)
-    assert "p" in window.ended  # one in flight: kept
-    window.done("p", 11.05)
     window.forget_idle("p", 12.0)
-    assert "p" in window.ended  # answered within the last second: kept
+    assert "p" in window.until  # still counting: kept
     window.forget_idle("p", 12.1)
-    assert "p" not in window.ended
-    assert "p" not in window.in_flight
+    assert "p" not in window.until
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_send_window_holds_at_meta_whatever_the_delays(seed: int) -> None:
+def test_send_window_holds_at_meta_whatever_the_delays_within_spread(seed: int) -> None:
     """Requests admitted by the window, then delayed by random stalls before they leave and
-    by random network times: no one-second window of arrivals at Meta holds more than the
-    rate (the start-time window this replaced let stalled requests bunch)."""
+    by random network times (together up to `spread`): no one-second window of arrivals at
+    Meta holds more than the rate. (A window of start times with 2.5 % spare let 95 of 80
+    through in this test; see docs/workers.md.)"""
     import random
 
     from whatsapp_worker.limits import SendWindow
 
     rnd = random.Random(seed)
-    rate, window = 80, SendWindow()
+    rate, spread, window = 80, 0.05, SendWindow(spread=0.05)
     now, arrivals = 0.0, []
-    pending: list[tuple[float, float]] = []  # (answer time, arrival time) of in-flight ones
+    pending: list[tuple[float, float, float]] = []  # (answer, arrival, start) in flight
     while now < 20.0:
-        for answer, arrival in [p for p in pending if p[0] <= now]:
-            window.done("p", answer)
+        for answer, arrival, started in [p for p in pending if p[0] <= now]:
+            window.done("p", started, answer)
             arrivals.append(arrival)
         pending = [p for p in pending if p[0] > now]
         wait = window.admit("p", rate, now)
         if wait > 0:
             now += min(wait, 0.003)
             continue
-        leaves = now + (rnd.expovariate(20) if rnd.random() < 0.1 else 0.0)  # a stall
-        arrival = leaves + rnd.uniform(0.001, 0.05)
-        pending.append((arrival + rnd.uniform(0.001, 0.05), arrival))
+        delay = rnd.uniform(0.03, spread) if rnd.random() < 0.1 else rnd.uniform(0.001, 0.01)
+        pending.append((now + delay + rnd.uniform(0.001, 0.05), now + delay, now))
         now += rnd.uniform(0.0, 0.01)
     assert window_counts(arrivals) <= rate
-    assert len(arrivals) > 20 * rate * 0.8  # and it still sends at most of the rate
+    assert len(arrivals) > 20 * rate * 0.9  # and it keeps most of the rate
+
+
+@pytest.mark.parametrize(("latency", "floor"), [(0.02, 0.97), (0.5, 0.95)])
+def test_send_window_throughput_costs_at_most_the_spread(latency: float, floor: float) -> None:
+    from whatsapp_worker.limits import SendWindow
+
+    window, now, sent = SendWindow(spread=0.05), 0.0, 0
+    answers: list[tuple[float, float]] = []
+    while now < 30.0:
+        for answer, started in [a for a in answers if a[0] <= now]:
+            window.done("p", started, answer)
+        answers = [a for a in answers if a[0] > now]
+        if window.admit("p", 80, now) == 0.0:
+            answers.append((now + latency, now))
+            sent += 1
+        now += 0.001
+    assert sent / 30.0 >= 80 * floor

@@ -41,7 +41,7 @@ from .delivery import (
     result_event,
     wamid_of,
 )
-from .limits import Limiter, SendWindow
+from .limits import ARRIVAL_SPREAD, Limiter, SendWindow
 from .messages import InvalidMessage, OutboundMessage, message_key
 from .metrics import WorkerMetrics
 from .policy import Action, Attempt, Decision, RetryPolicy, after_error, next_attempt
@@ -65,6 +65,7 @@ class Sender:
         metrics: WorkerMetrics,
         concurrency: int,
         inline_wait: float,
+        arrival_spread: float = ARRIVAL_SPREAD,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.topology = topology
@@ -81,7 +82,7 @@ class Sender:
         self.clock = clock
         self._locks: dict[str, asyncio.Lock] = {}  # per phone number, while anyone waits
         self._lock_users: dict[str, int] = {}
-        self._window = SendWindow()  # limits.py: actual send times, per number
+        self._window = SendWindow(arrival_spread)  # limits.py: requests at Meta, per number
 
     async def handle(self, delivery: AbstractIncomingMessage, shard: int) -> None:
         """Process one delivery; never raises (a failure leaves it unacked for redelivery)."""
@@ -139,13 +140,16 @@ class Sender:
         rotated_once = False
         error = ""
         while True:
-            if not await self._wait_for_limits(delivery, shard, message, tenant, attempt, headers):
+            started = await self._wait_for_limits(
+                delivery, shard, message, tenant, attempt, headers
+            )
+            if started is None:
                 return  # parked in a delay queue
             try:
                 try:
                     response = await self._post(message, tenant)
                 finally:  # the request counts in the number's window until a second after
-                    self._window.done(tenant.phone_number_id, time.monotonic())
+                    self._window.done(tenant.phone_number_id, started, time.monotonic())
             except GraphApiError as exc:
                 error = _describe_error(exc)
                 decision = self._decide(attempt, exc.code, exc.subcode, maybe_sent=False)
@@ -188,9 +192,10 @@ class Sender:
         tenant: TenantConfig,
         attempt: Attempt,
         headers: dict[str, Any],
-    ) -> bool:
+    ) -> float | None:
         """Wait (in memory, up to `inline_wait` in all) until the number's and the pair's
-        limits and any pause let this message go; False when it was parked instead.
+        limits and any pause let this message go: the moment it was let go (monotonic), or
+        None when it was parked instead.
 
         Messages of one number take their slots one at a time (a FIFO lock held only while
         waiting for a number slot): a slot is reserved when the previous one is due, never a
@@ -216,11 +221,11 @@ class Sender:
                             await asyncio.sleep(reservation.delay)
                         rate = tenant.messages_per_second
                         while True:  # the number's window of requests at Meta has room
-                            wait = self._window.admit(phone, rate, time.monotonic())
+                            started = time.monotonic()
+                            wait = self._window.admit(phone, rate, started)
                             if wait <= 0:
-                                break
+                                return started
                             await asyncio.sleep(wait)
-                        return True
             finally:
                 self._lock_users[phone] -= 1
                 if not self._lock_users[phone]:
@@ -231,7 +236,7 @@ class Sender:
                     self.limiter.cancel(phone, message.to, reservation, now=self.clock())
                 self.metrics.retried.labels(self.pool, "limit_wait").inc()
                 await self._later(delivery, shard, attempt, headers, reservation.delay)
-                return False
+                return None
             # a pause or the pair's limit: wait outside the number's queue, then ask again
             waited += reservation.delay
             self.metrics.limiter_wait.labels(self.pool).observe(reservation.delay)

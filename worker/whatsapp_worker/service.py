@@ -145,6 +145,7 @@ class SenderService:
                 metrics=self.metrics,
                 concurrency=self.settings.concurrency,
                 inline_wait=self.settings.inline_wait,
+                arrival_spread=self.settings.arrival_spread,
             )
             holder = ShardHolder(
                 connection,

@@ -53,6 +53,14 @@ class WorkerSettings(BaseSettings):
         ge=0,
         description="waits up to this long happen in memory; longer ones in a delay queue",
     )
+    arrival_spread: float = Field(
+        0.05,
+        ge=0,
+        le=1.0,
+        description="how much later than it starts a request may reach Meta and still be "
+        "counted in the right second (see limits.SendWindow; costs throughput only when "
+        "answers take longer)",
+    )
     heartbeat_interval: float = Field(2.0, gt=0)
     reload_interval: float = Field(1.0, gt=0, description="how often `..data` is checked")
     drain_timeout: float = Field(25.0, ge=0)
