@@ -10,6 +10,7 @@ URL never reaches an exception or a log line: errors name the operation, not the
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -54,10 +55,16 @@ class GraphClient:
         *,
         base_url: str = DEFAULT_BASE_URL,
         version: str = DEFAULT_VERSION,
+        max_in_flight: int | None = None,
     ) -> None:
+        """`max_in_flight`: requests beyond it wait here, never in httpx's connection pool.
+        Set it to the client's `max_connections`: a request cancelled or timed out while
+        queued for a connection can leave httpcore's pool unusable for good (every later
+        request a PoolTimeout, encode/httpcore#1093); a 10,000-tenant start-up hit that."""
         self._http = http
         self.base_url = base_url.rstrip("/")
         self.version = version
+        self._gate = asyncio.Semaphore(max_in_flight) if max_in_flight else None
 
     def _url(self, path: str, version: str | None) -> str:
         return f"{self.base_url}/{version or self.version}/{path.lstrip('/')}"
@@ -81,9 +88,16 @@ class GraphClient:
             dict.fromkeys(v for s in (token, *secrets) if s for v in (s, quote_plus(s), quote(s)))
         )
         try:
-            response = await self._http.request(
-                method, self._url(path, version), params=params, json=json, headers=headers
-            )
+            if self._gate is None:
+                response = await self._http.request(
+                    method, self._url(path, version), params=params, json=json, headers=headers
+                )
+            else:
+                async with self._gate:
+                    response = await self._http.request(
+                        method, self._url(path, version), params=params, json=json,
+                        headers=headers,
+                    )  # fmt: skip
         except httpx.TimeoutException as exc:
             sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
             raise GraphUnavailable(

@@ -41,6 +41,7 @@ from .validation import Validator
 
 log = logging.getLogger(__name__)
 TENANTS = (GROUP, VERSION, PLURAL)
+GRAPH_CONNECTIONS = 100
 
 
 def utcnow() -> datetime:
@@ -82,9 +83,15 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     timeout = default_timeout()
     timeout.read = cfg.graph_timeout
     memo.http = httpx.AsyncClient(
-        timeout=timeout, limits=httpx.Limits(max_connections=100, max_keepalive_connections=50)
+        timeout=timeout,
+        limits=httpx.Limits(max_connections=GRAPH_CONNECTIONS, max_keepalive_connections=50),
     )
-    graph = GraphClient(memo.http, base_url=cfg.graph_api_url, version=cfg.graph_api_version)
+    graph = GraphClient(
+        memo.http,
+        base_url=cfg.graph_api_url,
+        version=cfg.graph_api_version,
+        max_in_flight=GRAPH_CONNECTIONS,  # queue here, not in httpx's pool (see GraphClient)
+    )
     budget = RequestBudget(cfg.graph_rate, cfg.graph_burst)
     memo.kube = await Kube.connect(cfg.kubeconfig)
     diagnostics.REPORTERS["kubernetes client"] = memo.kube.connection_stats

@@ -83,6 +83,7 @@ class SenderService:
                     GraphClient(
                         await stack.enter_async_context(self._http_client()),
                         base_url=self.settings.graph_base_url,
+                        max_in_flight=self.settings.connections_per_client,
                     )
                     for _ in range(self._clients())
                 ]
