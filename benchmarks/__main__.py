@@ -7,9 +7,16 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from benchmarks import sending, validation
+from benchmarks import limiter, meta_calls, reconcile, scale, sending, validation
 
-BENCHMARKS = {"validation": validation.main, "sending": sending.main}
+BENCHMARKS = {
+    "validation": validation.main,
+    "reconcile": reconcile.main,
+    "sending": sending.main,
+    "limiter": limiter.main,
+    "meta_calls": meta_calls.main,
+    "scale": scale.main,
+}
 
 
 def main() -> int:

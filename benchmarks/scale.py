@@ -1,0 +1,400 @@
+"""10,000 tenants under one operator process: set-up time, then the idle footprint.
+
+A real kube-apiserver + etcd (the project's ControlPlane, CRDs applied server-side),
+PostgreSQL, RabbitMQ, the Graph simulator and the operator as a real process, configured as
+tests/conftest.py configures it (encrypted token storage, resolved-config publishing to a
+workers namespace, AMQP heartbeats) but at INFO level, the default drift/rotation intervals
+and --graph-rate 100 (10x the default) so set-up is not paced by the Graph budget. Much higher
+(1000) let ~10,000 requests queue in the operator's HTTP pool at once on a loaded machine:
+they hit the pool timeout, and the pool then stayed "full" with no socket open (httpcore
+1.0.9, encode/httpcore#1093), failing every later Graph call. N tenants and their
+Secrets are created in a few namespaces (kubernetes_asyncio, bounded concurrency) and the
+simulator is seeded for all of them. Set-up = first create -> the operator reports all N
+Ready (whatsapp_tenant_ready on its /metrics page, then confirmed by a paged list). Ready is
+not converged: the operator keeps rewriting statuses for a while (a growing pool is re-sharded
+and every moved tenant records its new shard), so the benchmark then waits for a 10-s window
+with no write to the API other than the API server's own, and reports how long that took.
+
+Then an idle window (nothing changes), measured on the operator process: RSS (VmRSS) and
+peak RSS (VmHWM) from /proc/<pid>/status, CPU as % of one core from utime+stime in
+/proc/<pid>/stat over the window, and the API server's requests per minute by verb and
+resource (`apiserver_request_total` from its /metrics, read before and after; the one
+scrape that falls inside the window is subtracted). The API server's own requests (its
+identity lease) show as their own rows.
+
+Floor, measured over the same window: a bare kubernetes_asyncio process (this module with
+`--informer`) that lists and then watches the same tenants and Secrets and holds every object
+as a dict, like an informer with no framework. The ratio is what the operator costs beyond
+holding the objects. One run (set-up of 10,000 takes minutes on 2 shared cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client as kclient
+from kubernetes_asyncio import watch as kwatch
+
+from benchmarks.meta_calls import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    api_client,
+    create_tenants,
+    make_tenants,
+    seed_simulator,
+    start_cluster,
+    wait_ready,
+)
+from whatsapp_graph.simulator.client import SimulatorAdmin
+from whatsapp_testkit.controlplane import ControlPlane
+from whatsapp_testkit.postgres import Postgres
+from whatsapp_testkit.rabbitmq import RabbitMQ
+from whatsapp_testkit.services import GraphSimulator, Operator
+
+RESULTS = Path(__file__).parent / "results"
+WORKERS_NAMESPACE = "whatsapp-workers"
+TICKS = os.sysconf("SC_CLK_TCK")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+# --- the floor: a raw list + watch holder, run as a child process -------------------------------
+
+
+async def informer(kubeconfig: Path) -> None:
+    """List, then watch, tenants and Secrets in all namespaces; hold each object as a dict."""
+    store: dict[str, dict[tuple[str, str], Any]] = {"tenants": {}, "secrets": {}}
+    async with await api_client(kubeconfig) as api:
+        custom, core = kclient.CustomObjectsApi(api), kclient.CoreV1Api(api)
+        lists: dict[str, Callable[..., Awaitable[Any]]] = {
+            "tenants": lambda **kw: custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw),
+            "secrets": lambda **kw: core.list_secret_for_all_namespaces(**kw),
+        }
+
+        async def fetch(kind: str, **kw: Any) -> dict[str, Any]:
+            response = await lists[kind](_preload_content=False, **kw)
+            return dict(json.loads(await response.read()))
+
+        async def hold(kind: str) -> str:
+            page: dict[str, Any] = {"metadata": {"continue": ""}}
+            while True:
+                page = await fetch(kind, limit=500, _continue=page["metadata"]["continue"] or None)
+                for item in page["items"]:
+                    meta = item["metadata"]
+                    store[kind][(meta["namespace"], meta["name"])] = item
+                if not page["metadata"].get("continue"):
+                    return str(page["metadata"]["resourceVersion"])
+
+        versions = {kind: await hold(kind) for kind in lists}
+        print(f"listed {len(store['tenants'])} {len(store['secrets'])}", flush=True)
+
+        async def follow(kind: str) -> None:
+            fn = (
+                custom.list_cluster_custom_object
+                if kind == "tenants"
+                else core.list_secret_for_all_namespaces
+            )
+            args = (GROUP, VERSION, PLURAL) if kind == "tenants" else ()
+            async with kwatch.Watch() as w:
+                stream = w.stream(fn, *args, resource_version=versions[kind], timeout_seconds=3600)
+                async for event in stream:
+                    obj = event["raw_object"]
+                    key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+                    if event["type"] == "DELETED":
+                        store[kind].pop(key, None)
+                    else:
+                        store[kind][key] = obj
+
+        await asyncio.gather(*(follow(kind) for kind in lists))
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcSample:
+    at: float
+    cpu_seconds: float
+    rss_mb: float
+    hwm_mb: float
+
+
+def sample(pid: int) -> ProcSample:
+    stat = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    status = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return ProcSample(
+        time.monotonic(),
+        (int(stat[11]) + int(stat[12])) / TICKS,  # utime, stime (fields 14, 15)
+        int(status["VmRSS"].split()[0]) / 1024,
+        int(status["VmHWM"].split()[0]) / 1024,
+    )
+
+
+def cpu_percent(before: ProcSample, after: ProcSample) -> float:
+    return 100 * (after.cpu_seconds - before.cpu_seconds) / (after.at - before.at)
+
+
+def apiserver_requests(metrics: str) -> Counter[tuple[str, str]]:
+    """apiserver_request_total summed by (verb, group/resource[/subresource])."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for line in metrics.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(_LABEL.findall(line.partition("}")[0]))
+        resource = "/".join(
+            p for p in (labels.get("group"), labels.get("resource"), labels.get("subresource")) if p
+        )  # fmt: skip
+        counts[labels.get("verb", "?"), resource or "(non-resource)"] += int(
+            float(line.rpartition(" ")[2])
+        )
+    return counts
+
+
+@dataclass(frozen=True)
+class Window:
+    seconds: float
+    procs: list[tuple[ProcSample, ProcSample]]  # (before, after) per pid
+    requests: Counter[tuple[str, str]]  # API server requests in the window
+
+
+async def measure_window(cp: ControlPlane, pids: list[int], seconds: float) -> Window:
+    """Process samples and API server request counts before and after `seconds` of idling."""
+    before = [sample(pid) for pid in pids], apiserver_requests(cp.get("/metrics").decode())
+    await asyncio.sleep(seconds)
+    after = [sample(pid) for pid in pids], apiserver_requests(cp.get("/metrics").decode())
+    delta = after[1]
+    delta.subtract(before[1])
+    delta["GET", "(non-resource)"] -= 1  # our own first scrape
+    return Window(
+        after[0][0].at - before[0][0].at,
+        list(zip(before[0], after[0], strict=True)),
+        Counter({k: v for k, v in delta.items() if v > 0}),
+    )
+
+
+OWN = {"coordination.k8s.io/leases", "endpoints"}  # the API server's own writes
+
+
+async def wait_quiet(cp: ControlPlane, within: float, step: float = 10.0) -> float:
+    """Seconds until a `step`-s window passes with no write (PATCH/POST/PUT/DELETE) other than
+    the API server's own: the operator has converged, not just reported Ready."""
+    started = time.monotonic()
+    last = apiserver_requests(cp.get("/metrics").decode())
+    while time.monotonic() - started < within:
+        await asyncio.sleep(step)
+        now = apiserver_requests(cp.get("/metrics").decode())
+        writes = sum(
+            n - last[verb, res]
+            for (verb, res), n in now.items()
+            if verb in ("PATCH", "POST", "PUT", "DELETE", "CREATE") and res not in OWN
+        )
+        if writes == 0:
+            return time.monotonic() - started
+        last = now
+    raise RuntimeError(f"the operator still writes to the API {within:.0f} s after Ready")
+
+
+async def count_ready(kubeconfig: Path) -> int:
+    """Tenants whose stored status has Ready=True (a paged list, 500 at a time)."""
+    ready, token = 0, None
+    async with await api_client(kubeconfig) as api:
+        listing: Callable[..., Awaitable[Any]] = kclient.CustomObjectsApi(
+            api
+        ).list_cluster_custom_object
+        while True:
+            more: dict[str, str] = {"_continue": token} if token else {}
+            response = await listing(
+                GROUP, VERSION, PLURAL, limit=500, _preload_content=False, **more
+            )
+            page = json.loads(await response.read())
+            for item in page["items"]:
+                conditions = (item.get("status") or {}).get("conditions") or []
+                ready += any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+            token = page["metadata"].get("continue")
+            if not token:
+                return ready
+
+
+async def start_floor(kubeconfig: Path, within: float) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchmarks.scale", "--informer", str(kubeconfig),
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), within)
+    if not line.startswith(b"listed"):
+        proc.kill()
+        raise RuntimeError(f"the informer floor did not list: {line!r}")
+    return proc
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    tenants: int
+    created_s: float = 0.0
+    ready_s: float = 0.0
+    confirmed_ready: int = 0
+    quiet_s: float = 0.0  # from all Ready to no more writes to the API
+    empty: Window | None = None  # the operator with no tenant yet
+    idle: Window | None = None  # the operator and the floor, all tenants Ready
+
+
+async def run(opts: argparse.Namespace, base: Path) -> Result:
+    result = Result(opts.tenants)
+    tenants = make_tenants(opts.tenants, opts.namespaces)
+    keys = base / "keys"
+    keys.mkdir(exist_ok=True)
+    (keys / "2026-01").write_bytes(os.urandom(32))
+    cp, pg, rabbit = None, Postgres(), RabbitMQ()
+    sim = GraphSimulator(base / "sim.log")
+    op: Operator | None = None
+    floor: asyncio.subprocess.Process | None = None
+    try:
+        cp = start_cluster(namespaces=[WORKERS_NAMESPACE])
+        pg.start()
+        rabbit.start()
+        sim.start()
+        with SimulatorAdmin(sim.url, timeout=120) as admin:
+            seed_simulator(admin, tenants)
+        op = Operator(
+            base / "operator.log", kubeconfig=cp.kubeconfig_path, graph_api_url=sim.url,
+            extra_args=["--graph-rate", str(opts.graph_rate),
+                        "--graph-burst", str(int(opts.graph_rate)), "--log-level", "INFO",
+                        "--encryption-keys-dir", str(keys),
+                        "--workers-namespace", WORKERS_NAMESPACE],
+            extra_env={"WHATSAPP_OPERATOR_DATABASE_URL": pg.dsn,
+                       "WHATSAPP_OPERATOR_AMQP_URL": rabbit.amqp_url},
+        )  # fmt: skip
+        op.start()
+        assert op.proc is not None
+        await asyncio.sleep(opts.settle)
+        result.empty = await measure_window(cp, [op.proc.pid], opts.baseline)
+        print(f"scale: operator pid {op.proc.pid}, creating {opts.tenants} tenants", flush=True)
+        started = time.monotonic()
+        await create_tenants(cp.kubeconfig_path, tenants, concurrency=opts.concurrency)
+        result.created_s = time.monotonic() - started
+        print(f"scale: created in {result.created_s:.0f} s; waiting for Ready", flush=True)
+        await wait_ready(op, opts.tenants, within=opts.setup_timeout, poll=5.0)
+        result.ready_s = time.monotonic() - started
+        result.confirmed_ready = await count_ready(cp.kubeconfig_path)
+        print(f"scale: all Ready in {result.ready_s:.0f} s; waiting for quiet", flush=True)
+        result.quiet_s = await wait_quiet(cp, within=opts.setup_timeout)
+        print(f"scale: quiet after {result.quiet_s:.0f} s more; starting the floor", flush=True)
+        floor = await start_floor(cp.kubeconfig_path, within=300)
+        await asyncio.sleep(opts.settle)
+        result.idle = await measure_window(cp, [op.proc.pid, floor.pid], opts.idle)
+    finally:
+        if floor is not None and floor.returncode is None:
+            floor.send_signal(signal.SIGTERM)
+            await floor.wait()
+        if op is not None:
+            op.stop()
+        sim.stop()
+        rabbit.close()
+        pg.close()
+        if cp is not None:
+            cp.stop()
+    return result
+
+
+def render(r: Result, opts: argparse.Namespace) -> str:
+    assert r.idle is not None
+    assert r.empty is not None
+    (op0, op1), (fl0, fl1) = r.idle.procs
+    e0, e1 = r.empty.procs[0]
+    op_cpu, fl_cpu = cpu_percent(op0, op1), cpu_percent(fl0, fl1)
+    cpu_ratio = f"{op_cpu / fl_cpu:.1f}" if fl_cpu > 0 else "n/a (floor below 1 tick)"
+    idle_min, empty_min = 60 / r.idle.seconds, 60 / r.empty.seconds
+    idle_requests = r.idle.requests
+    keys = sorted(set(idle_requests) | set(r.empty.requests), key=lambda k: -idle_requests[k])
+    rows = [
+        f"| {verb} | {res} | {r.empty.requests[verb, res] * empty_min:.1f} | "
+        f"{r.idle.requests[verb, res] * idle_min:.1f} |"
+        for verb, res in keys
+    ]
+    total, total0 = sum(r.idle.requests.values()), sum(r.empty.requests.values())
+    return "\n".join([
+        f"# Scale: {r.tenants} tenants (+{r.tenants} Secrets) in {opts.namespaces} namespaces, "
+        f"one operator process",
+        "",
+        f"Set-up: created in {r.created_s:.0f} s (concurrency {opts.concurrency}); all Ready "
+        f"(operator metrics) {r.ready_s:.0f} s after the first create "
+        f"({r.tenants / r.ready_s:.1f} tenants/s); Ready=True in the API afterwards: "
+        f"{r.confirmed_ready}. Converged (a 10-s window without a write to the API other than "
+        f"the API server's own) {r.quiet_s:.0f} s after that.",
+        "",
+        f"Idle window: {r.idle.seconds:.0f} s, {opts.settle:.0f} s after convergence; nothing "
+        f"changes. Before any tenant existed, the operator was measured for "
+        f"{r.empty.seconds:.0f} s too (row 'no tenants').",
+        "",
+        "| process | RSS (MB) | peak RSS (MB) | idle CPU (% of one core) |",
+        "| --- | --- | --- | --- |",
+        f"| floor: raw list+watch holder (kubernetes_asyncio) | {fl1.rss_mb:.0f} | "
+        f"{fl1.hwm_mb:.0f} | {fl_cpu:.2f} |",
+        f"| whatsapp-operator, no tenants | {e1.rss_mb:.0f} | {e1.hwm_mb:.0f} | "
+        f"{cpu_percent(e0, e1):.2f} |",
+        f"| whatsapp-operator (goal <= 200 MB, < 2 %) | {op1.rss_mb:.0f} | {op1.hwm_mb:.0f} | "
+        f"{op_cpu:.2f} |",
+        f"| ratio operator / floor | {op1.rss_mb / fl1.rss_mb:.2f} | "
+        f"{op1.hwm_mb / fl1.hwm_mb:.2f} | {cpu_ratio} |",
+        "",
+        f"API server requests while idle, per minute: {total * idle_min:.1f} with {r.tenants} "
+        f"tenants, {total0 * empty_min:.1f} with none (all clients: operator, floor, the API "
+        f"server itself; our one scrape per window subtracted).",
+        "",
+        f"| verb | group/resource | per min, no tenants | per min, {r.tenants} tenants |",
+        "| --- | --- | --- | --- |",
+        *(rows or ["| - | - | 0 | 0 |"]),
+    ])  # fmt: skip
+
+
+async def main(argv: list[str]) -> None:
+    args = argparse.ArgumentParser(prog="benchmarks.scale")
+    args.add_argument("--tenants", type=int, default=10_000)
+    args.add_argument("--namespaces", type=int, default=10)
+    args.add_argument("--concurrency", type=int, default=16, help="creates in flight")
+    args.add_argument(
+        "--graph-rate", type=float, default=100.0,
+        help="operator's Graph budget (req/s, burst the same); far above what set-up needs, low "
+        "enough that requests queue in the budget, not in the HTTP pool (see the docstring)",
+    )  # fmt: skip
+    args.add_argument("--setup-timeout", type=float, default=1800.0, help="seconds to all Ready")
+    args.add_argument("--settle", type=float, default=15.0, help="seconds before the window")
+    args.add_argument("--idle", type=float, default=120.0, help="idle window, seconds")
+    args.add_argument("--baseline", type=float, default=60.0, help="window with no tenants, s")
+    args.add_argument("--log-dir", type=Path, help="keep the logs here (default: a temp dir)")
+    args.add_argument("--informer", type=Path, help=argparse.SUPPRESS)  # the floor's child
+    opts = args.parse_args(argv)
+    if opts.informer is not None:
+        await informer(opts.informer)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        base = opts.log_dir or Path(tmp)
+        base.mkdir(parents=True, exist_ok=True)
+        result = await run(opts, base)
+    table = render(result, opts)
+    print(table)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "scale.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))
