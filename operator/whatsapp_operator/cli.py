@@ -13,7 +13,7 @@ from kopf._core.engines.activities import ActivityError  # raised by kopf.run, n
 from pydantic import ValidationError
 
 from .config import OperatorConfig
-from .logs import install_redaction
+from .logs import install_redaction, quiet_routine
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -113,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     logging.getLogger().setLevel(cfg.log_level)
     install_redaction()
+    if cfg.log_level != "DEBUG":
+        quiet_routine()
     from . import handlers  # noqa: F401 - registers the handlers with kopf
     from .signup import handlers as _signup  # noqa: F401 - Embedded Signup
 
