@@ -74,10 +74,23 @@ class SecretSnapshot:
 REQUEST_TIMEOUT = 30.0  # seconds: no API call may hold a tenant's loop longer than this
 
 
+PROXY_ENV = ("https_proxy", "http_proxy", "all_proxy")
+
+
+def _proxy_from_env() -> bool:
+    return any(os.environ.get(n) or os.environ.get(n.upper()) for n in PROXY_ENV)
+
+
 class Kube:
     def __init__(self, api: client.ApiClient, request_timeout: float = REQUEST_TIMEOUT) -> None:
         self._api = api
         self.request_timeout = request_timeout
+        session = api.rest_client.pool_manager
+        if not _proxy_from_env() and hasattr(session, "_trust_env"):
+            # kubernetes_asyncio asks aiohttp to trust the environment, which then reads
+            # ~/.netrc on a worker thread for every request (a thread hop per API call, 11 %
+            # of the operator's samples at a 1,000-tenant start). Kept when a proxy is set.
+            session._trust_env = False
         self._core = client.CoreV1Api(api)
         self._custom = client.CustomObjectsApi(api)
 

@@ -82,3 +82,25 @@ def test_404_is_an_answer_when_the_caller_says_so() -> None:
             await kube.close()
 
     assert asyncio.run(main()) is None
+
+
+@pytest.mark.parametrize(
+    ("env", "trusted"), [({}, False), ({"HTTPS_PROXY": "http://p:3128"}, True)]
+)
+def test_the_environment_is_trusted_only_when_a_proxy_is_set(
+    env: dict[str, str], trusted: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("https_proxy", "http_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    async def main() -> bool:
+        kube = await _kube(1.0)
+        try:
+            return bool(kube._api.rest_client.pool_manager.trust_env)
+        finally:
+            await kube.close()
+
+    assert asyncio.run(main()) is trusted
