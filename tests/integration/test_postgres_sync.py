@@ -11,6 +11,7 @@ import glob
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -323,9 +324,24 @@ def test_postgres_outage_during_a_200_tenant_burst(
     for i, w in enumerate(worlds):
         objects.append(secret(f"t{i}-token", {"accessToken": w.token}))
         objects.append(tenant(f"t{i}", f"t_burst{i}_{namespace}", w, f"t{i}-token"))
-    kubectl.apply(dump(*objects), namespace)
-    time.sleep(1.5)
+    # The outage must begin mid-burst: once the first rows are written while most tenants are
+    # still being created (a fixed sleep stopped overlapping once 200 tenants took < 1.5 s).
+    applying = threading.Thread(target=kubectl.apply, args=(dump(*objects), namespace))
+    applying.start()
+
+    def rows_written() -> int:
+        return int(
+            sql(
+                "SELECT count(*) AS n FROM tenant_whatsapp_config WHERE tenant_id LIKE %s",
+                f"t_burst%_{namespace}",
+            )[0]["n"]
+        )
+
+    wait_for(lambda: rows_written() >= 5, 60, 0.05, "the burst's first rows")
+    before = rows_written()
     postgres.stop()
+    applying.join()
+    print(f"\n[figure] PostgreSQL stopped with {before} of 200 rows of the burst written")
     try:
         reported = wait_for(
             lambda: [
