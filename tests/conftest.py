@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,9 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+
+from whatsapp_operator.database import Database
+from whatsapp_testkit.world import SCOPES, World, new_id, new_token
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -162,6 +165,18 @@ APP_SECRET = "sim-app-secret-for-tests"
 # test_signup.py): callback-created signups go to this namespace.
 SIGNUP_NAMESPACE = "signup-callback"
 SIGNUP_CALLBACK_SECRET = "callback-hmac-key-for-tests-0123456789"
+
+
+def make_world(sim: Any, display: str = "+34 91 000", **token: Any) -> World:
+    """A WABA, its number and a token valid for both in the simulator (the token is recorded
+    for the leak scan); `token` goes to `add_token` (expiry, scopes...)."""
+    waba, phone, value = new_id("2"), new_id("3"), new_token()
+    ISSUED_TOKENS.append(value)
+    sim.add_waba(waba)
+    sim.add_phone(phone, waba_id=waba, display_phone_number=display)
+    sim.add_token(value, app_id=APP_ID, scopes=SCOPES,
+                  targets={s: [waba] for s in SCOPES[1:]}, **token)  # fmt: skip
+    return World(waba, phone, value, display)
 
 
 @pytest.fixture(scope="session")
@@ -325,6 +340,15 @@ def db_dsn(postgres: Any) -> Iterator[str]:
     yield dsn
     if postgres.running:
         postgres.drop_database(name)
+
+
+@pytest.fixture
+async def db(db_dsn: str) -> AsyncIterator[Database]:
+    """The operator's `Database` on a new, empty, migrated database."""
+    database = await Database.connect(db_dsn)
+    await database.migrate()
+    yield database
+    await database.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -14,14 +13,6 @@ from whatsapp_operator.audit_writer import AuditWriter
 from whatsapp_operator.database import Database
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    database = await Database.connect(db_dsn)
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 async def test_a_batch_is_one_insert_chained_in_order(db: Database) -> None:

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import urllib.parse
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +44,6 @@ async def tamper(dsn: str, statement: str, params: Any = None) -> None:
         await sql(dsn, statement, params)
     finally:
         await sql(dsn, f"ALTER TABLE {AUDIT_TABLE} ENABLE TRIGGER USER")
-
-
-@pytest.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    database = await Database.connect(db_dsn)
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 async def fill(log: AuditLog, count: int) -> list[int]:

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import APP_ID, ISSUED_TOKENS, ROOT, Cluster, Kubectl
+from conftest import ROOT, Cluster, Kubectl, make_world
 from whatsapp_graph.resolved import parse_document
 from whatsapp_testkit.procs import free_ports
 from whatsapp_testkit.services import Service
-from whatsapp_testkit.world import SCOPES, World, dump, new_id, new_token, secret, tenant, wait_for
+from whatsapp_testkit.world import dump, secret, tenant, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -318,12 +318,7 @@ def test_install_grants_least_privilege_and_uninstall_keeps_crds_and_tenants(
     assert not can_i(kubectl, worker, "get", "secrets", "-n", ns["workers"])
 
     # a tenant, then uninstall: the CRDs and the tenant stay
-    world = World(new_id("2"), new_id("3"), new_token(), "+1 555 0199")
-    ISSUED_TOKENS.append(world.token)
-    sim.add_waba(world.waba_id)
-    sim.add_phone(world.phone_number_id, waba_id=world.waba_id, display_phone_number=world.display)
-    sim.add_token(world.token, app_id=APP_ID, scopes=SCOPES,
-                  targets={s: [world.waba_id] for s in SCOPES[1:]})  # fmt: skip
+    world = make_world(sim, "+1 555 0199")
     kubectl.apply(
         dump(
             secret("chart-token", {"accessToken": world.token}),
@@ -467,12 +462,7 @@ def published_tenants(kubectl: Kubectl, namespace: str) -> set[str]:
 def active(private: PrivateInstall, sim: Any, artifacts: Path) -> dict[str, Any]:
     """The operator as pod 1 of the StatefulSet would run it (priority 1), and a Ready tenant."""
     op = private.start_operator(artifacts / "chart-operator-1.log", priority=1)
-    world = World(new_id("2"), new_id("3"), new_token(), "+1 555 0142")
-    ISSUED_TOKENS.append(world.token)
-    sim.add_waba(world.waba_id)
-    sim.add_phone(world.phone_number_id, waba_id=world.waba_id, display_phone_number=world.display)
-    sim.add_token(world.token, app_id=APP_ID, scopes=SCOPES,
-                  targets={s: [world.waba_id] for s in SCOPES[1:]})  # fmt: skip
+    world = make_world(sim, "+1 555 0142")
     tenant_id = "t_chart_rbac"
     private.kubectl.apply(
         dump(

@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 import yaml
 from test_operator import apply_tenant, cond, get, wait_reason
-from test_publish import make_world
 
-from conftest import ROOT, Kubectl
+from conftest import ROOT, Kubectl, make_world
 from whatsapp_testkit.services import Operator
 from whatsapp_testkit.world import wait_for
 

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -66,14 +66,6 @@ async def sql(dsn: str, query: str, params: Any = None) -> list[tuple[Any, ...]]
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         cur = await conn.execute(query, params)
         return await cur.fetchall() if cur.description else []
-
-
-@pytest.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    database = await Database.connect(db_dsn)
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 # -- migrations ---------------------------------------------------------------------------

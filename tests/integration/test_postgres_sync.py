@@ -20,8 +20,8 @@ import psycopg
 import pytest
 from test_operator import apply_tenant, cond, events, get, wait_reason
 
-from conftest import APP_ID, ISSUED_TOKENS, Kubectl
-from whatsapp_testkit.world import SCOPES, World, dump, new_id, new_token, secret, tenant, wait_for
+from conftest import APP_ID, ISSUED_TOKENS, Kubectl, make_world
+from whatsapp_testkit.world import SCOPES, dump, new_token, secret, tenant, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -35,15 +35,6 @@ def row_of(sql: Any, tenant_id: str) -> dict[str, Any] | None:
 
 def synced(kubectl: Kubectl, ns: str, name: str, timeout: float = 20) -> dict[str, Any]:
     return wait_reason(kubectl, ns, name, "Synced", "Synced", timeout)
-
-
-def make_world(sim: Any) -> World:
-    waba, phone, token = new_id("2"), new_id("3"), new_token()
-    ISSUED_TOKENS.append(token)
-    sim.add_waba(waba)
-    sim.add_phone(phone, waba_id=waba, display_phone_number="+44 20 0000", quality_rating="GREEN")
-    sim.add_token(token, app_id=APP_ID, scopes=SCOPES, targets={s: [waba] for s in SCOPES[1:]})
-    return World(waba, phone, token, "+44 20 0000")
 
 
 def credentials(postgres: Any, keys_dir: Path, tenant_id: str) -> subprocess.CompletedProcess[str]:
@@ -75,7 +66,7 @@ def test_row_created_encrypted_and_readable_by_the_legacy_helper(
     postgres: Any,
     keys_dir: Path,
 ) -> None:
-    w = make_world(sim)
+    w = make_world(sim, "+44 20 0000")
     tenant_id = f"t_row_{namespace}"
     apply_tenant(kubectl, namespace, w, tenant_id=tenant_id)
     obj = synced(kubectl, namespace, "acme")

@@ -11,21 +11,12 @@ from typing import Any
 import pytest
 from test_operator import apply_tenant, get, wait_reason
 
-from conftest import APP_ID, ISSUED_TOKENS, WORKERS_NAMESPACE, Kubectl
+from conftest import APP_ID, ISSUED_TOKENS, WORKERS_NAMESPACE, Kubectl, make_world
 from whatsapp_graph.resolved import entry_hash, parse_document
-from whatsapp_testkit.world import SCOPES, World, dump, new_id, new_token, secret, wait_for
+from whatsapp_testkit.world import SCOPES, dump, new_token, secret, wait_for
 from whatsapp_worker.config import ConfigStore
 
 pytestmark = pytest.mark.integration
-
-
-def make_world(sim: Any) -> World:
-    waba, phone, token = new_id("2"), new_id("3"), new_token()
-    ISSUED_TOKENS.append(token)
-    sim.add_waba(waba)
-    sim.add_phone(phone, waba_id=waba, display_phone_number="+34 91 000")
-    sim.add_token(token, app_id=APP_ID, scopes=SCOPES, targets={s: [waba] for s in SCOPES[1:]})
-    return World(waba, phone, token, "+34 91 000")
 
 
 def pool_secrets(kubectl: Kubectl, pool: str) -> list[dict[str, Any]]:

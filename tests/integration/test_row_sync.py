@@ -5,7 +5,6 @@ test_postgres_sync.py; these pin the component down without Kubernetes.)"""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -35,14 +34,6 @@ def desired(**changes: Any) -> rows.DesiredRow:
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-@pytest.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    database = await Database.connect(db_dsn)
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 def stored_token(dsn: str) -> str:

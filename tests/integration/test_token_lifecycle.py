@@ -22,24 +22,14 @@ import psycopg
 import pytest
 from test_operator import apply_tenant, cond, events, get, wait_reason
 
-from conftest import APP_ID, APP_SECRET, ISSUED_TOKENS, Kubectl
-from whatsapp_testkit.world import SCOPES, World, dump, new_id, new_token, secret, wait_for
+from conftest import APP_ID, APP_SECRET, ISSUED_TOKENS, Kubectl, make_world
+from whatsapp_testkit.world import dump, secret, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def sim_fp(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:12]
-
-
-def make_world(sim: Any, **token: Any) -> World:
-    waba, phone, value = new_id("2"), new_id("3"), new_token()
-    ISSUED_TOKENS.append(value)
-    sim.add_waba(waba)
-    sim.add_phone(phone, waba_id=waba, display_phone_number="+49 30 0000")
-    sim.add_token(value, app_id=APP_ID, scopes=SCOPES,
-                  targets={s: [waba] for s in SCOPES[1:]}, **token)  # fmt: skip
-    return World(waba, phone, value, "+49 30 0000")
 
 
 def token_in_secret(kubectl: Kubectl, ns: str, name: str, key: str = "accessToken") -> str | None:

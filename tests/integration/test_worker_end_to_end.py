@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 from test_operator import apply_tenant, get
-from test_publish import make_world
 
-from conftest import WORKERS_NAMESPACE, Kubectl
+from conftest import WORKERS_NAMESPACE, Kubectl, make_world
 from whatsapp_testkit.amqp import Broker
 from whatsapp_testkit.kubelet import KubeletVolume, mirror_pool_secrets
 from whatsapp_testkit.procs import reachable
