@@ -30,13 +30,13 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import write_results
 from whatsapp_graph.simulator.client import SimulatorAdmin
 from whatsapp_testkit.amqp import Broker
 from whatsapp_testkit.pools import PoolWorld, new_pool_name, recipient
 from whatsapp_testkit.rabbitmq import RabbitMQ
 from whatsapp_testkit.services import GraphSimulator, Worker
 
-RESULTS = Path(__file__).parent / "results"
 APP = "778"
 RATE = 80  # STANDARD throughput, msg/s
 SHARDS = 8  # the pool's shard queues (whatsapp_worker.topology)
@@ -191,9 +191,7 @@ async def main(argv: list[str]) -> None:
             sim.stop()
             rabbit.close()
     table = render(runs, opts)
-    print(table)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "limiter.md").write_text(table + "\n")
+    write_results("limiter", table)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ from typing import Any
 from kubernetes_asyncio import client as kclient
 from kubernetes_asyncio import config as kconfig
 
+from benchmarks import write_results
 from whatsapp_graph.simulator.client import SimulatorAdmin
 from whatsapp_graph.simulator.state import fingerprint  # the simulator's counter key
 from whatsapp_operator.schedule import jitter_factor, parse_time
@@ -59,7 +60,6 @@ from whatsapp_testkit.procs import reachable
 from whatsapp_testkit.services import GraphSimulator, Operator
 from whatsapp_testkit.world import SCOPES, World, secret, tenant
 
-RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 APP = "424242424242"
 GROUP, VERSION, PLURAL = "whatsapp.operator.dev", "v1alpha1", "whatsapptenants"
@@ -348,9 +348,7 @@ async def main(argv: list[str]) -> None:
     opts = args.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         table = render(opts, await measure(opts, Path(tmp)))
-    print(table)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "meta_calls.md").write_text(table + "\n")
+    write_results("meta_calls", table)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ import httpx
 from kubernetes_asyncio import client, config
 from psycopg_pool import AsyncConnectionPool
 
+from benchmarks import write_results
 from whatsapp_graph.client import PHONE_FIELDS
 from whatsapp_graph.fingerprint import fingerprint
 from whatsapp_graph.resolved import parse_document
@@ -57,7 +58,6 @@ from whatsapp_testkit.procs import reachable
 from whatsapp_testkit.services import GraphSimulator, Operator
 from whatsapp_testkit.world import SCOPES, World, new_id, new_token, secret, tenant
 
-RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 APP_ID = "424242424242"
 CRD = ("whatsapp.operator.dev", "v1alpha1", "whatsapptenants")
@@ -477,9 +477,7 @@ async def main(argv: list[str]) -> None:
             env = Env(kubeconfig, api, db, sim, admin, cipher, keys, logs, opts)
             results = await run(env, sizes)
     table = report(opts, results, env.propagation)
-    print(table)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "reconcile.md").write_text(table + "\n")
+    write_results("reconcile", table)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from typing import Any
 from kubernetes_asyncio import client as kclient
 from kubernetes_asyncio import watch as kwatch
 
+from benchmarks import write_results
 from benchmarks.meta_calls import (
     GROUP,
     PLURAL,
@@ -65,7 +66,6 @@ from whatsapp_testkit.postgres import Postgres
 from whatsapp_testkit.rabbitmq import RabbitMQ
 from whatsapp_testkit.services import GraphSimulator, Operator
 
-RESULTS = Path(__file__).parent / "results"
 WORKERS_NAMESPACE = "whatsapp-workers"
 TICKS = os.sysconf("SC_CLK_TCK")
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
@@ -391,9 +391,7 @@ async def main(argv: list[str]) -> None:
         base.mkdir(parents=True, exist_ok=True)
         result = await run(opts, base)
     table = render(result, opts)
-    print(table)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "scale.md").write_text(table + "\n")
+    write_results("scale", table)
 
 
 if __name__ == "__main__":

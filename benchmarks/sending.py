@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks import write_results
 from whatsapp_graph.simulator.client import SimulatorAdmin
 from whatsapp_testkit.amqp import Broker
 from whatsapp_testkit.pools import PoolWorld, new_pool_name, recipient
@@ -31,7 +32,6 @@ from whatsapp_testkit.rabbitmq import RabbitMQ
 from whatsapp_testkit.services import GraphSimulator, Worker
 from whatsapp_worker.messages import parse_message
 
-RESULTS = Path(__file__).parent / "results"
 APP = "777"
 PER_CLIENT = 8  # connections per httpx client, as the worker's `connections_per_client`
 NUMBERS = 10  # HIGH throughput each (1,000 msg/s at the simulator): the limits never bind
@@ -207,6 +207,4 @@ async def main(argv: list[str]) -> None:
         f"Enqueue -> request at the simulator at 100 msg/s for 10 s: p50 {p50:.1f} ms, "
         f"p99 {p99:.1f} ms.",
     ])  # fmt: skip
-    print(table)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "sending.md").write_text(table + "\n")
+    write_results("sending", table)

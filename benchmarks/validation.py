@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks import write_results
 from whatsapp_graph.client import PHONE_FIELDS, GraphClient
 from whatsapp_graph.simulator.client import SimulatorAdmin
 from whatsapp_operator.budget import RequestBudget
@@ -28,7 +29,6 @@ from whatsapp_operator.spec import parse_spec
 from whatsapp_operator.validation import Validator
 from whatsapp_testkit.services import GraphSimulator
 
-RESULTS = Path(__file__).parent / "results"
 SCOPES = ["business_management", "whatsapp_business_management", "whatsapp_business_messaging"]
 
 
@@ -113,6 +113,4 @@ async def main(argv: list[str]) -> None:
         f"| floor: raw httpx | {f:.2f} | {opts.tenants / f:.0f} | 1.00 |",
         f"| operator: Validator | {o:.2f} | {opts.tenants / o:.0f} | {o / f:.2f} |",
     ])  # fmt: skip
-    print(table)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "validation.md").write_text(table + "\n")
+    write_results("validation", table)
