@@ -152,7 +152,13 @@ def graph(graph_sim: Any, method: str, path: str, token: str, **kwargs: Any) -> 
 
 
 def test_signup_end_to_end(
-    kubectl: Kubectl, namespace: str, operator: Any, sim: Any, graph_sim: Any, onboarding: Any
+    kubectl: Kubectl,
+    namespace: str,
+    operator: Any,
+    sim: Any,
+    graph_sim: Any,
+    onboarding: Any,
+    sql: Any,
 ) -> None:
     ob = onboarding()
     tenant_id = apply_signup(kubectl, namespace, ob, pin=PIN, register=True)
@@ -194,6 +200,20 @@ def test_signup_end_to_end(
     happened = events(kubectl, namespace, "acme")
     assert ("Normal", "SignupComplete") in happened
     assert not [e for e in happened if e[0] == "Warning"]
+    # the lead's audit trail, through the operator's audit writer (background, in batches)
+    trail = wait_for(
+        lambda: sql(
+            "SELECT detail, token_fingerprint FROM whatsapp_operator_audit "
+            "WHERE tenant_id = %s AND event = 'signup' ORDER BY id",
+            tenant_id,
+        ),
+        10,
+        0.2,
+        "the signup's audit entries",
+    )
+    assert trail[0]["detail"].startswith("code exchanged")
+    assert trail[0]["token_fingerprint"] == status["tokenFingerprint"]
+    assert ob.token not in repr(trail)
 
 
 def status_ids(status: dict[str, Any]) -> tuple[str, str]:

@@ -161,7 +161,7 @@ class FakeAudit:
     def __init__(self) -> None:
         self.entries: list[tuple[Any, ...]] = []
 
-    async def append(self, *args: Any) -> None:
+    def submit(self, *args: Any) -> None:  # AuditWriter's interface, as the runtime holds it
         self.entries.append(args)
 
 

@@ -9,7 +9,6 @@ the operator is stopping; and a token obtained but not yet stored is kept for th
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
@@ -82,18 +81,16 @@ class CodeExchange:
             scoped = waba if cls.throttle_scope is ThrottleScope.WABA else None
             self.budget.pause(max(cls.min_delay, 1.0), waba=scoped)
 
-    async def _audit(self, detail: str, token_fp: str | None) -> None:
+    def _audit(self, detail: str, token_fp: str | None) -> None:
         """The lead's audit trail, when the runtime has one; never fatal to the signup."""
         audit = getattr(self.rt, "audit", None)
         if audit is None:
             return
         actor = f"signup/{self.namespace}/{self.name}"
-        try:
-            written = audit.append(self.spec.tenant.tenant_id, "signup", actor, token_fp, detail)
-            if inspect.isawaitable(written):
-                await written
-        except Exception as exc:  # the trail is best effort here; the Events still say it
-            log.warning("signup %s/%s: audit entry not written: %s", self.namespace, self.name, exc)
+        try:  # queued: the audit writer appends it in the background (audit_writer.py)
+            audit.submit(self.spec.tenant.tenant_id, "signup", actor, token_fp, detail)
+        except ValueError as exc:  # refused fields; the Events still say what happened
+            log.warning("signup %s/%s: audit entry refused: %s", self.namespace, self.name, exc)
 
     # --- 1. CodeExchanged ------------------------------------------------------------------
 
@@ -197,7 +194,7 @@ class CodeExchange:
             return retry(CODE_EXCHANGED, Reason.SIGNUP_IN_PROGRESS, why)
         self._pending, self._token = None, token
         token_fp = fingerprint(token)
-        await self._audit(f"code exchanged; token stored in Secret {self.secret_name}", token_fp)
+        self._audit(f"code exchanged; token stored in Secret {self.secret_name}", token_fp)
         return self._exchanged(token_fp, "obtained")
 
     def _exchanged(self, token_fp: str, how: str) -> StepResult:

@@ -139,7 +139,7 @@ class SignupSteps(CodeExchange):
             return taken
         if await self.kube.create_custom(self.namespace, body):
             detail = f"tenant {ref} created: WABA {waba}, phone number {phone}"
-            await self._audit(detail, status.get("tokenFingerprint"))
+            self._audit(detail, status.get("tokenFingerprint"))
             return done(TENANT_CREATED, Reason.CREATED, f"WhatsAppTenant {ref} created")
         existing = await self.kube.get_custom(self.namespace, self.tenant_name)
         if existing is None:
