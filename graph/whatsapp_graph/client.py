@@ -20,6 +20,7 @@ from urllib.parse import quote, quote_plus
 import httpx
 
 from .errors import GraphApiError, GraphUnavailable, parse_error_envelope, scrub
+from .http import may_have_reached_server
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_VERSION = "v25.0"
@@ -99,12 +100,12 @@ class GraphClient:
                         headers=headers,
                     )  # fmt: skip
         except httpx.TimeoutException as exc:
-            sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
             raise GraphUnavailable(
-                f"{operation}: Graph API timed out ({type(exc).__name__})", maybe_sent=sent
+                f"{operation}: Graph API timed out ({type(exc).__name__})",
+                maybe_sent=may_have_reached_server(exc),
             ) from None
         except httpx.HTTPError as exc:
-            sent = isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError)
+            sent = may_have_reached_server(exc)
             reason = scrub(str(exc), redact)[:200] or type(exc).__name__
             raise GraphUnavailable(
                 f"{operation}: Graph API unreachable: {reason}", maybe_sent=sent

@@ -17,6 +17,7 @@ import aio_pika
 import httpx
 
 from whatsapp_graph.client import GraphClient
+from whatsapp_graph.http import new_http_client
 
 from .config import ConfigStore, Snapshot
 from .limits import Limiter
@@ -112,10 +113,10 @@ class SenderService:
         httpcore's pool costs more per request the more connections it holds (measured with
         20 ms latency: one client with 64 connections ~150 req/s, 8 clients with 8 each
         ~730 req/s). A number always uses the same client, so its connections stay warm."""
-        per_client = self.settings.connections_per_client
-        return httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client),
+        return new_http_client(
+            max_connections=self.settings.connections_per_client,
             timeout=httpx.Timeout(self.settings.graph_timeout, connect=5.0, pool=30.0),
+            backend=self.settings.http_backend,
             http2=self.settings.http2,
         )
 

