@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv control-plane tools demo demo-down test test-unit test-integration check fmt bench lock chart-lint chart-crds kind-up kind-deploy kind-down clean
+.PHONY: help venv control-plane tools demo demo-down test test-unit test-integration reliability check fmt bench lock chart-lint chart-crds kind-up kind-deploy kind-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ test-unit: venv tools ## unit tests only (no servers; helm renders the chart)
 
 test-integration: venv control-plane tools ## integration tests only
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+reliability: venv control-plane tools ## the fault scenarios under load; writes docs/reliability.md
+	$(BIN)/pytest -m reliability --reliability-report docs/reliability.md $(PYTEST_ARGS)
 
 check: venv ## formatting, lint, types, import layering, CRD checks
 	$(BIN)/ruff format --check .

@@ -24,6 +24,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from whatsapp_operator.database import Database
+from whatsapp_testkit.reliability import Scenario, render
 from whatsapp_testkit.world import SCOPES, World, new_id, new_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -366,12 +367,59 @@ def sql(postgres: Any) -> Any:
     return run
 
 
+# --- the reliability report (testkit/whatsapp_testkit/reliability.py) -------------------
+
+SCENARIOS = pytest.StashKey[Scenario]()
+REPORTED: list[Scenario] = []
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reliability-report",
+        metavar="PATH",
+        help="write the table of the fault scenarios that ran (tests marked reliability) here",
+    )
+
+
+@pytest.fixture
+def scenario(request: pytest.FixtureRequest) -> Scenario:
+    """A row of the reliability report: describe the load and faults, record the figures."""
+    row = Scenario(test=request.node.nodeid)
+    request.node.stash[SCENARIOS] = row
+    REPORTED.append(row)
+    return row
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("--reliability-report")
+    if not path or not REPORTED:
+        return
+    command = (
+        "make reliability"
+        if "reliability" in (session.config.option.markexpr or "")
+        else ("pytest " + " ".join(session.config.invocation_params.args))
+    )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(render(REPORTED, command=command))
+    print(f"\nreliability report: {len(REPORTED)} scenarios written to {path}")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """When a test that uses the session operator fails, ask the operator (SIGUSR1) to log
-    where each of its asyncio tasks waits: a stall is then diagnosable from operator.log."""
+    """Record each scenario's outcome; and when a test that uses the session operator fails,
+    ask the operator (SIGUSR1) to log where each of its asyncio tasks waits: a stall is then
+    diagnosable from operator.log."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
+    row = item.stash.get(SCENARIOS, None)
+    if row is not None and (report.when == "call" or report.failed):
+        if report.failed:
+            row.outcome = "failed" if report.when == "call" else f"error in {report.when}"
+        elif report.skipped:
+            row.outcome = "skipped"
+        elif report.when == "call":
+            row.outcome = "passed"
+            row.seconds = report.duration
     op = getattr(item, "funcargs", {}).get("operator")
     if report.failed and call.when == "call" and op is not None and op.running:
         import signal

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -254,12 +254,15 @@ class ControlPlane:
             raise ControlPlaneError(f"GET {path}: HTTP {status}: {body[:500]!r}")
         return body
 
-    def restart_apiserver(self) -> None:
-        """Stop kube-apiserver and start it again on the same port, against the same etcd."""
+    def restart_apiserver(self, while_down: Callable[[], object] | None = None) -> None:
+        """Stop kube-apiserver and start it again on the same port, against the same etcd;
+        `while_down` runs in between (changes made elsewhere during the outage)."""
         if self._apiserver is None:
             raise ControlPlaneError("kube-apiserver not running under this ControlPlane")
         began = time.monotonic()
         procs.stop_process(self._apiserver, "kube-apiserver")
+        if while_down is not None:
+            while_down()
         self._start_apiserver()
         log(f"kube-apiserver restarted in {time.monotonic() - began:.1f}s")
 

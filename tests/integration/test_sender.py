@@ -16,6 +16,7 @@ import pytest
 from conftest import APP_ID, ISSUED_TOKENS
 from whatsapp_testkit.amqp import Broker
 from whatsapp_testkit.pools import PoolWorld, delivered_ids, new_pool_name, recipient
+from whatsapp_testkit.reliability import Scenario
 from whatsapp_worker.celery_app import create_app
 from whatsapp_worker.delivery import H_REASON, TASK_NAME
 from whatsapp_worker.messages import parse_message
@@ -143,6 +144,8 @@ def malformed(pool: PoolWorld, good: Any, other: Any) -> list[tuple[str, Any, st
         ("not json", b"this is not json", "not_json"),
         ("json array", b"[1, 2, 3]", "not_json"),
         ("invalid utf-8", b'{"metadata": "\xff\xfe"}', "not_json"),
+        # valid JSON, not encodable as UTF-8: was requeued forever (found by test_properties)
+        ("lone surrogate", msg({**text, "biz_opaque_callback_data": "x\ud800"}), "invalid_payload"),
         ("oversized", json.dumps(msg({**text, "text": {"body": "x" * 300_000}})).encode(),
          "too_large"),
         ("no metadata", {"wabaPayload": text}, "invalid_envelope"),
@@ -180,13 +183,21 @@ def malformed(pool: PoolWorld, good: Any, other: Any) -> list[tuple[str, Any, st
     ]  # fmt: skip
 
 
+@pytest.mark.reliability
 async def test_malformed_messages_are_dead_lettered_with_their_reason(
-    pool: PoolWorld, sim: Any, rabbitmq: Any, start_worker: Any
+    pool: PoolWorld, sim: Any, rabbitmq: Any, start_worker: Any, scenario: Scenario
 ) -> None:
     good, other = pool.add_tenant(), pool.add_tenant()
     worker = start_worker(pool.directory, pool.name, hold_window=0)
     cases = malformed(pool, good, other)
     assert len(cases) >= 25
+    scenario.describe(
+        "malformed queue messages",
+        load="1 worker, then a good message after them",
+        faults=f"{len(cases) + 1} malformed messages ({len({r for _, _, r in cases})} reasons: "
+        "not JSON, wrong types, unknown type, oversized, missing metadata, another tenant's "
+        "number, unknown tenant...), one through the Celery entry point",
+    )
     async with Broker(rabbitmq.amqp_url, pool.name) as broker:
         for case, body, _ in cases:
             raw = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -203,6 +214,8 @@ async def test_malformed_messages_are_dead_lettered_with_their_reason(
         await broker.publish([pool.message(good, recipient(1), mid=f"{pool.name}-ok")])
         after = await broker.collect(1, within=15)
     reasons = [headers[H_REASON] for headers, _ in dead]
+    scenario.record(sent=len(cases) + 1, dead_lettered=len(dead))
+    scenario.note(f"dead-letter reasons: {dict(sorted(Counter(reasons).items()))}")
     assert Counter(reasons) == Counter([r for _, _, r in cases] + ["invalid_envelope"])
     bodies = {body for _, body in dead}
     for _, body, _ in cases:  # the original body is kept, byte for byte

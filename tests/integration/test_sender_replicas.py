@@ -14,6 +14,7 @@ import pytest
 from conftest import APP_ID, ISSUED_TOKENS
 from whatsapp_testkit.amqp import Broker
 from whatsapp_testkit.pools import PoolWorld, delivered_ids, new_pool_name, recipient
+from whatsapp_testkit.reliability import Scenario
 
 pytestmark = pytest.mark.integration
 
@@ -89,39 +90,63 @@ async def test_a_worker_joining_mid_stream_never_exceeds_the_throughput(
     print(f"\n[figure] limiter across a hand-over of shards: {figure}")
 
 
-async def test_a_worker_killed_mid_stream_loses_nothing(
-    pool: PoolWorld, sim: Any, rabbitmq: Any, start_worker: Any
+KILLS = (0.2, 0.45, 0.7)  # SIGKILL a worker when this share of the messages is delivered
+
+
+@pytest.mark.reliability
+async def test_workers_killed_repeatedly_mid_stream_lose_nothing(
+    pool: PoolWorld, sim: Any, rabbitmq: Any, start_worker: Any, scenario: Scenario
 ) -> None:
+    """Nothing lost: every message reaches Meta (the simulator) and has a result event, none
+    is dead-lettered. Duplicates are possible only for sends a killed process had started
+    and not yet acknowledged (Meta has no idempotency key): at most its requests in flight."""
+    count = 10_000
+    scenario.describe(
+        "worker SIGKILL, repeatedly",
+        load=f"{count:,} messages over 6 numbers, 2 worker processes",
+        faults=f"{len(KILLS)} x SIGKILL of a worker (at {', '.join(f'{k:.0%}' for k in KILLS)} "
+        "delivered), a replacement started each time",
+    )
     tenants = [pool.add_tenant(throughput="HIGH") for _ in range(6)]
     phones = [t.phone for t in tenants]
     workers = [start_worker(pool.directory, pool.name) for _ in range(2)]
     await wait_shards(workers)
-    count = 5000
     messages = [
         pool.message(tenants[i % 6], recipient(i), mid=f"{pool.name}-{i}") for i in range(count)
     ]
     async with Broker(rabbitmq.amqp_url, pool.name) as broker:
         started = time.monotonic()
         await broker.publish(messages)
-        for _ in range(1200):  # poll the simulator until 1,500 are delivered (<= 60 s)
-            if len(delivered_ids(sim, phones)) >= 1500:
-                break
-            await asyncio.sleep(0.05)
-        workers[0].kill()  # SIGKILL: no drain, its unacked deliveries go back to the queues
-        killed_at = len(delivered_ids(sim, phones))
-        replacement = start_worker(pool.directory, pool.name)
-        events = await broker.collect(count, within=120, distinct=True)
+        for share in KILLS:
+            for _ in range(2400):  # poll the simulator (<= 120 s)
+                if len(delivered_ids(sim, phones)) >= share * count:
+                    break
+                await asyncio.sleep(0.05)
+            victim = workers.pop(0)
+            victim.kill()  # SIGKILL: no drain, its unacked deliveries go back to the queues
+            scenario.note(f"killed {victim.worker_id} at {len(delivered_ids(sim, phones))}")
+            workers.append(start_worker(pool.directory, pool.name))
+        events = await broker.collect(count, within=300, distinct=True)
         elapsed = time.monotonic() - started
-        assert await broker.dead_letters() == []
-        await wait_shards([workers[1], replacement])
+        dead = await broker.dead_letters()
+        await wait_shards(workers)
     delivered = delivered_ids(sim, phones)
     unique = set(delivered)
     duplicates = len(delivered) - len(unique)
+    scenario.record(
+        sent=count, delivered=len(unique), dead_lettered=len(dead), duplicates=duplicates,
+        converged_s=elapsed, convergence_of="all results in",
+    )  # fmt: skip
+    assert dead == []
     assert unique == {m["metadata"]["messageId"] for m in messages}  # every one delivered
     assert {e["messageId"] for e in events} == unique
-    assert duplicates <= 256  # at most what the killed process had in flight
+    # A killed process's duplicates are the sends it had started and not yet acknowledged:
+    # up to `concurrency` (64) requests in flight plus answers still waiting for their ack on
+    # a busy event loop (measured 16 to 75 per kill; every one arrived at the simulator
+    # within 0.2 s before the kill).
+    assert duplicates <= 128 * len(KILLS)
     print(
-        f"\n[figure] SIGKILL of 1 of 2 workers after {killed_at} of {count} messages: all "
-        f"{count} delivered, {duplicates} duplicates ({duplicates / count:.2%}), "
-        f"{len(events)} result events, {elapsed:.1f} s"
+        f"\n[figure] {len(KILLS)} SIGKILLs during {count} messages: all delivered, "
+        f"{duplicates} duplicates ({duplicates / count:.2%}), {len(events)} result events, "
+        f"{elapsed:.1f} s"
     )

@@ -265,6 +265,14 @@ def message_key(message: OutboundMessage) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_json_tree(value: object, loc: Loc, depth: int) -> None:
     """A decoded JSON tree: plain JSON types, string keys, finite numbers, bounded depth."""
     if depth > MAX_DEPTH:
@@ -273,10 +281,16 @@ def _check_json_tree(value: object, loc: Loc, depth: int) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 _fail(INVALID_PAYLOAD, _path(loc), "has a key that is not a string")
+            if not _encodable(key):
+                _fail(INVALID_PAYLOAD, _path(loc), "has a key that is not valid Unicode")
             _check_json_tree(item, (*loc, key), depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check_json_tree(item, (*loc, index), depth + 1)
+    elif isinstance(value, str) and not _encodable(value):
+        # a lone surrogate (a \udXXX escape): JSON can carry it, UTF-8 cannot, so neither
+        # the message key nor the request to Meta could be made (it was requeued forever)
+        _fail(INVALID_PAYLOAD, _path(loc), "is not valid Unicode (a lone surrogate)")
     elif isinstance(value, float) and not math.isfinite(value):
         _fail(INVALID_PAYLOAD, _path(loc), "must be a finite number")
     elif not isinstance(value, str | int | float | bool) and value is not None:
