@@ -30,8 +30,8 @@ demo: venv control-plane ## run everything locally: control plane, simulator, op
 demo-down: ## stop what `make demo` started
 	PYTHONPATH=testkit $(BIN)/python -m whatsapp_testkit.demo down
 
-test: venv control-plane tools ## all tests: unit, then integration against real servers
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: venv control-plane tools ## all tests: unit, then integration against real servers (+ .run/reliability.md)
+	$(BIN)/pytest --reliability-report .run/reliability.md $(PYTEST_ARGS)
 
 test-unit: venv tools ## unit tests only (no servers; helm renders the chart)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

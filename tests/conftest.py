@@ -9,6 +9,7 @@ never used by accident.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -24,6 +25,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from whatsapp_operator.database import Database
+from whatsapp_testkit.procs import reachable
 from whatsapp_testkit.reliability import Scenario, render
 from whatsapp_testkit.world import SCOPES, World, new_id, new_token
 
@@ -312,6 +314,9 @@ def start_worker(rabbitmq: Any, graph_sim: Any, artifacts: Path) -> Iterator[Cal
 
     yield start
     for worker in started:
+        if worker.running:  # its metrics page, for the leak scan that ends the run
+            with contextlib.suppress(Exception):
+                METRIC_PAGES.append(reachable(worker.health_url())[1])
         worker.stop()
 
 
@@ -370,6 +375,7 @@ def sql(postgres: Any) -> Any:
 # --- the reliability report (testkit/whatsapp_testkit/reliability.py) -------------------
 
 SCENARIOS = pytest.StashKey[Scenario]()
+METRIC_PAGES: list[str] = []  # workers' /metrics pages, read before they stop (leak scan)
 REPORTED: list[Scenario] = []
 
 

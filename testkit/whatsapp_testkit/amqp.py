@@ -14,6 +14,10 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractQueue
 
 from whatsapp_worker.topology import RESULTS_EXCHANGE, PoolTopology, declare_pool
 
+# Every result event and dead letter a test read (body and headers), for the leak scan that
+# ends the run (tests/integration/test_zz_final.py).
+SEEN: list[str] = []
+
 
 def seed_message(
     tenant_id: str, phone_number_id: str, to: str, payload: Mapping[str, Any] | None = None,
@@ -107,6 +111,7 @@ class Broker:
                 except TimeoutError:
                     break
                 await message.ack()
+                SEEN.append(message.body.decode(errors="replace"))
                 events.append(json.loads(message.body))
                 ids.add(events[-1].get("messageId"))
         return events
@@ -121,6 +126,7 @@ class Broker:
             message = await queue.get(no_ack=True, fail=False)
             if message is not None:
                 found.append((dict(message.headers or {}), message.body))
+                SEEN.append(f"{message.headers!r} {message.body.decode(errors='replace')}")
                 continue
             if len(found) >= expect or time.monotonic() > deadline:
                 return found

@@ -3,13 +3,18 @@ operator is idle when nothing changes, and no token leaked anywhere the run wrot
 
 from __future__ import annotations
 
-import base64
+import os
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import APP_ID, ISSUED_TOKENS, Kubectl
+from conftest import APP_ID, ISSUED_TOKENS, METRIC_PAGES, Kubectl
+from whatsapp_testkit.amqp import SEEN
+from whatsapp_testkit.leaks import scan
+from whatsapp_testkit.procs import reachable
 from whatsapp_testkit.world import SCOPES, World, dump, new_id, new_token, secret, tenant, wait_for
 
 pytestmark = pytest.mark.integration
@@ -97,20 +102,45 @@ def test_operator_is_idle_when_nothing_changes(
     del before_calls  # the 1m tenants do call Meta; counted per token in test_token_lifecycle
 
 
-def test_no_token_anywhere(kubectl: Kubectl, operator: Any, graph_sim: Any) -> None:
-    """Every token handed out above, raw or base64, is absent from what the run produced."""
+def _database_dump(postgres: Any) -> str:
+    pg_dump = os.environ.get("PG_DUMP") or str(postgres.bin_dir / "pg_dump")
+    return subprocess.run(
+        [pg_dump, "--data-only", postgres.dsn], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_no_token_anywhere(
+    kubectl: Kubectl, operator: Any, graph_sim: Any, artifacts: Path, postgres: Any
+) -> None:
+    """Every token handed out above, raw, base64 or its first 24 characters, is absent from
+    everything the run produced: every log (operators, workers, simulator, RabbitMQ), Events,
+    tenants (status, annotations, managed fields), the operator's and the workers' metrics
+    pages, every result event and dead letter the tests read, and a dump of the operator's
+    database."""
     assert ISSUED_TOKENS, "the scan needs the tokens the tests used"
+    logs = sorted(p for p in artifacts.rglob("*") if p.is_file() and ".log" in p.name)
+    status, operator_metrics = reachable(f"http://127.0.0.1:{operator.metrics_port}/metrics")
+    assert status == 200
     haystacks = {
-        "operator log": operator.log_path.read_text(errors="replace"),
+        **{f"log {p.relative_to(artifacts)}": p.read_text(errors="replace") for p in logs},
         "simulator log": graph_sim.log_path.read_text(errors="replace"),
         "events": kubectl("get", "events", "-A", "-o", "json").stdout,
         "tenants (status, annotations, managed fields)": kubectl(
             "get", "wat", "-A", "-o", "json", "--show-managed-fields"
         ).stdout,
+        "signups": kubectl("get", "whatsappsignups", "-A", "-o", "json").stdout,
+        "operator metrics": operator_metrics,
+        "worker metrics": "\n".join(METRIC_PAGES),
+        "result events and dead letters": "\n".join(SEEN),
+        "database dump": _database_dump(postgres),
     }
-    assert len(haystacks["operator log"]) > 1000
-    for token in ISSUED_TOKENS:
-        needles = {token, base64.b64encode(token.encode()).decode(), token[:24]}
-        for where, text in haystacks.items():
-            for needle in needles:
-                assert needle not in text, f"a token leaked into the {where}"
+    assert len(haystacks[f"log {operator.log_path.relative_to(artifacts)}"]) > 1000
+    assert METRIC_PAGES, "no worker metrics page was read"
+    assert len(SEEN) > 1000, "too few result events were read for the scan to mean much"
+    assert "tenant_whatsapp_config" in haystacks["database dump"]
+    print(
+        f"\n[figure] leak scan: {len(ISSUED_TOKENS)} tokens x 3 forms over {len(haystacks)} "
+        f"sources ({len(logs)} logs, {len(SEEN)} events and dead letters, "
+        f"{sum(len(t) for t in haystacks.values()) / 1e6:.1f} MB)"
+    )
+    assert scan(ISSUED_TOKENS, haystacks) == []  # (source, form) of each leak
