@@ -26,6 +26,7 @@ import yaml
 from conftest import ROOT, Cluster, Kubectl, make_world
 from whatsapp_graph.resolved import parse_document
 from whatsapp_testkit.procs import free_ports
+from whatsapp_testkit.reliability import Scenario
 from whatsapp_testkit.services import Service
 from whatsapp_testkit.world import dump, secret, tenant, wait_for
 
@@ -529,3 +530,50 @@ def test_a_standby_replica_leaves_the_published_config_alone(
             time.sleep(2)
     finally:
         standby.stop()
+
+
+PEER_LIFETIME = 60  # kopf's default, as documented in docs/chart.md ("High availability")
+
+
+@pytest.mark.reliability
+def test_a_standby_takes_over_when_the_leader_is_killed(
+    private: PrivateInstall, active: dict[str, Any], sim: Any, artifacts: Path,
+    scenario: Scenario,
+) -> None:  # fmt: skip
+    """Runs last in this module: it kills the module's active replica."""
+    scenario.describe(
+        "two operator replicas, the leader killed",
+        load="the chart's operator (priority 1) active, a standby (priority 0), a Ready tenant",
+        faults="SIGKILL of the active replica; a new tenant created right after",
+    )
+    kubectl = private.kubectl
+    standby = private.start_operator(artifacts / "chart-operator-0-takeover.log", priority=0)
+    def peers() -> list[int]:
+        peering = kubectl.json("get", "kopfpeering", "wa-whatsapp-operator", "-n", private.watched)
+        return sorted(p["priority"] for p in (peering.get("status") or {}).values())
+
+    wait_for(lambda: peers() == [0, 1], 20, 0.3, "both replicas in the peering object")
+    active["operator"].kill()
+    killed = time.monotonic()
+    world = make_world(sim, "+1 555 0177")
+    kubectl.apply(
+        dump(secret("late-token", {"accessToken": world.token}),
+             tenant("late", "t_chart_takeover", world, "late-token")),
+        private.watched,
+    )  # fmt: skip
+
+    def ready() -> bool:
+        obj = kubectl.json("get", "wat", "late", "-n", private.watched)
+        return any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in obj.get("status", {}).get("conditions", [])
+        )
+
+    try:
+        wait_for(ready, PEER_LIFETIME + 30, 0.5, "the new tenant Ready under the standby")
+    finally:
+        took = time.monotonic() - killed
+        scenario.record(converged_s=took, convergence_of="leader killed -> new tenant Ready")
+    assert standby.running
+    assert took <= PEER_LIFETIME + 15  # the peer lifetime, then one reconcile
+    print(f"\n[figure] leader SIGKILLed: the standby made a new tenant Ready in {took:.1f} s")
