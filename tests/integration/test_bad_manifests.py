@@ -15,16 +15,15 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
+from test_admission import Edit, Manifest, drop, set_
 
 pytestmark = pytest.mark.integration
 
-Manifest = dict[str, Any]
-Edit = Callable[[Manifest], None]
 
 GROUP_VERSION = "whatsapp.operator.dev/v1alpha1"
 GOOD_TENANT: dict[str, Any] = {
@@ -59,30 +58,6 @@ def manifest(kind: str, spec: dict[str, Any]) -> Manifest:
         "metadata": {"name": f"bad-{uuid.uuid4().hex[:8]}"},
         "spec": copy.deepcopy(spec),
     }
-
-
-def set_(path: str, value: Any) -> Edit:
-    """Set a dotted path (under the manifest root) to a value."""
-
-    def edit(m: Manifest) -> None:
-        *parents, leaf = path.split(".")
-        node = m
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-
-    return edit
-
-
-def drop(path: str) -> Edit:
-    def edit(m: Manifest) -> None:
-        *parents, leaf = path.split(".")
-        node = m
-        for p in parents:
-            node = node[p]
-        del node[leaf]
-
-    return edit
 
 
 def case(edit: Edit, field: str, message: str, *, id: str, ssa: str | None = None) -> Any:
