@@ -12,6 +12,7 @@ import kopf
 from kopf._core.engines.activities import ActivityError  # raised by kopf.run, not exported
 from pydantic import ValidationError
 
+from . import memory
 from .config import OperatorConfig
 from .logs import install_redaction, quiet_routine
 
@@ -95,6 +96,7 @@ def load_config(argv: Sequence[str] | None = None) -> OperatorConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    memory.tune()  # before kopf starts any thread
     try:
         cfg = load_config(argv)
     except ValidationError as exc:

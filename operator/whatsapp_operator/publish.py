@@ -59,7 +59,7 @@ def resolved_config(
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per published tenant
 class Location:
     """Where a tenant is published: the shard Secret, and the hash of the tenant's own entry
     (not the shard's: a status that changed with every neighbour would rewrite hundreds of

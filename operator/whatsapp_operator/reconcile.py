@@ -31,7 +31,7 @@ from .ownership import Claim, find_conflict
 from .patches import merge_patch
 from .publish import Publisher, resolved_config
 from .refresh import Refresher
-from .registry import Registry, TenantKey
+from .registry import Registry, TenantKey, Waker
 from .rotation import next_rotation_moment
 from .rows import desired_row
 from .schedule import backoff, next_check
@@ -48,6 +48,8 @@ MIN_RECHECK = 30.0
 # Seconds a pass waits for the publisher to write the tenant's config, so that the status it
 # writes says where (otherwise the publisher wakes the tenant for a second pass).
 PUBLISH_WAIT = 5.0
+# Seconds after a status write before the loop looks whether the watch has brought it back.
+ECHO_WAIT = 2.0
 
 
 @dataclass
@@ -287,10 +289,17 @@ class TenantLoop:
 
     def _status(self) -> Mapping[str, Any]:
         """The stored status; ours if the watch has not caught up with our last write yet."""
-        current_rv = _rv(self.body.get("metadata", {}).get("resourceVersion"))
-        if self._written is not None and self._written[0] > current_rv:
+        self._forget_seen_write()
+        if self._written is not None:
             return self._written[1]
         return self.body.get("status") or {}
+
+    def _forget_seen_write(self) -> None:
+        """Drop the copy of our last status write once the watch has brought it back."""
+        if self._written is not None:
+            current_rv = _rv(self.body.get("metadata", {}).get("resourceVersion"))
+            if current_rv >= self._written[0]:
+                self._written = None
 
     async def _apply(
         self, status: Mapping[str, Any], decision: Decision, asked: Mapping[str, str]
@@ -360,7 +369,23 @@ class TenantLoop:
             while True:
                 wake.clear()
                 delay = await self.step(by_tenant_id, by_phone)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=delay)
+                if self._written is not None and delay > ECHO_WAIT:
+                    # Our status write normally comes back through the watch within
+                    # moments: then the copy of it is dropped, not kept for the whole sleep.
+                    if await _sleep(wake, ECHO_WAIT):
+                        continue
+                    self._forget_seen_write()
+                    delay -= ECHO_WAIT
+                await _sleep(wake, delay)
         finally:
             self.rt.registry.unregister(self.key)
+
+
+async def _sleep(wake: Waker, seconds: float) -> bool:
+    """Wait until woken (True) or for `seconds` (False). asyncio.timeout, not wait_for: no
+    second task per tenant while it sleeps."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await wake.wait()
+            return True
+    return False

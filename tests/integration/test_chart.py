@@ -548,6 +548,7 @@ def test_a_standby_takes_over_when_the_leader_is_killed(
     )
     kubectl = private.kubectl
     standby = private.start_operator(artifacts / "chart-operator-0-takeover.log", priority=0)
+
     def peers() -> list[int]:
         peering = kubectl.json("get", "kopfpeering", "wa-whatsapp-operator", "-n", private.watched)
         return sorted(p["priority"] for p in (peering.get("status") or {}).values())

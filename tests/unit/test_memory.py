@@ -1,0 +1,87 @@
+"""The operator's memory savers: the one-waiter Waker, shared strings in kept bodies, the
+slimmed tenant body, and malloc tuning (glibc only)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import sys
+from typing import Any
+
+import kopf
+import pytest
+
+from whatsapp_operator import memory
+from whatsapp_operator.handlers import _slim
+from whatsapp_operator.registry import Waker
+
+BODY: dict[str, Any] = {
+    "apiVersion": "whatsapp.operator.dev/v1alpha1",
+    "kind": "WhatsAppTenant",
+    "metadata": {
+        "name": "acme", "namespace": "shop", "resourceVersion": "42", "generation": 3,
+        "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {"f:tenantId": {}}}}],
+        "annotations": {"note": "x" * 100},
+    },
+    "spec": {"tenantId": "t_acme", "wabaId": "1", "phoneNumberId": "2"},
+    "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Ready"}]},
+}  # fmt: skip
+
+
+async def test_a_waker_set_before_the_wait_returns_at_once() -> None:
+    waker = Waker()
+    waker.set()
+    await asyncio.wait_for(waker.wait(), 1)
+    assert waker.is_set()
+    waker.clear()
+    assert not waker.is_set()
+
+
+async def test_a_waker_wakes_its_waiter_and_a_timeout_leaves_no_waiter() -> None:
+    waker = Waker()
+    waiting = asyncio.create_task(waker.wait())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    waker.set()
+    await asyncio.wait_for(waiting, 1)
+    waker.clear()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(waker.wait(), 0.05)
+    assert waker._waiter is None  # a cancelled wait leaves nothing behind
+    waker.set()  # no waiter: no error
+
+
+def test_slim_drops_managed_fields_and_keeps_everything_else() -> None:
+    raw = copy.deepcopy(BODY)
+    _slim(kopf.Body(raw))
+    expected = copy.deepcopy(BODY)
+    del expected["metadata"]["managedFields"]
+    assert raw == expected
+    _slim(kopf.Body(raw))  # idempotent
+    assert raw == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "shared"),
+    [
+        pytest.param("Ready", True, id="a short string"),
+        pytest.param("x" * memory.SHARED_MAX, True, id="at the limit"),
+        pytest.param("x" * (memory.SHARED_MAX + 1), False, id="longer: left alone"),
+    ],
+)
+def test_share_strings(value: str, shared: bool) -> None:
+    a = {"k": [{"reason": "".join(value)}], "n": 5}
+    b = {"k": [{"reason": "".join(value)}], "n": 5}
+    assert a["k"][0]["reason"] is not b["k"][0]["reason"]  # parsed apart: two copies
+    memory.share_strings(a)
+    memory.share_strings(b)
+    assert a == b == {"k": [{"reason": value}], "n": 5}
+    assert (a["k"][0]["reason"] is b["k"][0]["reason"]) is shared
+    assert next(iter(a)) is next(iter(b))  # keys are shared
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_malloc_tuning_and_trimming_work_on_glibc() -> None:
+    assert memory.tune()
+    memory.trim()  # returns whether pages were released; must not raise
+    assert "MB" in memory.heap_stats()
