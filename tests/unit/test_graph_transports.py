@@ -12,6 +12,7 @@ from typing import get_args
 
 import httpx
 import pytest
+from httpx_aiohttp import AiohttpTransport
 
 from whatsapp_graph.client import GraphClient
 from whatsapp_graph.errors import GraphApiError, GraphUnavailable
@@ -157,6 +158,19 @@ async def test_nothing_listening_did_not_send(backend: HttpBackend) -> None:
     assert "send_message" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("backend", "transport"),
+    [
+        pytest.param("aiohttp", AiohttpTransport, id="aiohttp"),
+        pytest.param("httpcore", httpx.AsyncHTTPTransport, id="httpcore"),
+    ],
+)
+def test_the_backend_picks_the_transport(backend: HttpBackend, transport: type) -> None:
+    client = new_http_client(max_connections=1, timeout=httpx.Timeout(1.0), backend=backend)
+    assert isinstance(client._transport, transport)
+
+
 def test_http2_uses_the_httpcore_transport() -> None:
+    pytest.importorskip("h2", reason="HTTP/2 needs httpx[http2]")
     client = new_http_client(max_connections=1, timeout=httpx.Timeout(1.0), http2=True)
     assert isinstance(client._transport, httpx.AsyncHTTPTransport)
