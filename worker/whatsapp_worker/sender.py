@@ -147,8 +147,8 @@ class Sender:
                 return  # parked in a delay queue
             if _orphaned(delivery):
                 # The broker connection or channel is gone, so RabbitMQ has requeued this
-                # delivery and another process may be sending it already; sending it here too
-                # would be a duplicate (measured: 112 in 3,000 across a broker restart).
+                # delivery and another process may be sending it already: sending it here too
+                # would be a duplicate at Meta, and its ack could not be sent anyway.
                 self._window.done(tenant.phone_number_id, started, time.monotonic())
                 self.metrics.retried.labels(self.pool, "requeued").inc()
                 return
