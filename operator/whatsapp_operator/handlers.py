@@ -283,7 +283,10 @@ async def tenant_changed(
         claims = (str(spec.get("tenantId", "")), str(spec.get("phoneNumberId", "")))
         changed = registry.spec_changed(key, int(meta.get("generation") or 0))
         asked = revalidation_requested(meta) or refresh_requested(meta)
-        if type is not None and (changed or asked):
+        # A listing (type None: start-up, or a watch re-established after an API server
+        # restart) wakes a tenant only for an asked check: every tenant's generation is new
+        # to the registry then, but an annotation set during the reconnect is seen only here.
+        if (type is not None and changed) or asked:
             registry.wake(key)
     before = registry.swap_claims(key, claims)
     if before == claims:

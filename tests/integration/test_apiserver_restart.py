@@ -93,10 +93,8 @@ def test_an_apiserver_restart_is_survived_and_changes_are_reconciled(
         kubectl.apply(dump(*(secret(f"t{i}", {"accessToken": new_token()}) for i in replaced)), NS)
         deleted = [f"t{i}" for i in range(10, 13)]
         kubectl("delete", "wat", "-n", NS, "--wait=false", *deleted)
-        # Ask for the check the daily timer would do, once the operator's watch is back (its
-        # first reconcile of a new tenant shows it): an annotation made while the watch
-        # reconnected was missed in one CI run (see the issue 8 note).
-        wait_for(lambda: _ready(kubectl).get(f"t{TENANTS}") == "Ready", 60, 0.5, "watch back")
+        # Ask for the check the daily timer would do, while the operator's watch may still be
+        # reconnecting: an annotation seen only in its re-listing was once missed.
         for i in revoked:
             kubectl("annotate", "wat", f"t{i}", "-n", NS, "whatsapp.operator.dev/revalidate=1")
 
