@@ -31,12 +31,10 @@ def new_http_client(
     timeout: httpx.Timeout,
     backend: HttpBackend = "aiohttp",
     http2: bool = False,
-    max_keepalive: int | None = None,
 ) -> httpx.AsyncClient:
     """An `httpx.AsyncClient` with a pool of `max_connections` (HTTP/2 needs `httpcore`)."""
     limits = httpx.Limits(
-        max_connections=max_connections,
-        max_keepalive_connections=max_connections if max_keepalive is None else max_keepalive,
+        max_connections=max_connections, max_keepalive_connections=max_connections
     )
     if backend == "httpcore" or http2:
         return httpx.AsyncClient(limits=limits, timeout=timeout, http2=http2)

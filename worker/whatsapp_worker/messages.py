@@ -266,6 +266,10 @@ def message_key(message: OutboundMessage) -> str:
 
 
 def _encodable(text: str) -> bool:
+    """UTF-8 can carry it: any ASCII string (a flag CPython keeps), else one without a lone
+    surrogate (this runs for every string of every message)."""
+    if text.isascii():
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
