@@ -170,6 +170,16 @@ SIGNUP_NAMESPACE = "signup-callback"
 SIGNUP_CALLBACK_SECRET = "callback-hmac-key-for-tests-0123456789"
 
 
+@pytest.fixture(scope="module")
+def ns(kubectl: Kubectl) -> Iterator[str]:
+    """One namespace for a whole module whose tests leave nothing behind (rejected
+    manifests)."""
+    name = f"mod-{uuid.uuid4().hex[:10]}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
 def make_world(sim: Any, display: str = "+34 91 000", **token: Any) -> World:
     """A WABA, its number and a token valid for both in the simulator (the token is recorded
     for the leak scan); `token` goes to `add_token` (expiry, scopes...)."""

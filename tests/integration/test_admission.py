@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -253,15 +253,6 @@ REJECTED = [
         ssa=".spec.adoptExistingRow: expected boolean, got &{yes}",
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def ns(kubectl: Any) -> Iterator[str]:
-    """One namespace for the whole module: rejected objects leave nothing behind."""
-    name = f"adm-{uuid.uuid4().hex[:10]}"
-    kubectl("create", "namespace", name)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def rejected(kubectl: Any, ns: str, manifest: str, *verb: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_operator import cond
+from test_operator import ready_reasons
 
 from conftest import Cluster, Kubectl, make_world
 from whatsapp_testkit.controlplane import ControlPlane
@@ -44,9 +44,7 @@ def plane() -> Iterator[tuple[ControlPlane, Kubectl]]:
 
 
 def _ready(kubectl: Kubectl) -> dict[str, str]:
-    """name -> Ready reason, for every tenant of the namespace."""
-    items = kubectl.json("get", "wat", "-n", NS)["items"]
-    return {o["metadata"]["name"]: cond(o, "Ready").get("reason", "") for o in items}
+    return ready_reasons(kubectl, NS)
 
 
 @pytest.mark.reliability

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -613,15 +612,6 @@ SIGNUP_REJECTED = [
 
 SSA = ("apply", "--server-side", "--field-manager=tests")
 MODES = [pytest.param(("apply",), id="apply"), pytest.param(SSA, id="ssa")]
-
-
-@pytest.fixture(scope="module")
-def ns(kubectl: Any) -> Iterator[str]:
-    """One namespace for the module: rejected objects leave nothing behind."""
-    name = f"bad-{uuid.uuid4().hex[:10]}"
-    kubectl("create", "namespace", name)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def rejected(kubectl: Any, ns: str, body: Manifest, verb: tuple[str, ...]) -> str:

@@ -508,6 +508,14 @@ def test_the_operator_works_with_the_charts_arguments_and_rbac_alone(
     assert base64.b64encode(world.token.encode()).decode() not in log
 
 
+def peers(install: PrivateInstall) -> list[int]:
+    """The priorities of the replicas in the release's peering object."""
+    peering = install.kubectl.json(
+        "get", "kopfpeering", "wa-whatsapp-operator", "-n", install.watched
+    )
+    return sorted(p["priority"] for p in (peering.get("status") or {}).values())
+
+
 def test_a_standby_replica_leaves_the_published_config_alone(
     private: PrivateInstall, active: dict[str, Any], artifacts: Path
 ) -> None:
@@ -515,13 +523,7 @@ def test_a_standby_replica_leaves_the_published_config_alone(
     wait_for(lambda: tenant_id in published_tenants(kubectl, private.workers), 30, 0.3)
     standby = private.start_operator(artifacts / "chart-operator-0.log", priority=0)
     try:
-
-        def peers() -> list[int]:
-            peering = kubectl.json("get", "kopfpeering", "wa-whatsapp-operator",
-                                   "-n", private.watched)  # fmt: skip
-            return sorted(p["priority"] for p in (peering.get("status") or {}).values())
-
-        wait_for(lambda: peers() == [0, 1], 20, 0.3, "both replicas in the peering object")
+        wait_for(lambda: peers(private) == [0, 1], 20, 0.3, "both replicas in the peering object")
         deadline = time.monotonic() + 100  # the publisher's start-up grace (60 s) + its 30 s pass
         while time.monotonic() < deadline:
             assert tenant_id in published_tenants(kubectl, private.workers), (
@@ -548,12 +550,7 @@ def test_a_standby_takes_over_when_the_leader_is_killed(
     )
     kubectl = private.kubectl
     standby = private.start_operator(artifacts / "chart-operator-0-takeover.log", priority=0)
-
-    def peers() -> list[int]:
-        peering = kubectl.json("get", "kopfpeering", "wa-whatsapp-operator", "-n", private.watched)
-        return sorted(p["priority"] for p in (peering.get("status") or {}).values())
-
-    wait_for(lambda: peers() == [0, 1], 20, 0.3, "both replicas in the peering object")
+    wait_for(lambda: peers(private) == [0, 1], 20, 0.3, "both replicas in the peering object")
     active["operator"].kill()
     killed = time.monotonic()
     world = make_world(sim, "+1 555 0177")

@@ -62,6 +62,12 @@ def cond(obj: dict[str, Any], type_: str) -> dict[str, Any]:
     return {}
 
 
+def ready_reasons(kubectl: Kubectl, ns: str) -> dict[str, str]:
+    """name -> the reason of its Ready condition ("" before it has one), for every tenant."""
+    items = kubectl.json("get", "wat", "-n", ns)["items"]
+    return {o["metadata"]["name"]: cond(o, "Ready").get("reason", "") for o in items}
+
+
 def wait_reason(
     kubectl: Kubectl, ns: str, name: str, reason: str, type_: str = "Ready", timeout: float = 20
 ) -> dict[str, Any]:

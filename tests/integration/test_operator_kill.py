@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from test_operator import ready_reasons
 
 from conftest import Kubectl, make_world
 from whatsapp_testkit.reliability import Scenario
@@ -18,21 +19,6 @@ from whatsapp_testkit.world import dump, secret, tenant, wait_for
 pytestmark = pytest.mark.integration
 
 BURST = 300
-
-
-def _reasons(kubectl: Kubectl, namespace: str) -> dict[str, str]:
-    items = kubectl.json("get", "wat", "-n", namespace)["items"]
-    return {
-        o["metadata"]["name"]: next(
-            (
-                c["reason"]
-                for c in o.get("status", {}).get("conditions", [])
-                if c["type"] == "Ready"
-            ),
-            "",
-        )
-        for o in items
-    }
 
 
 @pytest.mark.reliability
@@ -51,17 +37,17 @@ def test_an_operator_killed_mid_burst_converges_without_duplicates(
                     tenant(f"t{i}", f"kill{i}_{namespace}", w, f"t{i}")]  # fmt: skip
     kubectl.apply(dump(*objects), namespace)
     wait_for(
-        lambda: sum(r == "Ready" for r in _reasons(kubectl, namespace).values()) >= BURST // 3,
+        lambda: sum(r == "Ready" for r in ready_reasons(kubectl, namespace).values()) >= BURST // 3,
         120, 0.2, "a third Ready",
     )  # fmt: skip
     operator.kill()
-    ready_before = {n for n, r in _reasons(kubectl, namespace).items() if r == "Ready"}
+    ready_before = {n for n, r in ready_reasons(kubectl, namespace).items() if r == "Ready"}
     calls_before = sim.calls()["by_token"]
     operator.start()
     restarted = time.monotonic()
     wait_for(
-        lambda: set(_reasons(kubectl, namespace).values()) == {"Ready"}
-        and len(_reasons(kubectl, namespace)) == BURST,
+        lambda: set(ready_reasons(kubectl, namespace).values()) == {"Ready"}
+        and len(ready_reasons(kubectl, namespace)) == BURST,
         180, 0.5, "all Ready after the restart",
     )  # fmt: skip
     converged = time.monotonic() - restarted
