@@ -178,6 +178,10 @@ async def reconcile_once(
     try:
         if rt.rows is not None:
             sync = await _sync_row(rt, body, spec, inputs, decision)
+            if sync.transient:
+                # Registered before the next await (the publication wait can last seconds): a
+                # recovery from here on wakes this tenant instead of leaving it to its backoff.
+                rt.registry.db_waiters.add((namespace, name))
             inputs = dataclasses.replace(inputs, sync=sync)
         if waiting is not None:
             await waiting
@@ -190,7 +194,6 @@ async def reconcile_once(
     if inputs.sync is not None and rt.rows is not None:
         sync = inputs.sync
         if sync.transient:
-            rt.registry.db_waiters.add((namespace, name))
             return Outcome(decision, 0.0, transient=True)
         if sync.reason == "DatabaseError":
             return Outcome(decision, 0.0, transient=True)  # retried with backoff, not in 6 h
