@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import math
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,7 +59,6 @@ from whatsapp_testkit.procs import reachable
 from whatsapp_testkit.services import GraphSimulator, Operator
 from whatsapp_testkit.world import SCOPES, World, secret, tenant
 
-ROOT = Path(__file__).resolve().parent.parent
 APP = "424242424242"
 GROUP, VERSION, PLURAL = "whatsapp.operator.dev", "v1alpha1", "whatsapptenants"
 DAY, HOUR = 86_400.0, 3_600.0
@@ -82,17 +80,7 @@ def start_cluster(namespaces: Sequence[str] = ()) -> ControlPlane:
     """kube-apiserver + etcd with the project's CRDs applied (as tests/conftest.py does)."""
     cp = ControlPlane().start()
     try:
-        for args in (
-            ["apply", "--server-side", "--field-manager=bench", "-f", str(ROOT / "crds")],
-            ["wait", "--for=condition=Established", "--timeout=60s",
-             "crd/whatsapptenants.whatsapp.operator.dev",
-             "crd/whatsappsignups.whatsapp.operator.dev"],
-            *(["create", "namespace", ns] for ns in namespaces),
-        ):  # fmt: skip
-            subprocess.run(
-                [str(cp.kubectl), "--kubeconfig", str(cp.kubeconfig_path), *args],
-                check=True, capture_output=True, timeout=120,
-            )  # fmt: skip
+        cp.install_crds(*namespaces, field_manager="bench")
     except BaseException:
         cp.stop()
         raise

@@ -30,7 +30,6 @@ import contextlib
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,13 +51,12 @@ from whatsapp_graph.resolved import parse_document
 from whatsapp_graph.simulator.client import SimulatorAdmin
 from whatsapp_operator.crypto import Keyring, TokenCipher
 from whatsapp_operator.database import Database
-from whatsapp_testkit.controlplane import ControlPlane, find_binaries
+from whatsapp_testkit.controlplane import ControlPlane
 from whatsapp_testkit.postgres import Postgres
 from whatsapp_testkit.procs import reachable
 from whatsapp_testkit.services import GraphSimulator, Operator
 from whatsapp_testkit.world import SCOPES, World, new_id, new_token, secret, tenant
 
-ROOT = Path(__file__).resolve().parent.parent
 APP_ID = "424242424242"
 CRD = ("whatsapp.operator.dev", "v1alpha1", "whatsapptenants")
 POOL = "whatsapp.operator.dev/pool"
@@ -346,11 +344,7 @@ def start_servers(stack: contextlib.ExitStack, base: Path, latency_ms: int) -> t
     cp = ControlPlane()
     stack.callback(cp.stop)
     cp.start()
-    kubectl = [str(find_binaries() / "kubectl"), "--kubeconfig", str(cp.kubeconfig_path)]
-    subprocess.run([*kubectl, "apply", "--server-side", "--field-manager=bench", "-f",
-                    str(ROOT / "crds")], check=True, capture_output=True)  # fmt: skip
-    subprocess.run([*kubectl, "wait", "--for=condition=Established", "--timeout=60s", "crd",
-                    "--all"], check=True, capture_output=True)  # fmt: skip
+    cp.install_crds(field_manager="bench")
     pg = Postgres()
     stack.callback(pg.close)
     pg.start()

@@ -131,14 +131,7 @@ def cluster() -> Iterator[Cluster]:
     try:
         kubectl_bin = str(bin_dir / "kubectl")
         cl = Cluster(Path(cp.kubeconfig_path), None, kubectl_bin, cp.version)
-        Kubectl(cl)("apply", "--server-side", "--field-manager=tests", "-f", str(ROOT / "crds"))
-        Kubectl(cl)(
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/whatsapptenants.whatsapp.operator.dev",
-            "crd/whatsappsignups.whatsapp.operator.dev",
-        )
+        cp.install_crds(field_manager="tests")
         yield cl
     finally:
         cp.stop()

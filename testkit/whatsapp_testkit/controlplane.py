@@ -31,6 +31,7 @@ from whatsapp_testkit.procs import ControlPlaneError, log
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-control-plane.sh"
+CRDS = REPO_ROOT / "crds"
 STATE_FILE = "state.json"
 _WORK_ITEMS = ("certs", "users", "etcd-data", "etcd.log", "kube-apiserver.log", "kubeconfig")
 
@@ -61,6 +62,28 @@ def find_kubectl(bin_dir: Path | None = None) -> Path:
     """``kubectl`` next to the other binaries if present, else the one our build makes."""
     folder = bin_dir or find_binaries()
     return folder / "kubectl" if os.access(folder / "kubectl", os.X_OK) else _build() / "kubectl"
+
+
+CRD_NAMES = ("whatsapptenants.whatsapp.operator.dev", "whatsappsignups.whatsapp.operator.dev")
+
+
+def install_crds(
+    kubeconfig: Path, *namespaces: str, field_manager: str = "whatsapp-testkit"
+) -> None:
+    """Apply the project's CRDs (crds/, server-side), wait until both are Established, then
+    create `namespaces`. Raises ControlPlaneError with kubectl's words when a step fails."""
+    steps: list[list[str]] = [
+        ["apply", "--server-side", f"--field-manager={field_manager}", "-f", str(CRDS)],
+        ["wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{n}" for n in CRD_NAMES)],
+        *(["create", "namespace", ns] for ns in namespaces),
+    ]
+    for args in steps:
+        proc = subprocess.run(
+            [str(find_kubectl()), "--kubeconfig", str(kubeconfig), *args],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise ControlPlaneError(f"kubectl {' '.join(args[:2])}: {proc.stderr.strip()}")
 
 
 class ControlPlane:
@@ -253,6 +276,10 @@ class ControlPlane:
         if status != 200:
             raise ControlPlaneError(f"GET {path}: HTTP {status}: {body[:500]!r}")
         return body
+
+    def install_crds(self, *namespaces: str, field_manager: str = "whatsapp-testkit") -> None:
+        """The project's CRDs, Established, and `namespaces` (see `install_crds`)."""
+        install_crds(self.kubeconfig_path, *namespaces, field_manager=field_manager)
 
     def restart_apiserver(self, while_down: Callable[[], object] | None = None) -> None:
         """Stop kube-apiserver and start it again on the same port, against the same etcd;

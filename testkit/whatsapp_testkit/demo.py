@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from whatsapp_testkit import controlplane
-from whatsapp_testkit.procs import pid_running, spawn, stop_pid
+from whatsapp_testkit.procs import ControlPlaneError, pid_running, spawn, stop_pid
 from whatsapp_testkit.services import GraphSimulator, Operator, Worker
 
 ROOT = controlplane.REPO_ROOT
@@ -143,16 +143,10 @@ def up() -> int:
     print(f"simulator at {sim.url} (log {sim.log_path})")
 
     say("installing the CRD and the example tenant")
-    kubectl(kubeconfig, "apply", "--server-side", "-f", str(ROOT / "crds"))
-    kubectl(
-        kubeconfig,
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/whatsapptenants.whatsapp.operator.dev",
-    )
-    kubectl(kubeconfig, "create", "namespace", NAMESPACE)
-    kubectl(kubeconfig, "create", "namespace", WORKERS)
+    try:
+        controlplane.install_crds(kubeconfig, NAMESPACE, WORKERS, field_manager="demo")
+    except ControlPlaneError as exc:
+        sys.exit(f"installing the CRDs failed: {exc}")
     print(
         kubectl(kubeconfig, "apply", "-n", NAMESPACE, "-f", str(ROOT / "examples" / "tenant.yaml"))
     )

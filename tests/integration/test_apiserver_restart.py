@@ -23,7 +23,6 @@ from whatsapp_testkit.world import dump, new_token, secret, tenant, wait_for
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 NS = "restart"
 TENANTS = 20
 
@@ -32,13 +31,8 @@ TENANTS = 20
 def plane() -> Iterator[tuple[ControlPlane, Kubectl]]:
     cp = ControlPlane().start()
     try:
-        kubectl = Kubectl(Cluster(cp.kubeconfig_path, None, str(cp.kubectl), "own"))
-        kubectl("apply", "--server-side", "--field-manager=tests", "-f", str(ROOT / "crds"))
-        kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                "crd/whatsapptenants.whatsapp.operator.dev",
-                "crd/whatsappsignups.whatsapp.operator.dev")  # fmt: skip
-        kubectl("create", "namespace", NS)
-        yield cp, kubectl
+        cp.install_crds(NS, field_manager="tests")
+        yield cp, Kubectl(Cluster(cp.kubeconfig_path, None, str(cp.kubectl), "own"))
     finally:
         cp.stop()
 

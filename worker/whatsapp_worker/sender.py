@@ -1,21 +1,16 @@
 """One message from delivery to outcome: decode, find the tenant, wait for the limits, send,
-then classify the result and settle the delivery. Decisions come from the pure modules
-(`delivery`, `limits`, `policy`); this module only sequences the I/O.
+then classify the result and hand the delivery to `settle.Settler`. Decisions come from the
+pure modules (`delivery`, `limits`, `policy`); this module only sequences the I/O.
 
-A delivery is acknowledged only after its outcome is safely elsewhere: a dead letter or a
-delayed copy is confirmed by the broker first. A process killed in between leaves the
-delivery unacked, so RabbitMQ delivers it again: at least once. An accepted message's result
-event is written to the connection just before its ack, without waiting for a confirm: the
-window in which a killed process leaves a sent message unacked (a duplicate at Meta) stays
-short, and no ack reaches the broker without its result. A send that timed out after the
-request was written is counted (`possible_duplicates`): Meta has no idempotency key.
+A process killed before a delivery is settled leaves it unacked, so RabbitMQ delivers it
+again: at least once. A send that timed out after the request was written is counted
+(`possible_duplicates`): Meta has no idempotency key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
@@ -34,19 +29,17 @@ from .config import ConfigStore
 from .delivery import (
     PHONE_MISMATCH,
     Failure,
-    attempt_headers,
-    dead_letter_headers,
     decode,
     read_attempt,
-    result_event,
     wamid_of,
 )
 from .limits import ARRIVAL_SPREAD, Limiter, SendWindow
-from .messages import InvalidMessage, OutboundMessage, message_key
+from .messages import InvalidMessage, OutboundMessage
 from .metrics import WorkerMetrics
 from .policy import Action, Attempt, Decision, RetryPolicy, after_error, next_attempt
 from .policy import tenant_unavailable as unavailable_decision
-from .topology import PoolTopology, delay_tier
+from .settle import Settler
+from .topology import PoolTopology
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +61,14 @@ class Sender:
         arrival_spread: float = ARRIVAL_SPREAD,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.topology = topology
         self.pool = topology.pool
         self.store = store
         self.graphs = graphs
         self.limiter = limiter
         self.policy = policy
-        self.publisher = publisher
-        self.results = results
+        self.settler = Settler(
+            topology=topology, publisher=publisher, results=results, metrics=metrics, clock=clock
+        )
         self.metrics = metrics
         self.inflight = asyncio.Semaphore(concurrency)
         self.inline_wait = inline_wait
@@ -111,12 +104,12 @@ class Sender:
             message = decode(delivery.body, headers)
         except InvalidMessage as exc:
             failure = Failure(reason=exc.reason, detail=exc.detail)
-            await self._dead_letter(delivery, shard, None, failure, attempt, headers)
+            await self.settler.dead_letter(delivery, shard, None, failure, attempt, headers)
             return
         tenant = self.store.get(message.tenant_id)
         if tenant is None or tenant.suspended:
             decision = unavailable_decision(self.policy, attempt, self.clock())
-            await self._settle(delivery, shard, message, decision, attempt, headers)
+            await self.settler.settle(delivery, shard, message, decision, attempt, headers)
             return
         if tenant.phone_number_id != message.phone_number_id:
             failure = Failure(
@@ -124,7 +117,7 @@ class Sender:
                 detail=f"phone number {message.phone_number_id} is not the number of tenant "
                 f"{message.tenant_id}",
             )
-            await self._dead_letter(delivery, shard, message, failure, attempt, headers)
+            await self.settler.dead_letter(delivery, shard, message, failure, attempt, headers)
             return
         await self._send_loop(delivery, shard, message, tenant, attempt, headers)
 
@@ -172,7 +165,7 @@ class Sender:
                     self.metrics.possible_duplicates.labels(self.pool).inc()
                 decision = self._decide(attempt, None, None, maybe_sent=exc.maybe_sent)
             else:
-                await self._accepted(delivery, message, attempt, wamid_of(response))
+                await self.settler.accepted(delivery, message, attempt, wamid_of(response))
                 return
             if decision.action is Action.THROTTLE and decision.scope is not None:
                 key = _scope_key(decision.scope, tenant, message)
@@ -180,7 +173,7 @@ class Sender:
             attempt = next_attempt(attempt, decision, self.clock())
             if decision.action is Action.DEAD_LETTER:
                 failure = Failure.from_decision(decision, detail=error)
-                await self._dead_letter(delivery, shard, message, failure, attempt, headers)
+                await self.settler.dead_letter(delivery, shard, message, failure, attempt, headers)
                 return
             self.metrics.retried.labels(self.pool, decision.action.value).inc()
             if decision.action in (Action.RETRY, Action.THROTTLE) and (
@@ -188,7 +181,7 @@ class Sender:
             ):
                 await asyncio.sleep(decision.delay)
                 continue
-            await self._later(delivery, shard, attempt, headers, decision.delay)
+            await self.settler.later(delivery, shard, attempt, headers, decision.delay)
             return
 
     async def _wait_for_limits(
@@ -242,7 +235,7 @@ class Sender:
                 if reservation.reserved:  # give the slot back: the message waits elsewhere
                     self.limiter.cancel(phone, message.to, reservation, now=self.clock())
                 self.metrics.retried.labels(self.pool, "limit_wait").inc()
-                await self._later(delivery, shard, attempt, headers, reservation.delay)
+                await self.settler.later(delivery, shard, attempt, headers, reservation.delay)
                 return None
             # a pause or the pair's limit: wait outside the number's queue, then ask again
             waited += reservation.delay
@@ -285,109 +278,6 @@ class Sender:
         log.info("tenant %s: retrying with the token found on reload", tenant.tenant_id)
         return fresh
 
-    # --- settling ----------------------------------------------------------------------
-
-    async def _settle(
-        self,
-        delivery: AbstractIncomingMessage,
-        shard: int,
-        message: OutboundMessage,
-        decision: Decision,
-        attempt: Attempt,
-        headers: dict[str, Any],
-    ) -> None:
-        if decision.action is Action.DEAD_LETTER:
-            failure = Failure.from_decision(decision, detail=_detail(decision))
-            await self._dead_letter(delivery, shard, message, failure, attempt, headers)
-            return
-        attempt = next_attempt(attempt, decision, self.clock())
-        self.metrics.retried.labels(self.pool, decision.action.value).inc()
-        await self._later(delivery, shard, attempt, headers, decision.delay)
-
-    async def _later(
-        self,
-        delivery: AbstractIncomingMessage,
-        shard: int,
-        attempt: Attempt,
-        headers: dict[str, Any],
-        delay: float,
-    ) -> None:
-        """Park the message in the shard's delay queue, then ack this delivery."""
-        queue = self.topology.delay_queue(shard, delay_tier(delay))
-        await self.publisher.publish(_copy(delivery, attempt_headers(headers, attempt)), queue)
-        await delivery.ack()
-
-    async def _accepted(
-        self,
-        delivery: AbstractIncomingMessage,
-        message: OutboundMessage,
-        attempt: Attempt,
-        wamid: str | None,
-    ) -> None:
-        self.metrics.sent.labels(self.pool).inc()
-        event = result_event(
-            pool=self.pool,
-            message_id=_message_id(delivery, message),
-            message=message,
-            attempts=attempt.attempts + 1,
-            now=self.clock(),
-            wamid=wamid,
-        )
-        # Meta has the message: write the result, then the ack, on the same connection, without
-        # waiting for a confirm in between. TCP keeps them in order, so an ack the broker saw
-        # means the result was seen too; and the window in which a killed process leaves a
-        # sent message unacked (a duplicate at Meta) stays a few milliseconds long.
-        await self._publish_result(event)
-        await delivery.ack()
-
-    async def _dead_letter(
-        self,
-        delivery: AbstractIncomingMessage,
-        shard: int,
-        message: OutboundMessage | None,
-        failure: Failure,
-        attempt: Attempt,
-        headers: dict[str, Any],
-    ) -> None:
-        now = self.clock()
-        self.metrics.failed.labels(
-            self.pool, failure.reason, str(failure.code or ""), failure.error_class or ""
-        ).inc()
-        tenant_id = message.tenant_id if message else None
-        dead = dead_letter_headers(
-            headers, failure, attempt=attempt, tenant_id=tenant_id, shard=shard, now=now
-        )
-        await self.publisher.publish(_copy(delivery, dead), self.topology.dead_queue)
-        event = result_event(
-            pool=self.pool,
-            message_id=_message_id(delivery, message),
-            message=message,
-            attempts=attempt.attempts,
-            now=now,
-            failure=failure,
-        )
-        await self._publish_result(event)
-        log.warning(
-            "dead-lettered a message%s: %s%s",
-            f" of tenant {tenant_id}" if tenant_id else "",
-            failure.reason,
-            f" (code {failure.code})" if failure.code is not None else "",
-        )
-        await delivery.ack()
-
-    async def _publish_result(self, event: dict[str, Any]) -> None:
-        await self.results.publish(
-            aio_pika.Message(
-                json.dumps(event, separators=(",", ":")).encode(),
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=event.get("messageId"),
-                correlation_id=event.get("messageId"),
-            ),
-            routing_key=f"{self.pool}.{event['status']}",
-            mandatory=False,  # an event nobody subscribed to is simply not kept
-        )
-
 
 def _orphaned(delivery: AbstractIncomingMessage) -> bool:
     """True when the delivery's channel is closed: it can no longer be settled here."""
@@ -395,32 +285,6 @@ def _orphaned(delivery: AbstractIncomingMessage) -> bool:
         return delivery.channel.is_closed
     except aio_pika.exceptions.ChannelInvalidStateError:
         return True
-
-
-def _message_id(delivery: AbstractIncomingMessage, message: OutboundMessage | None) -> str | None:
-    """What producers correlate results by: metadata.messageId, else the AMQP message id,
-    else a hash of the content."""
-    if message is not None and message.message_id:
-        return message.message_id
-    if delivery.message_id:
-        return delivery.message_id
-    return message_key(message) if message is not None else None
-
-
-def _copy(delivery: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
-    """The same message (body and producer properties) with new headers; persistent."""
-    return aio_pika.Message(
-        delivery.body,
-        headers=headers,
-        content_type=delivery.content_type,
-        content_encoding=delivery.content_encoding,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        correlation_id=delivery.correlation_id,
-        message_id=delivery.message_id,
-        timestamp=delivery.timestamp,
-        type=delivery.type,
-        app_id=delivery.app_id,
-    )
 
 
 def _scope_key(scope: ThrottleScope, tenant: TenantConfig, message: OutboundMessage) -> str:
@@ -441,12 +305,3 @@ def _describe_error(exc: GraphApiError) -> str:
     if info.details:
         text += f" ({info.details})"
     return text[:1000]
-
-
-def _detail(decision: Decision) -> str:
-    parts = [decision.reason]
-    if decision.code is not None:
-        parts.append(f"Meta error code {decision.code}")
-    if decision.error_class:
-        parts.append(f"class {decision.error_class}")
-    return ", ".join(parts)

@@ -1,0 +1,179 @@
+"""Settling a delivery once its outcome is known: accepted (result event, then ack), parked
+in a delay queue (confirmed copy, then ack) or dead-lettered with a reason (confirmed copy
+and result event, then ack). Never an ack before the outcome is safely elsewhere.
+
+An accepted message's result event is written to the connection just before its ack, with
+no confirm awaited in between: TCP keeps them in order, so an ack the broker saw means the
+result was seen too, and the window in which a killed process leaves a sent message unacked
+(a duplicate at Meta, which has no idempotency key) stays a few milliseconds long.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+
+from .delivery import Failure, attempt_headers, dead_letter_headers, result_event
+from .messages import OutboundMessage, message_key
+from .metrics import WorkerMetrics
+from .policy import Action, Attempt, Decision, next_attempt
+from .topology import PoolTopology, delay_tier
+
+log = logging.getLogger(__name__)
+
+
+class Settler:
+    def __init__(
+        self,
+        *,
+        topology: PoolTopology,
+        publisher: AbstractExchange,  # the default exchange of a confirming channel
+        results: AbstractExchange,
+        metrics: WorkerMetrics,
+        clock: Callable[[], float],
+    ) -> None:
+        self.topology = topology
+        self.pool = topology.pool
+        self.publisher = publisher
+        self.results = results
+        self.metrics = metrics
+        self.clock = clock
+
+    async def settle(
+        self,
+        delivery: AbstractIncomingMessage,
+        shard: int,
+        message: OutboundMessage,
+        decision: Decision,
+        attempt: Attempt,
+        headers: dict[str, Any],
+    ) -> None:
+        """Carry out a decision taken without a send: dead-letter, or retry later."""
+        if decision.action is Action.DEAD_LETTER:
+            failure = Failure.from_decision(decision, detail=_detail(decision))
+            await self.dead_letter(delivery, shard, message, failure, attempt, headers)
+            return
+        attempt = next_attempt(attempt, decision, self.clock())
+        self.metrics.retried.labels(self.pool, decision.action.value).inc()
+        await self.later(delivery, shard, attempt, headers, decision.delay)
+
+    async def later(
+        self,
+        delivery: AbstractIncomingMessage,
+        shard: int,
+        attempt: Attempt,
+        headers: dict[str, Any],
+        delay: float,
+    ) -> None:
+        """Park the message in the shard's delay queue, then ack this delivery."""
+        queue = self.topology.delay_queue(shard, delay_tier(delay))
+        await self.publisher.publish(_copy(delivery, attempt_headers(headers, attempt)), queue)
+        await delivery.ack()
+
+    async def accepted(
+        self,
+        delivery: AbstractIncomingMessage,
+        message: OutboundMessage,
+        attempt: Attempt,
+        wamid: str | None,
+    ) -> None:
+        self.metrics.sent.labels(self.pool).inc()
+        event = result_event(
+            pool=self.pool,
+            message_id=_message_id(delivery, message),
+            message=message,
+            attempts=attempt.attempts + 1,
+            now=self.clock(),
+            wamid=wamid,
+        )
+        # the result, then the ack, on one connection, no confirm in between (module doc)
+        await self._publish_result(event)
+        await delivery.ack()
+
+    async def dead_letter(
+        self,
+        delivery: AbstractIncomingMessage,
+        shard: int,
+        message: OutboundMessage | None,
+        failure: Failure,
+        attempt: Attempt,
+        headers: dict[str, Any],
+    ) -> None:
+        now = self.clock()
+        self.metrics.failed.labels(
+            self.pool, failure.reason, str(failure.code or ""), failure.error_class or ""
+        ).inc()
+        tenant_id = message.tenant_id if message else None
+        dead = dead_letter_headers(
+            headers, failure, attempt=attempt, tenant_id=tenant_id, shard=shard, now=now
+        )
+        await self.publisher.publish(_copy(delivery, dead), self.topology.dead_queue)
+        event = result_event(
+            pool=self.pool,
+            message_id=_message_id(delivery, message),
+            message=message,
+            attempts=attempt.attempts,
+            now=now,
+            failure=failure,
+        )
+        await self._publish_result(event)
+        log.warning(
+            "dead-lettered a message%s: %s%s",
+            f" of tenant {tenant_id}" if tenant_id else "",
+            failure.reason,
+            f" (code {failure.code})" if failure.code is not None else "",
+        )
+        await delivery.ack()
+
+    async def _publish_result(self, event: dict[str, Any]) -> None:
+        await self.results.publish(
+            aio_pika.Message(
+                json.dumps(event, separators=(",", ":")).encode(),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=event.get("messageId"),
+                correlation_id=event.get("messageId"),
+            ),
+            routing_key=f"{self.pool}.{event['status']}",
+            mandatory=False,  # an event nobody subscribed to is simply not kept
+        )
+
+
+def _message_id(delivery: AbstractIncomingMessage, message: OutboundMessage | None) -> str | None:
+    """What producers correlate results by: metadata.messageId, else the AMQP message id,
+    else a hash of the content."""
+    if message is not None and message.message_id:
+        return message.message_id
+    if delivery.message_id:
+        return delivery.message_id
+    return message_key(message) if message is not None else None
+
+
+def _copy(delivery: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+    """The same message (body and producer properties) with new headers; persistent."""
+    return aio_pika.Message(
+        delivery.body,
+        headers=headers,
+        content_type=delivery.content_type,
+        content_encoding=delivery.content_encoding,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        correlation_id=delivery.correlation_id,
+        message_id=delivery.message_id,
+        timestamp=delivery.timestamp,
+        type=delivery.type,
+        app_id=delivery.app_id,
+    )
+
+
+def _detail(decision: Decision) -> str:
+    parts = [decision.reason]
+    if decision.code is not None:
+        parts.append(f"Meta error code {decision.code}")
+    if decision.error_class:
+        parts.append(f"class {decision.error_class}")
+    return ", ".join(parts)
