@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv control-plane tools demo demo-down test test-unit test-integration reliability check fmt bench lock chart-lint chart-crds kind-up kind-deploy kind-down clean
+.PHONY: help venv control-plane tools demo demo-down test test-unit test-integration reliability check audit fmt bench lock chart-lint chart-crds kind-up kind-deploy kind-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -42,15 +42,20 @@ test-integration: venv control-plane tools ## integration tests only
 reliability: venv control-plane tools ## the fault scenarios under load; writes docs/reliability.md
 	$(BIN)/pytest -m reliability --reliability-report docs/reliability.md $(PYTEST_ARGS)
 
-check: venv ## formatting, lint, types, import layering, CRD checks
+check: venv ## formatting, lint, types (hack/audit.py too), import layering, Dockerfile, audit
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/mypy hack/audit.py
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 	@dupes=$$(find tests -name 'test_*.py' -printf '%f\n' | sort | uniq -d); \
 	  if [ -n "$$dupes" ]; then echo "test files need unique basenames: $$dupes"; exit 1; fi
+	$(BIN)/python hack/audit.py
 	@echo "check: all passed"
+
+audit: venv ## known vulnerabilities in requirements.lock (pip-audit, or PyPI's advisory data)
+	$(BIN)/python hack/audit.py
 
 fmt: venv ## format and auto-fix
 	$(BIN)/ruff format .
