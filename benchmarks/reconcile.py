@@ -88,6 +88,7 @@ class Bulk:
     latencies: list[float]
     graph_calls: float = 2.0  # per tenant
     passes: float = 1.0  # reconcile passes per tenant
+    wakes: dict[str, float] = field(default_factory=dict)  # per tenant, by reason (operator)
 
 
 @dataclass
@@ -246,9 +247,14 @@ async def published_ids(env: Env, workers: str) -> set[str]:
 
 
 def metric(op: Operator, name: str) -> float:
+    return sum(samples(op, name).values())
+
+
+def samples(op: Operator, name: str) -> dict[str, float]:
+    """A counter's samples from the operator's /metrics page, by their label text."""
     _, body = reachable(f"http://127.0.0.1:{op.metrics_port}/metrics")
-    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
-               if line.startswith(name))  # fmt: skip
+    return {line.rsplit(" ", 1)[0].removeprefix(name): float(line.rsplit(" ", 1)[1])
+            for line in body.splitlines() if line.startswith(name + "{")}  # fmt: skip
 
 
 async def operator(
@@ -283,7 +289,9 @@ async def operator(
             [seen[n] - born[n] for n in seen],
             calls / len(tenants),
             metric(op, "whatsapp_operator_reconciles_total") / len(tenants),
-        )
+            {label.split('"')[1]: n / len(tenants)
+             for label, n in samples(op, "whatsapp_operator_wakes_total").items()},
+        )  # fmt: skip
         if propagate:
             env.propagation = await propagation(env, ns, workers, tenants[:propagate])
         return bulk, op
@@ -390,7 +398,7 @@ def report(opts: argparse.Namespace, results: dict[int, tuple[list[Bulk], list[B
         "p50 (s) | per tenant p95 (s) | Graph calls / tenant | passes / tenant |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    verdicts, runs = [], []
+    verdicts, runs, wakes = [], [], []
     for n, (floors, ours) in results.items():
         base = med(floors, lambda b: b.done)
         for label, bulks in (("floor: raw async client", floors),
@@ -404,6 +412,10 @@ def report(opts: argparse.Namespace, results: dict[int, tuple[list[Bulk], list[B
                 f"{med(bulks, lambda b: b.passes):.1f} |"
             )
         done = med(ours, lambda b: b.done)
+        reasons = sorted({r for b in ours for r in b.wakes})
+        per_reason = {r: statistics.median(b.wakes.get(r, 0.0) for b in ours) for r in reasons}
+        wakes.append(f"{n}: " + (", ".join(f"{r} {v:.2f}" for r, v in per_reason.items())
+                                 or "none"))  # fmt: skip
         runs.append(f"{n}: floor {', '.join(f'{b.done:.2f}' for b in floors)}; operator "
                     f"{', '.join(f'{b.done:.2f}' for b in ours)}")  # fmt: skip
         if n >= 1000:
@@ -412,7 +424,12 @@ def report(opts: argparse.Namespace, results: dict[int, tuple[list[Bulk], list[B
                 f"({done:.1f} s); <= 2x the floor: {'met' if done <= 2 * base else 'MISSED'} "
                 f"({done / base:.2f}x)."
             )
-    lines += ["", *verdicts, f"Runs, all done (s): {' | '.join(runs)}."]
+    lines += [
+        "",
+        *verdicts,
+        f"Runs, all done (s): {' | '.join(runs)}.",
+        f"The operator's wakes per tenant, by reason (median): {' | '.join(wakes)}.",
+    ]
     to_row, to_shard = propagation
     if to_row:
         lines += [

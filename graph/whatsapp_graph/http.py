@@ -1,11 +1,11 @@
 """The HTTP clients `GraphClient` runs on, and which transport failures may have reached Meta.
 
 Two transports under the same `httpx.AsyncClient` API:
-- `aiohttp` (default for the sender worker): httpx's request/response model on aiohttp's
-  connection pool and C HTTP parser, via `httpx-aiohttp` (by an httpx maintainer; the
-  OpenAI and Anthropic SDKs ship it as their aiohttp backend). Measured on the sending
-  benchmark: the worker's CPU per message fell by about 40 % (py-spy: httpcore's pool
-  checks every idle connection with a `getpeername` system call on each request).
+- `aiohttp` (the default, for the sender worker and the operator): httpx's request/response
+  model on aiohttp's connection pool and C HTTP parser, via `httpx-aiohttp` (by an httpx
+  maintainer; the OpenAI and Anthropic SDKs ship it as their aiohttp backend). Measured on
+  the sending benchmark: the worker's CPU per message fell by about 40 % (py-spy: httpcore's
+  pool checks every idle connection with a `getpeername` system call on each request).
 - `httpcore`: httpx's own transport; needed for HTTP/2.
 
 httpx-aiohttp maps every `aiohttp.ClientConnectionError` without a better match to

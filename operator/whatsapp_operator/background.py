@@ -32,7 +32,7 @@ async def drift_pass(rows: RowSync, registry: Registry) -> int:
             continue  # released or moved meanwhile
         if tenant_id in drifted or tenant_id not in present:
             log.warning("row of tenant %s changed outside the operator; repairing", tenant_id)
-            woken += registry.wake(key)
+            woken += registry.wake(key, "drift")
     return woken
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
 import kopf
-from kopf._core.engines.activities import ActivityError  # raised by kopf.run, not exported
+import uvloop
+from kopf._core.engines.activities import ActivityError  # raised by kopf.operator, not exported
 from pydantic import ValidationError
 
 from . import memory
@@ -132,8 +135,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _run(cfg: OperatorConfig, liveness: str | None) -> None:
+    """kopf.run's work, on the configured loop: uvloop by default (kopf picks it only for its
+    own CLI). asyncio.Runner, like kopf.run without a loop, finalises the loop on exit."""
     namespaces = [] if cfg.all_namespaces else cfg.namespace_list
-    kopf.run(
+    factory = uvloop.new_event_loop if cfg.event_loop == "uvloop" else None
+    operator = kopf.operator(
         standalone=cfg.peering is None,
         peering_name=cfg.peering,
         priority=cfg.priority,
@@ -142,6 +148,11 @@ def _run(cfg: OperatorConfig, liveness: str | None) -> None:
         liveness_endpoint=liveness,
         memo=kopf.Memo(config=cfg),
     )
+    with (
+        asyncio.Runner(loop_factory=factory) as runner,
+        contextlib.suppress(asyncio.CancelledError),
+    ):
+        runner.run(operator)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ class OperatorConfig(BaseSettings):
     graph_rate: float = Field(default=10.0, gt=0, description="Graph API requests per second")
     graph_burst: int = Field(default=20, ge=1)
     graph_timeout: float = Field(default=15.0, gt=0)
+    # The Graph client's transport (see whatsapp_graph.http) and the event loop kopf runs on:
+    # the measured defaults; the alternatives are the plain-asyncio, pure-httpx stack.
+    http_backend: Literal["aiohttp", "httpcore"] = "aiohttp"
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     unavailable_grace: timedelta = timedelta(minutes=15)
     liveness_host: str = "0.0.0.0"  # noqa: S104 - probes come from the kubelet
     liveness_port: int = Field(default=8080, ge=0, le=65535)

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import httpx
 import kopf
 
 from whatsapp_graph.client import GraphClient, default_timeout
+from whatsapp_graph.http import new_http_client
 
 from . import diagnostics, memory, metrics, storage
 from .audit import AuditLog
@@ -89,9 +89,8 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     diagnostics.install()
     timeout = default_timeout()
     timeout.read = cfg.graph_timeout
-    memo.http = httpx.AsyncClient(
-        timeout=timeout,
-        limits=httpx.Limits(max_connections=GRAPH_CONNECTIONS, max_keepalive_connections=50),
+    memo.http = new_http_client(
+        max_connections=GRAPH_CONNECTIONS, timeout=timeout, backend=cfg.http_backend
     )
     graph = GraphClient(
         memo.http,
@@ -124,7 +123,9 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         memo.background.append(asyncio.create_task(memo.runtime.audit.run(), name="audit"))
     if cfg.workers_namespace:
         memo.runtime.publisher = Publisher(
-            memo.kube, cfg.workers_namespace, on_published=registry.wake_tenants
+            memo.kube,
+            cfg.workers_namespace,
+            on_published=lambda ids: registry.wake_tenants(ids, "published"),
         )
         await memo.runtime.publisher.load()
         memo.background.append(asyncio.create_task(publishing(memo.runtime), name="publisher"))
@@ -133,7 +134,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
             memo.runtime.convergence = HeartbeatListener(
                 cfg.amqp_url,
                 publisher.pool_hashes,
-                on_change=lambda pool: registry.wake_tenants(publisher.tenants_in(pool)),
+                on_change=lambda pool: registry.wake_tenants(publisher.tenants_in(pool), "workers"),
             )
             memo.background.append(
                 asyncio.create_task(memo.runtime.convergence.run(), name="heartbeats")
@@ -141,11 +142,14 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     for task in memo.background:
         diagnostics.supervise(task)
     log.info(
-        "whatsapp-operator started: Graph API %s %s, budget %.1f req/s (burst %d)",
+        "whatsapp-operator started: Graph API %s %s, budget %.1f req/s (burst %d); "
+        "event loop %s, HTTP %s",
         cfg.graph_api_url,
         cfg.graph_api_version,
         cfg.graph_rate,
         cfg.graph_burst,
+        type(asyncio.get_running_loop()).__module__.split(".")[0],
+        cfg.http_backend,
     )
 
 
@@ -287,7 +291,7 @@ async def tenant_changed(
         # restart) wakes a tenant only for an asked check: every tenant's generation is new
         # to the registry then, but an annotation set during the reconnect is seen only here.
         if (type is not None and changed) or asked:
-            registry.wake(key)
+            registry.wake(key, "spec")
     before = registry.swap_claims(key, claims)
     if before == claims:
         return
@@ -299,7 +303,7 @@ async def tenant_changed(
         ):
             for claim in index.get(value, ()):
                 if (claim.namespace, claim.name) != key:
-                    registry.wake((claim.namespace, claim.name))
+                    registry.wake((claim.namespace, claim.name), "claim")
 
 
 def _secret_index(kwargs: Mapping[str, Any]) -> kopf.Index[tuple[str, str], str]:
@@ -322,4 +326,4 @@ async def secret_changed(
     if type is None or "runtime" not in memo:  # the initial listing: the loops start anyway
         return
     for tenant in _secret_index(kwargs).get((namespace or "", name), ()):
-        memo.runtime.registry.wake((namespace or "", tenant))
+        memo.runtime.registry.wake((namespace or "", tenant), "secret")

@@ -23,6 +23,9 @@ READY = Gauge(
     ["namespace", "name", "tenant_id"],
 )
 RECONCILES = Counter("whatsapp_operator_reconciles_total", "Tenant reconciles", ["result"])
+WAKES = Counter(
+    "whatsapp_operator_wakes_total", "Tenant loops woken before their timer, by why", ["reason"]
+)
 REFRESHES = Counter("whatsapp_operator_token_refreshes_total", "Token refreshes", ["result"])
 
 POOL_WORKERS = Gauge(

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Literal
+
+from . import metrics
 
 TenantKey = tuple[str, str]  # (namespace, name)
+# Why a tenant's loop ran before its timer (whatsapp_operator_wakes_total{reason}): its spec
+# or a request annotation, ids released by another tenant, its Secret, its config published
+# or moved to another shard, its pool's workers, PostgreSQL back, its row edited outside.
+WakeReason = Literal["spec", "claim", "secret", "published", "workers", "database", "drift"]
 
 
 class Waker:
@@ -67,11 +74,12 @@ class Registry:
         self.wakers.pop(key, None)
         self.seen_generation.pop(key, None)
 
-    def wake(self, key: TenantKey) -> bool:
+    def wake(self, key: TenantKey, reason: WakeReason) -> bool:
         event = self.wakers.get(key)
         if event is None:
             return False
         event.set()
+        metrics.WAKES.labels(reason).inc()
         return True
 
     def release(self, tenant_id: str, key: TenantKey) -> bool:
@@ -83,17 +91,13 @@ class Registry:
             del self.keys_by_tenant_id[tenant_id]
         return held
 
-    def wake_all(self) -> int:
-        for event in self.wakers.values():
-            event.set()
-        return len(self.wakers)
-
-    def wake_tenants(self, tenant_ids: set[str]) -> int:
-        return sum(self.wake(k) for t in tenant_ids if (k := self.keys_by_tenant_id.get(t)))
+    def wake_tenants(self, tenant_ids: set[str], reason: WakeReason) -> int:
+        keys = (k for t in tenant_ids if (k := self.keys_by_tenant_id.get(t)))
+        return sum(self.wake(k, reason) for k in keys)
 
     def wake_db_waiters(self) -> int:
         waiting, self.db_waiters = self.db_waiters, set()
-        return sum(self.wake(key) for key in waiting)
+        return sum(self.wake(key, "database") for key in waiting)
 
     def spec_changed(self, key: TenantKey, generation: int) -> bool:
         """True when `generation` is new for this tenant (and remembers it)."""

@@ -136,6 +136,8 @@ def test_good_tenant_becomes_ready_and_kubectl_wait_returns(
     assert "PhoneNumberVerified" in describe
     ready_events = [e for e in events(kubectl, namespace, "acme") if e["reason"] == "Ready"]
     assert [e["type"] for e in ready_events] == ["Normal"]
+    # the measured default stack (issue 7): kopf on uvloop, the Graph client on aiohttp
+    assert "event loop uvloop, HTTP aiohttp" in operator.log_path.read_text(errors="replace")
 
 
 def test_secret_missing_then_created(

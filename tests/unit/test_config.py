@@ -31,6 +31,7 @@ def test_defaults() -> None:
     assert cfg.namespace_list == []
     assert cfg.all_namespaces is False
     assert cfg.peering is None
+    assert (cfg.event_loop, cfg.http_backend) == ("uvloop", "aiohttp")
 
 
 @pytest.mark.parametrize(
@@ -124,6 +125,8 @@ def test_flags_override_env(
         pytest.param({}, ["--graph-api-version", "25"], id="version without v"),
         pytest.param({}, ["--liveness-port", "70000"], id="port out of range"),
         pytest.param({"LOG_FORMAT": "xml"}, [], id="unknown log format in env"),
+        pytest.param({"EVENT_LOOP": "trio"}, [], id="unknown event loop in env"),
+        pytest.param({"HTTP_BACKEND": "requests"}, [], id="unknown HTTP backend in env"),
     ],
 )
 def test_invalid_values_raise_validation_error(

@@ -8,6 +8,7 @@ from typing import Any
 
 import kopf
 import pytest
+from prometheus_client import REGISTRY
 
 from whatsapp_operator.handlers import tenant_changed
 from whatsapp_operator.registry import Registry
@@ -42,3 +43,26 @@ async def test_wakes(
         tenants_by_tenant_id={}, tenants_by_phone_number_id={},
     )  # type: ignore[arg-type]  # fmt: skip
     assert waker.is_set() is woken
+
+
+def _wakes(reason: str) -> float:
+    return REGISTRY.get_sample_value("whatsapp_operator_wakes_total", {"reason": reason}) or 0.0
+
+
+def test_wakes_are_counted_by_reason_and_only_for_a_running_loop() -> None:
+    registry = Registry()
+    registry.register(("shop", "acme"))
+    registry.keys_by_tenant_id["t_acme"] = ("shop", "acme")
+    registry.db_waiters.add(("shop", "acme"))
+    before = {r: _wakes(r) for r in ("secret", "published", "database")}
+
+    assert registry.wake(("shop", "acme"), "secret")
+    assert not registry.wake(("shop", "gone"), "secret")  # no loop: not a wake
+    assert registry.wake_tenants({"t_acme", "t_unknown"}, "published") == 1
+    assert registry.wake_db_waiters() == 1
+
+    assert {r: _wakes(r) - before[r] for r in before} == {
+        "secret": 1,
+        "published": 1,
+        "database": 1,
+    }
