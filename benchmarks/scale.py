@@ -25,7 +25,10 @@ identity lease) show as their own rows.
 Floor, measured over the same window: a bare kubernetes_asyncio process (this module with
 `--informer`) that lists and then watches the same tenants and Secrets and holds every object
 as a dict, like an informer with no framework. The ratio is what the operator costs beyond
-holding the objects. One run (set-up of 10,000 takes minutes on 2 shared cores).
+holding the objects. Two more floors show what kopf itself costs (benchmarks/kopf_floor.py):
+kopf with the operator's watch settings, indexes and event handlers doing no work, then the
+same with a sleeping daemon per tenant, as the operator's loops are. One run (set-up of
+10,000 takes minutes on 2 shared cores).
 """
 
 from __future__ import annotations
@@ -230,16 +233,32 @@ async def count_ready(kubeconfig: Path) -> int:
                 return ready
 
 
-async def start_floor(kubeconfig: Path, within: float) -> asyncio.subprocess.Process:
+# The floors, each a child process that prints "listed ..." once it holds every object.
+FLOORS = {
+    "raw list+watch holder (kubernetes_asyncio)": ["benchmarks.scale", "--informer"],
+    "kopf, the operator's watches and indexes, no work": ["benchmarks.kopf_floor"],
+    "kopf, as above + a sleeping daemon per tenant": ["benchmarks.kopf_floor", "--daemons"],
+}
+
+
+async def start_floor(
+    command: list[str], kubeconfig: Path, tenants: int, within: float
+) -> asyncio.subprocess.Process:
+    args = [*command, str(kubeconfig)] if "--informer" in command else [*command, "--tenants",
+                                                                       str(tenants)]  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchmarks.scale", "--informer", str(kubeconfig),
-        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        sys.executable, "-m", *args, stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path),
+             "KUBECONFIG": str(kubeconfig)},
     )  # fmt: skip
     assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), within)
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), within)
+    except TimeoutError:
+        line = b"(nothing within the time)"
     if not line.startswith(b"listed"):
         proc.kill()
-        raise RuntimeError(f"the informer floor did not list: {line!r}")
+        raise RuntimeError(f"the floor {' '.join(command)} did not list: {line!r}")
     return proc
 
 
@@ -266,7 +285,7 @@ async def run(opts: argparse.Namespace, base: Path) -> Result:
     cp, pg, rabbit = None, Postgres(), RabbitMQ()
     sim = GraphSimulator(base / "sim.log")
     op: Operator | None = None
-    floor: asyncio.subprocess.Process | None = None
+    floors: list[asyncio.subprocess.Process] = []
     try:
         cp = start_cluster(namespaces=[WORKERS_NAMESPACE])
         pg.start()
@@ -297,14 +316,17 @@ async def run(opts: argparse.Namespace, base: Path) -> Result:
         result.confirmed_ready = await count_ready(cp.kubeconfig_path)
         print(f"scale: all Ready in {result.ready_s:.0f} s; waiting for quiet", flush=True)
         result.quiet_s = await wait_quiet(cp, within=opts.setup_timeout)
-        print(f"scale: quiet after {result.quiet_s:.0f} s more; starting the floor", flush=True)
-        floor = await start_floor(cp.kubeconfig_path, within=300)
+        print(f"scale: quiet after {result.quiet_s:.0f} s more; starting the floors", flush=True)
+        for command in FLOORS.values():  # one at a time: each lists 2 x N objects
+            floors.append(await start_floor(command, cp.kubeconfig_path, opts.tenants, 600))
         await asyncio.sleep(opts.settle)
-        result.idle = await measure_window(cp, [op.proc.pid, floor.pid], opts.idle)
+        pids = [op.proc.pid, *(f.pid for f in floors)]
+        result.idle = await measure_window(cp, pids, opts.idle)
     finally:
-        if floor is not None and floor.returncode is None:
-            floor.send_signal(signal.SIGTERM)
-            await floor.wait()
+        for floor in floors:
+            if floor.returncode is None:
+                floor.send_signal(signal.SIGTERM)
+                await floor.wait()
         if op is not None:
             op.stop()
         sim.stop()
@@ -318,7 +340,7 @@ async def run(opts: argparse.Namespace, base: Path) -> Result:
 def render(r: Result, opts: argparse.Namespace) -> str:
     assert r.idle is not None
     assert r.empty is not None
-    (op0, op1), (fl0, fl1) = r.idle.procs
+    (op0, op1), (fl0, fl1), *kopf_floors = r.idle.procs
     e0, e1 = r.empty.procs[0]
     op_cpu, fl_cpu = cpu_percent(op0, op1), cpu_percent(fl0, fl1)
     cpu_ratio = f"{op_cpu / fl_cpu:.1f}" if fl_cpu > 0 else "n/a (floor below 1 tick)"
@@ -347,8 +369,9 @@ def render(r: Result, opts: argparse.Namespace) -> str:
         "",
         "| process | RSS (MB) | peak RSS (MB) | idle CPU (% of one core) |",
         "| --- | --- | --- | --- |",
-        f"| floor: raw list+watch holder (kubernetes_asyncio) | {fl1.rss_mb:.0f} | "
-        f"{fl1.hwm_mb:.0f} | {fl_cpu:.2f} |",
+        *(f"| floor: {label} | {after.rss_mb:.0f} | {after.hwm_mb:.0f} | "
+          f"{cpu_percent(before, after):.2f} |"
+          for label, (before, after) in zip(FLOORS, [(fl0, fl1), *kopf_floors], strict=True)),
         f"| whatsapp-operator, no tenants | {e1.rss_mb:.0f} | {e1.hwm_mb:.0f} | "
         f"{cpu_percent(e0, e1):.2f} |",
         f"| whatsapp-operator (goal <= 200 MB, < 2 %) | {op1.rss_mb:.0f} | {op1.hwm_mb:.0f} | "

@@ -28,6 +28,11 @@ from .fingerprint import fingerprint
 SCHEMA_VERSION: Literal[1] = 1
 DEFAULT_MAX_BYTES = 512 * 1024  # a Secret holds at most 1 MiB; stay well under it
 MAX_SHARDS = 1024
+# A new pool's layout (the operator's --initial-shards). Each doubling of a layout renames every
+# shard of the pool, so every tenant of it records its new Secret (a status write each):
+# starting at 4 shards, a pool holds about 2,000 tenants (shards half full) before it first
+# re-shards, and a burst of a thousand new tenants causes no second pass for anyone.
+INITIAL_SHARDS = 4
 
 ThroughputLevel = Literal["STANDARD", "HIGH", "SHARED"]
 # shared/meta-cloud-api.md "Limits": 80 msg/s by default, 1,000 after Meta's upgrade, 20 for

@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
         "as Secrets in this namespace (unset: not published)",
     )
     p.add_argument(
+        "--initial-shards",
+        type=int,
+        help="a new pool's shard layout (a power of two, at most the workers' mounts; default 4)",
+    )
+    p.add_argument(
         "--database-url",
         help="PostgreSQL DSN for tenant_whatsapp_config "
         "(unset: no database sync); prefer the env var, it keeps the password "

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from whatsapp_graph.client import DEFAULT_BASE_URL, DEFAULT_VERSION
+from whatsapp_graph.resolved import INITIAL_SHARDS, MAX_SHARDS
 
 from .spec import parse_duration
 
@@ -38,6 +39,8 @@ class OperatorConfig(BaseSettings):
     workers_namespace: str | None = Field(
         default=None, description="where the resolved-config Secrets of the pools go; unset: off"
     )
+    # A new pool's shard layout: a power of two, at most the workers' mounts (workers.maxShards)
+    initial_shards: int = Field(default=INITIAL_SHARDS, ge=1, le=MAX_SHARDS)
     amqp_url: str | None = Field(
         default=None, repr=False,
         description="RabbitMQ URL: read worker heartbeats to report config convergence",
@@ -74,6 +77,13 @@ class OperatorConfig(BaseSettings):
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("initial_shards")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError(f"must be a power of two (a shard layout), not {value}")
+        return value
 
     @model_validator(mode="after")
     def _signup_callback(self) -> OperatorConfig:

@@ -126,6 +126,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
             memo.kube,
             cfg.workers_namespace,
             on_published=lambda ids: registry.wake_tenants(ids, "published"),
+            initial_shards=cfg.initial_shards,
         )
         await memo.runtime.publisher.load()
         memo.background.append(asyncio.create_task(publishing(memo.runtime), name="publisher"))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pydantic import SecretStr, ValidationError
 
 from whatsapp_graph.resolved import (
+    INITIAL_SHARDS,
     Shard,
     TenantConfig,
     build_shards,
@@ -74,8 +75,10 @@ class Publisher:
     def __init__(
         self, kube: Kube, namespace: str, *, on_published: Callable[[set[str]], object],
         clock: Callable[[], float] = time.monotonic, startup_grace: float = 60.0,
+        initial_shards: int = INITIAL_SHARDS,
     ) -> None:  # fmt: skip
         self.kube = kube
+        self.initial_shards = initial_shards
         self.namespace = namespace
         self.on_published = on_published  # tenant ids whose location changed
         self.entries: dict[str, dict[str, TenantConfig]] = {}
@@ -236,7 +239,9 @@ class Publisher:
         # What this pass writes: tenant loops may change the entries while a write is awaited
         # (their changes mark the pool for the next pass), so locations come from this copy.
         snapshot = dict(self.entries.get(pool, {}))
-        shards = build_shards(pool, list(snapshot.values()), min_shards=self.counts.get(pool, 1))
+        shards = build_shards(
+            pool, list(snapshot.values()), min_shards=self.counts.get(pool, self.initial_shards)
+        )
         self.counts[pool] = len(shards)
         written = 0
         moved: set[str] = set()

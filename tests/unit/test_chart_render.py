@@ -195,6 +195,7 @@ def test_default_values_render_the_operator_alone(default_docs: list[dict[str, A
     assert container["args"] == [
         "--all-namespaces",
         "--workers-namespace=ops",
+        "--initial-shards=4",
         "--graph-api-version=v25.0",
         "--graph-rate=10",
         "--graph-burst=20",
@@ -479,6 +480,9 @@ def test_one_projected_volume_lists_every_possible_shard_secret(
     assert len(listed) == sources
     assert all(s == {"secret": {"name": s["secret"]["name"], "optional": True}} for s in listed)
     assert [s["secret"]["name"] for s in listed] == shard_names("bulk", max_shards)
+    # a new pool's first layout is one the workers mount
+    (operator,) = one(docs, "StatefulSet")["spec"]["template"]["spec"]["containers"]
+    assert f"--initial-shards={min(4, max_shards)}" in operator["args"]
 
 
 def test_shard_secret_names_are_the_publishers() -> None:

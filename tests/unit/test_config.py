@@ -32,6 +32,7 @@ def test_defaults() -> None:
     assert cfg.all_namespaces is False
     assert cfg.peering is None
     assert (cfg.event_loop, cfg.http_backend) == ("uvloop", "aiohttp")
+    assert cfg.initial_shards == 4
 
 
 @pytest.mark.parametrize(
@@ -126,6 +127,9 @@ def test_flags_override_env(
         pytest.param({}, ["--liveness-port", "70000"], id="port out of range"),
         pytest.param({"LOG_FORMAT": "xml"}, [], id="unknown log format in env"),
         pytest.param({"EVENT_LOOP": "trio"}, [], id="unknown event loop in env"),
+        pytest.param({}, ["--initial-shards", "3"], id="a shard layout not a power of two"),
+        pytest.param({"INITIAL_SHARDS": "2048"}, [], id="a shard layout above the maximum"),
+        pytest.param({}, ["--initial-shards", "0"], id="no shards"),
         pytest.param({"HTTP_BACKEND": "requests"}, [], id="unknown HTTP backend in env"),
     ],
 )

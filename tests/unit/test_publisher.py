@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from whatsapp_graph.resolved import TenantConfig, content_hash, entry_hash, tenant_config
+from whatsapp_graph.resolved import (
+    INITIAL_SHARDS,
+    TenantConfig,
+    content_hash,
+    entry_hash,
+    tenant_config,
+)
 from whatsapp_operator.kube import SecretSnapshot
 from whatsapp_operator.publish import HASH_ANNOTATION, POOL_LABEL, Publisher
 
@@ -50,13 +56,50 @@ def config(n: int, token: str = "") -> TenantConfig:
     )  # fmt: skip
 
 
-def publisher(kube: FakeKube, woken: list[set[str]] | None = None) -> Publisher:
+def publisher(
+    kube: FakeKube, woken: list[set[str]] | None = None, initial_shards: int = 1
+) -> Publisher:
+    """One shard for a new pool unless asked: most tests here are about one shard's life."""
     return Publisher(
         kube,  # type: ignore[arg-type]
         "workers",
         on_published=(woken.append if woken is not None else lambda _: None),
         startup_grace=0,
+        initial_shards=initial_shards,
     )
+
+
+async def test_a_new_pool_starts_at_the_initial_layout_and_a_burst_moves_no_tenant() -> None:
+    """Every re-shard renames the pool's Secrets, and each tenant then records its new one: a
+    thousand tenants arriving in ten passes are never moved (4 shards hold ~2,000)."""
+    kube, woken = FakeKube(), []
+    pub = publisher(kube, woken, initial_shards=INITIAL_SHARDS)
+    where: dict[str, str] = {}
+    for batch in range(10):
+        for n in range(batch * 100, (batch + 1) * 100):
+            pub.update(f"t_{n}", "default", config(n))
+        await pub.publish("default")
+        for tenant_id, location in pub.locations.items():
+            assert where.setdefault(tenant_id, location.secret) == location.secret  # never moved
+    assert INITIAL_SHARDS == 4
+    assert sorted(kube.secrets) == [f"whatsapp-pool-default-{i}-of-4" for i in range(4)]
+    assert sum(len(ids) for ids in woken) == 1000  # each tenant told its place once
+    assert not kube.deleted
+
+
+async def test_a_pool_published_with_one_shard_keeps_it_after_an_upgrade() -> None:
+    """An operator started with a larger initial layout does not re-shard existing pools."""
+    kube = FakeKube()
+    old = publisher(kube)
+    for n in range(3):
+        old.update(f"t_{n}", "default", config(n))
+    await old.publish("default")
+    new = publisher(kube, initial_shards=INITIAL_SHARDS)
+    await new.load()
+    new.update("t_3", "default", config(3))
+    await new.publish("default")
+    assert sorted(kube.secrets) == ["whatsapp-pool-default-0-of-1"]
+    assert not kube.deleted
 
 
 async def test_publishes_once_and_not_again_when_nothing_changed() -> None:

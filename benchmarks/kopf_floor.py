@@ -1,0 +1,95 @@
+"""The kopf floor of the scale benchmark: what kopf itself costs to hold N tenants.
+
+A child process running kopf with the operator's watch settings (`configure_settings`: chunked
+listings, the Secret label selector), on uvloop, with the malloc tuning and body slimming the
+operator uses, and handlers that do no work: the same three indexes of tenants, an event
+handler on tenants and on referenced Secrets, and, with `--daemons`, a daemon per tenant that
+only sleeps (the operator's loop is such a daemon). It prints `listed N` once it has seen
+every tenant, then idles until SIGTERM. `benchmarks/scale.py` measures it beside the operator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from typing import Any
+
+import kopf
+import uvloop
+
+from whatsapp_operator import memory
+from whatsapp_operator.config import OperatorConfig
+from whatsapp_operator.handlers import TENANTS, _slim, configure_settings
+
+
+def build(expected: int, daemons: bool) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    seen: set[tuple[str, str]] = set()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.index(*TENANTS, registry=registry)
+    async def by_secret(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
+        _slim(body)
+        ref = body.get("spec", {}).get("tokenSecretRef") or {}
+        return {(namespace, ref.get("name", "")): name}
+
+    @kopf.index(*TENANTS, registry=registry)
+    async def by_tenant_id(body: kopf.Body, name: str, **_: Any) -> Any:
+        return {body.get("spec", {}).get("tenantId", ""): name}
+
+    @kopf.index(*TENANTS, registry=registry)
+    async def by_phone(body: kopf.Body, name: str, **_: Any) -> Any:
+        return {body.get("spec", {}).get("phoneNumberId", ""): name}
+
+    @kopf.on.event(*TENANTS, registry=registry)
+    async def tenant_event(namespace: str | None, name: str, **_: Any) -> None:
+        if len(seen) < expected:
+            seen.add((namespace or "", name))
+            if len(seen) == expected:
+                print(f"listed {expected}", flush=True)
+
+    def referenced(namespace: str | None, name: str, **kwargs: Any) -> bool:
+        return (namespace, name) in kwargs["by_secret"]
+
+    @kopf.on.event("", "v1", "secrets", when=referenced, registry=registry)
+    async def secret_event(**_: Any) -> None:
+        pass
+
+    if daemons:
+
+        @kopf.daemon(*TENANTS, cancellation_timeout=5.0, registry=registry)
+        async def idle(stopped: kopf.DaemonStopped, **_: Any) -> None:
+            await stopped.wait()
+
+    return registry
+
+
+def main(argv: list[str]) -> None:
+    args = argparse.ArgumentParser(prog="benchmarks.kopf_floor")
+    args.add_argument("--tenants", type=int, required=True, help="print `listed` after these")
+    args.add_argument("--daemons", action="store_true", help="a sleeping daemon per tenant")
+    opts = args.parse_args(argv)
+    memory.tune()
+    kopf.configure(verbose=False, quiet=True)
+    settings = kopf.OperatorSettings()
+    configure_settings(settings, OperatorConfig(all_namespaces=True))
+    operator = kopf.operator(
+        registry=build(opts.tenants, opts.daemons),
+        settings=settings,
+        standalone=True,
+        clusterwide=True,
+    )
+    with (
+        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+        contextlib.suppress(asyncio.CancelledError),
+    ):
+        runner.run(operator)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
