@@ -91,6 +91,7 @@ class Publisher:
         self._dirty: set[str] = set()
         self._event = asyncio.Event()
         self._passed = asyncio.Event()  # set (and replaced) at the end of every pass
+        self.failing = False  # the last pass failed: waiters give up instead of waiting it out
         self._waiting: dict[str, int] = {}  # tenant id -> loops awaiting its publication
         self._clock = clock
         self._started = clock()
@@ -162,7 +163,9 @@ class Publisher:
         """Wait (at most `seconds`) until `config` is what is published for the tenant.
 
         The tenant's loop waits here instead of being woken for a second pass: a tenant
-        awaiting its publication is left out of `on_published`."""
+        awaiting its publication is left out of `on_published`. False at once when a pass
+        fails (the API server refuses the writes): the tenant's other conditions are then
+        written without waiting for a publication that is not coming soon."""
         want = entry_hash(config)
         self._waiting[tenant_id] = self._waiting.get(tenant_id, 0) + 1
         try:
@@ -170,6 +173,8 @@ class Publisher:
                 while (where := self.locations.get(tenant_id)) is None or (
                     where.content_hash != want
                 ):
+                    if self.failing:
+                        return False
                     await self._passed.wait()
         except TimeoutError:
             return False
@@ -209,6 +214,7 @@ class Publisher:
                     await self.load()
                 except KubeError as exc:
                     log.error("resolved config: cannot read what is published: %s", exc)
+                    self._pass_done(failed=True)
                     self._dirty |= dirty
                     await asyncio.sleep(2.0)
                     self._event.set()
@@ -229,7 +235,14 @@ class Publisher:
                     log.exception("resolved config of pool %s not published", pool)
                     await self._retry_later(pool)
 
+    def _pass_done(self, *, failed: bool) -> None:
+        """Let the waiters look again (a failed pass lets them go)."""
+        self.failing = failed
+        passed, self._passed = self._passed, asyncio.Event()
+        passed.set()
+
     async def _retry_later(self, pool: str) -> None:
+        self._pass_done(failed=True)
         self._dirty.add(pool)
         await asyncio.sleep(2.0)
         self._event.set()
@@ -269,8 +282,7 @@ class Publisher:
                 del self.published[name]
                 self.keys.pop(name, None)
                 log.info("deleted %s: pool %s now has %d shards", name, pool, len(shards))
-        passed, self._passed = self._passed, asyncio.Event()
-        passed.set()
+        self._pass_done(failed=False)
         if woken := moved - set(self._waiting):
             self.on_published(woken)
         return written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
@@ -14,7 +15,7 @@ from whatsapp_graph.resolved import (
     entry_hash,
     tenant_config,
 )
-from whatsapp_operator.kube import SecretSnapshot
+from whatsapp_operator.kube import KubeUnavailable, SecretSnapshot
 from whatsapp_operator.publish import HASH_ANNOTATION, POOL_LABEL, Publisher
 
 
@@ -386,3 +387,40 @@ async def test_a_loop_waiting_for_its_publication_is_not_woken_for_a_second_pass
         assert pub._waiting == {}
     finally:
         task.cancel()
+
+
+class RefusingKube(FakeKube):
+    """The API server refuses the first `refusals` writes."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+
+    async def create_secret(self, namespace: str, body: dict[str, Any]) -> bool:
+        if self.refusals:
+            self.refusals -= 1
+            raise KubeUnavailable("the API server refused the write")
+        return await super().create_secret(namespace, body)
+
+
+async def test_a_waiting_tenant_is_let_go_when_a_pass_fails_and_published_after() -> None:
+    """A tenant's pass waits up to 30 s for its publication, but not for a failing publisher:
+    its other conditions would be late for nothing."""
+    kube = RefusingKube(refusals=1)
+    pub = publisher(kube)
+    pub.update("t_0", "default", config(0))
+    task = asyncio.create_task(pub.run())
+    try:
+        started = asyncio.get_running_loop().time()
+        assert not await pub.wait_published("t_0", config(0), 30.0)
+        assert asyncio.get_running_loop().time() - started < 2.0  # the first pass, not 30 s
+        assert pub.failing
+        assert not await pub.wait_published("t_0", config(0), 30.0)  # still failing: no wait
+        for _ in range(50):  # the publisher retries 2 s later
+            await asyncio.sleep(0.1)
+            if not pub.failing:
+                break
+        assert await pub.wait_published("t_0", config(0), 0.1)
+    finally:
+        task.cancel()
+    assert list(kube.secrets) == ["whatsapp-pool-default-0-of-1"]
