@@ -19,7 +19,7 @@ from typing import Any
 import kopf
 import uvloop
 
-from whatsapp_operator import memory
+from whatsapp_operator import listing, memory
 from whatsapp_operator.config import OperatorConfig
 from whatsapp_operator.handlers import TENANTS, _slim, configure_settings
 
@@ -75,6 +75,7 @@ def main(argv: list[str]) -> None:
     args.add_argument("--daemons", action="store_true", help="a sleeping daemon per tenant")
     opts = args.parse_args(argv)
     memory.tune()
+    listing.install()  # as the operator does: a listing spanning an etcd compaction restarts
     kopf.configure(verbose=False, quiet=True)
     settings = kopf.OperatorSettings()
     configure_settings(settings, OperatorConfig(all_namespaces=True))

@@ -15,7 +15,7 @@ import uvloop
 from kopf._core.engines.activities import ActivityError  # raised by kopf.operator, not exported
 from pydantic import ValidationError
 
-from . import memory
+from . import listing, memory
 from .config import OperatorConfig
 from .logs import install_redaction, quiet_routine
 
@@ -144,6 +144,7 @@ def _run(cfg: OperatorConfig, liveness: str | None) -> None:
     own CLI). asyncio.Runner, like kopf.run without a loop, finalises the loop on exit."""
     namespaces = [] if cfg.all_namespaces else cfg.namespace_list
     factory = uvloop.new_event_loop if cfg.event_loop == "uvloop" else None
+    listing.install()
     operator = kopf.operator(
         standalone=cfg.peering is None,
         peering_name=cfg.peering,
