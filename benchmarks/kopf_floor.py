@@ -32,17 +32,17 @@ def build(expected: int, daemons: bool) -> kopf.OperatorRegistry:
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         return kopf.login_with_kubeconfig(**kwargs)
 
-    @kopf.index(*TENANTS, registry=registry)
+    @kopf.index(*TENANTS, id="by_secret", registry=registry)
     async def by_secret(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
         _slim(body)
         ref = body.get("spec", {}).get("tokenSecretRef") or {}
         return {(namespace, ref.get("name", "")): name}
 
-    @kopf.index(*TENANTS, registry=registry)
+    @kopf.index(*TENANTS, id="by_tenant_id", registry=registry)
     async def by_tenant_id(body: kopf.Body, name: str, **_: Any) -> Any:
         return {body.get("spec", {}).get("tenantId", ""): name}
 
-    @kopf.index(*TENANTS, registry=registry)
+    @kopf.index(*TENANTS, id="by_phone", registry=registry)
     async def by_phone(body: kopf.Body, name: str, **_: Any) -> Any:
         return {body.get("spec", {}).get("phoneNumberId", ""): name}
 
