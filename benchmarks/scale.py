@@ -244,8 +244,10 @@ FLOORS = {
 async def start_floor(
     command: list[str], kubeconfig: Path, tenants: int, within: float
 ) -> asyncio.subprocess.Process:
-    args = [*command, str(kubeconfig)] if "--informer" in command else [*command, "--tenants",
-                                                                       str(tenants)]  # fmt: skip
+    if "--informer" in command:
+        args = [*command, str(kubeconfig)]
+    else:
+        args = [*command, "--tenants", str(tenants)]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", *args, stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path),
