@@ -31,7 +31,7 @@ demo-down: ## stop what `make demo` started
 	PYTHONPATH=testkit $(BIN)/python -m whatsapp_testkit.demo down
 
 test: venv control-plane tools ## all tests: unit, then integration against real servers (+ .run/reliability.md)
-	$(BIN)/pytest --reliability-report .run/reliability.md $(PYTEST_ARGS)
+	$(BIN)/pytest --reliability-report=.run/reliability.md $(PYTEST_ARGS)
 
 test-unit: venv tools ## unit tests only (no servers; helm renders the chart)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
@@ -40,7 +40,7 @@ test-integration: venv control-plane tools ## integration tests only
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 reliability: venv control-plane tools ## the fault scenarios under load; writes docs/reliability.md
-	$(BIN)/pytest -m reliability --reliability-report docs/reliability.md $(PYTEST_ARGS)
+	$(BIN)/pytest -m reliability --reliability-report=docs/reliability.md $(PYTEST_ARGS)
 
 check: venv ## formatting, lint, types (hack/audit.py too), import layering, Dockerfile, audit
 	$(BIN)/ruff format --check .

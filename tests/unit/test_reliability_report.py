@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from whatsapp_testkit.reliability import Scenario, render
@@ -51,3 +54,14 @@ def test_the_table_shows_every_scenario_with_its_outcome_and_notes() -> None:
     assert "| 0 (0.00%) |" in table[1]
     assert "1 of 2 scenarios passed" in text
     assert "3 \\| lost" in text  # a pipe in a note cannot break the table
+
+
+def test_the_make_targets_pass_the_report_path_in_one_argument() -> None:
+    """`--reliability-report docs/reliability.md` (two arguments) broke `make reliability`
+    once the file existed: pytest reads an existing path among its arguments, before the
+    conftest that defines the option is loaded, as where to look for conftests, and then
+    does not know the option."""
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    uses = re.findall(r"--reliability-report(\S*)", makefile)
+    assert len(uses) == 2  # make test, make reliability
+    assert all(u.startswith("=") for u in uses), uses
