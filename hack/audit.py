@@ -83,8 +83,8 @@ def _get(url: str) -> dict[str, Any] | None:
 
 
 def audit_pin(name: str, version: str) -> Verdict:
-    release = _get(f"{PYPI}/{name}/{version}/json")
-    return judge(name, version, release, None if release else _get(f"{PYPI}/{name}/json"))
+    """From the per-project JSON: `main` only gets here once the per-release JSON answered 404."""
+    return judge(name, version, None, _get(f"{PYPI}/{name}/json"))
 
 
 def main() -> int:

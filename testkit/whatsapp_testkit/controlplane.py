@@ -68,10 +68,15 @@ CRD_NAMES = ("whatsapptenants.whatsapp.operator.dev", "whatsappsignups.whatsapp.
 
 
 def install_crds(
-    kubeconfig: Path, *namespaces: str, field_manager: str = "whatsapp-testkit"
+    kubeconfig: Path,
+    *namespaces: str,
+    field_manager: str = "whatsapp-testkit",
+    kubectl: Path | None = None,
 ) -> None:
     """Apply the project's CRDs (crds/, server-side), wait until both are Established, then
-    create `namespaces`. Raises ControlPlaneError with kubectl's words when a step fails."""
+    create `namespaces` (with `kubectl`, else `find_kubectl()`). Raises ControlPlaneError
+    with kubectl's words when a step fails."""
+    binary = str(kubectl or find_kubectl())
     steps: list[list[str]] = [
         ["apply", "--server-side", f"--field-manager={field_manager}", "-f", str(CRDS)],
         ["wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{n}" for n in CRD_NAMES)],
@@ -79,7 +84,7 @@ def install_crds(
     ]
     for args in steps:
         proc = subprocess.run(
-            [str(find_kubectl()), "--kubeconfig", str(kubeconfig), *args],
+            [binary, "--kubeconfig", str(kubeconfig), *args],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         if proc.returncode != 0:
@@ -279,7 +284,9 @@ class ControlPlane:
 
     def install_crds(self, *namespaces: str, field_manager: str = "whatsapp-testkit") -> None:
         """The project's CRDs, Established, and `namespaces` (see `install_crds`)."""
-        install_crds(self.kubeconfig_path, *namespaces, field_manager=field_manager)
+        install_crds(
+            self.kubeconfig_path, *namespaces, field_manager=field_manager, kubectl=self.kubectl
+        )
 
     def restart_apiserver(self, while_down: Callable[[], object] | None = None) -> None:
         """Stop kube-apiserver and start it again on the same port, against the same etcd;
