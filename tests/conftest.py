@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -106,9 +107,17 @@ def _existing_cluster() -> Cluster | None:
         text=True,
         check=True,
     ).stdout
-    return Cluster(
-        Path(path), context, kubectl_bin, json.loads(version)["serverVersion"]["gitVersion"]
-    )
+    # Everything the tests start (operators, helm, kopf) gets a kubeconfig that holds only the
+    # named context, as its current one: none can fall back to another cluster.
+    minified = subprocess.run(
+        [kubectl_bin, "--kubeconfig", path, "config", "view", "--minify", "--flatten",
+         "--context", context],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    only = Path(tempfile.mkdtemp(prefix="whatsapp-e2e-")) / "kubeconfig"
+    only.touch(mode=0o600)
+    only.write_text(minified)
+    return Cluster(only, context, kubectl_bin, json.loads(version)["serverVersion"]["gitVersion"])
 
 
 @pytest.fixture(scope="session")

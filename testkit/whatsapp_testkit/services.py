@@ -36,6 +36,7 @@ class Service:
     def __init__(self, log_path: Path) -> None:
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        self.bin_dir = VENV_BIN  # where the program is installed (a wheel's venv, in a test)
 
     def argv(self) -> list[str]:
         raise NotImplementedError
@@ -109,7 +110,7 @@ class GraphSimulator(Service):
 
     def argv(self) -> list[str]:
         argv = [
-            str(VENV_BIN / "whatsapp-graph-sim"),
+            str(self.bin_dir / "whatsapp-graph-sim"),
             "--host",
             "127.0.0.1",
             "--port",
@@ -148,7 +149,7 @@ class Operator(Service):
 
     def argv(self) -> list[str]:
         return [
-            str(VENV_BIN / "whatsapp-operator"),
+            str(self.bin_dir / "whatsapp-operator"),
             *(
                 [f"--namespace={n}" for n in self.namespaces]
                 if self.namespaces
@@ -202,7 +203,7 @@ class Worker(Service):
         self.settings = settings or {}
 
     def argv(self) -> list[str]:
-        return [str(VENV_BIN / "whatsapp-worker"), "--log-level", "INFO"]
+        return [str(self.bin_dir / "whatsapp-worker"), "--log-level", "INFO"]
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -154,8 +154,15 @@ def variants(ns: dict[str, str]) -> dict[str, list[str]]:
     }
 
 
+VAP = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+
+
 def template(helm: Helm, ns: dict[str, str], values: list[str]) -> str:
-    return helm("template", "rel", str(CHART), "--namespace", ns["release"], *values).stdout
+    """Rendered as for the test API server (>= 1.30: with the Secrets admission policy)."""
+    return helm(
+        "template", "rel", str(CHART), "--namespace", ns["release"], "--api-versions", VAP,
+        *values,
+    ).stdout  # fmt: skip
 
 
 # --- lint, server-side validation, kubeconform ------------------------------------------------
@@ -273,6 +280,48 @@ def permissions(kubectl: Kubectl, user: str, namespace: str) -> str:
     return kubectl("auth", "can-i", f"--as={user}", "--list", "-n", namespace).stdout
 
 
+def create_secret_as(
+    kubectl: Kubectl, user: str, namespace: str, name: str, **extra: Any
+) -> subprocess.CompletedProcess[str]:
+    body = {"apiVersion": "v1", "kind": "Secret", **extra}
+    body["metadata"] = {**extra.get("metadata", {}), "name": name}
+    return kubectl("create", f"--as={user}", "-n", namespace, "-f", "-",
+                   input=json.dumps(body), check=False)  # fmt: skip
+
+
+def secrets_policy_narrows_what_rbac_allows(kubectl: Kubectl, sa: str, ns: dict[str, str]) -> None:
+    """The chart's ValidatingAdmissionPolicy, enforced by the API server: RBAC lets the operator
+    create Secrets, the policy keeps it to Opaque ones (no ServiceAccount token minted) and, in
+    the workers namespace, to its labelled resolved-config Secrets."""
+    token = {
+        "type": "kubernetes.io/service-account-token",
+        "metadata": {"annotations": {"kubernetes.io/service-account.name": "default"}},
+    }
+    deadline = time.monotonic() + 30  # a new policy takes a moment to be enforced
+    while True:
+        minted = create_secret_as(kubectl, sa, ns["shop"], "minted", **token)
+        if minted.returncode != 0 or time.monotonic() > deadline:
+            break
+        kubectl("delete", "secret", "minted", "-n", ns["shop"])
+        time.sleep(0.5)
+    assert minted.returncode != 0
+    assert "the whatsapp-operator creates only Opaque Secrets" in minted.stderr
+    assert create_secret_as(kubectl, sa, ns["shop"], "opaque", type="Opaque").returncode == 0
+    stray = create_secret_as(kubectl, sa, ns["workers"], "not-a-shard", type="Opaque")
+    assert stray.returncode != 0
+    assert "writes only its resolved-config Secrets" in stray.stderr
+    pool = {"labels": {"whatsapp.operator.dev/pool": "p"}}
+    shard = create_secret_as(kubectl, sa, ns["workers"], "whatsapp-pool-p-0-of-1",
+                             type="Opaque", metadata=pool)  # fmt: skip
+    assert shard.returncode == 0, shard.stderr
+    kubectl("create", "secret", "generic", "platform-owned", "-n", ns["workers"])
+    denied = kubectl("delete", "secret", "platform-owned", f"--as={sa}", "-n", ns["workers"],
+                     check=False)  # fmt: skip
+    assert denied.returncode != 0
+    assert "writes only its resolved-config Secrets" in denied.stderr
+    kubectl("delete", "secret", "whatsapp-pool-p-0-of-1", f"--as={sa}", "-n", ns["workers"])
+
+
 def test_install_grants_least_privilege_and_uninstall_keeps_crds_and_tenants(
     helm: Helm, kubectl: Kubectl, chart_crds: None, namespaces: dict[str, str], sim: Any
 ) -> None:
@@ -317,6 +366,23 @@ def test_install_grants_least_privilege_and_uninstall_keeps_crds_and_tenants(
         assert permissions(kubectl, worker, where) == permissions(kubectl, nobody, where)
     assert "selfsubjectaccessreviews" in permissions(kubectl, worker, ns["workers"])
     assert not can_i(kubectl, worker, "get", "secrets", "-n", ns["workers"])
+    secrets_policy_narrows_what_rbac_allows(kubectl, sa, ns)
+
+    # upgrade and roll back: the policy goes with a value and comes back with revision 1
+    policies = ["get", "validatingadmissionpolicies", "-l", f"app.kubernetes.io/instance={release}",
+                "-o", "name"]  # fmt: skip
+    assert len(kubectl(*policies).stdout.split()) == 1
+    helm("upgrade", release, str(CHART), "--namespace", ns["release"], "--reuse-values",
+         "--set", "operator.secretsPolicy.enabled=false")  # fmt: skip
+    assert kubectl(*policies).stdout.split() == []
+    helm("rollback", release, "1", "--namespace", ns["release"])  # no --wait: no kubelet here
+    assert len(kubectl(*policies).stdout.split()) == 1
+    history = helm("history", release, "--namespace", ns["release"], "-o", "json").stdout
+    assert [(h["revision"], h["status"]) for h in json.loads(history)] == [
+        (1, "superseded"),
+        (2, "superseded"),
+        (3, "deployed"),
+    ]
 
     # a tenant, then uninstall: the CRDs and the tenant stay
     world = make_world(sim, "+1 555 0199")
@@ -421,6 +487,7 @@ def private(graph_sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
              "--set", f"watchNamespaces={{{watched}}}", "--set", f"workersNamespace={workers}",
              "--set", f"graphApi.url={graph_sim.url}")  # fmt: skip
         manifest = helm("get", "manifest", "wa", "--namespace", release_ns).stdout
+        assert "kind: ValidatingAdmissionPolicy\n" in manifest  # the operator works under it
         (statefulset,) = [
             d for d in yaml.safe_load_all(manifest) if d and d["kind"] == "StatefulSet"
         ]

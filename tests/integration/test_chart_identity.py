@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from test_chart import tools_dir
 from test_operator import apply_tenant, cond, get, wait_reason
 
 from conftest import ROOT, Kubectl, make_world
@@ -22,7 +23,7 @@ from whatsapp_testkit.world import wait_for
 
 pytestmark = pytest.mark.integration
 
-HELM = Path.home() / ".cache" / "whatsapp-operator" / "tools" / "bin" / "helm"
+HELM = tools_dir() / "helm"  # hack/build-tools.sh's (honours WHATSAPP_OPERATOR_CACHE)
 RELEASE = "wa"
 FULLNAME = f"{RELEASE}-whatsapp-operator"
 OPERATOR_SA = f"{FULLNAME}-operator"

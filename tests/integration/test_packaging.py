@@ -1,5 +1,6 @@
 """The wheel the Dockerfile installs: built from the tree, installed with the pinned
-requirements into a clean virtualenv, and both entry points start from it."""
+requirements into a clean virtualenv, and its programs start from it and answer: the
+simulator, the operator (against the test API server) and a worker (against RabbitMQ)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import sys
 import venv
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from conftest import Cluster
+from whatsapp_testkit.services import GraphSimulator, Operator, Worker
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +27,9 @@ def run(*argv: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]
     )
 
 
-def test_the_wheel_installs_from_the_lock_and_both_entry_points_start(tmp_path: Path) -> None:
+def test_the_wheel_installs_from_the_lock_and_its_programs_start(
+    tmp_path: Path, cluster: Cluster, namespace: str, rabbitmq: Any
+) -> None:
     built = run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path, ".")
     assert built.returncode == 0, built.stderr
     (wheel,) = tmp_path.glob("whatsapp_operator-*.whl")
@@ -40,7 +47,10 @@ def test_the_wheel_installs_from_the_lock_and_both_entry_points_start(tmp_path: 
     check = run(python, "-m", "pip", "check")  # the lock satisfies every declared dependency
     assert check.returncode == 0, check.stdout
 
-    for command in ("whatsapp-operator", "whatsapp-worker", "whatsapp-send"):
+    for command in (
+        "whatsapp-operator", "whatsapp-worker", "whatsapp-send", "whatsapp-graph-sim",
+        "whatsapp-credentials", "whatsapp-audit",
+    ):  # fmt: skip
         started = run(env_dir / "bin" / command, "--help", cwd=tmp_path)
         assert started.returncode == 0, f"{command}: {started.stderr}"
         assert "usage:" in started.stdout
@@ -48,3 +58,25 @@ def test_the_wheel_installs_from_the_lock_and_both_entry_points_start(tmp_path: 
         python, "-c", "import whatsapp_worker.celery_app, whatsapp_operator.handlers", cwd=tmp_path
     )
     assert imports.returncode == 0, imports.stderr
+
+    # and they run: each started from the wheel's venv until its health endpoint answers 200
+    sim = GraphSimulator(tmp_path / "sim.log")
+    operator = Operator(
+        tmp_path / "operator.log", kubeconfig=cluster.kubeconfig, graph_api_url=sim.url,
+        namespaces=[namespace],
+    )  # fmt: skip
+    worker = Worker(
+        tmp_path / "worker.log", amqp_url=rabbitmq.amqp_url, graph_api_url=sim.url,
+        config_dir=tmp_path / "config", pool="wheel",
+    )  # fmt: skip
+    services = (sim, operator, worker)
+    try:
+        for service in services:
+            service.bin_dir = env_dir / "bin"
+            service.start()
+            assert service.proc is not None
+            program = Path(f"/proc/{service.proc.pid}/cmdline").read_bytes().split(b"\0")
+            assert str(env_dir / "bin").encode() in b" ".join(program), program
+    finally:
+        for service in reversed(services):
+            service.stop()

@@ -7,6 +7,7 @@ are skipped, saying so, when it has not been built.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -42,8 +43,12 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def render_text(*values: str, files: Iterable[Path] = (), namespace: str = "ops") -> str:
+def render_text(
+    *values: str, files: Iterable[Path] = (), namespace: str = "ops", api: Iterable[str] = ()
+) -> str:
     args = ["template", "rel", str(CHART), "--namespace", namespace]
+    for version in api:
+        args += ["--api-versions", version]
     for f in files:
         args += ["-f", str(f)]
     for v in values:
@@ -54,9 +59,9 @@ def render_text(*values: str, files: Iterable[Path] = (), namespace: str = "ops"
 
 
 def render(
-    *values: str, files: Iterable[Path] = (), namespace: str = "ops"
+    *values: str, files: Iterable[Path] = (), namespace: str = "ops", api: Iterable[str] = ()
 ) -> list[dict[str, Any]]:
-    text = render_text(*values, files=files, namespace=namespace)
+    text = render_text(*values, files=files, namespace=namespace, api=api)
     return [d for d in yaml.safe_load_all(text) if d]
 
 
@@ -428,6 +433,9 @@ def test_every_container_is_restricted(
 
 @needs_helm
 def test_worker_pool_deployment(production_docs: list[dict[str, Any]]) -> None:
+    default = one(production_docs, "Deployment", "rel-whatsapp-operator-worker-default")
+    default_env = env_of(default["spec"]["template"]["spec"]["containers"][0])
+    assert default_env["WHATSAPP_WORKER_UNCERTAIN_SENDS"] == "dead_letter"
     deployment = one(production_docs, "Deployment", "rel-whatsapp-operator-worker-priority")
     spec = deployment["spec"]["template"]["spec"]
     container = spec["containers"][0]
@@ -441,6 +449,7 @@ def test_worker_pool_deployment(production_docs: list[dict[str, Any]]) -> None:
         "WHATSAPP_WORKER_SHARDS": "8",
         "WHATSAPP_WORKER_CONCURRENCY": "128",
         "WHATSAPP_WORKER_PREFETCH": "64",
+        "WHATSAPP_WORKER_UNCERTAIN_SENDS": "resend",
         "WHATSAPP_WORKER_HOLD_WINDOW": "300",  # the pool's extraEnv
         "PYTHONDONTWRITEBYTECODE": "1",
     }
@@ -508,6 +517,52 @@ def test_autoscaling_replaces_the_replica_count() -> None:
     assert hpa["spec"]["maxReplicas"] == 6
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
     assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+
+
+@needs_helm
+def test_autoscaling_on_queue_length_is_a_keda_scaled_object() -> None:
+    docs = render(
+        "amqp.existingSecret=rabbit",
+        "workersNamespace=w",
+        "workers.pools[0].name=bulk",
+        "workers.pools[0].shards=4",
+        "workers.pools[0].autoscaling.enabled=true",
+        "workers.pools[0].autoscaling.metric=queueLength",
+        "workers.pools[0].autoscaling.queueLength.messagesPerReplica=500",
+        "workers.pools[0].autoscaling.queueLength.managementSecret.name=rabbit-admin",
+    )
+    assert "replicas" not in one(docs, "Deployment")["spec"]
+    assert of_kind(docs, "HorizontalPodAutoscaler") == []  # KEDA makes its own
+    scaled, auth = one(docs, "ScaledObject"), one(docs, "TriggerAuthentication")
+    assert scaled["metadata"]["namespace"] == auth["metadata"]["namespace"] == "w"
+    spec = scaled["spec"]
+    assert spec["scaleTargetRef"] == {"name": one(docs, "Deployment")["metadata"]["name"]}
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (1, 4)  # at most the shards
+    [trigger] = spec["triggers"]
+    assert trigger["authenticationRef"] == {"name": auth["metadata"]["name"]}
+    meta = trigger["metadata"]
+    assert (meta["mode"], meta["value"], meta["operation"]) == ("QueueLength", "500", "sum")
+    assert (meta["protocol"], meta["useRegex"]) == ("http", "true")  # regex needs the HTTP API
+    counted = re.compile(meta["queueName"])
+    assert counted.match("whatsapp.bulk.shard.0")
+    assert counted.match("whatsapp.bulk.shard.31")
+    assert not counted.match("whatsapp.bulk.shard.0.delay.10s")  # cannot be sent yet
+    assert not counted.match("whatsapp.bulk.dead")
+    assert not counted.match("whatsapp.bulkier.shard.0")
+    assert auth["spec"]["secretTargetRef"] == [
+        {"parameter": "host", "name": "rabbit-admin", "key": "url"}
+    ]
+
+
+@needs_helm
+def test_queue_length_autoscaling_needs_the_management_secret() -> None:
+    error = render_fails(
+        "amqp.existingSecret=rabbit",
+        "workers.pools[0].name=bulk",
+        "workers.pools[0].autoscaling.enabled=true",
+        "workers.pools[0].autoscaling.metric=queueLength",
+    )
+    assert "needs autoscaling.queueLength.managementSecret.name" in error
 
 
 @needs_helm
@@ -658,3 +713,52 @@ def test_service_monitors_select_the_metrics_services(
         assert matched, monitor["metadata"]["name"]
         assert all("metrics" in {p["name"] for p in s["spec"]["ports"]} for s in matched)
         assert monitor["metadata"]["labels"]["release"] == "prometheus"
+
+
+VAP = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+
+
+@needs_helm
+@pytest.mark.parametrize(
+    ("values", "api", "guards_workers"),
+    [
+        pytest.param((), (VAP,), "ops", id="default: the release namespace is the workers'"),
+        pytest.param(("workersNamespace=w",), (VAP,), "w", id="a workers namespace"),
+        pytest.param(
+            ("workersNamespace=w", "watchNamespaces={a,w}"),
+            (VAP,),
+            None,
+            id="workers namespace also watched: only the Opaque rule",
+        ),
+        pytest.param((), (), False, id="cluster without ValidatingAdmissionPolicy: none"),
+        pytest.param(("operator.secretsPolicy.enabled=false",), (VAP,), False, id="turned off"),
+    ],
+)
+def test_the_secrets_policy(
+    values: tuple[str, ...], api: tuple[str, ...], guards_workers: str | bool | None
+) -> None:
+    docs = render(*values, api=api)
+    policies = of_kind(docs, "ValidatingAdmissionPolicy")
+    bindings = of_kind(docs, "ValidatingAdmissionPolicyBinding")
+    if guards_workers is False:
+        assert (policies, bindings) == ([], [])
+        return
+    [policy], [binding] = policies, bindings
+    assert binding["spec"] == {
+        "policyName": policy["metadata"]["name"],
+        "validationActions": ["Deny"],
+    }
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail"
+    [condition] = spec["matchConditions"]
+    assert condition["expression"] == (
+        'request.userInfo.username == "system:serviceaccount:ops:rel-whatsapp-operator-operator"'
+    )
+    rules = [v["expression"] for v in spec["validations"]]
+    assert rules[0] == "request.operation != 'CREATE' || object.type == 'Opaque'"
+    if guards_workers is None:
+        assert len(rules) == 1
+    else:
+        assert len(rules) == 2
+        assert rules[1].startswith(f"request.namespace != '{guards_workers}' ||")
+        assert "'whatsapp.operator.dev/pool' in oldObject.metadata.labels" in rules[1]
