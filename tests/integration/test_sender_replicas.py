@@ -4,6 +4,7 @@ nothing lost when one is killed."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -97,9 +98,11 @@ KILLS = (0.2, 0.45, 0.7)  # SIGKILL a worker when this share of the messages is 
 async def test_workers_killed_repeatedly_mid_stream_lose_nothing(
     pool: PoolWorld, sim: Any, rabbitmq: Any, start_worker: Any, scenario: Scenario
 ) -> None:
-    """Nothing lost: every message reaches Meta (the simulator) and has a result event, none
-    is dead-lettered. Duplicates are possible only for sends a killed process had started
-    and not yet acknowledged (Meta has no idempotency key): at most its requests in flight."""
+    """Nothing lost: every message reaches Meta (the simulator) with a result event, or is
+    dead-lettered as `outcome_unknown` because a killed process had sent it without recording
+    Meta's answer (the pool's default `uncertain_sends`; Meta has no idempotency key). A
+    message whose outcome was published before its ack is not sent again (the send journal):
+    duplicates <= 0.1 %."""
     count = 10_000
     scenario.describe(
         "worker SIGKILL, repeatedly",
@@ -130,23 +133,34 @@ async def test_workers_killed_repeatedly_mid_stream_lose_nothing(
         elapsed = time.monotonic() - started
         dead = await broker.dead_letters()
         await wait_shards(workers)
+        verdicts = Counter[str]()  # of the workers still running (the killed ones' are gone)
+        for worker in workers:
+            for sample, value in worker.metrics().items():
+                if sample.startswith("whatsapp_worker_redeliveries_total{"):
+                    verdicts[sample.split('verdict="')[1].split('"')[0]] += int(value)
     delivered = delivered_ids(sim, phones)
     unique = set(delivered)
     duplicates = len(delivered) - len(unique)
+    unknown = {json.loads(body)["metadata"]["messageId"] for _, body in dead}
+    reached = len(unknown & unique)
     scenario.record(
         sent=count, delivered=len(unique), dead_lettered=len(dead), duplicates=duplicates,
         converged_s=elapsed, convergence_of="all results in",
     )  # fmt: skip
-    assert dead == []
-    assert unique == {m["metadata"]["messageId"] for m in messages}  # every one delivered
-    assert {e["messageId"] for e in events} == unique
-    # A killed process's duplicates are the sends it had started and not yet acknowledged:
-    # up to `concurrency` (64) requests in flight plus answers still waiting for their ack on
-    # a busy event loop (measured 16 to 75 per kill; every one arrived at the simulator
-    # within 0.2 s before the kill).
-    assert duplicates <= 128 * len(KILLS)
+    scenario.note(
+        f"{len(dead)} dead-lettered as outcome_unknown ({reached} of them had reached Meta); "
+        f"redeliveries by send-journal verdict, on the surviving workers: {dict(verdicts)}"
+    )
+    assert {headers["x-whatsapp-reason"] for headers, _ in dead} <= {"outcome_unknown"}
+    assert len(unknown) == len(dead)  # each once
+    assert unique | unknown == {m["metadata"]["messageId"] for m in messages}  # none lost
+    assert {e["messageId"] for e in events} == unique | unknown  # a result for every one
+    # Left: a send whose answer arrived after a kill's journal read could not see it (the
+    # journal is read once per hand-over); at most a few.
+    assert duplicates <= count // 1000
     print(
-        f"\n[figure] {len(KILLS)} SIGKILLs during {count} messages: all delivered, "
+        f"\n[figure] {len(KILLS)} SIGKILLs during {count} messages: {len(unique)} delivered, "
+        f"{len(dead)} dead-lettered as outcome_unknown ({reached} had reached Meta), "
         f"{duplicates} duplicates ({duplicates / count:.2%}), {len(events)} result events, "
         f"{elapsed:.1f} s"
     )

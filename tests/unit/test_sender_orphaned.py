@@ -38,15 +38,22 @@ class Channel:
 class Delivery:
     """The parts of aio_pika's IncomingMessage the sender reads."""
 
-    def __init__(self, channel: str) -> None:
+    def __init__(self, channel: str, *, redelivered: bool = False, message_id: str = "m-1") -> None:
         self._channel = channel
+        self.delivery_tag = 1
+        self.redelivered = redelivered
+        self.content_type = self.content_encoding = self.correlation_id = None
+        self.type = self.app_id = None
+        metadata = {"tenantId": "acme", "phoneNumberId": "2002"}
+        if message_id:
+            metadata["messageId"] = message_id
         self.body = json.dumps({
-            "metadata": {"tenantId": "acme", "phoneNumberId": "2002", "messageId": "m-1"},
+            "metadata": metadata,
             "wabaPayload": {"type": "text", "to": "34600000001", "text": {"body": "hi"}},
         }).encode()  # fmt: skip
         self.headers: dict[str, Any] = {}
         self.timestamp = None
-        self.message_id = "m-1"
+        self.message_id = message_id or None
         self.acked = 0
         self.processed = False
 

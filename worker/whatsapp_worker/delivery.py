@@ -28,6 +28,7 @@ from .messages import (
 from .policy import Attempt, Decision
 
 TASK_NAME = "whatsapp.send_message"
+TASK_ID = "id"  # a Celery task message's header: its task id
 H_ATTEMPTS = "x-whatsapp-attempts"
 H_THROTTLES = "x-whatsapp-throttles"
 H_PAIR_THROTTLES = "x-whatsapp-pair-throttles"
@@ -40,12 +41,13 @@ H_TENANT = "x-whatsapp-tenant-id"
 H_SHARD = "x-whatsapp-shard"
 H_DEAD_AT = "x-whatsapp-dead-at"
 H_POSSIBLE_DUPLICATE = "x-whatsapp-possible-duplicate"
+H_COPY = "x-whatsapp-copy"  # a copy this worker published (see journal.delivery_key)
 PHONE_MISMATCH = "phone_number_mismatch"
 
 
 def is_task(headers: Mapping[str, Any]) -> bool:
     """A Celery protocol 2 message names its task in the headers."""
-    return "task" in headers and "id" in headers
+    return "task" in headers and TASK_ID in headers
 
 
 def decode(body: bytes, headers: Mapping[str, Any]) -> OutboundMessage:

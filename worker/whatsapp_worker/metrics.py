@@ -38,6 +38,13 @@ class WorkerMetrics:
             ["pool"],
             registry=r,
         )
+        self.redeliveries = Counter(
+            "whatsapp_worker_redeliveries",
+            "Deliveries given again after their owner stopped, by what the send journal said: "
+            "settled (acked, not sent), uncertain (dead-lettered or resent), unknown (sent)",
+            ["pool", "verdict"],
+            registry=r,
+        )
         self.send_seconds = Histogram(
             "whatsapp_worker_send_seconds",
             "Graph API send latency",

@@ -3,19 +3,23 @@ then classify the result and hand the delivery to `settle.Settler`. Decisions co
 pure modules (`delivery`, `limits`, `policy`); this module only sequences the I/O.
 
 A process killed before a delivery is settled leaves it unacked, so RabbitMQ delivers it
-again: at least once. A send that timed out after the request was written is counted
-(`possible_duplicates`): Meta has no idempotency key.
+again. Meta has no idempotency key, so each send is journalled (`journal.py`) before it goes
+out and before its ack: a delivery given again is acked if its outcome was published, and
+dead-lettered (or resent, by the pool's choice) if Meta may have it. A send that timed out
+after the request was written is counted (`possible_duplicates`) and retried.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
@@ -28,11 +32,26 @@ from whatsapp_graph.resolved import TenantConfig
 from .config import ConfigStore
 from .delivery import (
     PHONE_MISMATCH,
+    TASK_ID,
     Failure,
     decode,
     read_attempt,
     wamid_of,
 )
+from .journal import (
+    ABANDONED,
+    NOT_SENT,
+    OUTCOME_UNKNOWN,
+    SENT,
+    Known,
+    Outcomes,
+    Redelivery,
+    UncertainSends,
+    decide,
+    delivery_key,
+    uncertain_detail,
+)
+from .journal_stream import JournalStream
 from .limits import ARRIVAL_SPREAD, Limiter, SendWindow
 from .messages import InvalidMessage, OutboundMessage
 from .metrics import WorkerMetrics
@@ -60,14 +79,25 @@ class Sender:
         inline_wait: float,
         arrival_spread: float = ARRIVAL_SPREAD,
         clock: Callable[[], float] = time.time,
+        journal: JournalStream | None = None,
+        uncertain_sends: UncertainSends = "dead_letter",
+        outcomes: Outcomes | None = None,
     ) -> None:
         self.pool = topology.pool
         self.store = store
         self.graphs = graphs
         self.limiter = limiter
         self.policy = policy
+        self.journal = journal
+        self.uncertain_sends: UncertainSends = uncertain_sends
+        self.outcomes = outcomes if outcomes is not None else Outcomes()
         self.settler = Settler(
-            topology=topology, publisher=publisher, results=results, metrics=metrics, clock=clock
+            topology=topology,
+            publisher=publisher,
+            results=results,
+            metrics=metrics,
+            clock=clock,
+            journal=journal,
         )
         self.metrics = metrics
         self.inflight = asyncio.Semaphore(concurrency)
@@ -92,6 +122,8 @@ class Sender:
                 await asyncio.sleep(1.0)
                 with contextlib.suppress(Exception):
                     await delivery.nack(requeue=True)
+        finally:
+            self.settler.keys.pop((shard, delivery.delivery_tag), None)
 
     async def _handle(self, delivery: AbstractIncomingMessage, shard: int) -> None:
         headers: dict[str, Any] = dict(delivery.headers or {})
@@ -106,6 +138,38 @@ class Sender:
             failure = Failure(reason=exc.reason, detail=exc.detail)
             await self.settler.dead_letter(delivery, shard, None, failure, attempt, headers)
             return
+        key = self._journal_key(delivery, message, headers)
+        possible_duplicate = False
+        if key is not None:
+            self.settler.keys[(shard, delivery.delivery_tag)] = key
+            known = self.outcomes.take(key) if delivery.redelivered else None
+            if known is not None:  # this process sent it before its connection went away
+                self.metrics.redeliveries.labels(self.pool, "remembered").inc()
+                if known.accepted:
+                    await self.settler.accepted(
+                        delivery, shard, message, known.attempt, known.wamid
+                    )
+                    return
+            elif delivery.redelivered and self.journal is not None:
+                verdict = await self.journal.verdict(shard, key)
+                redelivery = decide(verdict, self.uncertain_sends)
+                self.metrics.redeliveries.labels(self.pool, verdict.value).inc()
+                if redelivery is Redelivery.ACK:  # its outcome is published already
+                    await delivery.ack()
+                    return
+                if redelivery is Redelivery.DEAD_LETTER:
+                    failure = Failure(
+                        reason=OUTCOME_UNKNOWN,
+                        detail=uncertain_detail(self.journal.lookback),
+                        possible_duplicate=True,
+                    )
+                    await self.settler.dead_letter(
+                        delivery, shard, message, failure, attempt, headers
+                    )
+                    return
+                if redelivery is Redelivery.RESEND:
+                    possible_duplicate = True
+                    self.metrics.possible_duplicates.labels(self.pool).inc()
         tenant = self.store.get(message.tenant_id)
         if tenant is None or tenant.suspended:
             decision = unavailable_decision(self.policy, attempt, self.clock())
@@ -119,7 +183,28 @@ class Sender:
             )
             await self.settler.dead_letter(delivery, shard, message, failure, attempt, headers)
             return
-        await self._send_loop(delivery, shard, message, tenant, attempt, headers)
+        progress = Progress()
+        try:
+            await self._send_loop(
+                delivery, shard, message, tenant, attempt, headers, key, possible_duplicate,
+                progress,
+            )  # fmt: skip
+        except Exception:  # not settled (the connection went away, most likely)
+            if key is not None and progress.outcome is not None:
+                self.outcomes.remember(key, progress.outcome)
+            raise
+
+    def _journal_key(
+        self, delivery: AbstractIncomingMessage, message: OutboundMessage, headers: dict[str, Any]
+    ) -> str | None:
+        """The delivery's send-journal key, or None when it is not journalled (no journal, or
+        no message id to tell it from another message with the same content)."""
+        if self.journal is None:
+            return None
+        identity = message.message_id or delivery.message_id or headers.get(TASK_ID)
+        if not identity:
+            return None
+        return delivery_key(delivery.body, str(identity), headers)
 
     async def _send_loop(
         self,
@@ -129,6 +214,9 @@ class Sender:
         tenant: TenantConfig,
         attempt: Attempt,
         headers: dict[str, Any],
+        key: str | None,
+        possible_duplicate: bool,
+        progress: Progress,
     ) -> None:
         rotated_once = False
         error = ""
@@ -138,19 +226,24 @@ class Sender:
             )
             if started is None:
                 return  # parked in a delay queue
-            if _orphaned(delivery):
-                # The broker connection or channel is gone, so RabbitMQ has requeued this
-                # delivery and another process may be sending it already: sending it here too
-                # would be a duplicate at Meta, and its ack could not be sent anyway.
-                self._window.done(tenant.phone_number_id, started, time.monotonic())
-                self.metrics.retried.labels(self.pool, "requeued").inc()
-                return
             try:
                 try:
-                    response = await self._post(message, tenant)
+                    async with self.inflight:  # journalled once a request slot is free
+                        if _orphaned(delivery) or not await self._journal_sent(
+                            delivery, shard, key
+                        ):
+                            # The broker connection or channel is gone, so RabbitMQ has
+                            # requeued this delivery and another process may be sending it
+                            # already: sending it here too would be a duplicate at Meta, and
+                            # its ack could not be sent anyway.
+                            self.metrics.retried.labels(self.pool, "requeued").inc()
+                            return
+                        progress.outcome = None  # from here on, Meta may have it
+                        response = await self._post(message, tenant)
                 finally:  # the request counts in the number's window until a second after
                     self._window.done(tenant.phone_number_id, started, time.monotonic())
             except GraphApiError as exc:
+                progress.outcome = NOT_SENT  # Meta refused it
                 error = _describe_error(exc)
                 decision = self._decide(attempt, exc.code, exc.subcode, maybe_sent=False)
                 if decision.action is Action.HOLD and not rotated_once:
@@ -160,12 +253,22 @@ class Sender:
                         tenant = fresh  # a rotated token is already mounted: use it now
                         continue
             except GraphUnavailable as exc:
+                progress.outcome = None if exc.maybe_sent else NOT_SENT
                 error = str(exc)
                 if exc.maybe_sent:
                     self.metrics.possible_duplicates.labels(self.pool).inc()
                 decision = self._decide(attempt, None, None, maybe_sent=exc.maybe_sent)
             else:
-                await self.settler.accepted(delivery, message, attempt, wamid_of(response))
+                wamid = wamid_of(response)
+                progress.outcome = Known(accepted=True, wamid=wamid, attempt=attempt)
+                await self.settler.accepted(
+                    delivery,
+                    shard,
+                    message,
+                    attempt,
+                    wamid,
+                    possible_duplicate=possible_duplicate,
+                )
                 return
             if decision.action is Action.THROTTLE and decision.scope is not None:
                 key = _scope_key(decision.scope, tenant, message)
@@ -173,6 +276,8 @@ class Sender:
             attempt = next_attempt(attempt, decision, self.clock())
             if decision.action is Action.DEAD_LETTER:
                 failure = Failure.from_decision(decision, detail=error)
+                if possible_duplicate:
+                    failure = dataclasses.replace(failure, possible_duplicate=True)
                 await self.settler.dead_letter(delivery, shard, message, failure, attempt, headers)
                 return
             self.metrics.retried.labels(self.pool, decision.action.value).inc()
@@ -242,6 +347,20 @@ class Sender:
             self.metrics.limiter_wait.labels(self.pool).observe(reservation.delay)
             await asyncio.sleep(reservation.delay)
 
+    async def _journal_sent(
+        self, delivery: AbstractIncomingMessage, shard: int, key: str | None
+    ) -> bool:
+        """Journal the send before it happens (confirmed); False when the delivery's channel
+        closed meanwhile: then it is not sent here, and the entry is taken back."""
+        if key is None or self.journal is None:
+            return True
+        await self.journal.record(shard, key, SENT)
+        if not _orphaned(delivery):
+            return True
+        with contextlib.suppress(Exception):  # best effort: the next owner may resend it
+            await self.journal.record(shard, key, ABANDONED)
+        return False
+
     def _decide(
         self, attempt: Attempt, code: int | None, subcode: int | None, *, maybe_sent: bool
     ) -> Decision:
@@ -256,18 +375,17 @@ class Sender:
         )
 
     async def _post(self, message: OutboundMessage, tenant: TenantConfig) -> dict[str, Any]:
-        async with self.inflight:
-            started = time.perf_counter()
-            try:
-                graph = self.graphs[zlib.crc32(tenant.phone_number_id.encode()) % len(self.graphs)]
-                return await graph.send_message(
-                    tenant.token.get_secret_value(),
-                    tenant.phone_number_id,
-                    message.payload,
-                    version=tenant.graph_api_version,
-                )
-            finally:
-                self.metrics.send_seconds.labels(self.pool).observe(time.perf_counter() - started)
+        started = time.perf_counter()
+        try:
+            graph = self.graphs[zlib.crc32(tenant.phone_number_id.encode()) % len(self.graphs)]
+            return await graph.send_message(
+                tenant.token.get_secret_value(),
+                tenant.phone_number_id,
+                message.payload,
+                version=tenant.graph_api_version,
+            )
+        finally:
+            self.metrics.send_seconds.labels(self.pool).observe(time.perf_counter() - started)
 
     async def _fresh_token(self, tenant: TenantConfig) -> TenantConfig | None:
         """Meta rejected the token: re-read the mounted config; a rotated one may be there."""
@@ -277,6 +395,13 @@ class Sender:
             return None
         log.info("tenant %s: retrying with the token found on reload", tenant.tenant_id)
         return fresh
+
+
+@dataclass
+class Progress:
+    """What is known of a delivery's send so far (None: it may be at Meta, unanswered)."""
+
+    outcome: Known | None = NOT_SENT
 
 
 def _orphaned(delivery: AbstractIncomingMessage) -> bool:

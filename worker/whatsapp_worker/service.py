@@ -20,6 +20,8 @@ from whatsapp_graph.client import GraphClient
 from whatsapp_graph.http import new_http_client
 
 from .config import ConfigStore, Snapshot
+from .journal import Outcomes
+from .journal_stream import JournalStream
 from .limits import Limiter
 from .metrics import WorkerMetrics
 from .policy import RetryPolicy
@@ -57,6 +59,8 @@ class SenderService:
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()  # set once shards can be claimed (tests, probes)
         self.holder: ShardHolder | None = None
+        # outcomes of sends this process could not settle, kept across broker sessions
+        self.outcomes = Outcomes()
 
     def _on_config(self, snapshot: Snapshot) -> None:
         self.metrics.config_tenants.labels(self.topology.pool).set(len(snapshot.tenants))
@@ -138,6 +142,15 @@ class SenderService:
             # the same connection. If the broker saw the ack, it saw the result too.
             events = await connection.channel(publisher_confirms=False)
             results = await events.get_exchange(results.name, ensure=False)
+            journal = None
+            if self.settings.journal_lookback > 0:
+                journal = JournalStream(
+                    connection,
+                    self.topology,
+                    self.settings.worker_id,
+                    lookback=self.settings.journal_lookback,
+                )
+                await journal.start()
             sender = Sender(
                 topology=self.topology,
                 store=self.store,
@@ -150,6 +163,9 @@ class SenderService:
                 concurrency=self.settings.concurrency,
                 inline_wait=self.settings.inline_wait,
                 arrival_spread=self.settings.arrival_spread,
+                journal=journal,
+                uncertain_sends=self.settings.uncertain_sends,
+                outcomes=self.outcomes,
             )
             holder = ShardHolder(
                 connection,
@@ -159,6 +175,7 @@ class SenderService:
                 config_hash=lambda: self.store.content_hash,
                 tenants=lambda: self.store.tenants_count,
                 on_change=self._on_shards,
+                on_claim=journal.claimed if journal is not None else lambda shard: None,
             )
             self.holder = holder
             await holder.start()

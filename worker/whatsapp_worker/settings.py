@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from whatsapp_graph.http import HttpBackend
 
+from .journal import MAX_LOOKBACK, UncertainSends
+
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
@@ -71,6 +73,19 @@ class WorkerSettings(BaseSettings):
         description="how much later than it starts a request may reach Meta and still be "
         "counted in the right second (see limits.SendWindow; costs throughput only when "
         "answers take longer)",
+    )
+    uncertain_sends: UncertainSends = Field(
+        "dead_letter",
+        description="a message its previous worker had sent without recording Meta's answer "
+        "(killed meanwhile): dead_letter (reason outcome_unknown; no duplicate) or resend "
+        "(at least once; the result says possibleDuplicate)",
+    )
+    journal_lookback: float = Field(
+        60.0,
+        ge=0,
+        le=MAX_LOOKBACK,
+        description="seconds of the send journal read when a delivery comes again; 0 turns "
+        "the journal off (redelivered messages are then sent again)",
     )
     heartbeat_interval: float = Field(2.0, gt=0)
     reload_interval: float = Field(1.0, gt=0, description="how often `..data` is checked")

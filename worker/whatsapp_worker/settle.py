@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
-from .delivery import Failure, attempt_headers, dead_letter_headers, result_event
+from .delivery import H_COPY, Failure, attempt_headers, dead_letter_headers, result_event
+from .journal import SETTLED
+from .journal_stream import JournalStream
 from .messages import OutboundMessage, message_key
 from .metrics import WorkerMetrics
 from .policy import Action, Attempt, Decision, next_attempt
@@ -36,8 +39,12 @@ class Settler:
         results: AbstractExchange,
         metrics: WorkerMetrics,
         clock: Callable[[], float],
+        journal: JournalStream | None = None,
     ) -> None:
         self.topology = topology
+        self.journal = journal
+        # (shard, delivery tag) -> journal key, while a journalled delivery is handled
+        self.keys: dict[tuple[int, int | None], str] = {}
         self.pool = topology.pool
         self.publisher = publisher
         self.results = results
@@ -73,14 +80,17 @@ class Settler:
         """Park the message in the shard's delay queue, then ack this delivery."""
         queue = self.topology.delay_queue(shard, delay_tier(delay))
         await self.publisher.publish(_copy(delivery, attempt_headers(headers, attempt)), queue)
-        await delivery.ack()
+        await self.ack(delivery, shard)
 
     async def accepted(
         self,
         delivery: AbstractIncomingMessage,
+        shard: int,
         message: OutboundMessage,
         attempt: Attempt,
         wamid: str | None,
+        *,
+        possible_duplicate: bool = False,
     ) -> None:
         self.metrics.sent.labels(self.pool).inc()
         event = result_event(
@@ -90,10 +100,11 @@ class Settler:
             attempts=attempt.attempts + 1,
             now=self.clock(),
             wamid=wamid,
+            possible_duplicate=possible_duplicate,
         )
         # the result, then the ack, on one connection, no confirm in between (module doc)
         await self._publish_result(event)
-        await delivery.ack()
+        await self.ack(delivery, shard)
 
     async def dead_letter(
         self,
@@ -128,6 +139,14 @@ class Settler:
             failure.reason,
             f" (code {failure.code})" if failure.code is not None else "",
         )
+        await self.ack(delivery, shard)
+
+    async def ack(self, delivery: AbstractIncomingMessage, shard: int) -> None:
+        """The outcome is published: journal the delivery as settled (when it is journalled
+        at all), then ack. A later owner given it again acks it without sending."""
+        key = self.keys.get((shard, delivery.delivery_tag))
+        if key is not None and self.journal is not None:
+            await self.journal.record(shard, key, SETTLED)
         await delivery.ack()
 
     async def _publish_result(self, event: dict[str, Any]) -> None:
@@ -155,10 +174,11 @@ def _message_id(delivery: AbstractIncomingMessage, message: OutboundMessage | No
 
 
 def _copy(delivery: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
-    """The same message (body and producer properties) with new headers; persistent."""
+    """The same message (body and producer properties) with new headers and a copy id of its
+    own (the send journal tells copies apart by it); persistent."""
     return aio_pika.Message(
         delivery.body,
-        headers=headers,
+        headers={**headers, H_COPY: uuid.uuid4().hex[:16]},
         content_type=delivery.content_type,
         content_encoding=delivery.content_encoding,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,

@@ -58,6 +58,7 @@ class ShardHolder:
         config_hash: Callable[[], str | None],
         tenants: Callable[[], int],
         on_change: Callable[[int, int], None] = lambda held, members: None,
+        on_claim: Callable[[int], None] = lambda shard: None,
     ) -> None:
         self.connection = connection
         self.settings = settings
@@ -66,6 +67,7 @@ class ShardHolder:
         self.config_hash = config_hash
         self.tenants = tenants
         self.on_change = on_change
+        self.on_claim = on_claim  # before the first delivery of a newly held shard
         self.me = settings.worker_id
         self.membership = Membership(topology.pool)
         self.held: dict[int, HeldShard] = {}
@@ -186,6 +188,7 @@ class ShardHolder:
                 held.inflight.add(task)
                 task.add_done_callback(held.inflight.discard)
 
+            self.on_claim(shard)
             held.tag = await queue.consume(on_message, exclusive=True)
         except (aiormq.exceptions.ChannelAccessRefused, aio_pika.exceptions.ChannelClosed):
             with contextlib.suppress(Exception):
