@@ -136,11 +136,16 @@ async def run(
     outcomes: Outcomes | None = None,
     broken: bool = False,
     refuse: bool = False,
+    throttle_first: bool = False,
 ) -> dict[str, Any]:
     posts: list[list[str]] = []
 
     def meta(request: httpx.Request) -> httpx.Response:
         posts.append([kind for _, _, kind in journal.entries])  # what was journalled by then
+        if throttle_first and len(posts) == 1:  # the number's throughput: retried in memory
+            error = {"message": "(#130429) Rate limit hit", "type": "OAuthException",
+                     "code": 130429, "fbtrace_id": "x"}  # fmt: skip
+            return httpx.Response(400, json={"error": error})
         if refuse:  # a permanent error: Meta did not send it
             error = {"message": "(#131026) Message undeliverable", "type": "OAuthException",
                      "code": 131026, "fbtrace_id": "x"}  # fmt: skip
@@ -150,16 +155,19 @@ async def run(
     results = BrokenExchange() if broken else Exchange()
     publisher = BrokenExchange() if broken else Exchange()
     metrics = WorkerMetrics()
+    now = [1_000_000.0]
     async with httpx.AsyncClient(transport=httpx.MockTransport(meta)) as http:
         sender = Sender(
             topology=PoolTopology("p"), store=Store(), graphs=[GraphClient(http)],  # type: ignore[arg-type]
-            limiter=Limiter(), policy=RetryPolicy(), publisher=publisher, results=results,  # type: ignore[arg-type]
-            metrics=metrics, concurrency=4, inline_wait=2.0,
+            limiter=Limiter(), policy=RetryPolicy(base_delay=0.01), publisher=publisher,  # type: ignore[arg-type]
+            results=results, metrics=metrics, concurrency=4, inline_wait=2.0,  # type: ignore[arg-type]
             journal=journal, uncertain_sends=policy, outcomes=outcomes,  # type: ignore[arg-type]
+            clock=lambda: now[0],
         )  # fmt: skip
         sender_sleep = asyncio.sleep
 
-        async def no_pause(delay: float) -> None:  # handle() pauses 1 s before giving back
+        async def no_pause(delay: float) -> None:  # waits pass at once, on the sender's clock
+            now[0] += delay
             await sender_sleep(0)
 
         with mock.patch("whatsapp_worker.sender.asyncio.sleep", no_pause):
@@ -277,3 +285,11 @@ def test_outcomes_are_bounded_oldest_first() -> None:
     assert outcomes.take("a") is None
     assert outcomes.take("b") == Known(accepted=True, wamid="b")
     assert outcomes.take("b") is None
+
+
+async def test_every_attempt_of_a_delivery_is_journalled_under_its_own_key() -> None:
+    journal = FakeJournal()
+    out = await run(Delivery("open"), journal, throttle_first=True)
+    assert len(out["posts"]) == 2
+    assert out["kinds"] == [SENT, SENT, SETTLED]
+    assert len({key for _, key, _ in journal.entries}) == 1  # not the throttle's scope key

@@ -158,11 +158,3 @@ class JournalStream:
             time.perf_counter() - started,
         )
         return recollection
-
-    async def close(self) -> None:
-        if self._flusher is not None:
-            with contextlib.suppress(Exception):
-                await self._flusher
-        if self._channel is not None:
-            with contextlib.suppress(Exception):
-                await self._channel.close()

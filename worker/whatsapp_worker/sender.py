@@ -146,9 +146,13 @@ class Sender:
             if known is not None:  # this process sent it before its connection went away
                 self.metrics.redeliveries.labels(self.pool, "remembered").inc()
                 if known.accepted:
-                    await self.settler.accepted(
-                        delivery, shard, message, known.attempt, known.wamid
-                    )
+                    try:
+                        await self.settler.accepted(
+                            delivery, shard, message, known.attempt, known.wamid
+                        )
+                    except Exception:  # gone again: still known for the next time
+                        self.outcomes.remember(key, known)
+                        raise
                     return
             elif delivery.redelivered and self.journal is not None:
                 verdict = await self.journal.verdict(shard, key)
@@ -271,8 +275,8 @@ class Sender:
                 )
                 return
             if decision.action is Action.THROTTLE and decision.scope is not None:
-                key = _scope_key(decision.scope, tenant, message)
-                self.limiter.pause(decision.scope, key, self.clock() + decision.delay)
+                scope_key = _scope_key(decision.scope, tenant, message)
+                self.limiter.pause(decision.scope, scope_key, self.clock() + decision.delay)
             attempt = next_attempt(attempt, decision, self.clock())
             if decision.action is Action.DEAD_LETTER:
                 failure = Failure.from_decision(decision, detail=error)

@@ -150,7 +150,15 @@ class SenderService:
                     self.settings.worker_id,
                     lookback=self.settings.journal_lookback,
                 )
-                await journal.start()
+                try:
+                    await journal.start()
+                except aio_pika.exceptions.ChannelClosed as exc:  # no streams (RabbitMQ < 3.9)
+                    log.warning(
+                        "the send journal is off (%s): messages a killed worker had sent may "
+                        "be sent again",
+                        exc,
+                    )
+                    journal = None
             sender = Sender(
                 topology=self.topology,
                 store=self.store,

@@ -2,10 +2,11 @@
 in a delay queue (confirmed copy, then ack) or dead-lettered with a reason (confirmed copy
 and result event, then ack). Never an ack before the outcome is safely elsewhere.
 
-An accepted message's result event is written to the connection just before its ack, with
-no confirm awaited in between: TCP keeps them in order, so an ack the broker saw means the
-result was seen too, and the window in which a killed process leaves a sent message unacked
-(a duplicate at Meta, which has no idempotency key) stays a few milliseconds long.
+An accepted message's result event is written to the connection before its ack (no confirm
+of its own: TCP keeps them in order, so an ack the broker saw means the result was seen too).
+Between the two, a journalled delivery is recorded as settled in the send journal (confirmed),
+so that a process killed before the ack leaves a message the next owner acks instead of
+sending it again (Meta has no idempotency key; see `journal.py`).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class Settler:
             wamid=wamid,
             possible_duplicate=possible_duplicate,
         )
-        # the result, then the ack, on one connection, no confirm in between (module doc)
+        # the result, then (journalled as settled) the ack, on one connection (module doc)
         await self._publish_result(event)
         await self.ack(delivery, shard)
 
