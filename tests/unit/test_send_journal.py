@@ -34,6 +34,7 @@ from whatsapp_worker.journal import (
     delivery_key,
     encode_batch,
 )
+from whatsapp_worker.journal_stream import JournalStream
 from whatsapp_worker.limits import Limiter
 from whatsapp_worker.metrics import WorkerMetrics
 from whatsapp_worker.policy import RetryPolicy
@@ -293,3 +294,28 @@ async def test_every_attempt_of_a_delivery_is_journalled_under_its_own_key() -> 
     assert len(out["posts"]) == 2
     assert out["kinds"] == [SENT, SENT, SETTLED]
     assert len({key for _, key, _ in journal.entries}) == 1  # not the throttle's scope key
+
+
+async def test_one_journal_read_serves_a_hand_over_and_a_later_claim_reads_again() -> None:
+    stream = JournalStream(None, PoolTopology("p"), "w", lookback=60)  # type: ignore[arg-type]
+    reads = 0
+
+    async def read() -> Recollection:
+        nonlocal reads
+        reads += 1
+        recollection = Recollection()
+        recollection.apply([(1, "k", SETTLED), (5, "k", SENT)])
+        return recollection
+
+    stream._read = read  # type: ignore[method-assign]
+    for shard in (1, 3, 5):  # one rebalance
+        stream.claimed(shard)
+    assert reads == 0  # read only once a delivery comes again
+    assert await stream.verdict(1, "k") is Verdict.SETTLED
+    assert await stream.verdict(5, "k") is Verdict.UNCERTAIN
+    assert await stream.verdict(3, "other") is Verdict.UNKNOWN
+    assert reads == 1
+    await asyncio.sleep(0.01)
+    stream.claimed(7)  # a later hand-over: its previous owner may have written since
+    assert await stream.verdict(7, "k") is Verdict.UNKNOWN
+    assert reads == 2
