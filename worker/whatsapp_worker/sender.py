@@ -5,8 +5,8 @@ pure modules (`delivery`, `limits`, `policy`); this module only sequences the I/
 A process killed before a delivery is settled leaves it unacked, so RabbitMQ delivers it
 again. Meta has no idempotency key, so each send is journalled (`journal.py`) before it goes
 out and before its ack: a delivery given again is acked if its outcome was published, and
-dead-lettered (or resent, by the pool's choice) if Meta may have it. A send that timed out
-after the request was written is counted (`possible_duplicates`) and retried.
+dead-lettered (or resent, by the pool's choice) if Meta may have it (`recovery.py`). A send
+that timed out after the request was written is counted (`possible_duplicates`) and retried.
 """
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ import random
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
 from whatsapp_graph.client import GraphClient
@@ -32,31 +30,19 @@ from whatsapp_graph.resolved import TenantConfig
 from .config import ConfigStore
 from .delivery import (
     PHONE_MISMATCH,
-    TASK_ID,
     Failure,
     decode,
     read_attempt,
     wamid_of,
 )
-from .journal import (
-    ABANDONED,
-    NOT_SENT,
-    OUTCOME_UNKNOWN,
-    SENT,
-    Known,
-    Outcomes,
-    Redelivery,
-    UncertainSends,
-    decide,
-    delivery_key,
-    uncertain_detail,
-)
+from .journal import NOT_SENT, Known, Outcomes, UncertainSends
 from .journal_stream import JournalStream
 from .limits import ARRIVAL_SPREAD, Limiter, SendWindow
 from .messages import InvalidMessage, OutboundMessage
 from .metrics import WorkerMetrics
 from .policy import Action, Attempt, Decision, RetryPolicy, after_error, next_attempt
 from .policy import tenant_unavailable as unavailable_decision
+from .recovery import Progress, Recovery, orphaned
 from .settle import Settler
 from .topology import PoolTopology
 
@@ -88,9 +74,6 @@ class Sender:
         self.graphs = graphs
         self.limiter = limiter
         self.policy = policy
-        self.journal = journal
-        self.uncertain_sends: UncertainSends = uncertain_sends
-        self.outcomes = outcomes if outcomes is not None else Outcomes()
         self.settler = Settler(
             topology=topology,
             publisher=publisher,
@@ -98,6 +81,14 @@ class Sender:
             metrics=metrics,
             clock=clock,
             journal=journal,
+        )
+        self.recovery = Recovery(
+            pool=self.pool,
+            journal=journal,
+            outcomes=outcomes if outcomes is not None else Outcomes(),
+            uncertain_sends=uncertain_sends,
+            settler=self.settler,
+            metrics=metrics,
         )
         self.metrics = metrics
         self.inflight = asyncio.Semaphore(concurrency)
@@ -138,42 +129,17 @@ class Sender:
             failure = Failure(reason=exc.reason, detail=exc.detail)
             await self.settler.dead_letter(delivery, shard, None, failure, attempt, headers)
             return
-        key = self._journal_key(delivery, message, headers)
+        key = self.recovery.key(delivery, message, headers)
         possible_duplicate = False
         if key is not None:
             self.settler.keys[(shard, delivery.delivery_tag)] = key
-            known = self.outcomes.take(key) if delivery.redelivered else None
-            if known is not None:  # this process sent it before its connection went away
-                self.metrics.redeliveries.labels(self.pool, "remembered").inc()
-                if known.accepted:
-                    try:
-                        await self.settler.accepted(
-                            delivery, shard, message, known.attempt, known.wamid
-                        )
-                    except Exception:  # gone again: still known for the next time
-                        self.outcomes.remember(key, known)
-                        raise
-                    return
-            elif delivery.redelivered and self.journal is not None:
-                verdict = await self.journal.verdict(shard, key)
-                redelivery = decide(verdict, self.uncertain_sends)
-                self.metrics.redeliveries.labels(self.pool, verdict.value).inc()
-                if redelivery is Redelivery.ACK:  # its outcome is published already
-                    await delivery.ack()
-                    return
-                if redelivery is Redelivery.DEAD_LETTER:
-                    failure = Failure(
-                        reason=OUTCOME_UNKNOWN,
-                        detail=uncertain_detail(self.journal.lookback),
-                        possible_duplicate=True,
-                    )
-                    await self.settler.dead_letter(
-                        delivery, shard, message, failure, attempt, headers
-                    )
-                    return
-                if redelivery is Redelivery.RESEND:
-                    possible_duplicate = True
-                    self.metrics.possible_duplicates.labels(self.pool).inc()
+            if delivery.redelivered:
+                resumed = await self.recovery.redelivered(
+                    delivery, shard, message, attempt, headers, key
+                )
+                if resumed is None:
+                    return  # settled without a send
+                possible_duplicate = resumed
         tenant = self.store.get(message.tenant_id)
         if tenant is None or tenant.suspended:
             decision = unavailable_decision(self.policy, attempt, self.clock())
@@ -194,21 +160,8 @@ class Sender:
                 progress,
             )  # fmt: skip
         except Exception:  # not settled (the connection went away, most likely)
-            if key is not None and progress.outcome is not None:
-                self.outcomes.remember(key, progress.outcome)
+            self.recovery.lost(key, progress)
             raise
-
-    def _journal_key(
-        self, delivery: AbstractIncomingMessage, message: OutboundMessage, headers: dict[str, Any]
-    ) -> str | None:
-        """The delivery's send-journal key, or None when it is not journalled (no journal, or
-        no message id to tell it from another message with the same content)."""
-        if self.journal is None:
-            return None
-        identity = message.message_id or delivery.message_id or headers.get(TASK_ID)
-        if not identity:
-            return None
-        return delivery_key(delivery.body, str(identity), headers)
 
     async def _send_loop(
         self,
@@ -233,9 +186,7 @@ class Sender:
             try:
                 try:
                     async with self.inflight:  # journalled once a request slot is free
-                        if _orphaned(delivery) or not await self._journal_sent(
-                            delivery, shard, key
-                        ):
+                        if orphaned(delivery) or not await self.recovery.sent(delivery, shard, key):
                             # The broker connection or channel is gone, so RabbitMQ has
                             # requeued this delivery and another process may be sending it
                             # already: sending it here too would be a duplicate at Meta, and
@@ -351,20 +302,6 @@ class Sender:
             self.metrics.limiter_wait.labels(self.pool).observe(reservation.delay)
             await asyncio.sleep(reservation.delay)
 
-    async def _journal_sent(
-        self, delivery: AbstractIncomingMessage, shard: int, key: str | None
-    ) -> bool:
-        """Journal the send before it happens (confirmed); False when the delivery's channel
-        closed meanwhile: then it is not sent here, and the entry is taken back."""
-        if key is None or self.journal is None:
-            return True
-        await self.journal.record(shard, key, SENT)
-        if not _orphaned(delivery):
-            return True
-        with contextlib.suppress(Exception):  # best effort: the next owner may resend it
-            await self.journal.record(shard, key, ABANDONED)
-        return False
-
     def _decide(
         self, attempt: Attempt, code: int | None, subcode: int | None, *, maybe_sent: bool
     ) -> Decision:
@@ -399,21 +336,6 @@ class Sender:
             return None
         log.info("tenant %s: retrying with the token found on reload", tenant.tenant_id)
         return fresh
-
-
-@dataclass
-class Progress:
-    """What is known of a delivery's send so far (None: it may be at Meta, unanswered)."""
-
-    outcome: Known | None = NOT_SENT
-
-
-def _orphaned(delivery: AbstractIncomingMessage) -> bool:
-    """True when the delivery's channel is closed: it can no longer be settled here."""
-    try:
-        return delivery.channel.is_closed
-    except aio_pika.exceptions.ChannelInvalidStateError:
-        return True
 
 
 def _scope_key(scope: ThrottleScope, tenant: TenantConfig, message: OutboundMessage) -> str:
