@@ -457,6 +457,53 @@ def test_send_window_holds_at_meta_whatever_the_delays_within_spread(seed: int) 
     assert len(arrivals) > 20 * rate * 0.9  # and it keeps most of the rate
 
 
+def test_a_request_that_leaves_late_counts_from_when_it_leaves() -> None:
+    from whatsapp_worker.limits import SendWindow
+
+    window = SendWindow(spread=0.05)
+    assert window.admit("p", 80, 10.0) == 0.0
+    assert window.depart("p", 10.0, 9.9) == 10.0  # never earlier than admitted
+    assert window.depart("p", 10.0, 10.2) == 10.2  # it waited 200 ms for the send journal
+    assert window.until["p"] == [pytest.approx(11.25)]  # counted from 10.2
+    window.done("p", 10.2, 10.22)
+    assert window.until["p"] == [pytest.approx(11.22)]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_send_window_holds_when_requests_wait_before_they_leave(seed: int) -> None:
+    """As above, but some admitted requests wait up to 200 ms more before they leave (a slow
+    send-journal confirm, a full request slot): `depart` moves their count to when they
+    leave, and no second of arrivals at Meta holds more than the rate."""
+    import random
+
+    from whatsapp_worker.limits import SendWindow
+
+    rnd = random.Random(seed)
+    rate, spread, window = 80, 0.05, SendWindow(spread=0.05)
+    now, arrivals = 0.0, []
+    waiting: list[tuple[float, float]] = []  # (leaves at, admitted at)
+    pending: list[tuple[float, float, float]] = []  # (answer, arrival, start) in flight
+    while now < 20.0:
+        for leaves, admitted in [w for w in waiting if w[0] <= now]:
+            started = window.depart("p", admitted, leaves)
+            arrival = leaves + rnd.uniform(0.001, spread)
+            pending.append((arrival + rnd.uniform(0.001, 0.05), arrival, started))
+        waiting = [w for w in waiting if w[0] > now]
+        for answer, arrival, started in [p for p in pending if p[0] <= now]:
+            window.done("p", started, answer)
+            arrivals.append(arrival)
+        pending = [p for p in pending if p[0] > now]
+        wait = window.admit("p", rate, now)
+        if wait > 0:
+            now += min(wait, 0.003)
+            continue
+        late = rnd.uniform(0.05, 0.2) if rnd.random() < 0.2 else rnd.uniform(0.0, 0.005)
+        waiting.append((now + late, now))
+        now += rnd.uniform(0.0, 0.01)
+    assert window_counts(arrivals) <= rate
+    assert len(arrivals) > 20 * rate * 0.85
+
+
 @pytest.mark.parametrize(("latency", "floor"), [(0.02, 0.97), (0.5, 0.95)])
 def test_send_window_throughput_costs_at_most_the_spread(latency: float, floor: float) -> None:
     from whatsapp_worker.limits import SendWindow

@@ -339,6 +339,21 @@ class SendWindow:
             return 0.0
         return until[0] - now + 0.001
 
+    def depart(self, phone: str, started: float, now: float) -> float:
+        """The request admitted at `started` leaves only `now` (it waited for a request slot
+        or the send journal): it counts from `now` instead, so that its `spread` holds. Returns
+        its new start, for `done`. Counting it longer is always safe."""
+        latest = started + self.spread + 1.0
+        later = now + self.spread + 1.0
+        if later <= latest:
+            return started
+        until = self.until.setdefault(phone, [])
+        index = bisect.bisect_left(until, latest)
+        if index < len(until) and until[index] == latest:
+            del until[index]
+        bisect.insort(until, later)
+        return now
+
     def done(self, phone: str, started: float, now: float) -> None:
         """The answer of the request admitted at `started` is back: it counts until a second
         after it, if that is sooner."""

@@ -193,6 +193,10 @@ class Sender:
                             # its ack could not be sent anyway.
                             self.metrics.retried.labels(self.pool, "requeued").inc()
                             return
+                        # it counts in the number's window from now, when it really leaves
+                        started = self._window.depart(
+                            tenant.phone_number_id, started, time.monotonic()
+                        )
                         progress.outcome = None  # from here on, Meta may have it
                         response = await self._post(message, tenant)
                 finally:  # the request counts in the number's window until a second after
