@@ -71,12 +71,15 @@ async def test_published_config_reaches_a_worker_and_a_message_is_delivered(
     )  # fmt: skip
     worker = start_worker(volume.target, pool)
 
-    # convergence: the tenant's status and the operator's metric count the worker
-    status = wait_for(
-        lambda: (get(kubectl, namespace, "acme")["status"].get("published") or {}).get("workers")
-        == "1/1 current",
-        30, 0.3, "status.published.workers",
-    )  # fmt: skip
+    # convergence: the tenant's status and the operator's metric count the worker. kubelet
+    # keeps syncing the volume: the first copy can predate the publisher's last write (the
+    # pool's Secrets are written one by one), and a worker on that copy is rightly not current.
+    def converged() -> bool:
+        mirror_pool_secrets(list_secrets, WORKERS_NAMESPACE, pool, volume)
+        published = get(kubectl, namespace, "acme")["status"].get("published") or {}
+        return bool(published.get("workers") == "1/1 current")
+
+    status = wait_for(converged, 30, 0.3, "status.published.workers")
     assert status
     assert operator_metric(operator, "whatsapp_operator_pool_workers", pool=pool, config="current")
     assert worker.metric("whatsapp_worker_config_tenants") == 1
