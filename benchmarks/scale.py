@@ -54,6 +54,7 @@ from kubernetes_asyncio import client as kclient
 from kubernetes_asyncio import watch as kwatch
 
 from benchmarks import write_results
+from benchmarks.kopf_floor import FLOOR_TRIM_INTERVAL
 from benchmarks.meta_calls import (
     GROUP,
     PLURAL,
@@ -66,6 +67,7 @@ from benchmarks.meta_calls import (
     wait_ready,
 )
 from whatsapp_graph.simulator.client import SimulatorAdmin
+from whatsapp_operator import memory
 from whatsapp_testkit.controlplane import ControlPlane
 from whatsapp_testkit.postgres import Postgres
 from whatsapp_testkit.rabbitmq import RabbitMQ
@@ -82,6 +84,7 @@ _LABEL = re.compile(r'(\w+)="([^"]*)"')
 async def informer(kubeconfig: Path) -> None:
     """List, then watch, tenants and Secrets in all namespaces; hold each object as a dict."""
     store: dict[str, dict[tuple[str, str], Any]] = {"tenants": {}, "secrets": {}}
+    trimming = asyncio.create_task(memory.trimming(FLOOR_TRIM_INTERVAL))  # as the operator
     async with await api_client(kubeconfig) as api:
         custom, core = kclient.CustomObjectsApi(api), kclient.CoreV1Api(api)
         lists: dict[str, Callable[..., Awaitable[Any]]] = {
@@ -123,7 +126,7 @@ async def informer(kubeconfig: Path) -> None:
                     else:
                         store[kind][key] = obj
 
-        await asyncio.gather(*(follow(kind) for kind in lists))
+        await asyncio.gather(*(follow(kind) for kind in lists), trimming)
 
 
 # --- measuring ----------------------------------------------------------------------------------
@@ -304,7 +307,9 @@ async def run(opts: argparse.Namespace, base: Path) -> Result:
                         "--encryption-keys-dir", str(keys),
                         "--workers-namespace", WORKERS_NAMESPACE],
             extra_env={"WHATSAPP_OPERATOR_DATABASE_URL": pg.dsn,
-                       "WHATSAPP_OPERATOR_AMQP_URL": rabbit.amqp_url},
+                       "WHATSAPP_OPERATOR_AMQP_URL": rabbit.amqp_url,
+                       **({"PYTHONTRACEMALLOC": str(opts.trace_memory)}
+                          if opts.trace_memory else {})},
         )  # fmt: skip
         op.start()
         assert op.proc is not None
@@ -325,6 +330,8 @@ async def run(opts: argparse.Namespace, base: Path) -> Result:
             # one at a time: each lists 2 x N objects
             floors.append(await start_floor(command, cp.kubeconfig_path, opts.tenants, 600))
         await asyncio.sleep(opts.settle)
+        if opts.trace_memory:  # the largest allocation sites, in the operator's log
+            op.proc.send_signal(signal.SIGUSR1)
         pids = [op.proc.pid, *(f.pid for f in floors)]
         result.idle = await measure_window(cp, pids, opts.idle)
     finally:
@@ -410,9 +417,15 @@ async def main(argv: list[str]) -> None:
     args.add_argument("--baseline", type=float, default=60.0, help="window with no tenants, s")
     args.add_argument("--log-dir", type=Path, help="keep the logs here (default: a temp dir)")
     args.add_argument("--kopf-floors", action="store_true", help="also the two kopf floors")
+    args.add_argument(
+        "--trace-memory", type=int, default=0, metavar="FRAMES",
+        help="run the operator under tracemalloc (FRAMES deep) and have it log its largest "
+        "allocation sites (SIGUSR1) as the idle window starts; inflates its RSS",
+    )  # fmt: skip
     args.add_argument("--informer", type=Path, help=argparse.SUPPRESS)  # the floor's child
     opts = args.parse_args(argv)
     if opts.informer is not None:
+        memory.tune()  # as the operator (and the kopf floors) do
         await informer(opts.informer)
         return
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -9,7 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from whatsapp_operator import metrics
 from whatsapp_operator.tokens import fingerprint
@@ -145,3 +147,35 @@ def test_labels_never_contain_a_token(tenant: Tenant) -> None:
                     assert sample.labels == tenant.labels()
                     mine += 1
     assert mine == 3
+
+
+def test_the_exposition_is_a_gauge_family_with_help(tenant: Tenant) -> None:
+    metrics.observe(tenant.namespace, tenant.name, tenant.tenant_id, {"conditions": ready("True")})
+    text = generate_latest(REGISTRY).decode()
+    assert f"# TYPE {READY} gauge" in text
+    assert f"# HELP {READY} 1 when the tenant is Ready, else 0" in text
+    family = next(f for f in text_string_to_metric_families(text) if f.name == READY)
+    assert [s.value for s in family.samples if s.labels == tenant.labels()] == [1.0]
+
+
+def test_a_tenant_costs_a_small_record_not_a_gauge_child_per_metric() -> None:
+    """10,000 tenants with expiring tokens: prometheus-client's labelled gauges took ~21 MB
+    (three children of ~700 bytes each per tenant); the records take a tenth of it."""
+    status = {
+        "token": token(expiresAt="2026-10-31T12:00:00Z", renewalTime="2026-10-11T12:00:00Z"),
+        "conditions": ready("True"),
+    }
+    keys = [(f"ns-mem-{i % 10}", f"tenant-{i:05d}", f"t_{i:05d}") for i in range(2000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for key in keys:
+            metrics.observe(*key, status)
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+        for namespace, name, _ in keys:
+            metrics.forget(namespace, name)
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    # bytes per tenant: measured 228 (was 2,170), key strings included
+    assert grown / len(keys) < 400
