@@ -20,7 +20,7 @@ from typing import Any
 import kopf
 import uvloop
 
-from whatsapp_operator import listing, memory
+from whatsapp_operator import listing, memory, toggles
 from whatsapp_operator.config import OperatorConfig
 from whatsapp_operator.handlers import TENANTS, _slim, configure_settings
 
@@ -85,6 +85,7 @@ def main(argv: list[str]) -> None:
     opts = args.parse_args(argv)
     memory.tune()
     listing.install()  # as the operator does: a listing spanning an etcd compaction restarts
+    toggles.install()  # as the operator does: kopf's index gate, linear in the objects
     kopf.configure(verbose=False, quiet=True)
     settings = kopf.OperatorSettings()
     configure_settings(settings, OperatorConfig(all_namespaces=True))

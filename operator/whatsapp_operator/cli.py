@@ -15,7 +15,7 @@ import uvloop
 from kopf._core.engines.activities import ActivityError  # raised by kopf.operator, not exported
 from pydantic import ValidationError
 
-from . import listing, memory
+from . import listing, memory, toggles
 from .config import OperatorConfig
 from .logs import install_redaction, quiet_routine
 
@@ -145,6 +145,7 @@ def _run(cfg: OperatorConfig, liveness: str | None) -> None:
     namespaces = [] if cfg.all_namespaces else cfg.namespace_list
     factory = uvloop.new_event_loop if cfg.event_loop == "uvloop" else None
     listing.install()
+    toggles.install()  # kopf's start-up gate over indexes, linear (see toggles.py)
     operator = kopf.operator(
         standalone=cfg.peering is None,
         peering_name=cfg.peering,
