@@ -328,6 +328,19 @@ class SendWindow:
         self.spread = spread
         self.until: dict[str, list[float]] = {}  # per number: until when each request counts
 
+    def _end(self, started: float) -> float:
+        """Until when a request started at `started` counts while its answer is not back."""
+        return started + self.spread + 1.0
+
+    @staticmethod
+    def _drop(until: list[float], end: float) -> bool:
+        """Remove one request counted until `end`; False if none is (it has expired)."""
+        index = bisect.bisect_left(until, end)
+        if index < len(until) and until[index] == end:
+            del until[index]
+            return True
+        return False
+
     def admit(self, phone: str, rate: int, now: float) -> float:
         """0.0 and the request counted from `now`, or how long to wait before asking again
         (call `done` with the same `now` when its answer is back, whatever it was)."""
@@ -335,7 +348,7 @@ class SendWindow:
         expired = bisect.bisect_right(until, now)
         del until[:expired]
         if len(until) < max(1, rate):
-            bisect.insort(until, now + self.spread + 1.0)
+            bisect.insort(until, self._end(now))
             return 0.0
         return until[0] - now + 0.001
 
@@ -343,27 +356,20 @@ class SendWindow:
         """The request admitted at `started` leaves only `now` (it waited for a request slot
         or the send journal): it counts from `now` instead, so that its `spread` holds. Returns
         its new start, for `done`. Counting it longer is always safe."""
-        latest = started + self.spread + 1.0
-        later = now + self.spread + 1.0
-        if later <= latest:
+        if self._end(now) <= self._end(started):
             return started
         until = self.until.setdefault(phone, [])
-        index = bisect.bisect_left(until, latest)
-        if index < len(until) and until[index] == latest:
-            del until[index]
-        bisect.insort(until, later)
+        self._drop(until, self._end(started))
+        bisect.insort(until, self._end(now))  # even if its old count had expired: it leaves now
         return now
 
     def done(self, phone: str, started: float, now: float) -> None:
         """The answer of the request admitted at `started` is back: it counts until a second
         after it, if that is sooner."""
         until = self.until.get(phone)
-        latest = started + self.spread + 1.0
-        if until is None or now + 1.0 >= latest:
+        if until is None or now + 1.0 >= self._end(started):
             return
-        index = bisect.bisect_left(until, latest)
-        if index < len(until) and until[index] == latest:
-            del until[index]
+        if self._drop(until, self._end(started)):
             bisect.insort(until, now + 1.0)
 
     def forget_idle(self, phone: str, now: float) -> None:
