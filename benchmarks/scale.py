@@ -22,20 +22,20 @@ resource (`apiserver_request_total` from its /metrics, read before and after; th
 scrape that falls inside the window is subtracted). The API server's own requests (its
 identity lease) show as their own rows.
 
-Floor, measured over the same window: a bare kubernetes_asyncio process (this module with
-`--informer`) that lists and then watches the same tenants and Secrets and holds every object
-as a dict, like an informer with no framework. The ratio is what the operator costs beyond
-holding the objects. With `--kopf-floors`, two more floors show what kopf itself costs
-(benchmarks/kopf_floor.py): kopf with the operator's watch settings, indexes and event
-handlers doing no work, then the same with a sleeping daemon per tenant, as the operator's
-loops are. Both install the operator's fix of kopf's start-up gate over indexes
-(`whatsapp_operator/toggles.py`): without it they did not list 10,000 tenants within 10
-minutes (the gate was cubic in the objects); with it, 10,000 in 13 s (the floor alone on the
-API server). At 10,000 the daemon floor's first pass, a finalizer PATCH per tenant while the
-operator watches the same tenants, has overloaded the 2-core machine (PATCH timeouts, then
-the API server's /metrics unanswered), so they are opt-in; a kopf floor that does not list
-in 600 s is reported as such and the run goes on. One run (set-up
-of 10,000 takes minutes on 2 shared cores).
+Floor, measured over the same window: a bare kubernetes_asyncio process
+(benchmarks/informer_floor.py) that lists and then watches the same tenants and Secrets and
+holds every object as a dict, like an informer with no framework. The ratio is what the
+operator costs beyond holding the objects. With `--kopf-floors`, two more floors show what
+kopf itself costs (benchmarks/kopf_floor.py): kopf with the operator's watch settings,
+indexes and event handlers doing no work, then the same with a sleeping daemon per tenant, as
+the operator's loops are. Both install the operator's fix of kopf's start-up gate over
+indexes (`whatsapp_operator/toggles.py`): without it they did not list 10,000 tenants within
+10 minutes (the gate was cubic in the objects); with it, 10,000 in 13 s (the floor alone on
+the API server). At 10,000 the daemon floor's first pass, a finalizer PATCH per tenant while
+the operator watches the same tenants, has overloaded the 2-core machine (PATCH timeouts,
+then the API server's /metrics unanswered), so they are opt-in; a kopf floor that does not
+list in 600 s is reported as such and the run goes on. One run (set-up of 10,000 takes
+minutes on 2 shared cores).
 """
 
 from __future__ import annotations
@@ -56,10 +56,8 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes_asyncio import client as kclient
-from kubernetes_asyncio import watch as kwatch
 
 from benchmarks import write_results
-from benchmarks.kopf_floor import FLOOR_TRIM_INTERVAL
 from benchmarks.meta_calls import (
     GROUP,
     PLURAL,
@@ -72,7 +70,6 @@ from benchmarks.meta_calls import (
     wait_ready,
 )
 from whatsapp_graph.simulator.client import SimulatorAdmin
-from whatsapp_operator import memory
 from whatsapp_testkit.controlplane import ControlPlane
 from whatsapp_testkit.postgres import Postgres
 from whatsapp_testkit.rabbitmq import RabbitMQ
@@ -81,57 +78,6 @@ from whatsapp_testkit.services import GraphSimulator, Operator
 WORKERS_NAMESPACE = "whatsapp-workers"
 TICKS = os.sysconf("SC_CLK_TCK")
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
-
-
-# --- the floor: a raw list + watch holder, run as a child process -------------------------------
-
-
-async def informer(kubeconfig: Path) -> None:
-    """List, then watch, tenants and Secrets in all namespaces; hold each object as a dict."""
-    store: dict[str, dict[tuple[str, str], Any]] = {"tenants": {}, "secrets": {}}
-    trimming = asyncio.create_task(memory.trimming(FLOOR_TRIM_INTERVAL))  # as the operator
-    async with await api_client(kubeconfig) as api:
-        custom, core = kclient.CustomObjectsApi(api), kclient.CoreV1Api(api)
-        lists: dict[str, Callable[..., Awaitable[Any]]] = {
-            "tenants": lambda **kw: custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw),
-            "secrets": lambda **kw: core.list_secret_for_all_namespaces(**kw),
-        }
-
-        async def fetch(kind: str, **kw: Any) -> dict[str, Any]:
-            response = await lists[kind](_preload_content=False, **kw)
-            return dict(json.loads(await response.read()))
-
-        async def hold(kind: str) -> str:
-            page: dict[str, Any] = {"metadata": {"continue": ""}}
-            while True:
-                page = await fetch(kind, limit=500, _continue=page["metadata"]["continue"] or None)
-                for item in page["items"]:
-                    meta = item["metadata"]
-                    store[kind][(meta["namespace"], meta["name"])] = item
-                if not page["metadata"].get("continue"):
-                    return str(page["metadata"]["resourceVersion"])
-
-        versions = {kind: await hold(kind) for kind in lists}
-        print(f"listed {len(store['tenants'])} {len(store['secrets'])}", flush=True)
-
-        async def follow(kind: str) -> None:
-            fn = (
-                custom.list_cluster_custom_object
-                if kind == "tenants"
-                else core.list_secret_for_all_namespaces
-            )
-            args = (GROUP, VERSION, PLURAL) if kind == "tenants" else ()
-            async with kwatch.Watch() as w:
-                stream = w.stream(fn, *args, resource_version=versions[kind], timeout_seconds=3600)
-                async for event in stream:
-                    obj = event["raw_object"]
-                    key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
-                    if event["type"] == "DELETED":
-                        store[kind].pop(key, None)
-                    else:
-                        store[kind][key] = obj
-
-        await asyncio.gather(*(follow(kind) for kind in lists), trimming)
 
 
 # --- measuring ----------------------------------------------------------------------------------
@@ -244,8 +190,9 @@ async def count_ready(kubeconfig: Path) -> int:
 
 
 # The floors, each a child process that prints "listed ..." once it holds every object.
+RAW_FLOOR = "raw list+watch holder (kubernetes_asyncio)"
 FLOORS = {
-    "raw list+watch holder (kubernetes_asyncio)": ["benchmarks.scale", "--informer"],
+    RAW_FLOOR: ["benchmarks.informer_floor"],
     "kopf, the operator's watches and indexes, no work": ["benchmarks.kopf_floor"],
     "kopf, as above + a sleeping daemon per tenant": ["benchmarks.kopf_floor", "--daemons"],
 }
@@ -254,7 +201,7 @@ FLOORS = {
 async def start_floor(
     command: list[str], kubeconfig: Path, tenants: int, within: float
 ) -> asyncio.subprocess.Process:
-    if "--informer" in command:
+    if command == FLOORS[RAW_FLOOR]:
         args = [*command, str(kubeconfig)]
     else:
         args = [*command, "--tenants", str(tenants)]
@@ -439,12 +386,7 @@ async def main(argv: list[str]) -> None:
         help="run the operator under tracemalloc (FRAMES deep) and have it log its largest "
         "allocation sites (SIGUSR1) as the idle window starts; inflates its RSS",
     )  # fmt: skip
-    args.add_argument("--informer", type=Path, help=argparse.SUPPRESS)  # the floor's child
     opts = args.parse_args(argv)
-    if opts.informer is not None:
-        memory.tune()  # as the operator (and the kopf floors) do
-        await informer(opts.informer)
-        return
     with tempfile.TemporaryDirectory() as tmp:
         base = opts.log_dir or Path(tmp)
         base.mkdir(parents=True, exist_ok=True)
