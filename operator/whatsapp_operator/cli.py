@@ -76,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
         help="RabbitMQ URL, to report which workers run the published config (prefer the "
         "env var: it holds a password)",
     )
+    p.add_argument(
+        "--max-concurrent-reconciles",
+        type=int,
+        help="tenant reconcile passes at once (default 500); the rest wait, earliest due first",
+    )
     p.add_argument("--peering", help="kopf peering name (HA); standalone when not given")
     p.add_argument("--priority", type=int, help="peering priority of this replica")
     p.add_argument(

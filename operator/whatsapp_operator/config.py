@@ -45,6 +45,9 @@ class OperatorConfig(BaseSettings):
         default=None, repr=False,
         description="RabbitMQ URL: read worker heartbeats to report config convergence",
     )  # fmt: skip
+    # Tenant reconcile passes running at once (scheduler.py); more wait for a place, earliest
+    # due first. Most of a pass is waiting (Graph budget, publisher, PostgreSQL).
+    max_concurrent_reconciles: int = Field(default=500, ge=1, le=100_000)
     peering: str | None = None  # None: standalone (one replica)
     priority: int = 0
     database_url: str | None = Field(

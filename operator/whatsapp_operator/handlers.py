@@ -5,8 +5,9 @@ pool, which costs a thread hop per watch event (thousands at start-up) and would
 loops' asyncio Events from a foreign thread, which asyncio does not support.
 
 - indexes: tenants by referenced Secret, by tenantId, by phoneNumberId (cluster-wide claims);
-- a daemon per tenant runs its reconcile loop (create, resume, timers in one place);
-- watch events on tenants and Secrets wake the loops that must look again.
+- every tenant event hands the tenant's body to the scheduler (scheduler.py), which runs its
+  reconcile passes (create, resume, timers in one place) with no task while it sleeps;
+- watch events on tenants and Secrets wake the tenants that must look again.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import kopf
 from whatsapp_graph.client import GraphClient, default_timeout
 from whatsapp_graph.http import new_http_client
 
-from . import diagnostics, memory, metrics, storage
+from . import diagnostics, memory, metrics, storage, toggles
 from .audit import AuditLog
 from .audit_writer import AuditWriter
 from .budget import RequestBudget
@@ -35,7 +36,8 @@ from .ownership import Claim
 from .publish import POOL_LABEL, Publisher
 from .reconcile import Runtime, TenantLoop, claim_of, revalidation_requested
 from .refresh import Refresher
-from .registry import Registry
+from .registry import Registry, TenantKey
+from .scheduler import Scheduler, wait_ended
 from .spec import GROUP, PLURAL, VERSION
 from .validation import Validator
 
@@ -83,7 +85,7 @@ def configure_settings(settings: kopf.OperatorSettings, cfg: OperatorConfig) -> 
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> None:
     cfg: OperatorConfig = memo.config
     configure_settings(settings, cfg)
     diagnostics.install()
@@ -114,9 +116,16 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         owner=cfg.database_owner,
         refresher=Refresher(memo.kube, graph, budget, utcnow),
         default_version=cfg.graph_api_version,
+        by_tenant_id=_claims(kwargs, "tenants_by_tenant_id"),  # kopf's live indexes
+        by_phone=_claims(kwargs, "tenants_by_phone_number_id"),
     )
+    memo.scheduler = Scheduler(
+        cfg.max_concurrent_reconciles, paused=toggles.paused_set(), on_forget=registry.unregister
+    )
+    metrics.watch_scheduler(memo.scheduler)
     metrics.serve(cfg.metrics_port, cfg.liveness_host)
     memo.background = storage.start_background(cfg, memo.runtime)
+    memo.background.append(asyncio.create_task(memo.scheduler.run(), name="scheduler"))
     memo.background.append(asyncio.create_task(memory.trimming(), name="malloc-trim"))
     if memo.runtime.rows is not None:
         memo.runtime.audit = AuditWriter(AuditLog(memo.runtime.rows.db))
@@ -240,21 +249,6 @@ async def tenants_by_phone_number_id(
     return {spec["phoneNumberId"]: claim_of(body)}
 
 
-@kopf.daemon(*TENANTS, cancellation_timeout=5.0)
-async def tenant_loop(
-    body: kopf.Body,
-    namespace: str | None,
-    name: str,
-    memo: Any,
-    **kwargs: Any,
-) -> None:
-    loop = TenantLoop(memo.runtime, body, (namespace or "", name))
-    by_tenant_id = _claims(kwargs, "tenants_by_tenant_id")
-    by_phone = _claims(kwargs, "tenants_by_phone_number_id")
-    del kwargs  # kopf's ~30 other arguments: not kept alive for the daemon's whole life
-    await loop.run(by_tenant_id, by_phone)
-
-
 @kopf.on.delete(*TENANTS)
 async def tenant_deleted(spec: kopf.Spec, meta: kopf.Meta, memo: Any, **_: Any) -> None:
     """Apply spec.deletionPolicy to the tenant's row before the finalizer goes."""
@@ -267,9 +261,26 @@ async def tenant_deleted(spec: kopf.Spec, meta: kopf.Meta, memo: Any, **_: Any) 
     metrics.forget(str(meta.get("namespace")), str(meta.get("name")))
 
 
+async def _follow(memo: Any, key: TenantKey, body: kopf.Body, gone: bool) -> None:
+    """Hand the tenant's latest body to its passes (a new tenant is scheduled now); a tenant
+    deleted, or marked for deletion, is forgotten, its running pass cancelled and awaited (the
+    deletion handler must not race with it)."""
+    scheduler: Scheduler = memo.scheduler
+    if gone:
+        await wait_ended(scheduler.remove(key))
+        return
+    slot = scheduler.slots.get(key)
+    if slot is not None:
+        slot.tenant.observe(body)
+    else:
+        slot = scheduler.add(key, TenantLoop(memo.runtime, body, key))
+        memo.runtime.registry.register(key, slot)
+
+
 @kopf.on.event(*TENANTS)
 async def tenant_changed(
     type: str,
+    body: kopf.Body,
     namespace: str | None,
     name: str,
     spec: kopf.Spec,
@@ -277,12 +288,15 @@ async def tenant_changed(
     memo: Any,
     **kwargs: Any,
 ) -> None:
-    """Wake this tenant on a spec change, and the tenants waiting on ids it gave up."""
+    """Follow the tenant's body; wake it on a spec change, and the tenants waiting on ids it
+    gave up."""
     if "runtime" not in memo:
         return
     registry: Registry = memo.runtime.registry
     key = (namespace or "", name)
-    if type == "DELETED" or _deleting(meta):
+    gone = type == "DELETED" or _deleting(meta)
+    await _follow(memo, key, body, gone)
+    if gone:
         claims = None
     else:
         claims = (str(spec.get("tenantId", "")), str(spec.get("phoneNumberId", "")))

@@ -3,8 +3,9 @@ outcomes; never a token."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client import REGISTRY, Counter, Gauge, Metric, start_http_server
 from prometheus_client.core import GaugeMetricFamily
@@ -77,6 +78,28 @@ POOL_WORKERS = Gauge(
     "Live sender workers of a pool, by whether they run the published config",
     ["pool", "config"],
 )
+
+
+RUNNING = Gauge(
+    "whatsapp_operator_reconciles_running",
+    "Tenant reconcile passes running now (at most --max-concurrent-reconciles)",
+)
+SCHEDULED = Gauge(
+    "whatsapp_operator_tenants_scheduled", "Tenants whose reconcile passes the operator runs"
+)
+
+
+class _SchedulerView(Protocol):
+    running: int
+
+    @property
+    def slots(self) -> Sized: ...
+
+
+def watch_scheduler(scheduler: _SchedulerView) -> None:
+    """Read the scheduler's counts at each scrape."""
+    RUNNING.set_function(lambda: scheduler.running)
+    SCHEDULED.set_function(lambda: len(scheduler.slots))
 
 
 def set_pool_workers(pool: str, *, current: int, stale: int) -> None:

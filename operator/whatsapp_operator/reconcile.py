@@ -1,19 +1,18 @@
 """One tenant's reconcile: gather facts, call the pure `decide`, apply the result.
 
-`TenantLoop.run` is the body of the tenant's kopf daemon: it reconciles, then sleeps until the
-next check is due or something wakes it (its spec changed, its Secret changed, a tenant it
-waited for went away). One loop per tenant means one reconcile at a time per tenant, with no
-locks and no polling timers.
+`TenantLoop.step` is one pass of one tenant; `scheduler.Scheduler` runs the passes (one at a
+time per tenant, the next when it is due or when something wakes the tenant: its spec changed,
+its Secret changed, a tenant it waited for went away). The watch hands each new body of the
+tenant to `TenantLoop.observe`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +30,7 @@ from .ownership import Claim, find_conflict
 from .patches import merge_patch
 from .publish import Publisher, resolved_config
 from .refresh import Refresher
-from .registry import Registry, TenantKey, Waker
+from .registry import Registry, TenantKey
 from .rotation import next_rotation_moment
 from .rows import desired_row
 from .schedule import backoff, next_check
@@ -50,8 +49,6 @@ MIN_RECHECK = 30.0
 # thousand new tenants keeps the publisher busy for 10-20 s; 5 s made most of them run twice
 # (0.8-1.1 second passes per tenant). A failing publisher releases its waiters at once.
 PUBLISH_WAIT = 30.0
-# Seconds after a status write before the loop looks whether the watch has brought it back.
-ECHO_WAIT = 2.0
 
 
 @dataclass
@@ -69,6 +66,9 @@ class Runtime:
     audit: AuditWriter | None = None  # with PostgreSQL: the append-only audit trail
     publisher: Publisher | None = None  # with --workers-namespace: resolved config per pool
     convergence: HeartbeatListener | None = None  # with --amqp-url: workers on that config
+    # kopf's live indexes of the ids the tenants claim (tenantId, phoneNumberId -> claims)
+    by_tenant_id: Mapping[Any, Iterable[Claim]] = field(default_factory=dict)
+    by_phone: Mapping[Any, Iterable[Claim]] = field(default_factory=dict)
 
     actor: str = "whatsapp-operator"
 
@@ -282,15 +282,22 @@ def _rv(value: Any) -> int:
 
 
 class TenantLoop:
-    """The reconcile loop of one tenant (the body of its kopf daemon)."""
+    """One tenant's reconcile state between passes (run by `scheduler.Scheduler`)."""
+
+    __slots__ = ("_handled", "_written", "body", "failures", "key", "rt")
 
     def __init__(self, rt: Runtime, body: Mapping[str, Any], key: TenantKey) -> None:
         self.rt = rt
-        self.body = body  # kopf's live view: always the latest the watch has seen
+        self.body = body  # the latest the watch has seen (see observe)
         self.key = key
         self.failures = 0
         self._written: tuple[int, dict[str, Any]] | None = None
         self._handled: dict[str, str] = {}  # request annotation -> the value acted on
+
+    def observe(self, body: Mapping[str, Any]) -> None:
+        """The watch brought a newer body of this tenant."""
+        self.body = body
+        self._forget_seen_write()
 
     def _status(self) -> Mapping[str, Any]:
         """The stored status; ours if the watch has not caught up with our last write yet."""
@@ -346,13 +353,14 @@ class TenantLoop:
             if a in annotations and self._handled.get(a) != str(annotations[a])
         }
 
-    async def step(self, by_tenant_id: Claims, by_phone: Claims) -> float:
+    async def step(self) -> float:
+        """One pass; seconds until the next is due."""
         status = self._status()
         asked = self._asked()  # taken now: a request arriving mid-pass waits for the next
         requests = Requests(REVALIDATE_ANNOTATION in asked, REFRESH_ANNOTATION in asked)
         try:
             outcome = await reconcile_once(
-                self.rt, self.body, status, by_tenant_id, by_phone, requests
+                self.rt, self.body, status, self.rt.by_tenant_id, self.rt.by_phone, requests
             )
             if outcome.decision is not None:
                 await self._apply(status, outcome.decision, asked)
@@ -367,30 +375,3 @@ class TenantLoop:
             return backoff(self.failures)
         self.failures = 0
         return outcome.next_in
-
-    async def run(self, by_tenant_id: Claims, by_phone: Claims) -> None:
-        wake = self.rt.registry.register(self.key)
-        try:
-            while True:
-                wake.clear()
-                delay = await self.step(by_tenant_id, by_phone)
-                if self._written is not None and delay > ECHO_WAIT:
-                    # Our status write normally comes back through the watch within
-                    # moments: then the copy of it is dropped, not kept for the whole sleep.
-                    if await _sleep(wake, ECHO_WAIT):
-                        continue
-                    self._forget_seen_write()
-                    delay -= ECHO_WAIT
-                await _sleep(wake, delay)
-        finally:
-            self.rt.registry.unregister(self.key)
-
-
-async def _sleep(wake: Waker, seconds: float) -> bool:
-    """Wait until woken (True) or for `seconds` (False). asyncio.timeout, not wait_for: no
-    second task per tenant while it sleeps."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await wake.wait()
-            return True
-    return False

@@ -1,15 +1,14 @@
-"""In-memory coordination between kopf's handlers and the per-tenant reconcile loops.
+"""In-memory coordination between kopf's handlers and the tenants' reconcile passes.
 
-Each tenant's loop registers a wake-up event; watch handlers (the tenant itself changed, its
-Secret changed, a tenant it was waiting for went away) set it. Only process-local state
+Each tenant known to the scheduler registers a wake target; watch handlers (the tenant itself
+changed, its Secret changed, a tenant it was waiting for went away) set it. Only process-local state
 lives here: everything the operator knows for sure is in the cluster.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from . import metrics
 
@@ -20,41 +19,36 @@ TenantKey = tuple[str, str]  # (namespace, name)
 WakeReason = Literal["spec", "claim", "secret", "published", "workers", "database", "drift"]
 
 
-class Waker:
-    """An asyncio.Event for one waiting loop, in 60 bytes instead of 860 (an Event carries a
-    deque of waiters; here the one waiter's future exists only while the loop waits)."""
+class Wakeable(Protocol):
+    """What the registry wakes: the tenant's `scheduler.Slot` in the operator."""
 
-    __slots__ = ("_set", "_waiter")
+    def set(self) -> None: ...
+
+    def is_set(self) -> bool: ...
+
+
+class Flag:
+    """A wake target that only remembers it was woken (for a tenant known without a
+    scheduler, and in tests)."""
+
+    __slots__ = ("_set",)
 
     def __init__(self) -> None:
         self._set = False
-        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._set = True
 
     def is_set(self) -> bool:
         return self._set
 
-    def set(self) -> None:
-        self._set = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
     def clear(self) -> None:
         self._set = False
-
-    async def wait(self) -> None:
-        """Until `set` (at once if it is set already); one waiter at a time."""
-        if self._set:
-            return
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
 
 
 @dataclass
 class Registry:
-    wakers: dict[TenantKey, Waker] = field(default_factory=dict)
+    wakers: dict[TenantKey, Wakeable] = field(default_factory=dict)
     seen_generation: dict[TenantKey, int] = field(default_factory=dict)
     claims: dict[TenantKey, tuple[str, str]] = field(default_factory=dict)
     # tenant id -> the tenant whose row is in PostgreSQL (for the drift check)
@@ -64,11 +58,14 @@ class Registry:
     # tenants whose last sync found PostgreSQL down: woken together when it is back
     db_waiters: set[TenantKey] = field(default_factory=set)
 
-    def register(self, key: TenantKey) -> Waker:
-        event = self.wakers.get(key)
-        if event is None:
-            event = self.wakers[key] = Waker()
-        return event
+    def register(self, key: TenantKey, target: Wakeable | None = None) -> Wakeable:
+        """The tenant's wake target from now on (`target`, or a new Flag); the one it has if
+        no `target` is given."""
+        if target is not None:
+            self.wakers[key] = target
+        elif key not in self.wakers:
+            self.wakers[key] = Flag()
+        return self.wakers[key]
 
     def unregister(self, key: TenantKey) -> None:
         self.wakers.pop(key, None)

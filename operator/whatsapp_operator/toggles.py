@@ -13,6 +13,10 @@ reconciled none of them minutes later; kopf's floor in `benchmarks/scale.py` nev
 `CountingToggleSet`: the set counts its "on" members, so its state costs O(1), and adding or
 dropping a member wakes the waiters only when the set's state changes. A member turned on or
 off by itself still wakes everyone (peering does that, rarely). Same states, same waits.
+
+kopf makes one `ToggleSet(any)` per run, its `operator_paused` (on while peering has a replica
+of higher priority, or the peering resource is missing): `paused_set()` gives it to the
+scheduler of tenant passes, which must pause with kopf's daemons (kopf stops those itself).
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ class CountingToggleSet(aiotoggles.ToggleSet):
         super().__init__(fn)
         self._members: set[aiotoggles.Toggle] = self._toggles
         self._on = 0  # members that are on
+        if fn is any:
+            global _PAUSED
+            _PAUSED = self
 
     def is_on(self) -> bool:
         if self._fn is all:
@@ -83,6 +90,14 @@ class CountingToggleSet(aiotoggles.ToggleSet):
                     self._on -= toggle.is_on()
             if self.is_on() != before:
                 self._condition.notify_all()
+
+
+_PAUSED: CountingToggleSet | None = None
+
+
+def paused_set() -> CountingToggleSet | None:
+    """kopf's `operator_paused` of the running operator (None before kopf made it)."""
+    return _PAUSED
 
 
 def install() -> None:

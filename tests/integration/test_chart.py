@@ -25,7 +25,7 @@ import yaml
 
 from conftest import ROOT, Cluster, Kubectl, make_world
 from whatsapp_graph.resolved import parse_document
-from whatsapp_testkit.procs import free_ports
+from whatsapp_testkit.procs import free_ports, reachable
 from whatsapp_testkit.reliability import Scenario
 from whatsapp_testkit.services import Service
 from whatsapp_testkit.world import dump, secret, tenant, wait_for
@@ -446,6 +446,17 @@ class ChartOperator(Service):
     def health_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/healthz"
 
+    def metric(self, sample: str, absent: float | None = None) -> float:
+        """A sample (`name` or `name{labels}`) from the replica's /metrics; `absent` if it is
+        not there (a labelled counter never incremented), else an error."""
+        status, body = reachable(f"http://127.0.0.1:{self.metrics_port}/metrics")
+        assert status == 200, body
+        for line in body.splitlines():
+            if line.startswith(f"{sample} "):
+                return float(line.split()[1])
+        assert absent is not None, f"{sample} not on /metrics"
+        return absent
+
 
 @dataclass
 class PrivateInstall:
@@ -583,20 +594,32 @@ def peers(install: PrivateInstall) -> list[int]:
     return sorted(p["priority"] for p in (peering.get("status") or {}).values())
 
 
+SCHEDULED = "whatsapp_operator_tenants_scheduled"
+RECONCILES = 'whatsapp_operator_reconciles_total{result="ok"}'
+
+
 def test_a_standby_replica_leaves_the_published_config_alone(
     private: PrivateInstall, active: dict[str, Any], artifacts: Path
 ) -> None:
     kubectl, tenant_id = private.kubectl, active["tenant_id"]
     wait_for(lambda: tenant_id in published_tenants(kubectl, private.workers), 30, 0.3)
+    leader = active["operator"]
     standby = private.start_operator(artifacts / "chart-operator-0.log", priority=0)
     try:
         wait_for(lambda: peers(private) == [0, 1], 20, 0.3, "both replicas in the peering object")
+        # Paused by kopf's peering, the standby runs no tenant's passes (scheduler.py):
+        # whatever it picked up before it saw the leader is dropped.
+        wait_for(lambda: standby.metric(SCHEDULED) == 0, 20, 0.3, "the standby to pause")
+        passes = standby.metric(RECONCILES, absent=0.0)
         deadline = time.monotonic() + 100  # the publisher's start-up grace (60 s) + its 30 s pass
         while time.monotonic() < deadline:
             assert tenant_id in published_tenants(kubectl, private.workers), (
                 "the standby replica removed the tenant from the published config"
             )
+            assert standby.metric(SCHEDULED) == 0, "the paused standby took tenants on"
             time.sleep(2)
+        assert standby.metric(RECONCILES, absent=0.0) == passes, "the paused standby ran passes"
+        assert leader.metric(SCHEDULED) >= 1  # the leader still runs them
     finally:
         standby.stop()
 

@@ -21,7 +21,8 @@ HANDLERS = [
 
 def test_the_handlers_are_registered() -> None:
     ids = {str(h.id) for h in HANDLERS}
-    assert {"tenant_loop", "tenant_changed", "secret_changed", "tenants_by_secret"} <= ids
+    assert {"tenant_changed", "tenant_deleted", "secret_changed", "tenants_by_secret"} <= ids
+    assert "tenant_loop" not in ids  # no daemon per tenant: scheduler.py runs the passes
     assert whatsapp_operator.handlers.TENANTS
 
 

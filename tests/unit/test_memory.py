@@ -1,9 +1,8 @@
-"""The operator's memory savers: the one-waiter Waker, shared strings in kept bodies, the
+"""The operator's memory savers: shared strings in kept bodies, the
 slimmed tenant body, and malloc tuning (glibc only)."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import sys
 from typing import Any
@@ -13,7 +12,6 @@ import pytest
 
 from whatsapp_operator import memory
 from whatsapp_operator.handlers import _slim
-from whatsapp_operator.registry import Waker
 
 BODY: dict[str, Any] = {
     "apiVersion": "whatsapp.operator.dev/v1alpha1",
@@ -26,29 +24,6 @@ BODY: dict[str, Any] = {
     "spec": {"tenantId": "t_acme", "wabaId": "1", "phoneNumberId": "2"},
     "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Ready"}]},
 }  # fmt: skip
-
-
-async def test_a_waker_set_before_the_wait_returns_at_once() -> None:
-    waker = Waker()
-    waker.set()
-    await asyncio.wait_for(waker.wait(), 1)
-    assert waker.is_set()
-    waker.clear()
-    assert not waker.is_set()
-
-
-async def test_a_waker_wakes_its_waiter_and_a_timeout_leaves_no_waiter() -> None:
-    waker = Waker()
-    waiting = asyncio.create_task(waker.wait())
-    await asyncio.sleep(0)
-    assert not waiting.done()
-    waker.set()
-    await asyncio.wait_for(waiting, 1)
-    waker.clear()
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(waker.wait(), 0.05)
-    assert waker._waiter is None  # a cancelled wait leaves nothing behind
-    waker.set()  # no waiter: no error
 
 
 def test_slim_drops_managed_fields_and_keeps_everything_else() -> None:

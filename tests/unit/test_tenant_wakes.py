@@ -1,5 +1,6 @@
-"""Which tenant events wake a tenant's loop (`handlers.tenant_changed`): watch events and
-listings (type None: start-up, or a watch re-established after an API server restart)."""
+"""Which tenant events wake a tenant (`handlers.tenant_changed`): watch events and listings
+(type None: start-up, or a watch re-established after an API server restart); and how the
+events hand the tenant to the scheduler."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from whatsapp_operator.handlers import tenant_changed
+from whatsapp_operator.reconcile import TenantLoop
 from whatsapp_operator.registry import Registry
+from whatsapp_operator.scheduler import Scheduler
 
 REVALIDATE = {"whatsapp.operator.dev/revalidate": "1"}
 
@@ -34,15 +37,51 @@ async def test_wakes(
     key = ("shop", "acme")
     if seen_generation:
         registry.spec_changed(key, seen_generation)
-    waker = registry.register(key)
     meta: dict[str, Any] = {"name": "acme", "generation": 1, "annotations": annotations}
-    memo = kopf.Memo(runtime=SimpleNamespace(registry=registry))
+    await _event(type_, meta, _memo(registry))
+    assert registry.wakers[key].is_set() is woken
+
+
+def _memo(registry: Registry) -> kopf.Memo:
+    scheduler = Scheduler(10, on_forget=registry.unregister)  # as the operator builds it
+    return kopf.Memo(runtime=SimpleNamespace(registry=registry), scheduler=scheduler)
+
+
+async def _event(type_: str | None, meta: dict[str, Any], memo: kopf.Memo) -> kopf.Body:
+    body = kopf.Body({"metadata": {"namespace": "shop", **meta}, "spec": {"tenantId": "t"}})
     await tenant_changed(
-        type=type_, namespace="shop", name="acme", spec=kopf.Spec({"spec": {"tenantId": "t"}}),
-        meta=kopf.Meta({"metadata": meta}), memo=memo,
-        tenants_by_tenant_id={}, tenants_by_phone_number_id={},
+        type=type_, body=body, namespace="shop", name=meta["name"], spec=body.spec,
+        meta=body.meta, memo=memo, tenants_by_tenant_id={}, tenants_by_phone_number_id={},
     )  # type: ignore[arg-type]  # fmt: skip
-    assert waker.is_set() is woken
+    return body
+
+
+async def test_events_hand_the_tenant_to_the_scheduler_and_deletion_forgets_it() -> None:
+    registry = Registry()
+    memo = _memo(registry)
+    scheduler: Scheduler = memo.scheduler
+    key = ("shop", "acme")
+
+    first = await _event(None, {"name": "acme", "generation": 1}, memo)  # the listing
+    slot = scheduler.slots[key]
+    assert isinstance(slot.tenant, TenantLoop)
+    assert slot.tenant.body is first
+    assert registry.wakers[key] is slot  # wakes reach the scheduler
+    assert not slot.is_set()  # due now as a new tenant, but not "woken"
+
+    newer = await _event("MODIFIED", {"name": "acme", "generation": 1, "x": 1}, memo)
+    assert scheduler.slots[key] is slot  # the same tenant: no second slot
+    assert slot.tenant.body is newer  # passes see the newest body
+    assert not slot.is_set()  # same generation: no wake
+
+    await _event("MODIFIED", {"name": "acme", "generation": 2}, memo)
+    assert slot.is_set()  # a spec change wakes it
+
+    await _event("MODIFIED", {"name": "acme", "generation": 2, "deletionTimestamp": "x"}, memo)
+    assert key not in scheduler.slots  # marked for deletion: its passes end
+    assert key not in registry.wakers
+    await _event("DELETED", {"name": "acme", "generation": 2}, memo)  # nothing left: no error
+    assert key not in scheduler.slots
 
 
 def _wakes(reason: str) -> float:
