@@ -1,10 +1,11 @@
 """The kopf floor of the scale benchmark: what kopf itself costs to hold N tenants.
 
 A child process running kopf with the operator's watch settings (`configure_settings`: chunked
-listings, the Secret label selector), on uvloop, with the malloc tuning, periodic malloc_trim
-and body slimming the operator uses, and handlers that do no work: the same three indexes of
-tenants, an event handler on tenants and on referenced Secrets, and, with `--daemons`, a
-daemon per tenant that only sleeps (the operator's loop is such a daemon). It prints `listed N`
+listings, the Secret label selector), on uvloop, with the malloc tuning and periodic
+malloc_trim the operator uses, and handlers that do no work: the same three indexes of
+tenants, an event handler on tenants and on referenced Secrets (the operator's shape since its
+scheduler replaced the daemons), and, with `--daemons`, a daemon per tenant that only sleeps
+(what the operator used to run), its body without managedFields. It prints `listed N`
 once it has seen every tenant, then idles until SIGTERM. `benchmarks/scale.py` measures it
 beside the operator.
 """
@@ -22,7 +23,7 @@ import uvloop
 
 from whatsapp_operator import listing, memory, toggles
 from whatsapp_operator.config import OperatorConfig
-from whatsapp_operator.handlers import TENANTS, _slim, configure_settings
+from whatsapp_operator.handlers import TENANTS, configure_settings
 
 FLOOR_TRIM_INTERVAL = 5.0  # seconds
 
@@ -43,7 +44,8 @@ def build(expected: int, daemons: bool) -> kopf.OperatorRegistry:
 
     @kopf.index(*TENANTS, id="by_secret", registry=registry)
     async def by_secret(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
-        _slim(body)
+        if daemons:  # the body a daemon keeps, as the operator's daemons kept it
+            body.get("metadata", {}).pop("managedFields", None)
         ref = body.get("spec", {}).get("tokenSecretRef") or {}
         return {(namespace, ref.get("name", "")): name}
 

@@ -25,15 +25,16 @@ identity lease) show as their own rows.
 Floor, measured over the same window: a bare kubernetes_asyncio process
 (benchmarks/informer_floor.py) that lists and then watches the same tenants and Secrets and
 holds every object as a dict, like an informer with no framework. The ratio is what the
-operator costs beyond holding the objects. With `--kopf-floors`, two more floors show what
-kopf itself costs (benchmarks/kopf_floor.py): kopf with the operator's watch settings,
-indexes and event handlers doing no work, then the same with a sleeping daemon per tenant, as
-the operator's loops are. Both install the operator's fix of kopf's start-up gate over
+operator costs beyond holding the objects. A second floor shows what kopf itself costs
+(benchmarks/kopf_floor.py): kopf with the operator's watch settings, indexes and event
+handlers doing no work, the operator's shape (its scheduler holds no task per tenant). With
+`--daemon-floor`, a third: the same with a sleeping daemon per tenant, as the operator ran
+before its scheduler. Both install the operator's fix of kopf's start-up gate over
 indexes (`whatsapp_operator/toggles.py`): without it they did not list 10,000 tenants within
 10 minutes (the gate was cubic in the objects); with it, 10,000 in 13 s (the floor alone on
 the API server). At 10,000 the daemon floor's first pass, a finalizer PATCH per tenant while
 the operator watches the same tenants, has overloaded the 2-core machine (PATCH timeouts,
-then the API server's /metrics unanswered), so they are opt-in; a kopf floor that does not
+then the API server's /metrics unanswered), so it is opt-in; a kopf floor that does not
 list in 600 s is reported as such and the run goes on. One run (set-up of 10,000 takes
 minutes on 2 shared cores).
 """
@@ -280,7 +281,7 @@ async def run(opts: argparse.Namespace, base: Path) -> Result:
         print(f"scale: all Ready in {result.ready_s:.0f} s; waiting for quiet", flush=True)
         result.quiet_s = await wait_quiet(cp, within=opts.setup_timeout)
         print(f"scale: quiet after {result.quiet_s:.0f} s more; starting the floors", flush=True)
-        for label, command in list(FLOORS.items())[: None if opts.kopf_floors else 1]:
+        for label, command in list(FLOORS.items())[: None if opts.daemon_floor else 2]:
             # one at a time: each lists 2 x N objects
             try:
                 floors.append(await start_floor(command, cp.kubeconfig_path, opts.tenants, 600))
@@ -380,7 +381,9 @@ async def main(argv: list[str]) -> None:
     args.add_argument("--idle", type=float, default=120.0, help="idle window, seconds")
     args.add_argument("--baseline", type=float, default=60.0, help="window with no tenants, s")
     args.add_argument("--log-dir", type=Path, help="keep the logs here (default: a temp dir)")
-    args.add_argument("--kopf-floors", action="store_true", help="also the two kopf floors")
+    args.add_argument(
+        "--daemon-floor", action="store_true", help="also kopf with a daemon per tenant"
+    )
     args.add_argument(
         "--trace-memory", type=int, default=0, metavar="FRAMES",
         help="run the operator under tracemalloc (FRAMES deep) and have it log its largest "

@@ -203,28 +203,10 @@ def _deleting(meta: Mapping[str, Any]) -> bool:
     return bool(meta.get("deletionTimestamp"))
 
 
-def _slim(body: kopf.Body) -> None:
-    """Shrink the tenant's body that kopf keeps for its daemon (in place).
-
-    kopf holds every tenant's latest body for as long as its daemon runs: 31 KB each as
-    parsed, of which metadata.managedFields (the API server's field-ownership records, a dict
-    per field, which nothing in this operator reads) is 17 KB; the rest shrinks to 7 KB when
-    the bodies share their keys and short strings. kopf runs the index functions on every
-    watch event (the initial listing too) before any other handler, and its `body` gives the
-    very dicts it keeps. Idempotent.
-    """
-    meta = body.get("metadata")
-    if isinstance(meta, dict):
-        meta.pop("managedFields", None)
-    for part in ("metadata", "spec", "status"):
-        memory.share_strings(body.get(part))
-
-
 @kopf.index(*TENANTS)
 async def tenants_by_secret(
-    body: kopf.Body, namespace: str | None, name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
+    namespace: str | None, name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
 ) -> dict[tuple[str, str], str]:
-    _slim(body)
     ref = spec.get("tokenSecretRef") or {}
     if _deleting(meta) or not ref.get("name") or namespace is None:
         return {}  # an empty mapping drops the object from the index; None would keep it

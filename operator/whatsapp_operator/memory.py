@@ -13,7 +13,8 @@ but scattered between a few live blocks, and it stays resident: at 2,000 tenants
   large buffer stays on the heap);
 - `trimming()`, a background loop: `malloc_trim(0)` now and then, which returns the free
   pages in the middle of the heap too (cheap: it walks the free blocks only);
-- `share_strings()`: one copy of each key and short string across all the bodies kopf keeps.
+- `PackedBody`: a tenant's body as the scheduler keeps it between passes, compact JSON
+  compressed: 1.2 KB instead of 14 KB parsed (7 KB with its strings shared).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import json
 import logging
-import sys
+import zlib
+from collections.abc import Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -30,7 +33,6 @@ log = logging.getLogger(__name__)
 M_MMAP_THRESHOLD = -3  # mallopt parameter numbers, from glibc's malloc.h
 MMAP_THRESHOLD = 256 * 1024  # bytes: blocks at least this large are mapped on their own
 TRIM_INTERVAL = 60.0  # seconds between two trims
-SHARED_MAX = 32  # characters: string values up to this long are shared (see `share_strings`)
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -93,18 +95,33 @@ async def trimming(interval: float = TRIM_INTERVAL) -> None:
         trim()
 
 
-def share_strings(value: Any) -> Any:
-    """Make a parsed JSON tree (changed in place) use one shared copy of each key and of each
-    short string value: every watch event is parsed anew, so each tenant's body otherwise
-    holds its own "type", "status", "lastTransitionTime", "True", reason names... A tenant's
-    body (managedFields dropped) takes 7 KB instead of 14 KB; 50 us per event.
-    Strings are interned with `sys.intern`: a string no body uses any more is freed."""
-    if isinstance(value, dict):
-        items = [(sys.intern(k), share_strings(v)) for k, v in value.items()]
-        value.clear()
-        value.update(items)
-    elif isinstance(value, list):
-        value[:] = [share_strings(v) for v in value]
-    elif isinstance(value, str) and len(value) <= SHARED_MAX:
-        return sys.intern(value)
-    return value
+class PackedBody:
+    """An object's body between uses: compact JSON, zlib-compressed, without the fields no
+    reader needs (`drop`: metadata.managedFields, the API server's field-ownership records,
+    17 KB of a tenant's 31; and the given annotations). A Ready tenant's body: 1.2 KB here,
+    14 KB parsed (tests/unit/test_memory.py). `unpack` costs about 30 us, once a pass;
+    `resource_version` is kept beside it, for comparisons without unpacking."""
+
+    __slots__ = ("_data", "resource_version")
+
+    def __init__(self, body: Mapping[str, Any], drop_annotations: tuple[str, ...] = ()) -> None:
+        meta = dict(body.get("metadata") or {})
+        meta.pop("managedFields", None)
+        if drop_annotations and meta.get("annotations"):
+            annotations = meta["annotations"]
+            meta["annotations"] = {
+                k: v for k, v in annotations.items() if k not in drop_annotations
+            }
+        slim = {**body, "metadata": meta}
+        self._data = zlib.compress(json.dumps(slim, separators=(",", ":")).encode())
+        try:
+            self.resource_version = int(meta.get("resourceVersion") or 0)
+        except (TypeError, ValueError):
+            self.resource_version = 0
+
+    def unpack(self) -> dict[str, Any]:
+        body: dict[str, Any] = json.loads(zlib.decompress(self._data))
+        return body
+
+    def __len__(self) -> int:
+        return len(self._data)

@@ -26,6 +26,7 @@ from .decide import CheckResult, Decision, Event, Inputs, SyncResult, decide
 from .kube import Kube, KubeError, KubeForbidden, KubeUnavailable, SecretSnapshot
 from .lifecycle import api_version_condition, rotate
 from .logs import REDACTOR
+from .memory import PackedBody
 from .ownership import Claim, find_conflict
 from .patches import merge_patch
 from .publish import Publisher, resolved_config
@@ -34,7 +35,7 @@ from .registry import Registry, TenantKey
 from .rotation import next_rotation_moment
 from .rows import desired_row
 from .schedule import backoff, next_check
-from .spec import REFRESH_ANNOTATION, REVALIDATE_ANNOTATION, TenantSpec, parse_spec
+from .spec import GROUP, REFRESH_ANNOTATION, REVALIDATE_ANNOTATION, TenantSpec, parse_spec
 from .sync import RowSync
 from .tokens import ResolvedToken, SecretOutcome, resolve_token
 from .validation import Validator
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 IDLE_RECHECK = 6 * 3600.0
 # Seconds between timer-driven checks of one tenant, whatever the schedule says.
 MIN_RECHECK = 30.0
+# kopf's own annotations on a tenant (handlers.configure_settings): nothing in a pass reads them
+KOPF_ANNOTATIONS = (f"{GROUP}/last-handled-configuration", f"{GROUP}/kopf-managed")
 # Seconds a pass waits for the publisher to write the tenant's config, so that the status it
 # writes says where (otherwise the publisher wakes the tenant for a second pass). A burst of a
 # thousand new tenants keeps the publisher busy for 10-20 s; 5 s made most of them run twice
@@ -282,39 +285,47 @@ def _rv(value: Any) -> int:
 
 
 class TenantLoop:
-    """One tenant's reconcile state between passes (run by `scheduler.Scheduler`)."""
+    """One tenant's reconcile state between passes (run by `scheduler.Scheduler`): its latest
+    body from the watch, packed (memory.PackedBody), and what its passes must remember."""
 
-    __slots__ = ("_handled", "_written", "body", "failures", "key", "rt")
+    __slots__ = ("_handled", "_packed", "_written", "failures", "key", "rt")
 
     def __init__(self, rt: Runtime, body: Mapping[str, Any], key: TenantKey) -> None:
         self.rt = rt
-        self.body = body  # the latest the watch has seen (see observe)
         self.key = key
         self.failures = 0
+        self._packed = PackedBody(body, KOPF_ANNOTATIONS)
         self._written: tuple[int, dict[str, Any]] | None = None
-        self._handled: dict[str, str] = {}  # request annotation -> the value acted on
+        self._handled: dict[str, str] | None = None  # request annotation -> value acted on
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The latest body the watch has seen (unpacked: a copy of its own)."""
+        return self._packed.unpack()
 
     def observe(self, body: Mapping[str, Any]) -> None:
         """The watch brought a newer body of this tenant."""
-        self.body = body
+        self._packed = PackedBody(body, KOPF_ANNOTATIONS)
         self._forget_seen_write()
 
-    def _status(self) -> Mapping[str, Any]:
+    def _status(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """The stored status; ours if the watch has not caught up with our last write yet."""
         self._forget_seen_write()
         if self._written is not None:
             return self._written[1]
-        return self.body.get("status") or {}
+        return body.get("status") or {}
 
     def _forget_seen_write(self) -> None:
         """Drop the copy of our last status write once the watch has brought it back."""
-        if self._written is not None:
-            current_rv = _rv(self.body.get("metadata", {}).get("resourceVersion"))
-            if current_rv >= self._written[0]:
-                self._written = None
+        if self._written is not None and self._packed.resource_version >= self._written[0]:
+            self._written = None
 
     async def _apply(
-        self, status: Mapping[str, Any], decision: Decision, asked: Mapping[str, str]
+        self,
+        body: Mapping[str, Any],
+        status: Mapping[str, Any],
+        decision: Decision,
+        asked: Mapping[str, str],
     ) -> None:
         patch = merge_patch(status, decision.status)
         if patch:
@@ -323,12 +334,14 @@ class TenantLoop:
             if rv is not None:
                 self._written = (_rv(rv), decision.status)
         for event in decision.events:
-            self.rt.post_event(self.body, event)
-        spec = self.body.get("spec") or {}
+            self.rt.post_event(body, event)
+        spec = body.get("spec") or {}
         tenant_id = str(spec.get("tenantId", ""))
         metrics.observe(*self.key, tenant_id, decision.status)
         self._audit(tenant_id, decision)
         for annotation, value in asked.items():
+            if self._handled is None:
+                self._handled = {}
             self._handled[annotation] = value  # acted on once, even if the removal lags
             await self.rt.kube.remove_tenant_annotation(*self.key, annotation)
 
@@ -344,26 +357,28 @@ class TenantLoop:
             except ValueError as exc:
                 log.warning("tenant %s: audit entry %s refused: %s", tenant_id, note.event, exc)
 
-    def _asked(self) -> dict[str, str]:
+    def _asked(self, body: Mapping[str, Any]) -> dict[str, str]:
         """The request annotations present and not yet acted on (by their value)."""
-        annotations = self.body.get("metadata", {}).get("annotations") or {}
+        annotations = body.get("metadata", {}).get("annotations") or {}
+        handled = self._handled or {}
         return {
             a: str(annotations[a])
             for a in (REVALIDATE_ANNOTATION, REFRESH_ANNOTATION)
-            if a in annotations and self._handled.get(a) != str(annotations[a])
+            if a in annotations and handled.get(a) != str(annotations[a])
         }
 
     async def step(self) -> float:
         """One pass; seconds until the next is due."""
-        status = self._status()
-        asked = self._asked()  # taken now: a request arriving mid-pass waits for the next
+        body = self.body  # the pass works on this one; a newer one is for the next pass
+        status = self._status(body)
+        asked = self._asked(body)  # taken now: a request arriving mid-pass waits for the next
         requests = Requests(REVALIDATE_ANNOTATION in asked, REFRESH_ANNOTATION in asked)
         try:
             outcome = await reconcile_once(
-                self.rt, self.body, status, self.rt.by_tenant_id, self.rt.by_phone, requests
+                self.rt, body, status, self.rt.by_tenant_id, self.rt.by_phone, requests
             )
             if outcome.decision is not None:
-                await self._apply(status, outcome.decision, asked)
+                await self._apply(body, status, outcome.decision, asked)
         except KubeError as exc:
             if not isinstance(exc, KubeUnavailable):
                 log.error("tenant %s/%s: %s", *self.key, exc)
