@@ -5,7 +5,8 @@ listings, the Secret label selector), on uvloop, with the malloc tuning and peri
 malloc_trim the operator uses, and handlers that do no work: the same three indexes of
 tenants, an event handler on tenants and on referenced Secrets (the operator's shape since its
 scheduler replaced the daemons), and, with `--daemons`, a daemon per tenant that only sleeps
-(what the operator used to run), its body without managedFields. It prints `listed N`
+(what the operator used to run). Like the operator, the first index drops the bodies'
+managedFields. It prints `listed N`
 once it has seen every tenant, then idles until SIGTERM. `benchmarks/scale.py` measures it
 beside the operator.
 """
@@ -44,8 +45,7 @@ def build(expected: int, daemons: bool) -> kopf.OperatorRegistry:
 
     @kopf.index(*TENANTS, id="by_secret", registry=registry)
     async def by_secret(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
-        if daemons:  # the body a daemon keeps, as the operator's daemons kept it
-            body.get("metadata", {}).pop("managedFields", None)
+        body.get("metadata", {}).pop("managedFields", None)  # as the operator's index does
         ref = body.get("spec", {}).get("tokenSecretRef") or {}
         return {(namespace, ref.get("name", "")): name}
 

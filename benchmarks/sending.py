@@ -9,6 +9,9 @@ number of requests in flight: no broker, no validation, no limits.
 Latency: messages enqueued at a steady 100 msg/s; enqueue -> request at the simulator, p50
 and p99. Runs are repeated and medians reported (2 noisy cores; the simulator, RabbitMQ and
 the worker share them).
+
+CPU: each process's CPU time per message over each run (benchmarks/cpu.py), and how busy
+the whole machine was: where the 2 cores went, and whether they were the limit.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import statistics
 import tempfile
 import time
@@ -25,6 +29,7 @@ from typing import Any
 import httpx
 
 from benchmarks import write_results
+from benchmarks.cpu import CpuWindow
 from whatsapp_graph.simulator.client import SimulatorAdmin
 from whatsapp_testkit.amqp import Broker
 from whatsapp_testkit.pools import PoolWorld, new_pool_name, recipient
@@ -60,8 +65,15 @@ def arrival_rate(admin: SimulatorAdmin, pool: PoolWorld) -> float:
     return float((len(times) - 1) / (times[-1] - times[0]))
 
 
-async def floor(sim_url: str, pool: PoolWorld, count: int, concurrency: int) -> float:
-    """The same POSTs, straight from a bare httpx client."""
+BENCH, WORKER, BROKER, SIM = "this process", "worker", "RabbitMQ", "simulator"
+Cpu = dict[str, float]
+
+
+async def floor(
+    sim: GraphSimulator, pool: PoolWorld, count: int, concurrency: int
+) -> tuple[float, Cpu]:
+    """The same POSTs, straight from a bare httpx client: (messages/s, CPU)."""
+    sim_url = sim.url
     bodies = [(m["metadata"]["phoneNumberId"], parse_message(m).payload) for m in
               messages(pool, count)]  # fmt: skip
     tokens = {t.phone: t.token for t in pool.tenants.values()}
@@ -87,16 +99,23 @@ async def floor(sim_url: str, pool: PoolWorld, count: int, concurrency: int) -> 
                 )
                 response.raise_for_status()
 
+        cpu = CpuWindow({BENCH: os.getpid(), SIM: _pid(sim)}, alone=frozenset({BENCH}))
         started = time.perf_counter()
         await asyncio.gather(*(one(clients[i % clients_count]) for i in range(concurrency)))
-        return count / (time.perf_counter() - started)
+        return count / (time.perf_counter() - started), cpu.used()
+
+
+def _pid(service: Any) -> int:
+    proc = getattr(service, "proc", None) or getattr(service, "_proc", None)
+    assert proc is not None, f"{service} is not running"
+    return int(proc.pid)
 
 
 async def worker_throughput(
     rabbit: RabbitMQ, sim: GraphSimulator, admin: SimulatorAdmin, base: Path, count: int,
     settings: dict[str, str],
-) -> tuple[float, float]:  # fmt: skip
-    """(messages/s, worker RSS in MB) for one worker draining a backlog of `count`."""
+) -> tuple[float, float, Cpu]:  # fmt: skip
+    """(messages/s, worker RSS in MB, CPU) for one worker draining a backlog of `count`."""
     pool = make_pool(admin, base)
     async with Broker(rabbit.amqp_url, pool.name) as broker:
         await broker.publish(messages(pool, count))
@@ -105,13 +124,18 @@ async def worker_throughput(
             config_dir=pool.directory, pool=pool.name, settings=settings,
         )  # fmt: skip
         worker.start()
+        cpu = CpuWindow(
+            {WORKER: _pid(worker), BROKER: _pid(rabbit), SIM: _pid(sim), BENCH: os.getpid()},
+            alone=frozenset({BENCH}),
+        )
         try:
             events = await broker.collect(count, within=600)
+            used = cpu.used()
             rss = _rss_mb(worker.proc.pid if worker.proc else 0)
         finally:
             worker.stop()
     assert len(events) == count, f"{len(events)} of {count} results"
-    return arrival_rate(admin, pool), rss
+    return arrival_rate(admin, pool), rss, used
 
 
 async def latency_at(
@@ -152,6 +176,35 @@ async def latency_at(
     return statistics.median(lags), lags[int(len(lags) * 0.99) - 1]
 
 
+def cpu_table(floor_cpu: list[Cpu], worker_cpu: list[Cpu], count: int) -> str:
+    """CPU per message of each process in the two runs (medians), and the machine's load."""
+
+    def per_message(runs: list[Cpu], name: str) -> str:
+        if name not in runs[0]:
+            return ""
+        return f"{statistics.median(r[name] for r in runs) / count * 1e6:.0f}"
+
+    rows = [
+        ("the sender: floor client / worker process", BENCH, WORKER),
+        ("the Graph API simulator", SIM, SIM),
+        ("RabbitMQ (its whole process tree)", "", BROKER),
+        ("this process collecting result events", "", BENCH),
+    ]
+    lines = [
+        "CPU per message (microseconds, median of the runs; from /proc, each process's user +",
+        "system time over the run):",
+        "",
+        "| process | floor run | worker run |",
+        "| --- | --- | --- |",
+        *(f"| {label} | {per_message(floor_cpu, f) if f else ''} | "
+          f"{per_message(worker_cpu, w)} |" for label, f, w in rows),
+        f"| machine busy, % of its {os.cpu_count()} cores | "
+        f"{statistics.median(r['machine busy %'] for r in floor_cpu):.0f} | "
+        f"{statistics.median(r['machine busy %'] for r in worker_cpu):.0f} |",
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -178,14 +231,19 @@ async def main(argv: list[str]) -> None:
                 admin.add_app(APP, "bench-secret")
                 admin.set_config(message_log_limit=0)
                 floors, ours, rss = [], [], []
+                floor_cpu: list[Cpu] = []
+                worker_cpu: list[Cpu] = []
                 for _ in range(opts.repeat):
                     pool = make_pool(admin, base)
-                    floors.append(await floor(sim.url, pool, opts.messages, opts.concurrency))
-                    rate, mem = await worker_throughput(
+                    rate, used = await floor(sim, pool, opts.messages, opts.concurrency)
+                    floors.append(rate)
+                    floor_cpu.append(used)
+                    rate, mem, used = await worker_throughput(
                         rabbit, sim, admin, base, opts.messages, settings
                     )
                     ours.append(rate)
                     rss.append(mem)
+                    worker_cpu.append(used)
                 p50, p99 = await latency_at(rabbit, sim, admin, base, 100, 10)
         finally:
             sim.stop()
@@ -206,5 +264,7 @@ async def main(argv: list[str]) -> None:
         f"{', '.join(f'{x:.0f}' for x in floors)}; worker {', '.join(f'{x:.0f}' for x in ours)}.",
         f"Enqueue -> request at the simulator at 100 msg/s for 10 s: p50 {p50:.1f} ms, "
         f"p99 {p99:.1f} ms.",
+        "",
+        cpu_table(floor_cpu, worker_cpu, opts.messages),
     ])  # fmt: skip
     write_results("sending", table)

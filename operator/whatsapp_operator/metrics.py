@@ -69,7 +69,7 @@ REGISTRY.register(TENANTS)
 
 RECONCILES = Counter("whatsapp_operator_reconciles_total", "Tenant reconciles", ["result"])
 WAKES = Counter(
-    "whatsapp_operator_wakes_total", "Tenant loops woken before their timer, by why", ["reason"]
+    "whatsapp_operator_wakes_total", "Tenant passes run before their timer, by why", ["reason"]
 )
 REFRESHES = Counter("whatsapp_operator_token_refreshes_total", "Token refreshes", ["result"])
 

@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 from . import metrics
 
 TenantKey = tuple[str, str]  # (namespace, name)
-# Why a tenant's loop ran before its timer (whatsapp_operator_wakes_total{reason}): its spec
+# Why a tenant's pass ran before its timer (whatsapp_operator_wakes_total{reason}): its spec
 # or a request annotation, ids released by another tenant, its Secret, its config published
 # or moved to another shard, its pool's workers, PostgreSQL back, its row edited outside.
 WakeReason = Literal["spec", "claim", "secret", "published", "workers", "database", "drift"]

@@ -10,9 +10,11 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import kopf
 import pytest
 
 from whatsapp_operator import memory
+from whatsapp_operator.handlers import tenants_by_secret
 
 BODY: dict[str, Any] = {
     "apiVersion": "whatsapp.operator.dev/v1alpha1",
@@ -38,6 +40,19 @@ def test_a_packed_body_unpacks_without_managed_fields_and_the_dropped_annotation
     assert "managedFields" in original["metadata"]  # the given body is left alone
     assert "kopf/diffbase" in original["metadata"]["annotations"]
     assert packed.resource_version == 42
+
+
+async def test_the_first_index_drops_managed_fields_from_kopfs_copy_of_the_event() -> None:
+    """kopf runs index functions first, and its worker keeps the last event while it waits."""
+    raw = copy.deepcopy(BODY)
+    body = kopf.Body(raw)
+    result = await tenants_by_secret(
+        body=body, namespace="shop", name="acme", spec=body.spec, meta=body.meta
+    )
+    assert result == {}  # no tokenSecretRef in BODY
+    expected = copy.deepcopy(BODY)
+    del expected["metadata"]["managedFields"]
+    assert raw == expected
 
 
 @pytest.mark.parametrize("rv", [None, "", "not-a-number"])
