@@ -256,20 +256,21 @@ async def tenant_deleted(spec: kopf.Spec, meta: kopf.Meta, memo: Any, **_: Any) 
     metrics.forget(str(meta.get("namespace")), str(meta.get("name")))
 
 
-async def _follow(memo: Any, key: TenantKey, body: kopf.Body, gone: bool) -> None:
-    """Hand the tenant's latest body to its passes (a new tenant is scheduled now); a tenant
-    deleted, or marked for deletion, is forgotten, its running pass cancelled and awaited (the
-    deletion handler must not race with it)."""
+async def _follow(memo: Any, key: TenantKey, body: kopf.Body, gone: bool) -> bool:
+    """Hand the tenant's latest body to its passes; True for a tenant new to the scheduler
+    (its first pass is due now). A tenant deleted, or marked for deletion, is forgotten, its
+    running pass cancelled and awaited (the deletion handler must not race with it)."""
     scheduler: Scheduler = memo.scheduler
     if gone:
         await wait_ended(scheduler.remove(key))
-        return
+        return False
     slot = scheduler.slots.get(key)
     if slot is not None:
         slot.tenant.observe(body)
-    else:
-        slot = scheduler.add(key, TenantLoop(memo.runtime, body, key))
-        memo.runtime.registry.register(key, slot)
+        return False
+    slot = scheduler.add(key, TenantLoop(memo.runtime, body, key))
+    memo.runtime.registry.register(key, slot)
+    return True
 
 
 @kopf.on.event(*TENANTS)
@@ -290,7 +291,7 @@ async def tenant_changed(
     registry: Registry = memo.runtime.registry
     key = (namespace or "", name)
     gone = type == "DELETED" or _deleting(meta)
-    await _follow(memo, key, body, gone)
+    new = await _follow(memo, key, body, gone)
     if gone:
         claims = None
     else:
@@ -300,7 +301,8 @@ async def tenant_changed(
         # A listing (type None: start-up, or a watch re-established after an API server
         # restart) wakes a tenant only for an asked check: every tenant's generation is new
         # to the registry then, but an annotation set during the reconnect is seen only here.
-        if (type is not None and changed) or asked:
+        # A tenant new to the scheduler runs now anyway: not a wake.
+        if not new and ((type is not None and changed) or asked):
             registry.wake(key, "spec")
     before = registry.swap_claims(key, claims)
     if before == claims:

@@ -4,6 +4,7 @@ events hand the tenant to the scheduler."""
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -35,11 +36,37 @@ async def test_wakes(
 ) -> None:
     registry = Registry()
     key = ("shop", "acme")
+    memo = _memo(registry)
+    slot = memo.scheduler.add(key, Tenant())  # a tenant the scheduler runs already
+    registry.register(key, slot)
     if seen_generation:
         registry.spec_changed(key, seen_generation)
     meta: dict[str, Any] = {"name": "acme", "generation": 1, "annotations": annotations}
-    await _event(type_, meta, _memo(registry))
-    assert registry.wakers[key].is_set() is woken
+    await _event(type_, meta, memo)
+    assert slot.is_set() is woken
+
+
+class Tenant:
+    async def step(self) -> float:
+        return 3600.0
+
+    def observe(self, body: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("type_", ["ADDED", None])
+async def test_a_new_tenant_runs_at_once_and_that_is_not_counted_as_a_wake(
+    type_: str | None,
+) -> None:
+    registry = Registry()
+    memo = _memo(registry)
+    before = _wakes("spec")
+    meta = {"name": "new", "generation": 1, "annotations": REVALIDATE}
+    await _event(type_, meta, memo)
+    slot = memo.scheduler.slots[("shop", "new")]
+    assert slot.due <= time.monotonic()  # due now
+    assert not slot.is_set()
+    assert _wakes("spec") == before
 
 
 def _memo(registry: Registry) -> kopf.Memo:
@@ -75,7 +102,7 @@ async def test_events_hand_the_tenant_to_the_scheduler_and_deletion_forgets_it()
     assert not slot.is_set()  # same generation: no wake
 
     await _event("MODIFIED", {"name": "acme", "generation": 2}, memo)
-    assert slot.is_set()  # a spec change wakes it
+    assert slot.is_set()  # a spec change wakes it (the scheduler knew it already)
 
     await _event("MODIFIED", {"name": "acme", "generation": 2, "deletionTimestamp": "x"}, memo)
     assert key not in scheduler.slots  # marked for deletion: its passes end
