@@ -128,3 +128,23 @@ def test_install_makes_kopf_build_counting_sets() -> None:
         assert getattr(running, "aiotoggles").ToggleSet is CountingToggleSet  # noqa: B009
     finally:
         aiotoggles.ToggleSet = ORIGINAL  # type: ignore[misc]
+
+
+def test_the_any_set_is_kopfs_operator_paused_and_the_scheduler_finds_it() -> None:
+    """scheduler.py pauses with kopf's peering through `paused_set()`: the one `ToggleSet(any)`
+    kopf makes per run is its `operator_paused` (kopf 1.45). Fails if kopf changes that."""
+    from pathlib import Path
+
+    import kopf
+
+    from whatsapp_operator.toggles import paused_set
+
+    sources = {p: p.read_text() for p in Path(kopf.__file__).parent.rglob("*.py")}
+    makers = [p.name for p, text in sources.items() for _ in range(text.count("ToggleSet(any)"))]
+    assert makers == ["running.py"]
+    running = next(text for p, text in sources.items() if p.name == "running.py")
+    assert "operator_paused = aiotoggles.ToggleSet(any)" in running
+    made = CountingToggleSet(any)
+    assert paused_set() is made
+    CountingToggleSet(all)  # kopf's other set (the index gate) does not replace it
+    assert paused_set() is made
