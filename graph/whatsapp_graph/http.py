@@ -12,6 +12,10 @@ httpx-aiohttp maps every `aiohttp.ClientConnectionError` without a better match 
 `httpx.ConnectTimeout`, including a server that closed the connection after the request
 went out. Whether a failed send may have reached Meta decides whether it is counted as a
 possible duplicate, so `may_have_reached_server` looks at the aiohttp cause first.
+
+Neither client keeps cookies. One client serves every tenant, so a cookie set in an answer to
+one tenant's request must never be sent with another's; and httpx parses every response into
+its cookie jar through urllib's machinery: 8 % of the sender worker's busy time (py-spy).
 """
 
 from __future__ import annotations
@@ -37,8 +41,27 @@ def new_http_client(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
     if backend == "httpcore" or http2:
-        return httpx.AsyncClient(limits=limits, timeout=timeout, http2=http2)
-    return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=timeout)
+        return without_cookies(httpx.AsyncClient(limits=limits, timeout=timeout, http2=http2))
+    return without_cookies(
+        httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=timeout)
+    )
+
+
+class NoCookies(httpx.Cookies):
+    """A cookie store that stays empty: answers' Set-Cookie headers are not even parsed."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        pass
+
+    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
+        raise TypeError("this client keeps no cookies (see whatsapp_graph.http)")
+
+
+def without_cookies(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The client, made to keep no cookies (module doc). httpx has no switch for it: its
+    `cookies` setter copies into a new `Cookies`, so the store is replaced directly."""
+    client._cookies = NoCookies()
+    return client
 
 
 def may_have_reached_server(exc: httpx.HTTPError) -> bool:

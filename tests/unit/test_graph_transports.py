@@ -174,3 +174,48 @@ def test_http2_uses_the_httpcore_transport() -> None:
     pytest.importorskip("h2", reason="HTTP/2 needs httpx[http2]")
     client = new_http_client(max_connections=1, timeout=httpx.Timeout(1.0), http2=True)
     assert isinstance(client._transport, httpx.AsyncHTTPTransport)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_cookie_set_by_an_answer_never_travels_with_the_next_request(
+    backend: HttpBackend,
+) -> None:
+    """One client serves every tenant: a cookie from one tenant's answer must not reach Meta
+    with another tenant's request (and the client does not parse Set-Cookie at all)."""
+    heads: list[bytes] = []
+
+    async def cookie_setter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    (int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                     if line.lower().startswith(b"content-length:")),
+                    0,
+                )  # fmt: skip
+                await reader.readexactly(length)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            heads.append(head.lower())
+            data = json.dumps({"messages": [{"id": f"wamid.{len(heads)}"}]}).encode()
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Set-Cookie: session=tenant-a; Path=/\r\n"
+                + f"Content-Length: {len(data)}\r\n\r\n".encode()
+                + data
+            )
+            await writer.drain()
+
+    timeout = httpx.Timeout(0.5, connect=0.5, pool=0.5)
+    async with (
+        _server(cookie_setter) as url,
+        new_http_client(max_connections=2, timeout=timeout, backend=backend) as http,
+    ):
+        graph = GraphClient(http, base_url=url, max_in_flight=2)
+        for _ in range(3):
+            await _send(graph)
+        assert len(http.cookies) == 0
+        with pytest.raises(TypeError, match="keeps no cookies"):
+            http.cookies.set("session", "x")
+    assert len(heads) == 3
+    assert not any(b"\r\ncookie:" in head for head in heads)
