@@ -313,3 +313,19 @@ def test_appsecret_proof_known_value() -> None:
     assert appsecret_proof("token", "secret") == (
         "e941110e3d2bfe82621f0e3e1434730d7305d106c5f68c87165d0b27a4611a4a"
     )
+
+
+async def test_a_parsed_url_is_reused_and_no_request_changes_it_for_the_next() -> None:
+    """URLs are parsed once and shared between requests (a worker posts to the same numbers'
+    URLs again and again): one request's query must never stick to the shared URL."""
+    recorder = Recorder(body={"id": "1"})
+    graph = _client(recorder)
+    assert graph._url("1555/messages", None) is graph._url("1555/messages", None)
+    await graph.request("GET", "1555", operation="a", params={"fields": "id"})
+    await graph.request("GET", "1555", operation="b")
+    await graph.request("GET", "1555", operation="c", params={"fields": "name"}, version="v24.0")
+    assert [str(r.url) for r in recorder.requests] == [
+        f"{BASE}/v25.0/1555?fields=id",
+        f"{BASE}/v25.0/1555",
+        f"{BASE}/v24.0/1555?fields=name",
+    ]
