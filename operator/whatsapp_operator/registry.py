@@ -1,8 +1,8 @@
 """In-memory coordination between kopf's handlers and the tenants' reconcile passes.
 
-Each tenant known to the scheduler registers a wake target; watch handlers (the tenant itself
-changed, its Secret changed, a tenant it was waiting for went away) set it. Only process-local state
-lives here: everything the operator knows for sure is in the cluster.
+Each tenant known to the scheduler registers a wake target; watch handlers (the tenant
+itself changed, its Secret changed, a tenant it was waiting for went away) set it. Only
+process-local state lives here: everything the operator knows for sure is in the cluster.
 """
 
 from __future__ import annotations
