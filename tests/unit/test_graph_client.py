@@ -19,6 +19,7 @@ from whatsapp_graph.errors import (
     GraphUnavailable,
     ThrottleScope,
 )
+from whatsapp_graph.http import without_cookies
 
 TOKEN = "EAAGtenantTOKEN0123456789abcdefXYZ"
 CALLER = "EAAGcallerTOKEN9876543210zyxwvuABC"
@@ -329,3 +330,24 @@ async def test_a_parsed_url_is_reused_and_no_request_changes_it_for_the_next() -
         f"{BASE}/v25.0/1555",
         f"{BASE}/v24.0/1555?fields=name",
     ]
+
+
+async def test_a_cookie_from_one_tenants_answer_is_not_sent_with_the_next_tenants_request() -> None:
+    """httpx's own client would send tenant A's cookie to Meta with tenant B's request (it
+    does: the same requests without `without_cookies` carry `session=tenant-a`)."""
+    cookies: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cookies.append(request.headers.get("cookie"))
+        return httpx.Response(200, json={"id": "1"}, headers={"set-cookie": "session=tenant-a"})
+
+    for client, expected in (
+        (httpx.AsyncClient(transport=httpx.MockTransport(handler)), "session=tenant-a"),
+        (without_cookies(httpx.AsyncClient(transport=httpx.MockTransport(handler))), None),
+    ):
+        cookies.clear()
+        async with client:
+            graph = GraphClient(client, base_url=BASE, version="v25.0")
+            await graph.request("GET", "1", operation="tenant A", token="A" * 20)
+            await graph.request("GET", "2", operation="tenant B", token="B" * 20)
+        assert cookies == [None, expected]
