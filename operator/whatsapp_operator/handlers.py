@@ -123,7 +123,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> 
         by_phone=_claims(kwargs, "tenants_by_phone_number_id"),
     )
     memo.scheduler = Scheduler(
-        cfg.max_concurrent_reconciles, paused=toggles.paused_set(), on_forget=registry.unregister
+        cfg.max_concurrent_reconciles, paused=toggles.paused_set(), registry=registry
     )
     metrics.watch_scheduler(memo.scheduler)
     metrics.serve(cfg.metrics_port, cfg.liveness_host)
@@ -268,8 +268,7 @@ async def _follow(memo: Any, key: TenantKey, body: kopf.Body, gone: bool) -> boo
     if slot is not None:
         slot.tenant.observe(body)
         return False
-    slot = scheduler.add(key, TenantLoop(memo.runtime, body, key))
-    memo.runtime.registry.register(key, slot)
+    scheduler.add(key, TenantLoop(memo.runtime, body, key))  # its wake target, too
     return True
 
 

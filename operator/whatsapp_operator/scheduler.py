@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol
 
-from .registry import TenantKey
+from .registry import Registry, TenantKey
 from .schedule import backoff
 
 log = logging.getLogger(__name__)
@@ -86,8 +86,10 @@ class Scheduler:
         *,
         clock: Callable[[], float] = time.monotonic,
         paused: PauseState | None = None,
-        on_forget: Callable[[TenantKey], None] | None = None,
+        registry: Registry | None = None,
     ) -> None:
+        """`registry`: where a known tenant's slot is its wake target (from `add` until
+        `remove`)."""
         if limit < 1:
             raise ValueError(f"the limit of passes at once must be at least 1, not {limit}")
         self.limit = limit
@@ -95,7 +97,7 @@ class Scheduler:
         self.running = 0
         self._clock = clock
         self._paused = paused
-        self._on_forget = on_forget
+        self._registry = registry
         self._heap: list[tuple[float, int, TenantKey]] = []
         self._seq = itertools.count(1)
         self._changed = asyncio.Event()
@@ -108,6 +110,8 @@ class Scheduler:
         slot = self.slots.get(key)
         if slot is None:
             slot = self.slots[key] = Slot(key, tenant, self)
+            if self._registry is not None:
+                self._registry.register(key, slot)
             self.schedule(slot, 0.0)
         return slot
 
@@ -117,8 +121,8 @@ class Scheduler:
         slot = self.slots.pop(key, None)
         if slot is None:
             return None
-        if self._on_forget is not None:
-            self._on_forget(key)
+        if self._registry is not None:
+            self._registry.unregister(key)
         task = slot.running
         if task is not None:
             task.cancel()

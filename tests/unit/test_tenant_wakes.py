@@ -38,7 +38,6 @@ async def test_wakes(
     key = ("shop", "acme")
     memo = _memo(registry)
     slot = memo.scheduler.add(key, Tenant())  # a tenant the scheduler runs already
-    registry.register(key, slot)
     if seen_generation:
         registry.spec_changed(key, seen_generation)
     meta: dict[str, Any] = {"name": "acme", "generation": 1, "annotations": annotations}
@@ -70,7 +69,7 @@ async def test_a_new_tenant_runs_at_once_and_that_is_not_counted_as_a_wake(
 
 
 def _memo(registry: Registry) -> kopf.Memo:
-    scheduler = Scheduler(10, on_forget=registry.unregister)  # as the operator builds it
+    scheduler = Scheduler(10, registry=registry)  # as the operator builds it
     return kopf.Memo(runtime=SimpleNamespace(registry=registry), scheduler=scheduler)
 
 
