@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from whatsapp_operator.registry import Registry
-from whatsapp_operator.scheduler import Scheduler, wait_ended
+from whatsapp_operator.scheduler import Scheduler, Slot, wait_ended
 from whatsapp_operator.toggles import CountingToggleSet
 
 
@@ -70,6 +70,18 @@ async def running(scheduler: Scheduler) -> asyncio.Task[None]:
     return task
 
 
+async def inside_a_pass(
+    scheduler: Scheduler, tenant: Tenant | None = None
+) -> tuple[asyncio.Task[None], Slot, Tenant]:
+    """The scheduler running, with tenant ns/a in the middle of a pass (held at its gate)."""
+    tenant = tenant or Tenant("a")
+    tenant.gate = asyncio.Event()
+    loop = await running(scheduler)
+    slot = scheduler.add(("ns", "a"), tenant)
+    await until(lambda: tenant.inside == 1)
+    return loop, slot, tenant
+
+
 async def stop(task: asyncio.Task[None]) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -92,15 +104,11 @@ async def test_a_new_tenant_runs_at_once_then_when_its_pass_says() -> None:
 
 
 async def test_a_wake_runs_a_sleeping_tenant_now_and_a_running_one_right_after() -> None:
-    scheduler = Scheduler(10)
-    tenant = Tenant("a")
-    tenant.gate = asyncio.Event()
-    loop = await running(scheduler)
-    slot = scheduler.add(("ns", "a"), tenant)
-    await until(lambda: tenant.inside == 1)
+    loop, slot, tenant = await inside_a_pass(Scheduler(10))
     slot.set()
     slot.set()  # two wakes during a pass: one more pass, not two, and never two at once
     assert slot.is_set()
+    assert tenant.gate is not None
     tenant.gate.set()
     await until(lambda: tenant.ended == 2)
     await asyncio.sleep(0.05)
@@ -135,12 +143,9 @@ async def test_at_most_limit_passes_run_and_the_earliest_due_go_first() -> None:
 
 async def test_remove_cancels_the_running_pass_and_it_never_runs_again() -> None:
     registry = Registry()
-    scheduler = Scheduler(10, on_forget=registry.unregister)
-    tenant = Tenant("a", delays=[0.01])
-    tenant.gate = asyncio.Event()
-    loop = await running(scheduler)
-    registry.register(("ns", "a"), scheduler.add(("ns", "a"), tenant))
-    await until(lambda: tenant.inside == 1)
+    scheduler = Scheduler(10, registry=registry)
+    loop, slot, tenant = await inside_a_pass(scheduler, Tenant("a", delays=[0.01]))
+    assert registry.wakers[("ns", "a")] is slot  # its wake target while it is known
     task = scheduler.remove(("ns", "a"))
     assert task is not None
     await wait_ended(task)
@@ -173,12 +178,9 @@ async def test_kopf_pausing_stops_every_pass_and_resuming_waits_for_the_new_list
     paused = CountingToggleSet(any)  # kopf's operator_paused, as toggles.install makes it
     peer = await paused.make_toggle(False, name="a peer of higher priority")
     registry = Registry()
-    scheduler = Scheduler(10, paused=paused, on_forget=registry.unregister)
-    loop = await running(scheduler)
-    tenant = Tenant("a")
-    tenant.gate = asyncio.Event()
-    registry.register(("ns", "a"), scheduler.add(("ns", "a"), tenant))
-    await until(lambda: tenant.inside == 1)
+    scheduler = Scheduler(10, paused=paused, registry=registry)
+    loop, slot, tenant = await inside_a_pass(scheduler)
+    assert registry.wakers[("ns", "a")] is slot  # its wake target while it is known
 
     await peer.turn_to(True)
     await until(lambda: tenant.cancelled == 1)
@@ -224,11 +226,7 @@ async def test_passes_run_in_the_context_of_the_handler_that_handed_the_tenants_
 
 async def test_stopping_the_scheduler_cancels_the_running_passes() -> None:
     scheduler = Scheduler(10)
-    tenant = Tenant("a")
-    tenant.gate = asyncio.Event()
-    loop = await running(scheduler)
-    scheduler.add(("ns", "a"), tenant)
-    await until(lambda: tenant.inside == 1)
+    loop, _, tenant = await inside_a_pass(scheduler)
     await stop(loop)
     assert tenant.cancelled == 1
     assert scheduler.slots == {}
