@@ -27,10 +27,10 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def tree_seconds(pid: int, descendants: bool = True) -> float:
-    """CPU seconds of `pid` and (unless told not to) every live descendant, each with its
-    reaped children."""
-    tree, total, todo = (_children() if descendants else {}), 0.0, [pid]
+def tree_seconds(pid: int, children: dict[int, list[int]] | None = None) -> float:
+    """CPU seconds of `pid` and, given the process tree (`_children()`), every live
+    descendant, each with its reaped children; without it, `pid` alone."""
+    tree, total, todo = children or {}, 0.0, [pid]
     while todo:
         current = todo.pop()
         fields = _stat(current)
@@ -59,16 +59,21 @@ class CpuWindow:
     alone: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        self._start = {name: self._read(name) for name in self.pids}
+        self._start = self._read()
         self._machine = machine_seconds()
 
-    def _read(self, name: str) -> float:
-        return tree_seconds(self.pids[name], descendants=name not in self.alone)
+    def _read(self) -> dict[str, float]:
+        tree = _children()  # one scan of /proc for all the names
+        return {
+            name: tree_seconds(pid, None if name in self.alone else tree)
+            for name, pid in self.pids.items()
+        }
 
     def used(self) -> dict[str, float]:
         """CPU seconds per name since the window opened, and 'machine busy %' (of all
         cores)."""
-        used = {name: self._read(name) - self._start[name] for name in self.pids}
+        now = self._read()
+        used = {name: now[name] - self._start[name] for name in self.pids}
         busy, total = machine_seconds()
         span = total - self._machine[1]
         used["machine busy %"] = 100.0 * (busy - self._machine[0]) / span if span else 0.0

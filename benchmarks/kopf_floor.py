@@ -24,7 +24,7 @@ import uvloop
 
 from whatsapp_operator import listing, memory, toggles
 from whatsapp_operator.config import OperatorConfig
-from whatsapp_operator.handlers import TENANTS, configure_settings
+from whatsapp_operator.handlers import TENANTS, _drop_managed_fields, configure_settings
 
 FLOOR_TRIM_INTERVAL = 5.0  # seconds
 
@@ -45,7 +45,7 @@ def build(expected: int, daemons: bool) -> kopf.OperatorRegistry:
 
     @kopf.index(*TENANTS, id="by_secret", registry=registry)
     async def by_secret(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
-        body.get("metadata", {}).pop("managedFields", None)  # as the operator's index does
+        _drop_managed_fields(body)  # as the operator's index does
         ref = body.get("spec", {}).get("tokenSecretRef") or {}
         return {(namespace, ref.get("name", "")): name}
 

@@ -25,18 +25,16 @@ identity lease) show as their own rows.
 Floor, measured over the same window: a bare kubernetes_asyncio process
 (benchmarks/informer_floor.py) that lists and then watches the same tenants and Secrets and
 holds every object as a dict, like an informer with no framework. The ratio is what the
-operator costs beyond holding the objects. A second floor shows what kopf itself costs
-(benchmarks/kopf_floor.py): kopf with the operator's watch settings, indexes and event
-handlers doing no work, the operator's shape (its scheduler holds no task per tenant). With
-`--daemon-floor`, a third: the same with a sleeping daemon per tenant, as the operator ran
-before its scheduler. Both install the operator's fix of kopf's start-up gate over
-indexes (`whatsapp_operator/toggles.py`): without it they did not list 10,000 tenants within
-10 minutes (the gate was cubic in the objects); with it, 10,000 in 13 s (the floor alone on
-the API server). At 10,000 the daemon floor's first pass, a finalizer PATCH per tenant while
-the operator watches the same tenants, has overloaded the 2-core machine (PATCH timeouts,
-then the API server's /metrics unanswered), so it is opt-in; a kopf floor that does not
-list in 600 s is reported as such and the run goes on. One run (set-up of 10,000 takes
-minutes on 2 shared cores).
+operator costs beyond holding the objects. A second floor, kopf itself
+(benchmarks/kopf_floor.py): the operator's watch settings, indexes and event handlers doing
+no work, the operator's shape since its scheduler. `--daemon-floor` adds a third, the same
+with a sleeping daemon per tenant (the operator before its scheduler); at 10,000 its first
+pass, a finalizer PATCH per tenant beside the operator, overloaded the 2-core machine (PATCH
+timeouts, the API server's /metrics unanswered), hence opt-in. The kopf floors install the
+operator's linear start-up gate over indexes (`whatsapp_operator/toggles.py`; kopf's own,
+cubic in the objects, did not list 10,000 within 10 minutes, this one in 13 s); a kopf
+floor that does not list in 600 s is reported and the run goes on. One run: set-up of 10,000
+takes minutes on 2 shared cores.
 """
 
 from __future__ import annotations
