@@ -129,12 +129,12 @@ async def worker_throughput(
             alone=frozenset({BENCH}),
         )
         try:
-            events = await broker.collect(count, within=600)
+            results = await broker.wait_results(count, within=600)
             used = cpu.used()
             rss = _rss_mb(worker.proc.pid if worker.proc else 0)
         finally:
             worker.stop()
-    assert len(events) == count, f"{len(events)} of {count} results"
+    assert results == count, f"{results} of {count} results"
     return arrival_rate(admin, pool), rss, used
 
 
@@ -188,7 +188,7 @@ def cpu_table(floor_cpu: list[Cpu], worker_cpu: list[Cpu], count: int) -> str:
         ("the sender: floor client / worker process", BENCH, WORKER),
         ("the Graph API simulator", SIM, SIM),
         ("RabbitMQ (its whole process tree)", "", BROKER),
-        ("this process collecting result events", "", BENCH),
+        ("this process (waiting: counts the queued result events)", "", BENCH),
     ]
     lines = [
         "CPU per message (microseconds, median of the runs; from /proc, each process's user +",

@@ -21,6 +21,7 @@ limits.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import threading
@@ -112,6 +113,24 @@ def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+# Allocations (container objects) between two young-generation collections; CPython's default
+# is 700, which at 1,000 msg/s ran a collection every message or two and, every so often, a
+# full one over the ~250,000 objects the worker's libraries create at start: 120 us of GC per
+# message, 12 % of the sender's CPU (timed with gc.callbacks on the sending benchmark).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper collections for the sender: what the imports and the start created is
+    moved out of the collector's sight for good (gc.freeze: it lives as long as the process),
+    and young collections run every GC_YOUNG_THRESHOLD allocations instead of 700. Garbage is
+    still freed at once by reference counting; only reference cycles wait a little longer."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 class SenderStep(bootsteps.StartStopStep):  # type: ignore[misc]
     """Runs the sender service in a thread of the Celery worker process."""
 
@@ -144,6 +163,7 @@ class SenderStep(bootsteps.StartStopStep):  # type: ignore[misc]
             finally:
                 loop.close()
 
+        tune_gc()
         self.thread = threading.Thread(target=main, name="whatsapp-sender", daemon=True)
         self.thread.start()
         started.wait(10)
