@@ -1,14 +1,13 @@
 """The kopf floor of the scale benchmark: what kopf itself costs to hold N tenants.
 
-A child process running kopf with the operator's watch settings (`configure_settings`: chunked
-listings, the Secret label selector), on uvloop, with the malloc tuning and periodic
-malloc_trim the operator uses, and handlers that do no work: the same three indexes of
-tenants, an event handler on tenants and on referenced Secrets (the operator's shape since its
-scheduler replaced the daemons), and, with `--daemons`, a daemon per tenant that only sleeps
-(what the operator used to run). Like the operator, the first index drops the bodies'
-managedFields. It prints `listed N`
-once it has seen every tenant, then idles until SIGTERM. `benchmarks/scale.py` measures it
-beside the operator.
+A child process running kopf with the operator's watch settings (`configure_settings`:
+chunked listings), on uvloop, with the malloc tuning and periodic malloc_trim the operator
+uses, and handlers that do no work: the same three indexes of tenants and an event handler on
+tenants (the operator's shape since its scheduler replaced the daemons; kopf watches no Secret
+since the operator's own metadata-only watch, secret_watch.py), and, with `--daemons`, a
+daemon per tenant that only sleeps (what the operator used to run). Like the operator, the
+first index drops the bodies' managedFields. It prints `listed N` once it has seen every
+tenant, then idles until SIGTERM. `benchmarks/scale.py` measures it beside the operator.
 """
 
 from __future__ import annotations
@@ -63,13 +62,6 @@ def build(expected: int, daemons: bool) -> kopf.OperatorRegistry:
             seen.add((namespace or "", name))
             if len(seen) == expected:
                 print(f"listed {expected}", flush=True)
-
-    def referenced(namespace: str | None, name: str, **kwargs: Any) -> bool:
-        return (namespace, name) in kwargs["by_secret"]
-
-    @kopf.on.event("", "v1", "secrets", when=referenced, registry=registry)
-    async def secret_event(**_: Any) -> None:
-        pass
 
     if daemons:
 

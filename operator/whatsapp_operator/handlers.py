@@ -7,7 +7,8 @@ loops' asyncio Events from a foreign thread, which asyncio does not support.
 - indexes: tenants by referenced Secret, by tenantId, by phoneNumberId (cluster-wide claims);
 - every tenant event hands the tenant's body to the scheduler (scheduler.py), which runs its
   reconcile passes (create, resume, timers in one place) with no task while it sleeps;
-- watch events on tenants and Secrets wake the tenants that must look again.
+- watch events on tenants, and the metadata-only watch of Secrets (secret_watch.py), wake
+  the tenants that must look again.
 """
 
 from __future__ import annotations
@@ -38,12 +39,16 @@ from .reconcile import Runtime, TenantLoop, claim_of, revalidation_requested
 from .refresh import Refresher
 from .registry import Registry, TenantKey
 from .scheduler import Scheduler, wait_ended
+from .secret_watch import SecretWatch
 from .spec import GROUP, PLURAL, VERSION
 from .validation import Validator
 
 log = logging.getLogger(__name__)
 TENANTS = (GROUP, VERSION, PLURAL)
 GRAPH_CONNECTIONS = 100
+# The pools' shard Secrets (labelled with their pool, each up to 512 KB plus base64) are this
+# operator's own output: the Secret watch leaves them out.
+SECRET_SELECTOR = f"!{POOL_LABEL}"
 
 
 def utcnow() -> datetime:
@@ -70,10 +75,6 @@ def configure_settings(settings: kopf.OperatorSettings, cfg: OperatorConfig) -> 
     # A restart lists 10,000 tenants and their Secrets 500 at a time, not in one response of
     # tens of MB that would be held (and then leave the heap fragmented) all at once.
     settings.watching.chunk_size = 500
-    # The pools' shard Secrets (labelled with their pool, each up to 512 KB plus base64) are
-    # this operator's own output: no handler looks at them, and every write of one came back
-    # through the Secret watch as a watch event of that size.
-    settings.watching.label_selectors["", "v1", "secrets"] = f"!{POOL_LABEL}"
     settings.networking.request_timeout = 60
     settings.scanning.disabled = True
     # kopf's default. A per-object worker holds the object's last watch event (the whole body,
@@ -130,6 +131,18 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> 
     memo.background = storage.start_background(cfg, memo.runtime)
     memo.background.append(asyncio.create_task(memo.scheduler.run(), name="scheduler"))
     memo.background.append(asyncio.create_task(memory.trimming(), name="malloc-trim"))
+    secrets = _secret_index(kwargs)
+    memo.background.append(
+        asyncio.create_task(
+            SecretWatch(
+                memo.kube,
+                [] if cfg.all_namespaces else cfg.namespace_list,
+                SECRET_SELECTOR,
+                lambda namespace, name: _wake_secret_tenants(registry, secrets, namespace, name),
+            ).run(),
+            name="secret-watch",
+        )
+    )
     if memo.runtime.rows is not None:
         memo.runtime.audit = AuditWriter(AuditLog(memo.runtime.rows.db))
         memo.background.append(asyncio.create_task(memo.runtime.audit.run(), name="audit"))
@@ -321,20 +334,10 @@ def _secret_index(kwargs: Mapping[str, Any]) -> kopf.Index[tuple[str, str], str]
     return cast("kopf.Index[tuple[str, str], str]", kwargs["tenants_by_secret"])
 
 
-def _referenced(namespace: str | None, name: str, **kwargs: Any) -> bool:
-    return (namespace or "", name) in _secret_index(kwargs)
-
-
-@kopf.on.event("", "v1", "secrets", when=_referenced)
-async def secret_changed(
-    type: str,
-    namespace: str | None,
-    name: str,
-    memo: Any,
-    **kwargs: Any,
+def _wake_secret_tenants(
+    registry: Registry, index: kopf.Index[tuple[str, str], str], namespace: str, name: str
 ) -> None:
-    """A referenced Secret changed: its tenants re-validate now, not at their next timer."""
-    if type is None or "runtime" not in memo:  # the initial listing: first passes run anyway
-        return
-    for tenant in _secret_index(kwargs).get((namespace or "", name), ()):
-        memo.runtime.registry.wake((namespace or "", tenant), "secret")
+    """A Secret changed (secret_watch.py): the tenants referencing it look again now, not at
+    their next timer."""
+    for tenant in index.get((namespace, name), ()):
+        registry.wake((namespace, tenant), "secret")

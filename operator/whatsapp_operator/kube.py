@@ -9,8 +9,9 @@ kubernetes_asyncio, and maps every API error into a small set of our own excepti
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-from collections.abc import Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,10 @@ class SecretSnapshot:
 
 
 REQUEST_TIMEOUT = 30.0  # seconds: no API call may hold a tenant's loop longer than this
+# Objects' metadata only (names, versions, labels, annotations): the API server's
+# PartialObjectMetadata, as controller-runtime's metadata-only watches ask for it.
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA_EVENTS = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 PROXY_ENV = ("https_proxy", "http_proxy", "all_proxy")
@@ -169,6 +174,80 @@ class Kube:
             )
             for item in listing.items
         ]
+
+    async def _get_raw(
+        self, what: str, path: str, query: list[tuple[str, str]], accept: str, seconds: float
+    ) -> Any:
+        """A GET whose answer is read here (a stream, or JSON kubernetes_asyncio would turn
+        into models): the aiohttp response, after its status was checked."""
+        response = await self._call(
+            what,
+            self._api.call_api(
+                path, "GET", query_params=query, header_params={"Accept": accept},
+                auth_settings=["BearerToken"], _preload_content=False, _request_timeout=seconds,
+            ),
+        )  # fmt: skip
+        if not 200 <= response.status <= 299:
+            reason = response.reason
+            response.release()
+            raise translate(ApiException(status=response.status, reason=reason), what)
+        return response
+
+    @staticmethod
+    def _secrets_path(namespace: str | None) -> str:
+        return f"/api/v1/namespaces/{namespace}/secrets" if namespace else "/api/v1/secrets"
+
+    async def secrets_version(self, namespace: str | None, label_selector: str) -> str:
+        """The resourceVersion of the Secrets collection now (of one namespace, or all): where
+        a watch of what changes from now on starts. Lists one item's metadata, not the data."""
+        where = namespace or "all namespaces"
+        response = await self._get_raw(
+            f"listing Secrets in {where}", self._secrets_path(namespace),
+            [("labelSelector", label_selector), ("limit", "1")], METADATA_ONLY,
+            self.request_timeout,
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                listing = await response.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            kind = type(exc).__name__
+            raise KubeUnavailable(
+                f"listing Secrets in {where}: no readable answer ({kind})"
+            ) from None
+        finally:
+            response.release()
+        return str((listing.get("metadata") or {}).get("resourceVersion") or "")
+
+    async def watch_secrets_metadata(
+        self, namespace: str | None, label_selector: str, resource_version: str, seconds: int
+    ) -> AsyncGenerator[dict[str, Any]]:
+        """Watch events of Secrets (metadata only, no data) after `resource_version`, for at
+        most `seconds` (the API server then ends the stream), bookmarks included."""
+        query = [
+            ("watch", "true"),
+            ("labelSelector", label_selector),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(seconds)),
+        ]
+        where = namespace or "all namespaces"
+        response = await self._get_raw(
+            f"watching Secrets in {where}", self._secrets_path(namespace), query,
+            METADATA_EVENTS, seconds + self.request_timeout,
+        )  # fmt: skip
+        try:
+            pending = b""
+            async for chunk in response.content.iter_any():
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            kind = type(exc).__name__
+            raise KubeUnavailable(f"watching Secrets in {where}: stream broken ({kind})") from None
+        finally:
+            response.release()
 
     async def patch_secret(
         self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None

@@ -1,0 +1,101 @@
+"""The metadata-only Secret watch against a real API server: it names the Secrets that change
+after it started, skips the pools' own Secrets, and never carries their data."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from conftest import Cluster, Kubectl
+from whatsapp_operator.kube import Kube, KubeError
+from whatsapp_operator.publish import POOL_LABEL
+from whatsapp_operator.secret_watch import SecretWatch
+
+TOKEN = "EAAGwatchmustnevercarrythisvalue0123456789"
+
+
+@pytest.fixture
+async def kube(cluster: Cluster) -> AsyncIterator[Kube]:
+    client = await Kube.connect(str(cluster.kubeconfig))
+    yield client
+    await client.close()
+
+
+def secret(namespace: str, name: str, token: str, labels: dict[str, str] | None = None) -> str:
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
+        "data": {"token": base64.b64encode(token.encode()).decode()},
+    })  # fmt: skip
+
+
+class Seen:
+    """The watch's callback: what it named, and an Event to wait on."""
+
+    def __init__(self) -> None:
+        self.names: list[tuple[str, str]] = []
+        self.changed = asyncio.Event()
+
+    def __call__(self, namespace: str, name: str) -> None:
+        self.names.append((namespace, name))
+        self.changed.set()
+
+    async def until(self, predicate: Any, seconds: float = 15.0) -> None:
+        async with asyncio.timeout(seconds):
+            while not predicate(self.names):
+                self.changed.clear()
+                await self.changed.wait()
+
+
+async def test_changes_after_the_start_are_named_without_their_data(
+    kube: Kube, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl("apply", "-f", "-", input=secret(namespace, "before", TOKEN))
+    seen = Seen()
+    watch = SecretWatch(kube, [namespace], f"!{POOL_LABEL}", seen)
+    task = asyncio.create_task(watch.run())
+    try:
+        await asyncio.sleep(1.0)  # listed: what existed before is not a change
+        kubectl("apply", "-f", "-", input=secret(namespace, "pool-shard", TOKEN, {POOL_LABEL: "p"}))
+        kubectl("apply", "-f", "-", input=secret(namespace, "token", TOKEN))
+        await seen.until(lambda names: (namespace, "token") in names)
+        kubectl("apply", "-f", "-", input=secret(namespace, "token", TOKEN + "2"))
+        kubectl("delete", "secret", "token", "-n", namespace)
+        await seen.until(lambda names: names.count((namespace, "token")) == 3)
+    finally:
+        task.cancel()
+    assert set(seen.names) == {(namespace, "token")}  # the pool's own Secret is left out
+    assert watch.changes == 3  # added, modified, deleted
+
+
+async def test_the_stream_holds_metadata_only(kube: Kube, kubectl: Kubectl, namespace: str) -> None:
+    """Created, not applied: `kubectl apply` copies the whole Secret, data included, into its
+    last-applied-configuration annotation, which is metadata (the watch reads names and
+    versions from each event and keeps nothing else)."""
+    version = await kube.secrets_version(namespace, "")
+    kubectl("create", "-f", "-", input=secret(namespace, "token", TOKEN))
+    events: list[dict[str, Any]] = []
+    stream = kube.watch_secrets_metadata(namespace, "", version, seconds=5)
+    async for event in stream:
+        events.append(event)
+        if event["type"] == "ADDED":
+            break
+    await stream.aclose()
+    added = events[-1]["object"]
+    assert added["kind"] == "PartialObjectMetadata"
+    assert added["metadata"]["name"] == "token"
+    assert "data" not in added
+    encoded = base64.b64encode(TOKEN.encode()).decode()
+    assert encoded not in json.dumps(events)
+
+
+async def test_a_forbidden_or_missing_version_is_a_kube_error(kube: Kube, namespace: str) -> None:
+    stream = kube.watch_secrets_metadata(namespace, "", "not-a-version", seconds=5)
+    with pytest.raises(KubeError, match="watching Secrets in"):
+        async for _ in stream:
+            pass
