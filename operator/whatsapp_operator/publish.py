@@ -21,6 +21,7 @@ from pydantic import SecretStr, ValidationError
 
 from whatsapp_graph.resolved import (
     INITIAL_SHARDS,
+    Entry,
     Shard,
     TenantConfig,
     build_shards,
@@ -81,7 +82,7 @@ class Publisher:
         self.initial_shards = initial_shards
         self.namespace = namespace
         self.on_published = on_published  # tenant ids whose location changed
-        self.entries: dict[str, dict[str, TenantConfig]] = {}
+        self.entries: dict[str, dict[str, Entry]] = {}  # pool -> tenant id -> its entry
         self.pool_of: dict[str, str] = {}
         self.reported: set[str] = set()  # tenant ids whose loop reported since the start
         self.published: dict[str, str] = {}  # secret name -> content hash
@@ -117,10 +118,11 @@ class Publisher:
                 for tenant in document.tenants:
                     if tenant.tenant_id in self.reported:
                         continue
-                    self.entries.setdefault(pool, {})[tenant.tenant_id] = tenant
+                    entry = Entry(tenant)
+                    self.entries.setdefault(pool, {})[tenant.tenant_id] = entry
                     self.pool_of[tenant.tenant_id] = pool
                     self.locations[tenant.tenant_id] = Location(
-                        pool, secret.name, entry_hash(tenant)
+                        pool, secret.name, entry_hash(entry)
                     )
         log.info("resolved config: adopted %d published Secrets", len(self.published))
 
@@ -132,8 +134,11 @@ class Publisher:
             if self.entries.get(old_pool, {}).pop(tenant_id, None) is not None:
                 self._mark(old_pool)
             del self.pool_of[tenant_id]
-        if config is not None and self.entries.get(pool, {}).get(tenant_id) != config:
-            self.entries.setdefault(pool, {})[tenant_id] = config
+        if config is None:
+            return
+        entry = Entry(config)
+        if self.entries.get(pool, {}).get(tenant_id) != entry:
+            self.entries.setdefault(pool, {})[tenant_id] = entry
             self.pool_of[tenant_id] = pool
             self._mark(pool)
 

@@ -6,6 +6,7 @@ import json
 import random
 import re
 import string
+import tracemalloc
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,11 +15,13 @@ from pydantic import SecretStr, ValidationError
 
 from whatsapp_graph.resolved import (
     DEFAULT_MAX_BYTES,
+    Entry,
     ShardDocument,
     ShardSizeError,
     TenantConfig,
     build_shards,
     dump_document,
+    entry_hash,
     fingerprint,
     parse_document,
     parse_shard_key,
@@ -299,3 +302,44 @@ def test_10000_tenants_with_real_sized_tokens_fit_well_under_the_secret_limit() 
     assert max(sizes) * 4 // 3 < 1024 * 1024  # even base64-encoded, under 1 MiB
     assert sum(len(s.tenant_ids) for s in shards) == 10_000
     assert len({s.name for s in shards}) == len(shards)
+
+
+# --- Entry: one tenant's entry as the operator keeps it between publications ---------------
+
+
+def test_an_entry_packs_into_the_same_bytes_as_its_config() -> None:
+    configs = [tenant(i) for i in range(40)]
+    from_configs = build_shards("default", configs, max_bytes=8192)
+    from_entries = build_shards("default", [Entry(c) for c in configs], max_bytes=8192)
+    assert [s.data for s in from_entries] == [s.data for s in from_configs]
+    for shard in from_entries:  # and the document the workers read back is the same
+        document = parse_document(shard.data)
+        assert dump_document(document) == shard.data
+        assert [t.tenant_id for t in document.tenants] == list(shard.tenant_ids)
+
+
+def test_entries_are_equal_when_their_published_bytes_are() -> None:
+    assert Entry(tenant(1)) == Entry(tenant(1))
+    assert Entry(tenant(1)) != Entry(tenant(1, throughput_level="HIGH"))
+    assert Entry(tenant(1)) != tenant(1)
+    assert entry_hash(Entry(tenant(1))) == entry_hash(tenant(1))
+    assert len({Entry(tenant(1)), Entry(tenant(1)), Entry(tenant(2))}) == 2
+
+
+def test_an_entry_never_shows_its_token() -> None:
+    one = Entry(tenant(7))
+    assert meta_token(7).encode() in one.encoded  # it is what gets published
+    assert meta_token(7) not in repr(one) + str(one) + repr([one])
+
+
+def test_an_entry_is_smaller_than_its_config() -> None:
+    configs = [tenant(i) for i in range(500)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        entries = [Entry(c) for c in configs]
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    per_entry = sum(s.size_diff for s in after.compare_to(before, "filename")) / len(entries)
+    assert per_entry < 700  # bytes; the model and its cached encoding took about 2,300
