@@ -14,7 +14,7 @@ but scattered between a few live blocks, and it stays resident: at 2,000 tenants
 - `trimming()`, a background loop: `malloc_trim(0)` now and then, which returns the free
   pages in the middle of the heap too (cheap: it walks the free blocks only);
 - `PackedBody`: a tenant's body as the scheduler keeps it between passes, compact JSON
-  compressed: 1.6 KB instead of 13.8 KB parsed (7 KB with its strings shared).
+  compressed against a dictionary of what tenants hold: 0.3 KB instead of 13.8 KB parsed.
 """
 
 from __future__ import annotations
@@ -96,16 +96,22 @@ async def trimming(interval: float = TRIM_INTERVAL) -> None:
 
 
 class PackedBody:
-    """An object's body between uses: compact JSON, zlib-compressed, without the fields no
-    reader needs (metadata.managedFields, the API server's field-ownership records, 17 KB of
-    a tenant's 31 parsed; and `drop_annotations`). A Ready tenant's body: 1.6 KB with this
-    object, 13.8 KB parsed (tests/unit/test_memory.py). Packing takes about 90 us per watch
-    event, `unpack` about 35 us once a pass (timeit, that tenant); `resource_version` is kept
-    beside it, for comparisons without unpacking."""
+    """An object's body between uses: compact JSON, zlib-compressed (with `dictionary`, a
+    preset dictionary of what such bodies usually hold: body_dictionary.py), without the
+    fields no reader needs (metadata.managedFields, the API server's field-ownership records,
+    17 KB of a tenant's 31 parsed; and `drop_annotations`). A Ready tenant's body: 0.3 KB with
+    the tenants' dictionary, 1.1 KB without one, 13.8 KB parsed (tests/unit/test_memory.py).
+    Packing takes about 85 us per watch event, `unpack` about 25 us once a pass (timeit, that
+    tenant); `resource_version` is kept beside it, for comparisons without unpacking."""
 
-    __slots__ = ("_data", "resource_version")
+    __slots__ = ("_data", "_dictionary", "resource_version")
 
-    def __init__(self, body: Mapping[str, Any], drop_annotations: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        body: Mapping[str, Any],
+        drop_annotations: tuple[str, ...] = (),
+        dictionary: bytes = b"",
+    ) -> None:
         meta = dict(body.get("metadata") or {})
         meta.pop("managedFields", None)
         if drop_annotations and meta.get("annotations"):
@@ -114,14 +120,25 @@ class PackedBody:
                 k: v for k, v in annotations.items() if k not in drop_annotations
             }
         slim = {**body, "metadata": meta}
-        self._data = zlib.compress(json.dumps(slim, separators=(",", ":")).encode())
+        text = json.dumps(slim, separators=(",", ":")).encode()
+        if dictionary:
+            packer = zlib.compressobj(zdict=dictionary)
+            self._data = packer.compress(text) + packer.flush()
+        else:
+            self._data = zlib.compress(text)
+        self._dictionary = dictionary  # one shared bytes object: a reference, not a copy
         try:
             self.resource_version = int(meta.get("resourceVersion") or 0)
         except (TypeError, ValueError):
             self.resource_version = 0
 
     def unpack(self) -> dict[str, Any]:
-        body: dict[str, Any] = json.loads(zlib.decompress(self._data))
+        if self._dictionary:
+            unpacker = zlib.decompressobj(zdict=self._dictionary)
+            text = unpacker.decompress(self._data) + unpacker.flush()
+        else:
+            text = zlib.decompress(self._data)
+        body: dict[str, Any] = json.loads(text)
         return body
 
     def __len__(self) -> int:

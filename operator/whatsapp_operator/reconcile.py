@@ -21,6 +21,7 @@ from whatsapp_graph.resolved import TenantConfig
 
 from . import metrics
 from .audit_writer import AuditWriter
+from .body_dictionary import TENANT_DICTIONARY
 from .convergence import HeartbeatListener
 from .decide import CheckResult, Decision, Event, Inputs, SyncResult, decide
 from .kube import Kube, KubeError, KubeForbidden, KubeUnavailable, SecretSnapshot
@@ -294,7 +295,7 @@ class TenantLoop:
         self.rt = rt
         self.key = key
         self.failures = 0
-        self._packed = PackedBody(body, KOPF_ANNOTATIONS)
+        self._packed = PackedBody(body, KOPF_ANNOTATIONS, TENANT_DICTIONARY)
         self._written: tuple[int, dict[str, Any]] | None = None
         self._handled: dict[str, str] | None = None  # request annotation -> value acted on
 
@@ -305,7 +306,7 @@ class TenantLoop:
 
     def observe(self, body: Mapping[str, Any]) -> None:
         """The watch brought a newer body of this tenant."""
-        self._packed = PackedBody(body, KOPF_ANNOTATIONS)
+        self._packed = PackedBody(body, KOPF_ANNOTATIONS, TENANT_DICTIONARY)
         self._forget_seen_write()
 
     def _status(self, body: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -14,7 +14,9 @@ import kopf
 import pytest
 
 from whatsapp_operator import memory
-from whatsapp_operator.handlers import tenants_by_secret
+from whatsapp_operator.body_dictionary import TENANT_DICTIONARY
+from whatsapp_operator.handlers import tenants_by_tenant_id
+from whatsapp_operator.reconcile import KOPF_ANNOTATIONS
 
 BODY: dict[str, Any] = {
     "apiVersion": "whatsapp.operator.dev/v1alpha1",
@@ -46,10 +48,8 @@ async def test_the_first_index_drops_managed_fields_from_kopfs_copy_of_the_event
     """kopf runs index functions first, and its worker keeps the last event while it waits."""
     raw = copy.deepcopy(BODY)
     body = kopf.Body(raw)
-    result = await tenants_by_secret(
-        body=body, namespace="shop", name="acme", spec=body.spec, meta=body.meta
-    )
-    assert result == {}  # no tokenSecretRef in BODY
+    result = await tenants_by_tenant_id(body=body, spec=body.spec, meta=body.meta)
+    assert set(result) == {"t_acme"}
     expected = copy.deepcopy(BODY)
     del expected["metadata"]["managedFields"]
     assert raw == expected
@@ -90,3 +90,42 @@ def test_malloc_tuning_and_trimming_work_on_glibc() -> None:
     assert memory.tune()
     memory.trim()  # returns whether pages were released; must not raise
     assert "MB" in memory.heap_stats()
+
+
+def _another_tenant(body: dict[str, Any]) -> dict[str, Any]:
+    """The saved tenant with other ids, names and times: not the dictionary's own text."""
+    text = json.dumps(body)
+    for old, new in (("t00000", "acme-shop-eu"), ("bench-0", "payments"),
+                     ("300000000000", "109876543210987"), ("200000000000", "102290129340398"),
+                     ("2026-11-28T02:43", "2027-03-14T17:05")):  # fmt: skip
+        text = text.replace(old, new)
+    return dict(json.loads(text))
+
+
+def test_a_ready_tenant_packed_with_the_tenants_dictionary_takes_a_third() -> None:
+    body = _another_tenant(json.loads(READY_TENANT.read_text()))
+    plain = memory.PackedBody(body, KOPF_ANNOTATIONS)
+    packed = memory.PackedBody(body, KOPF_ANNOTATIONS, TENANT_DICTIONARY)
+    assert packed.unpack() == plain.unpack()  # what unpacks is the same
+    # measured: 1,100 bytes of data without the dictionary, 296 with it (what is left is
+    # mostly what no dictionary holds: ids, hashes, times)
+    assert len(packed) * 3 < len(plain), (len(packed), len(plain))
+
+
+def test_a_failing_tenant_still_packs_well_and_exactly() -> None:
+    """Text the dictionary does not hold (other reasons, long messages) is kept as it is."""
+    body = _another_tenant(json.loads(READY_TENANT.read_text()))
+    for condition in body["status"]["conditions"]:
+        condition.update(status="False", reason="GraphApiUnavailable",
+                         message="Graph API unreachable: ConnectTimeout " + "é" * 40)  # fmt: skip
+    body["spec"]["unknownField"] = {"nested": [1, 2.5, None, True]}
+    packed = memory.PackedBody(body, (), TENANT_DICTIONARY)
+    assert packed.unpack() == {**body, "metadata": {
+        k: v for k, v in body["metadata"].items() if k != "managedFields"}}  # fmt: skip
+    assert len(packed) < len(memory.PackedBody(body))
+
+
+def test_the_dictionary_is_shared_not_copied() -> None:
+    body = json.loads(READY_TENANT.read_text())
+    packed = [memory.PackedBody(body, KOPF_ANNOTATIONS, TENANT_DICTIONARY) for _ in range(3)]
+    assert all(p._dictionary is TENANT_DICTIONARY for p in packed)
