@@ -2,7 +2,7 @@
 
 A child process running kopf with the operator's watch settings (`configure_settings`:
 chunked listings), on uvloop, with the malloc tuning and periodic malloc_trim the operator
-uses, and handlers that do no work: the same three indexes of tenants and an event handler on
+uses, and handlers that do no work: the same two indexes of tenants and an event handler on
 tenants (the operator's shape since its scheduler replaced the daemons; kopf watches no Secret
 since the operator's own metadata-only watch, secret_watch.py), and, with `--daemons`, a
 daemon per tenant that only sleeps (what the operator used to run). Like the operator, the
@@ -42,14 +42,9 @@ def build(expected: int, daemons: bool) -> kopf.OperatorRegistry:
         # lives only minutes); untrimmed, the floors measured freed memory, not kopf's.
         memo.trimming = asyncio.create_task(memory.trimming(FLOOR_TRIM_INTERVAL))
 
-    @kopf.index(*TENANTS, id="by_secret", registry=registry)
-    async def by_secret(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
-        _drop_managed_fields(body)  # as the operator's index does
-        ref = body.get("spec", {}).get("tokenSecretRef") or {}
-        return {(namespace, ref.get("name", "")): name}
-
     @kopf.index(*TENANTS, id="by_tenant_id", registry=registry)
     async def by_tenant_id(body: kopf.Body, name: str, **_: Any) -> Any:
+        _drop_managed_fields(body)  # as the operator's first index does
         return {body.get("spec", {}).get("tenantId", ""): name}
 
     @kopf.index(*TENANTS, id="by_phone", registry=registry)

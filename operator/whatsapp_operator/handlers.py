@@ -4,7 +4,8 @@ Every handler is `async`, even those that do no I/O: kopf runs a plain function 
 pool, which costs a thread hop per watch event (thousands at start-up) and would set the
 loops' asyncio Events from a foreign thread, which asyncio does not support.
 
-- indexes: tenants by referenced Secret, by tenantId, by phoneNumberId (cluster-wide claims);
+- indexes: tenants by tenantId and by phoneNumberId (cluster-wide claims, complete before any
+  pass runs); the registry follows which Secret each tenant reads;
 - every tenant event hands the tenant's body to the scheduler (scheduler.py), which runs its
   reconcile passes (create, resume, timers in one place) with no task while it sleeps;
 - watch events on tenants, and the metadata-only watch of Secrets (secret_watch.py), wake
@@ -131,14 +132,13 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> 
     memo.background = storage.start_background(cfg, memo.runtime)
     memo.background.append(asyncio.create_task(memo.scheduler.run(), name="scheduler"))
     memo.background.append(asyncio.create_task(memory.trimming(), name="malloc-trim"))
-    secrets = _secret_index(kwargs)
     memo.background.append(
         asyncio.create_task(
             SecretWatch(
                 memo.kube,
                 [] if cfg.all_namespaces else cfg.namespace_list,
                 SECRET_SELECTOR,
-                lambda namespace, name: _wake_secret_tenants(registry, secrets, namespace, name),
+                registry.wake_secret,  # the tenants reading their token from it look again
             ).run(),
             name="secret-watch",
         )
@@ -229,22 +229,12 @@ def _drop_managed_fields(body: kopf.Body) -> None:
 
 
 @kopf.index(*TENANTS)
-async def tenants_by_secret(
-    body: kopf.Body, namespace: str | None, name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
-) -> dict[tuple[str, str], str]:
-    _drop_managed_fields(body)
-    ref = spec.get("tokenSecretRef") or {}
-    if _deleting(meta) or not ref.get("name") or namespace is None:
-        return {}  # an empty mapping drops the object from the index; None would keep it
-    return {(namespace, ref["name"]): name}
-
-
-@kopf.index(*TENANTS)
 async def tenants_by_tenant_id(
     body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, **_: Any
 ) -> dict[str, Claim]:
+    _drop_managed_fields(body)  # the first index: before kopf's worker keeps the event
     if _deleting(meta) or not spec.get("tenantId"):
-        return {}
+        return {}  # an empty mapping drops the object from the index; None would keep it
     return {spec["tenantId"]: claim_of(body)}
 
 
@@ -304,6 +294,7 @@ async def tenant_changed(
     key = (namespace or "", name)
     gone = type == "DELETED" or _deleting(meta)
     new = await _follow(memo, key, body, gone)
+    registry.refer(key, None if gone else (spec.get("tokenSecretRef") or {}).get("name"))
     if gone:
         claims = None
     else:
@@ -328,16 +319,3 @@ async def tenant_changed(
             for claim in index.get(value, ()):
                 if (claim.namespace, claim.name) != key:
                     registry.wake((claim.namespace, claim.name), "claim")
-
-
-def _secret_index(kwargs: Mapping[str, Any]) -> kopf.Index[tuple[str, str], str]:
-    return cast("kopf.Index[tuple[str, str], str]", kwargs["tenants_by_secret"])
-
-
-def _wake_secret_tenants(
-    registry: Registry, index: kopf.Index[tuple[str, str], str], namespace: str, name: str
-) -> None:
-    """A Secret changed (secret_watch.py): the tenants referencing it look again now, not at
-    their next timer."""
-    for tenant in index.get((namespace, name), ()):
-        registry.wake((namespace, tenant), "secret")

@@ -57,6 +57,9 @@ class Registry:
     keys_by_tenant_id: dict[str, TenantKey] = field(default_factory=dict)
     # tenants whose last sync found PostgreSQL down: woken together when it is back
     db_waiters: set[TenantKey] = field(default_factory=set)
+    # the Secret each tenant reads its token from, and (namespace, Secret) -> its tenants
+    secret_of: dict[TenantKey, str] = field(default_factory=dict)
+    by_secret: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
     def register(self, key: TenantKey, target: Wakeable | None = None) -> Wakeable:
         """The tenant's wake target from now on (`target`, or a new Flag); the one it has if
@@ -101,6 +104,32 @@ class Registry:
         changed = self.seen_generation.get(key) != generation
         self.seen_generation[key] = generation
         return changed
+
+    def refer(self, key: TenantKey, secret: str | None) -> None:
+        """The tenant reads its token from Secret `secret` (in its namespace) from now on;
+        None when it names none or is gone."""
+        before = self.secret_of.get(key)
+        if before == secret:
+            return
+        namespace, name = key
+        if before is not None:
+            del self.secret_of[key]
+            rest = tuple(n for n in self.by_secret.get((namespace, before), ()) if n != name)
+            if rest:
+                self.by_secret[(namespace, before)] = rest
+            else:
+                self.by_secret.pop((namespace, before), None)
+        if secret is not None:
+            self.secret_of[key] = secret
+            self.by_secret[(namespace, secret)] = (
+                *self.by_secret.get((namespace, secret), ()),
+                name,
+            )
+
+    def wake_secret(self, namespace: str, secret: str) -> int:
+        """A Secret changed: the tenants reading their token from it look again now."""
+        tenants = self.by_secret.get((namespace, secret), ())
+        return sum(self.wake((namespace, name), "secret") for name in tenants)
 
     def swap_claims(self, key: TenantKey, claims: tuple[str, str] | None) -> tuple[str, str] | None:
         """Record the (tenantId, phoneNumberId) a tenant claims now; return what it claimed."""

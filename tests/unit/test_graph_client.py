@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from whatsapp_graph.client import GraphClient, appsecret_proof
+from whatsapp_graph.client import GraphClient, _parsed, appsecret_proof
 from whatsapp_graph.errors import (
     ErrorClass,
     GraphApiError,
@@ -317,14 +317,18 @@ def test_appsecret_proof_known_value() -> None:
 
 
 async def test_a_parsed_url_is_reused_and_no_request_changes_it_for_the_next() -> None:
-    """URLs are parsed once and shared between requests (a worker posts to the same numbers'
-    URLs again and again): one request's query must never stick to the shared URL."""
+    """Sends' URLs are parsed once and shared between requests (a worker posts to the same
+    numbers' URLs again and again): one request's query must never stick to the shared URL."""
     recorder = Recorder(body={"id": "1"})
     graph = _client(recorder)
-    assert graph._url("1555/messages", None) is graph._url("1555/messages", None)
-    await graph.request("GET", "1555", operation="a", params={"fields": "id"})
-    await graph.request("GET", "1555", operation="b")
-    await graph.request("GET", "1555", operation="c", params={"fields": "name"}, version="v24.0")
+    assert graph._url("1555/messages", None, True) is graph._url("1555/messages", None, True)
+    assert graph._url("1555", None, False) is not graph._url("1555", None, False)  # not kept
+    reuse = {"reuse_url": True}
+    await graph.request("GET", "1555", operation="a", params={"fields": "id"}, **reuse)
+    await graph.request("GET", "1555", operation="b", **reuse)
+    await graph.request(
+        "GET", "1555", operation="c", params={"fields": "name"}, version="v24.0", **reuse
+    )
     assert [str(r.url) for r in recorder.requests] == [
         f"{BASE}/v25.0/1555?fields=id",
         f"{BASE}/v25.0/1555",
@@ -351,3 +355,15 @@ async def test_a_cookie_from_one_tenants_answer_is_not_sent_with_the_next_tenant
             await graph.request("GET", "1", operation="tenant A", token="A" * 20)
             await graph.request("GET", "2", operation="tenant B", token="B" * 20)
         assert cookies == [None, expected]
+
+
+async def test_sends_reuse_their_parsed_url_and_checks_do_not_keep_theirs() -> None:
+    recorder = Recorder(body={"messages": [{"id": "wamid.1"}]})
+    graph = _client(recorder)
+    before = _parsed.cache_info()
+    for _ in range(3):
+        await graph.send_message("tok", "16505550001", {"to": "1", "type": "text"})
+    await graph.phone_number("tok", "16505550002")
+    after = _parsed.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 2)
+    assert len(recorder.requests) == 4

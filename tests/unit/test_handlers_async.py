@@ -21,8 +21,9 @@ HANDLERS = [
 
 def test_the_handlers_are_registered() -> None:
     ids = {str(h.id) for h in HANDLERS}
-    assert {"tenant_changed", "tenant_deleted", "tenants_by_secret"} <= ids
+    assert {"tenant_changed", "tenant_deleted", "tenants_by_tenant_id"} <= ids
     assert "secret_changed" not in ids  # Secrets: a metadata-only watch (secret_watch.py)
+    assert "tenants_by_secret" not in ids  # the registry follows the references
     watched = {h.selector for h in REGISTRY._watching.get_all_handlers()}  # type: ignore[attr-defined]
     assert not any(s is not None and s.plural == "secrets" for s in watched)
     assert "tenant_loop" not in ids  # no daemon per tenant: scheduler.py runs the passes

@@ -131,3 +131,49 @@ def test_wakes_are_counted_by_reason_and_only_for_a_running_loop() -> None:
         "published": 1,
         "database": 1,
     }
+
+
+def test_the_registry_follows_which_secret_each_tenant_reads() -> None:
+    registry = Registry()
+    acme, shop2, other = ("shop", "acme"), ("shop", "acme-2"), ("other", "acme")
+    for key in (acme, shop2, other):
+        registry.register(key)
+    registry.refer(acme, "token")
+    registry.refer(shop2, "token")  # two tenants may share one Secret
+    registry.refer(other, "token")  # same name, another namespace: another Secret
+    assert registry.by_secret == {
+        ("shop", "token"): ("acme", "acme-2"),
+        ("other", "token"): ("acme",),
+    }
+    assert registry.wake_secret("shop", "token") == 2
+    assert registry.wake_secret("shop", "unrelated") == 0
+
+    registry.refer(acme, "token-v2")  # the spec now names another Secret
+    registry.refer(shop2, None)  # gone
+    registry.refer(shop2, None)  # twice is fine
+    assert registry.by_secret == {("shop", "token-v2"): ("acme",), ("other", "token"): ("acme",)}
+    assert registry.secret_of == {acme: "token-v2", other: "token"}
+
+
+async def test_events_keep_the_secret_references_current() -> None:
+    registry = Registry()
+    memo = _memo(registry)
+
+    async def event(type_: str | None, secret: str | None, **meta: Any) -> None:
+        spec = {"tenantId": "t", **({"tokenSecretRef": {"name": secret}} if secret else {})}
+        body = kopf.Body({"metadata": {"namespace": "shop", "name": "acme", **meta}, "spec": spec})
+        await tenant_changed(
+            type=type_, body=body, namespace="shop", name="acme", spec=body.spec, meta=body.meta,
+            memo=memo, tenants_by_tenant_id={}, tenants_by_phone_number_id={},
+        )  # type: ignore[arg-type]  # fmt: skip
+
+    await event(None, "token", generation=1)
+    assert registry.by_secret == {("shop", "token"): ("acme",)}
+    slot = memo.scheduler.slots[("shop", "acme")]
+    assert registry.wake_secret("shop", "token") == 1
+    assert slot.is_set()
+    await event("MODIFIED", "rotated", generation=2)
+    assert registry.by_secret == {("shop", "rotated"): ("acme",)}
+    await event("MODIFIED", "rotated", generation=2, deletionTimestamp="x")
+    assert registry.by_secret == {}
+    assert registry.secret_of == {}
