@@ -107,7 +107,9 @@ async def test_the_gate_is_linear_in_the_objects() -> None:
     under a second on a quiet machine (0.8 s measured)."""
     assert ORIGINAL is not None
     kopfs = await gate_start_up(ORIGINAL(all), 1000)
-    small = await gate_start_up(CountingToggleSet(all), 1000)
+    # the best of three: a stall of the shared machine (0.24 s once, against 0.035 s usually)
+    # must not pass for a slow gate
+    small = min([await gate_start_up(CountingToggleSet(all), 1000) for _ in range(3)])
     large = await gate_start_up(CountingToggleSet(all), 20_000)
     print(f"\n[figure] gate: kopf's 1,000 objects {kopfs:.2f} s; ours 1,000 {small:.3f} s, "
           f"20,000 {large:.2f} s")  # fmt: skip
