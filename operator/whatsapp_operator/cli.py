@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         dest="namespaces",
         metavar="NS",
-        help="namespace to watch (repeatable; globs allowed)",
+        help="namespace to watch (repeatable; names, not patterns)",
     )
     p.add_argument("-A", "--all-namespaces", action="store_true", default=None)
     p.add_argument("--kubeconfig")

@@ -5,6 +5,7 @@ Flags override the environment (WHATSAPP_OPERATOR_*), which overrides the defaul
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Literal
 
@@ -15,6 +16,8 @@ from whatsapp_graph.client import DEFAULT_BASE_URL, DEFAULT_VERSION
 from whatsapp_graph.resolved import INITIAL_SHARDS, MAX_SHARDS
 
 from .spec import parse_duration
+
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a DNS label
 
 
 class OperatorConfig(BaseSettings):
@@ -80,6 +83,16 @@ class OperatorConfig(BaseSettings):
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("namespaces")
+    @classmethod
+    def _exact_namespaces(cls, value: str) -> str:
+        # kopf resolves patterns only by scanning namespaces, which this operator turns off (it
+        # would ignore `shop-*` silently), and the Secret watch needs names: say so at start.
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        if bad := [n for n in names if not _NAMESPACE.fullmatch(n)]:
+            raise ValueError(f"namespace names only, no patterns: {', '.join(bad)}")
+        return value
 
     @field_validator("initial_shards")
     @classmethod

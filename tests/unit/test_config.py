@@ -131,6 +131,8 @@ def test_flags_override_env(
         pytest.param({"INITIAL_SHARDS": "2048"}, [], id="a shard layout above the maximum"),
         pytest.param({}, ["--initial-shards", "0"], id="no shards"),
         pytest.param({"HTTP_BACKEND": "requests"}, [], id="unknown HTTP backend in env"),
+        pytest.param({}, ["-n", "shop", "-n", "payments-*"], id="a namespace pattern"),
+        pytest.param({"NAMESPACES": "Shop"}, [], id="a namespace name with capitals"),
     ],
 )
 def test_invalid_values_raise_validation_error(
