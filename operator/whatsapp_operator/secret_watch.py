@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 600  # the API server ends each watch after this; it is then resumed
 BACKOFF = (1.0, 30.0)  # seconds: first and longest wait after a failure
+QUICK_END = 1.0  # seconds: a watch that ended sooner is resumed only after BACKOFF[0]
 
 
 class Kind(enum.Enum):
@@ -108,8 +110,13 @@ class SecretWatch:
             try:
                 if version is None:
                     version = await self.kube.secrets_version(namespace, self.label_selector)
+                started = time.monotonic()
                 version = await self._stream(namespace, version)
                 delay = self.backoff[0]
+                if time.monotonic() - started >= QUICK_END:
+                    continue
+                # a stream the API server ends at once, again and again, must not spin
+                await asyncio.sleep(delay)
                 continue
             except KubeError as exc:
                 log.warning("Secret watch in %s: %s; again in %g s", where, exc, delay)
