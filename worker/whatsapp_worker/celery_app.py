@@ -115,8 +115,9 @@ def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
 
 # Allocations (container objects) between two young-generation collections; CPython's default
 # is 700, which at 1,000 msg/s ran a collection every message or two and, every so often, a
-# full one over the ~250,000 objects the worker's libraries create at start: 120 us of GC per
-# message, 12 % of the sender's CPU (timed with gc.callbacks on the sending benchmark).
+# full one over every object the worker's libraries create at start (73,000 after the imports
+# alone): 120 us of GC per message, 12 % of the sender's CPU (timed with gc.callbacks on the
+# sending benchmark).
 GC_YOUNG_THRESHOLD = 10_000
 
 
