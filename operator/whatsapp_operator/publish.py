@@ -126,8 +126,9 @@ class Publisher:
                     )
         log.info("resolved config: adopted %d published Secrets", len(self.published))
 
-    def update(self, tenant_id: str, pool: str, config: TenantConfig | None) -> None:
-        """What this tenant's loop wants published now (None: nothing)."""
+    def update(self, tenant_id: str, pool: str, config: TenantConfig | None) -> Entry | None:
+        """What this tenant's loop wants published now (None: nothing); the entry it is kept
+        as (encoded once: what the pass then waits for)."""
         self.reported.add(tenant_id)
         old_pool = self.pool_of.get(tenant_id)
         if old_pool is not None and (old_pool != pool or config is None):
@@ -135,12 +136,13 @@ class Publisher:
                 self._mark(old_pool)
             del self.pool_of[tenant_id]
         if config is None:
-            return
+            return None
         entry = Entry(config)
         if self.entries.get(pool, {}).get(tenant_id) != entry:
             self.entries.setdefault(pool, {})[tenant_id] = entry
             self.pool_of[tenant_id] = pool
             self._mark(pool)
+        return entry
 
     def forget(self, tenant_id: str) -> None:
         pool = self.pool_of.pop(tenant_id, None)
@@ -164,7 +166,9 @@ class Publisher:
     def location(self, tenant_id: str) -> Location | None:
         return self.locations.get(tenant_id)
 
-    async def wait_published(self, tenant_id: str, config: TenantConfig, seconds: float) -> bool:
+    async def wait_published(
+        self, tenant_id: str, config: TenantConfig | Entry, seconds: float
+    ) -> bool:
         """Wait (at most `seconds`) until `config` is what is published for the tenant.
 
         The tenant's loop waits here instead of being woken for a second pass: a tenant

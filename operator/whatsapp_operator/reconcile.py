@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from whatsapp_graph.client import DEFAULT_VERSION
-from whatsapp_graph.resolved import TenantConfig
+from whatsapp_graph.resolved import Entry
 
 from . import metrics
 from .audit_writer import AuditWriter
@@ -171,15 +171,15 @@ async def reconcile_once(
         token_storage=rt.token_storage, rotation=rotation, api_version=version,
     )  # fmt: skip
     decision = decide(inputs)
-    config: TenantConfig | None = None
+    entry: Entry | None = None
     waiting: asyncio.Task[bool] | None = None
     if rt.publisher is not None and conflict is None:
         rt.registry.keys_by_tenant_id[spec.tenant_id] = (namespace, name)
         throughput = str((decision.status.get("phone") or {}).get("throughputLevel") or "")
-        config = _publish(rt, spec, token, decision.ready, throughput)
-        if config is not None:  # overlaps with the row's sync; saves a second pass
+        entry = _publish(rt, spec, token, decision.ready, throughput)
+        if entry is not None:  # overlaps with the row's sync; saves a second pass
             waiting = asyncio.create_task(
-                rt.publisher.wait_published(spec.tenant_id, config, PUBLISH_WAIT)
+                rt.publisher.wait_published(spec.tenant_id, entry, PUBLISH_WAIT)
             )
     try:
         if rt.rows is not None:
@@ -195,7 +195,7 @@ async def reconcile_once(
         if waiting is not None and not waiting.done():
             waiting.cancel()
     if rt.publisher is not None and conflict is None:
-        inputs = dataclasses.replace(inputs, published=_where(rt, spec.tenant_id, config))
+        inputs = dataclasses.replace(inputs, published=_where(rt, spec.tenant_id, entry))
     decision = decide(inputs)
     if inputs.sync is not None and rt.rows is not None:
         sync = inputs.sync
@@ -228,8 +228,8 @@ async def reconcile_once(
 
 def _publish(
     rt: Runtime, spec: TenantSpec, token: ResolvedToken | None, ready: bool, throughput: str
-) -> TenantConfig | None:
-    """Hand the tenant's resolved config to the publisher (and return it): only a tenant
+) -> Entry | None:
+    """Hand the tenant's resolved config to the publisher (and return its entry): only a tenant
     whose token and number check out, active and not suspended (the kill switch) is
     published. Readiness here leaves PostgreSQL out: an unreachable database must not stop
     the sending."""
@@ -237,14 +237,13 @@ def _publish(
     config = None
     if ready and token is not None and spec.active and not spec.suspend:
         config = resolved_config(spec, token, rt.default_version, throughput)
-    rt.publisher.update(spec.tenant_id, spec.sender_pool, config)
-    return config
+    return rt.publisher.update(spec.tenant_id, spec.sender_pool, config)
 
 
-def _where(rt: Runtime, tenant_id: str, config: TenantConfig | None) -> dict[str, str] | None:
+def _where(rt: Runtime, tenant_id: str, entry: Entry | None) -> dict[str, str] | None:
     """Where the tenant's config is published, for its status (None when it is not)."""
     assert rt.publisher is not None
-    where = rt.publisher.location(tenant_id) if config is not None else None
+    where = rt.publisher.location(tenant_id) if entry is not None else None
     if where is None:
         return None
     published = {"pool": where.pool, "secret": where.secret, "contentHash": where.content_hash}

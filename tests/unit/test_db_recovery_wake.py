@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from whatsapp_graph.resolved import TenantConfig
+from whatsapp_graph.resolved import Entry, TenantConfig
 from whatsapp_operator.conditions import Reason
 from whatsapp_operator.decide import CheckResult, SyncResult
 from whatsapp_operator.facts import PhoneFacts, TokenFacts, Verdict
@@ -69,10 +69,10 @@ class Publisher:
     during_wait: Callable[[], object]
     waited: int = 0
 
-    def update(self, tenant_id: str, pool: str, config: TenantConfig | None) -> None:
-        pass
+    def update(self, tenant_id: str, pool: str, config: TenantConfig | None) -> Entry | None:
+        return Entry(config) if config is not None else None  # as the real one: its entry
 
-    async def wait_published(self, tenant_id: str, config: TenantConfig, seconds: float) -> bool:
+    async def wait_published(self, tenant_id: str, config: Entry, seconds: float) -> bool:
         self.waited += 1
         self.during_wait()
         return True
