@@ -76,8 +76,8 @@ class LazyPackage(types.ModuleType):
         return sorted({*super().__dir__(), *self._lazy_names})
 
 
-def _names(init: Path) -> dict[str, str]:
-    return {name: module for module, name in _IMPORT.findall(init.read_text(encoding="utf-8"))}
+def _names(text: str) -> dict[str, str]:
+    return {name: module for module, name in _IMPORT.findall(text)}
 
 
 def install() -> bool:
@@ -90,12 +90,14 @@ def install() -> bool:
         return False
     root = Path(next(iter(spec.submodule_search_locations)))
     try:
-        client = _names(root / "client" / "__init__.py")
-        api = _names(root / "client" / "api" / "__init__.py")
-        models = _names(root / "client" / "models" / "__init__.py")
-        version = _VERSION.search((root / "client" / "__init__.py").read_text(encoding="utf-8"))
+        client_init, api_init, models_init = (
+            (root / where / "__init__.py").read_text(encoding="utf-8")
+            for where in ("client", "client/api", "client/models")
+        )
     except OSError:
         return False
+    client, api, models = _names(client_init), _names(api_init), _names(models_init)
+    version = _VERSION.search(client_init)
     expected = ("ApiClient", "Configuration", "ApiException", "CoreV1Api", "V1Secret")
     if any(name not in client for name in expected) or "V1Secret" not in models:
         log.debug("kubernetes_asyncio is not laid out as expected: imported as usual")

@@ -133,5 +133,5 @@ def test_the_names_come_from_the_packages_own_init_files(name: str) -> None:
     import kubernetes_asyncio  # this process's copy, lazy or not
 
     root = Path(next(iter(kubernetes_asyncio.__path__)))
-    names = lazy_client._names(root / "client" / "__init__.py")
+    names = lazy_client._names((root / "client" / "__init__.py").read_text(encoding="utf-8"))
     assert name in names
