@@ -16,6 +16,7 @@ from conftest import Cluster, Kubectl
 from whatsapp_operator.kube import Kube, KubeError
 from whatsapp_operator.publish import POOL_LABEL
 from whatsapp_operator.secret_watch import SecretWatch
+from whatsapp_testkit.world import dump, secret
 
 TOKEN = "EAAGwatchmustnevercarrythisvalue0123456789"
 
@@ -27,12 +28,11 @@ async def kube(cluster: Cluster) -> AsyncIterator[Kube]:
     await client.close()
 
 
-def secret(namespace: str, name: str, token: str, labels: dict[str, str] | None = None) -> str:
-    return json.dumps({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
-        "data": {"token": base64.b64encode(token.encode()).decode()},
-    })  # fmt: skip
+def manifest(namespace: str, name: str, token: str, labels: dict[str, str] | None = None) -> str:
+    """A Secret holding `token` (the testkit's), in `namespace`, with `labels`."""
+    body = secret(name, {"token": token})
+    body["metadata"].update(namespace=namespace, labels=labels or {})
+    return dump(body)
 
 
 class Seen:
@@ -56,8 +56,8 @@ class Seen:
 async def test_changes_are_named_and_the_pools_own_secrets_left_out(
     kube: Kube, kubectl: Kubectl, namespace: str
 ) -> None:
-    kubectl("apply", "-f", "-", input=secret(namespace, "before", TOKEN))
-    kubectl("apply", "-f", "-", input=secret(namespace, "probe", TOKEN))
+    kubectl("apply", "-f", "-", input=manifest(namespace, "before", TOKEN))
+    kubectl("apply", "-f", "-", input=manifest(namespace, "probe", TOKEN))
     seen = Seen()
     watch = SecretWatch(kube, [namespace], f"!{POOL_LABEL}", seen)
     task = asyncio.create_task(watch.run())
@@ -70,10 +70,12 @@ async def test_changes_are_named_and_the_pools_own_secrets_left_out(
             with contextlib.suppress(TimeoutError):
                 await seen.until(lambda names: (namespace, "probe") in names, seconds=0.5)
                 break
-        kubectl("apply", "-f", "-", input=secret(namespace, "pool-shard", TOKEN, {POOL_LABEL: "p"}))
-        kubectl("apply", "-f", "-", input=secret(namespace, "token", TOKEN))
+        kubectl(
+            "apply", "-f", "-", input=manifest(namespace, "pool-shard", TOKEN, {POOL_LABEL: "p"})
+        )
+        kubectl("apply", "-f", "-", input=manifest(namespace, "token", TOKEN))
         await seen.until(lambda names: (namespace, "token") in names)
-        kubectl("apply", "-f", "-", input=secret(namespace, "token", TOKEN + "2"))
+        kubectl("apply", "-f", "-", input=manifest(namespace, "token", TOKEN + "2"))
         kubectl("delete", "secret", "token", "-n", namespace)
         await seen.until(lambda names: names.count((namespace, "token")) == 3)
     finally:
@@ -88,7 +90,7 @@ async def test_the_stream_holds_metadata_only(kube: Kube, kubectl: Kubectl, name
     last-applied-configuration annotation, which is metadata (the watch reads names and
     versions from each event and keeps nothing else)."""
     version = await kube.secrets_version(namespace, "")
-    kubectl("create", "-f", "-", input=secret(namespace, "token", TOKEN))
+    kubectl("create", "-f", "-", input=manifest(namespace, "token", TOKEN))
     events: list[dict[str, Any]] = []
     stream = kube.watch_secrets_metadata(namespace, "", version, seconds=5)
     async for event in stream:
