@@ -84,11 +84,17 @@ class GraphClient:
         version: str | None = None,
         secrets: tuple[str, ...] = (),
         reuse_url: bool = False,
+        proof: str | None = None,
     ) -> Any:
         """One call; returns the decoded JSON body or raises a GraphError subclass.
         `reuse_url`: the URL is parsed once and kept (`_parsed`), for the sends; an operator
-        checking 10,000 numbers once an hour would only fill that cache with its own."""
+        checking 10,000 numbers once an hour would only fill that cache with its own.
+        `proof`: the token's `appsecret_proof`, sent as a query parameter (Meta reads it
+        there for GET and POST alike), for apps that set "Require App Secret"."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if proof is not None:
+            params = {**(params or {}), "appsecret_proof": proof}
+            secrets = (*secrets, proof)
         try:
             if self._gate is None:
                 response = await self._http.request(
@@ -142,7 +148,12 @@ class GraphClient:
         return payload
 
     async def debug_token(
-        self, input_token: str, *, caller_token: str | None = None, version: str | None = None
+        self,
+        input_token: str,
+        *,
+        caller_token: str | None = None,
+        version: str | None = None,
+        proof: str | None = None,
     ) -> dict[str, Any]:
         """`GET /debug_token`: Meta's facts about a token (the caller may be the token itself)."""
         body = await self.request(
@@ -152,6 +163,7 @@ class GraphClient:
             token=caller_token or input_token,
             params={"input_token": input_token},
             version=version,
+            proof=proof,
             secrets=(input_token,),
         )
         data = body.get("data") if isinstance(body, dict) else None
@@ -166,6 +178,7 @@ class GraphClient:
         *,
         fields: tuple[str, ...] = PHONE_FIELDS,
         version: str | None = None,
+        proof: str | None = None,
     ) -> dict[str, Any]:
         """`GET /{phone-number-id}?fields=...`: what Meta reports about a business number."""
         body = await self.request(
@@ -175,13 +188,14 @@ class GraphClient:
             token=token,
             params={"fields": ",".join(fields)},
             version=version,
+            proof=proof,
         )
         if not isinstance(body, dict):
             raise GraphUnavailable("phone_number: response is not an object")
         return body
 
     async def waba_phone_numbers(
-        self, token: str, waba_id: str, *, version: str | None = None
+        self, token: str, waba_id: str, *, version: str | None = None, proof: str | None = None
     ) -> list[dict[str, Any]]:
         body = await self.request(
             "GET",
@@ -189,6 +203,7 @@ class GraphClient:
             operation="phone_numbers",
             token=token,
             version=version,
+            proof=proof,
         )
         data = body.get("data") if isinstance(body, dict) else None
         return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
@@ -200,6 +215,7 @@ class GraphClient:
         payload: Mapping[str, Any],
         *,
         version: str | None = None,
+        proof: str | None = None,
     ) -> dict[str, Any]:
         """`POST /{phone-number-id}/messages`; 200 means accepted, not delivered."""
         body = await self.request(
@@ -209,6 +225,7 @@ class GraphClient:
             token=token,
             json={"messaging_product": "whatsapp", **payload},
             version=version,
+            proof=proof,
             reuse_url=True,
         )
         if not isinstance(body, dict):
@@ -276,17 +293,26 @@ class GraphClient:
             secrets=(app_secret, token, caller_token),
         )
 
-    async def subscribe_app(self, token: str, waba_id: str, *, version: str | None = None) -> None:
+    async def subscribe_app(
+        self, token: str, waba_id: str, *, version: str | None = None, proof: str | None = None
+    ) -> None:
         await self.request(
             "POST",
             f"{waba_id}/subscribed_apps",
             operation="subscribe_app",
             token=token,
             version=version,
+            proof=proof,
         )
 
     async def register_number(
-        self, token: str, phone_number_id: str, pin: str, *, version: str | None = None
+        self,
+        token: str,
+        phone_number_id: str,
+        pin: str,
+        *,
+        version: str | None = None,
+        proof: str | None = None,
     ) -> None:
         await self.request(
             "POST",
@@ -295,6 +321,7 @@ class GraphClient:
             token=token,
             json={"messaging_product": "whatsapp", "pin": pin},
             version=version,
+            proof=proof,
             secrets=(pin,),
         )
 

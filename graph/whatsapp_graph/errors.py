@@ -19,7 +19,9 @@ class ErrorClass(enum.Enum):
     RETRY = "retry"  # transient: bounded retries with exponential backoff and jitter
     THROTTLE = "throttle"  # slow down the named scope, then retry
     CREDENTIAL = "credential"  # stop using the token, re-check it, tell the operator
-    TENANT_BLOCKED = "tenant_blocked"  # stop for this tenant, alert, no retry
+    # Meta blocked the account or the number: pause that number's sending (messages stay
+    # queued), tell the operator (SendingBlocked), resume once a check finds it healthy
+    TENANT_BLOCKED = "tenant_blocked"
     PERMANENT = "permanent"  # this request can never succeed: dead-letter with the reason
     REGISTRATION = "registration"  # number registration flow problems (operator side)
     UNKNOWN = "unknown"  # not in Meta's table: a few retries, then permanent
@@ -52,6 +54,8 @@ _RETRY: dict[int, Classification] = {
     133004: Classification(ErrorClass.RETRY),
     131057: Classification(ErrorClass.RETRY, min_delay=60.0),
     133015: Classification(ErrorClass.RETRY, min_delay=300.0),
+    # Flow throttled: 10 messages with this Flow in the last hour; it lifts within the hour
+    132069: Classification(ErrorClass.RETRY, min_delay=3600.0, max_attempts=2),
 }
 _THROTTLE: dict[int, Classification] = {
     4: Classification(ErrorClass.THROTTLE, ThrottleScope.APP, min_delay=60.0),
@@ -60,8 +64,16 @@ _THROTTLE: dict[int, Classification] = {
     130429: Classification(ErrorClass.THROTTLE, ThrottleScope.PHONE_NUMBER, min_delay=1.0),
     131056: Classification(ErrorClass.THROTTLE, ThrottleScope.PAIR, min_delay=6.0),
 }
-_CREDENTIAL_CODES = frozenset({0, 3, 10, 190, 131005}) | frozenset(range(200, 300))
-_TENANT_BLOCKED_CODES = frozenset({368, 131031, 131042, 130497, 131064, 131048})
+# 102 (session key invalid) and 104 (no or malformed access token / signature) are the
+# Graph API's own authentication codes, answered before the WhatsApp layer.
+_CREDENTIAL_CODES = frozenset({0, 3, 10, 102, 104, 190, 131005}) | frozenset(range(200, 300))
+# Codes that block the account (368 policy, 130497 country, 131031 locked, 131042 payment,
+# 131064 enforcement) or the number (131048 spam limit, 131037 display name not approved,
+# 131045 certificate/registration, 133010 not registered): every later message from the
+# number would fail the same way until someone acts, so the number's sending pauses.
+TENANT_BLOCKED_CODES = frozenset(
+    {368, 130497, 131031, 131037, 131042, 131045, 131048, 131064, 133010}
+)
 _PERMANENT_CODES = frozenset(
     {
         100,
@@ -69,6 +81,8 @@ _PERMANENT_CODES = frozenset(
         131009,
         131021,
         131026,
+        131030,  # recipient not in the test number's allowed list
+        131052,  # media download error (the recipient's media, inbound)
         131047,
         131049,
         131050,
@@ -83,10 +97,14 @@ _PERMANENT_CODES = frozenset(
         132012,
         132015,
         132016,
+        132068,  # the Flow is blocked
+        134011,  # UNCONFIRMED title: not documented on Meta's error page we could read
         135000,
     }
 )
-_REGISTRATION_CODES = frozenset({131045, 133000, 133005, 133006, 133008, 133009, 133010, 133016})
+# The registration flow's codes (operator side). 131045 and 133010 at send time block the
+# number, so they are in TENANT_BLOCKED_CODES, which wins.
+_REGISTRATION_CODES = frozenset({133000, 133005, 133006, 133008, 133009, 133016})
 
 
 def classify(code: int) -> Classification:
@@ -97,7 +115,7 @@ def classify(code: int) -> Classification:
         return _THROTTLE[code]
     if code in _CREDENTIAL_CODES:
         return Classification(ErrorClass.CREDENTIAL)
-    if code in _TENANT_BLOCKED_CODES:
+    if code in TENANT_BLOCKED_CODES:
         return Classification(ErrorClass.TENANT_BLOCKED)
     if code in _PERMANENT_CODES:
         return Classification(ErrorClass.PERMANENT)
@@ -137,6 +155,8 @@ def token_problem(code: int, subcode: int | None) -> TokenProblem:
         return _SUBCODE_PROBLEMS.get(subcode, TokenProblem.REJECTED)
     if code == 10 or 200 <= code < 300:
         return TokenProblem.PERMISSION_DENIED
+    if code in (102, 104):
+        return TokenProblem.UNREADABLE
     return TokenProblem.REJECTED
 
 

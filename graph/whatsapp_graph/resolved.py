@@ -91,6 +91,14 @@ class TenantConfig(BaseModel):
     suspended: bool = False  # the operator leaves suspended tenants out; workers refuse them
     token: SecretStr = Field(min_length=1)
     token_fingerprint: str = Field(pattern=r"^sha256:[0-9a-f]{16}$")
+    # Meta's `appsecret_proof` for this token (hex HMAC-SHA256 of the token keyed by the app
+    # secret), when the tenant's app secret is known: the operator computes it, so the app
+    # secret itself never reaches a worker. Sent on every Graph call for apps that require it.
+    appsecret_proof: SecretStr | None = Field(default=None, min_length=64, max_length=64)
+    # The Meta code that blocked this number (368, 131048, ...: errors.TENANT_BLOCKED_CODES),
+    # while the tenant's SendingBlocked condition is True: workers hold its messages in the
+    # queue instead of sending, and resume when the operator clears it.
+    blocked_code: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _fingerprint_matches(self) -> TenantConfig:
@@ -137,9 +145,17 @@ class ShardDocument(BaseModel):
         return shard_key(self.shard, self.shards)
 
 
+_OPTIONAL = ("appsecret_proof", "blocked_code")
+
+
 def _entry(tenant: TenantConfig) -> dict[str, Any]:
     entry = tenant.model_dump(mode="python")
     entry["token"] = tenant.token.get_secret_value()  # the one place a token is revealed
+    if tenant.appsecret_proof is not None:
+        entry["appsecret_proof"] = tenant.appsecret_proof.get_secret_value()
+    for key in _OPTIONAL:  # absent unless set: the entries of most tenants stay as they were
+        if entry[key] is None:
+            del entry[key]
     return entry
 
 

@@ -16,9 +16,10 @@ from whatsapp_graph.errors import (
 )
 
 # Every code named in meta-cloud-api.md, "Errors", with the class the project gives it.
-RETRY_CODES = [1, 2, 131000, 131016, 133004, 131057, 133015]
-CREDENTIAL_CODES = [0, 3, 10, 190, 131005, 200, 210, 250, 299]
-TENANT_BLOCKED_CODES = [368, 131031, 131042, 130497, 131064, 131048]
+RETRY_CODES = [1, 2, 131000, 131016, 133004, 131057, 133015, 132069]
+CREDENTIAL_CODES = [0, 3, 10, 102, 104, 190, 131005, 200, 210, 250, 299]
+# issue 16: codes that block the account or the number pause the number's sending
+TENANT_BLOCKED_CODES = [368, 131031, 131042, 130497, 131064, 131048, 131037, 131045, 133010]
 PERMANENT_CODES = [
     100,
     131008,
@@ -40,8 +41,11 @@ PERMANENT_CODES = [
     132015,
     132016,
     135000,
+    131030,
+    132068,
+    134011,
 ]
-REGISTRATION_CODES = [131045, 133000, 133005, 133006, 133008, 133009, 133010, 133016]
+REGISTRATION_CODES = [133000, 133005, 133006, 133008, 133009, 133016]
 
 
 def _cases(codes: list[int], expected: ErrorClass) -> list[Any]:

@@ -367,3 +367,35 @@ async def test_sends_reuse_their_parsed_url_and_checks_do_not_keep_theirs() -> N
     after = _parsed.cache_info()
     assert (after.misses - before.misses, after.hits - before.hits) == (1, 2)
     assert len(recorder.requests) == 4
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda c, p: c.send_message(TOKEN, "1065", {"to": "+1"}, proof=p), id="send"),
+        pytest.param(lambda c, p: c.phone_number(TOKEN, "1065", proof=p), id="phone"),
+        pytest.param(lambda c, p: c.waba_phone_numbers(TOKEN, "1022", proof=p), id="numbers"),
+        pytest.param(lambda c, p: c.debug_token(TOKEN, proof=p), id="debug_token"),
+        pytest.param(lambda c, p: c.subscribe_app(TOKEN, "1022", proof=p), id="subscribe"),
+    ],
+)
+async def test_appsecret_proof_is_sent_when_given(call: Any) -> None:
+    """issue 16: apps with "Require App Secret" refuse calls without `appsecret_proof`."""
+    recorder = Recorder(body={"data": {"is_valid": True}, "success": True})
+    client = _client(recorder)
+    proof = appsecret_proof(TOKEN, APP_SECRET)
+    await call(client, proof)
+    await call(client, None)
+    with_proof, without = recorder.requests
+    assert with_proof.url.params.get("appsecret_proof") == proof
+    assert "appsecret_proof" not in without.url.params
+
+
+async def test_appsecret_proof_never_reaches_an_error_text() -> None:
+    proof = appsecret_proof(TOKEN, APP_SECRET)
+    echo = {"error": {"message": f"bad proof {proof}", "type": "GraphMethodException", "code": 100}}
+    client = _client(Recorder(status=400, body=echo))
+    with pytest.raises(GraphApiError) as caught:
+        await client.phone_number(TOKEN, "1065", proof=proof)
+    assert proof not in str(caught.value)
+    assert "[REDACTED]" in caught.value.info.message
