@@ -100,7 +100,9 @@ def test_phones_patch_and_limits(admin: SimulatorAdmin, graph: httpx.Client) -> 
     assert admin.stats()["throttled"]["130429"] == 1
     assert admin.stats()["throttled"]["by_phone"] == {PHONE: {"130429": 1}}
     fields = graph.get(f"/{PHONE}", params={"fields": "quality_rating", "access_token": NEW_TOKEN})
-    assert fields.json() == {"quality_rating": "YELLOW"}
+    # Graph answers a node's id with any field list: `?fields=status` -> {"status", "id"}
+    # https://developers.facebook.com/docs/whatsapp/cloud-api/phone-numbers
+    assert fields.json() == {"quality_rating": "YELLOW", "id": PHONE}
     with pytest.raises(httpx.HTTPStatusError):
         admin.patch_phone(PHONE, quality_rating="PURPLE")
     with pytest.raises(httpx.HTTPStatusError):

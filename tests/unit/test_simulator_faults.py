@@ -94,7 +94,9 @@ async def test_error_code_fault(
 async def test_count_expires_the_rule(sim: RunningSimulator, http: httpx.AsyncClient) -> None:
     await fault(http, action="error_code", code=131000, count=2)
     statuses = [(await send(http)).status_code for _ in range(3)]
-    assert statuses == [400, 400, 200]
+    # 131000 is HTTP 500 on Meta's error-codes page (an error_code fault answers Meta's status)
+    # https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes
+    assert statuses == [500, 500, 200]
     assert sim.state.faults.rules == []
     assert (await http.get("/_sim/stats")).json()["faults_applied"] == 2
 
@@ -123,7 +125,7 @@ async def test_probability_is_seedable(sim: RunningSimulator, http: httpx.AsyncC
     first = await run()
     await http.put("/_sim/config", json={"rng_seed": 42})
     assert await run() == first
-    assert 0 < first.count(400) < 20
+    assert 0 < first.count(500) < 20  # 131000: HTTP 500 (Meta's error-codes page)
     await http.delete("/_sim/faults")
     await fault(http, action="error_code", code=131000, probability=0.0)
     assert {(await send(http)).status_code for _ in range(5)} == {200}

@@ -115,10 +115,12 @@ async def test_any_version_prefix_is_accepted(http: httpx.AsyncClient, version: 
 
 @pytest.mark.parametrize("path", ["/v25/x/messages", "/25.0/x/messages", "/vX.0/x/messages"])
 async def test_malformed_version_is_an_unknown_path(http: httpx.AsyncClient, path: str) -> None:
+    # what users saw for a bad version segment: code 2500 "Unknown path components: /..."
+    # (arsduo/koala#611, owlstacks/owlstack-laravel#8); versions.py
     response = await http.post(path, json=text(), headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 400
-    assert error(response)["code"] == 100
-    assert "Unknown path components" in error(response)["message"]
+    assert error(response)["code"] == 2500
+    assert error(response)["message"] == "Unknown path components: /x/messages"
 
 
 async def test_token_in_the_query_string_works(http: httpx.AsyncClient) -> None:
@@ -142,6 +144,7 @@ async def test_unknown_token_is_190_without_subcode(http: httpx.AsyncClient) -> 
 
 async def test_missing_token_is_rejected(http: httpx.AsyncClient) -> None:
     response = await send(http, token=None)
+    # 104 with HTTP 400, as users saw it (pellaeon/fb-post-bulk-privacy-edit#2); codes.py
     assert response.status_code == 400
     assert error(response)["code"] == 104
 
@@ -183,7 +186,9 @@ async def test_token_that_stopped_working_is_190_with_subcode(
 )
 async def test_permission_errors(http: httpx.AsyncClient, token: str, code: int) -> None:
     response = await send(http, token=token)
-    assert response.status_code == 400
+    # 10 and 200-299 are HTTP 403 on Meta's error-codes page
+    # https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes
+    assert response.status_code == 403
     assert error(response)["code"] == code
 
 
@@ -204,7 +209,7 @@ async def test_unknown_phone_is_100_subcode_33(http: httpx.AsyncClient) -> None:
         ("product missing", {"to": "1", "type": "text", "text": {"body": "x"}}),
         ("product wrong", {**text(), "messaging_product": "sms"}),
         ("to missing", {"messaging_product": "whatsapp", "type": "text", "text": {"body": "x"}}),
-        ("type missing", {"messaging_product": "whatsapp", "to": "1", "text": {"body": "x"}}),
+        # (`type` may be omitted: it defaults to text, so this case moved to the accepted ones)
         ("object missing", {"messaging_product": "whatsapp", "to": "1", "type": "image"}),
         ("text body missing", {**text(), "text": {}}),
         ("text body too long", text(body="x" * 4097)),

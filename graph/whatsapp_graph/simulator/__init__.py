@@ -14,6 +14,7 @@ from whatsapp_graph.simulator.server import build_app
 from whatsapp_graph.simulator.state import (
     App,
     AuthCode,
+    Enforcement,
     ManualClock,
     Message,
     Phone,
@@ -26,6 +27,7 @@ from whatsapp_graph.simulator.state import (
 __all__ = [
     "App",
     "AuthCode",
+    "Enforcement",
     "FaultRule",
     "GraphError",
     "ManualClock",

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from whatsapp_graph.simulator import enforcement
 from whatsapp_graph.simulator.seed import (
     app_from,
     apply_config,
@@ -19,6 +20,7 @@ from whatsapp_graph.simulator.seed import (
     apply_seed,
     code_from,
     fault_data,
+    patch_app,
     patch_phone,
     phone_from,
     token_from,
@@ -50,6 +52,10 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("the body must be a JSON object")
     return data
+
+
+def _missing(what: str) -> web.HTTPNotFound:
+    return web.HTTPNotFound(text=f'{{"error": "no such {what}"}}', content_type="application/json")
 
 
 def _token(state: SimState, key: str) -> Token:
@@ -88,9 +94,14 @@ def stats(state: SimState) -> dict[str, Any]:
     for (phone_id, code), n in state.throttled.items():
         totals[str(code)] += n
         by_phone.setdefault(phone_id, {})[str(code)] = n
+    versions: dict[str, dict[str, int]] = {}
+    for (requested, served), n in state.versions.items():
+        versions.setdefault(requested, {})[served] = n
     return {
         "messages": state.accepted,
         "throttled": {"130429": totals["130429"], "131056": totals["131056"], "by_phone": by_phone},
+        # calls per version asked for, by the version Meta served them with (versions.py)
+        "versions": versions,
         # the most send attempts to one number in any 1-s window (those refused included)
         "peak_window": dict(state.peak_window),
         "faults_applied": state.faults.applied,
@@ -115,6 +126,16 @@ async def seed(request: web.Request) -> web.Response:
 async def add_app(request: web.Request) -> web.Response:
     app = _state(request).add_app(app_from(await _body(request)))
     return web.json_response({"id": app.id})
+
+
+async def change_app(request: web.Request) -> web.Response:
+    app = _state(request).apps.get(request.match_info["id"])
+    if app is None:
+        raise _missing("app")
+    patch_app(app, await _body(request))
+    return web.json_response(
+        {"id": app.id, "name": app.name, "require_app_secret_proof": app.require_app_secret_proof}
+    )
 
 
 async def add_token(request: web.Request) -> web.Response:
@@ -162,8 +183,20 @@ async def add_phone(request: web.Request) -> web.Response:
 async def change_phone(request: web.Request) -> web.Response:
     phone = _state(request).phones.get(request.match_info["id"])
     if phone is None:
-        raise web.HTTPNotFound(text='{"error": "no such phone"}', content_type="application/json")
+        raise _missing("phone")
     return web.json_response(patch_phone(phone, await _body(request)).describe())
+
+
+async def set_enforcement(request: web.Request) -> web.Response:
+    """PUT sets a Meta enforcement state on a number or WABA, DELETE clears it."""
+    state, kind, node = _state(request), request.match_info["kind"], request.match_info["id"]
+    target = state.phones.get(node) if kind == "phones" else state.wabas.get(node)
+    if target is None:
+        raise _missing(kind[:-1])
+    body = await _body(request) if request.method == "PUT" else None
+    target.enforcement = enforcement.parse(body)
+    log.info("%s %s enforcement: %s", kind[:-1], node, target.enforcement)
+    return web.json_response({"id": node, "enforcement": body})
 
 
 async def add_code(request: web.Request) -> web.Response:
@@ -219,11 +252,13 @@ async def advance_clock(request: web.Request) -> web.Response:
 async def messages(request: web.Request) -> web.Response:
     state, query = _state(request), request.query
     since = int(query.get("since_index", "0"))
-    phone_id, to = query.get("phone_number_id"), query.get("to")
+    phone_id, to, wa_id = query.get("phone_number_id"), query.get("to"), query.get("wa_id")
     found = [
         m.describe()
         for m in state.messages_since(since)
-        if (phone_id is None or m.phone_number_id == phone_id) and (to is None or m.to == to)
+        if (phone_id is None or m.phone_number_id == phone_id)
+        and (to is None or m.to == to)
+        and (wa_id is None or m.wa_id == wa_id)
     ]
     return web.json_response({"messages": found, "next_index": state.accepted})
 
@@ -245,6 +280,7 @@ def admin_app(state: SimState) -> web.Application:
     r.add_post("/reset", reset)
     r.add_post("/seed", seed)
     r.add_post("/apps", add_app)
+    r.add_patch("/apps/{id}", change_app)
     r.add_post("/tokens", add_token)
     r.add_get("/tokens", list_tokens)
     r.add_post("/tokens/revoke", revoke_token)
@@ -253,6 +289,9 @@ def admin_app(state: SimState) -> web.Application:
     r.add_post("/wabas", add_waba)
     r.add_post("/phones", add_phone)
     r.add_patch("/phones/{id}", change_phone)
+    for kind in ("phones", "wabas"):
+        r.add_put(f"/{{kind:{kind}}}/{{id}}/enforcement", set_enforcement)
+        r.add_delete(f"/{{kind:{kind}}}/{{id}}/enforcement", set_enforcement)
     r.add_post("/codes", add_code)
     r.add_post("/faults", add_fault)
     r.add_get("/faults", list_faults)

@@ -56,8 +56,16 @@ class SimulatorAdmin:
         """Load a seed mapping (same shape as a seed file)."""
         self._call("POST", "/seed", data)
 
-    def add_app(self, app_id: str, secret: str, name: str = "") -> None:
-        self._call("POST", "/apps", {"id": app_id, "secret": secret, "name": name})
+    def add_app(
+        self, app_id: str, secret: str, name: str = "", *, require_app_secret_proof: bool = False
+    ) -> None:
+        body = {"id": app_id, "secret": secret, "name": name}
+        self._call("POST", "/apps", {**body, "require_app_secret_proof": require_app_secret_proof})
+
+    def patch_app(self, app_id: str, **fields: Any) -> dict[str, Any]:
+        """Change an app: `name`, `secret`, `require_app_secret_proof`."""
+        result: dict[str, Any] = self._call("PATCH", f"/apps/{app_id}", fields)
+        return result
 
     def add_token(
         self,
@@ -106,8 +114,28 @@ class SimulatorAdmin:
         result: list[dict[str, Any]] = self._call("GET", "/tokens")["tokens"]
         return result
 
-    def add_waba(self, waba_id: str, name: str = "") -> None:
-        self._call("POST", "/wabas", {"id": waba_id, "name": name})
+    def add_waba(self, waba_id: str, name: str = "", business_id: str = "") -> None:
+        self._call("POST", "/wabas", {"id": waba_id, "name": name, "business_id": business_id})
+
+    def set_enforcement(
+        self,
+        node_id: str,
+        code: int,
+        *,
+        details: str | None = None,
+        countries: Sequence[str] | None = None,
+        waba: bool = False,
+    ) -> None:
+        """Put a number (or with `waba=True` a WABA) into a Meta enforcement state: its sends
+        fail with `code` (368, 130497, 131031, 131037, 131042, 131045, 131048, 133010) and
+        health_status reads BLOCKED (LIMITED for 130497, limited to `countries` if given)."""
+        body = _clean({"code": code, "details": details, "countries": countries})
+        if countries is not None:
+            body["countries"] = list(countries)
+        self._call("PUT", f"/{'wabas' if waba else 'phones'}/{node_id}/enforcement", body)
+
+    def clear_enforcement(self, node_id: str, *, waba: bool = False) -> None:
+        self._call("DELETE", f"/{'wabas' if waba else 'phones'}/{node_id}/enforcement")
 
     def add_phone(
         self,
@@ -227,7 +255,8 @@ class SimulatorAdmin:
 
     def set_config(self, **config: Any) -> dict[str, Any]:
         """throttle_http_status, management_limit_per_hour, exchanged_token_lifetime,
-        code_ttl, rng_seed."""
+        code_ttl, message_log_limit, require_registered_sender, strict_top_level_keys,
+        rng_seed."""
         result: dict[str, Any] = self._call("PUT", "/config", config)
         return result
 
@@ -238,10 +267,22 @@ class SimulatorAdmin:
     # --- observation -----------------------------------------------------------------
 
     def messages(
-        self, phone_number_id: str | None = None, *, to: str | None = None, since_index: int = 0
+        self,
+        phone_number_id: str | None = None,
+        *,
+        to: str | None = None,
+        wa_id: str | None = None,
+        since_index: int = 0,
     ) -> list[dict[str, Any]]:
+        """Accepted messages; `to` matches the `to` as sent, `wa_id` the WhatsApp ID Meta
+        delivers to (a `to` without `+` gets the sender's country code prepended)."""
         result: list[dict[str, Any]] = self._call(
-            "GET", "/messages", phone_number_id=phone_number_id, to=to, since_index=since_index
+            "GET",
+            "/messages",
+            phone_number_id=phone_number_id,
+            to=to,
+            wa_id=wa_id,
+            since_index=since_index,
         )["messages"]
         return result
 
@@ -251,6 +292,7 @@ class SimulatorAdmin:
         return result
 
     def stats(self) -> dict[str, Any]:
-        """messages, throttled {130429, 131056, by_phone}, faults_applied, faults_active."""
+        """messages, throttled {130429, 131056, by_phone}, versions {asked: {served: n}},
+        peak_window, faults_applied, faults_active."""
         result: dict[str, Any] = self._call("GET", "/stats")
         return result

@@ -21,48 +21,29 @@ from typing import Any
 
 from aiohttp import web
 
-TEXTS: dict[int, str] = {
-    1: "An unknown error has occurred.",
-    2: "An unexpected error has occurred. Please retry your request later.",
-    4: "(#4) Application request limit reached",
-    10: "(#10) Application does not have permission for this action",
-    100: "(#100) Invalid parameter",
-    101: "Error validating application. Invalid application ID.",
-    104: "An access token is required to request this resource.",
-    190: "Invalid OAuth access token - Cannot parse access token",
-    200: "(#200) Permissions error",
-    368: "(#368) Temporarily blocked for policies violations",
-    80007: "(#80007) Rate limit issues",
-    130429: "(#130429) Rate limit hit",
-    131000: "(#131000) Something went wrong",
-    131005: "(#131005) Access denied",
-    131026: "(#131026) Message undeliverable",
-    131031: "(#131031) Business Account locked",
-    131047: "(#131047) Re-engagement message",
-    131048: "(#131048) Spam rate limit hit",
-    131056: "(#131056) (Business Account, Consumer Account) pair rate limit hit",
-    131057: "(#131057) Account in maintenance mode",
-    133016: "(#133016) Account register deregister rate limit exceeded",
-}
-DETAILS: dict[int, str] = {
-    80007: "Too many calls to this WhatsApp Business Account in the last hour.",
-    130429: "Cloud API message throughput has been reached.",
-    131056: "Too many messages sent from this phone number to the same recipient "
-    "in a short period of time.",
-    133016: "Register or deregister was called more than 10 times in 72 hours for this number.",
-}
+from whatsapp_graph.simulator.codes import OAUTH, lookup, www_authenticate
+
+# Code-190 texts per subcode as users saw them (Graph error handling names the subcodes,
+# https://developers.facebook.com/docs/graph-api/guides/error-handling): 458
+# yongjhih/RetroFacebook#21, 460 roughike/flutter_facebook_login#151, 464 (the double space
+# is Meta's) mobolic/facebook-sdk#129, checkpoint 490 (459 on the page)
+# facebook/facebook-python-business-sdk#525.
+UNPARSEABLE = "Invalid OAuth access token - Cannot parse access token"
+CHECKPOINT = "The user is enrolled in a blocking, logged-in checkpoint"
 SESSION_TEXTS: dict[int, str] = {
-    458: "The user has not authorized the application.",
-    459: "The user is enrolled in a blocking, logged-in checkpoint.",
+    458: "The user has not authorized application{app_id}.",
+    459: CHECKPOINT,
     460: "The session has been invalidated because the user changed their password or "
     "Facebook has changed the session for security reasons.",
-    464: "Sessions for the user are not allowed because the user is not a confirmed user.",
+    464: "Sessions for the user  are not allowed because the user is not a confirmed user.",
     467: "The access token is invalid since the user logged out or the token was revoked.",
+    490: CHECKPOINT,
 }
 
 
 class GraphError(Exception):
-    """A Meta error answer; HTTP status 401 for code 190, else 400 unless given."""
+    """A Meta error answer. The HTTP status defaults to Meta's for the code (codes.py);
+    `kind` is the envelope's `type` (OAuthException unless Meta uses another)."""
 
     def __init__(
         self,
@@ -73,17 +54,21 @@ class GraphError(Exception):
         status: int | None = None,
         *,
         transient: bool = False,
+        kind: str = OAUTH,
     ) -> None:
+        meta = lookup(code)
         self.code = code
         self.subcode = subcode
-        self.message = message or TEXTS.get(code, f"(#{code}) Simulated error")
-        self.details = details or DETAILS.get(code, self.message)
-        self.status = status or (401 if code == 190 else 400)
+        self.message = message or meta.message
+        self.details = details or meta.details or self.message
+        self.status = status or meta.status
         self.transient = transient
+        self.kind = kind
         super().__init__(self.message)
 
     def envelope(self, whatsapp: bool) -> dict[str, Any]:
-        error: dict[str, Any] = {"message": self.message, "type": "OAuthException"}
+        """Meta's envelope: https://developers.facebook.com/docs/graph-api/guides/error-handling"""
+        error: dict[str, Any] = {"message": self.message, "type": self.kind}
         error["code"] = self.code
         if self.subcode is not None:
             error["error_subcode"] = self.subcode
@@ -94,20 +79,18 @@ class GraphError(Exception):
         error["fbtrace_id"] = "A" + secrets.token_urlsafe(16).replace("-", "x").replace("_", "Z")
         return {"error": error}
 
-    def response(self, whatsapp: bool) -> web.Response:
-        headers = None
-        if self.code == 190:
-            headers = {
-                "WWW-Authenticate": f'OAuth "Facebook Platform" "invalid_token" "{self.message}"'
-            }
-        return web.json_response(self.envelope(whatsapp), status=self.status, headers=headers)
+    def response(self, whatsapp: bool, headers: Mapping[str, str] | None = None) -> web.Response:
+        out = dict(headers or {})
+        if self.kind == OAUTH:  # Graph sends it on OAuthException errors (codes.py)
+            out["WWW-Authenticate"] = www_authenticate(self.code, self.message)
+        return web.json_response(self.envelope(whatsapp), status=self.status, headers=out)
 
 
 def _meta_time(at: float) -> str:
     return time.strftime("%A, %d-%b-%y %H:%M:%S UTC", time.gmtime(at))
 
 
-def token_error(subcode: int, expires_at: int, now: float) -> GraphError:
+def token_error(subcode: int, expires_at: int, now: float, app_id: str = "") -> GraphError:
     """The code-190 error for a token that stopped working (463 expired, 467 revoked...)."""
     if subcode == 463:
         text = (
@@ -116,6 +99,7 @@ def token_error(subcode: int, expires_at: int, now: float) -> GraphError:
         )
     else:
         text = SESSION_TEXTS.get(subcode, "The session is invalid.")
+        text = text.format(app_id=f" {app_id}" if app_id else "")
     return GraphError(190, subcode, f"Error validating access token: {text}")
 
 
@@ -142,7 +126,7 @@ class FaultRule:
 
     - `http_status`: answer with that status (default 500) and a Meta-like 5xx body.
     - `error_code`: answer with the Meta error `code`/`subcode` (`http_status` defaults to
-      401 for code 190, else 400).
+      Meta's status for that code, see codes.py).
     - `timeout`: wait `seconds`, then answer code 2 (or `code`) with HTTP 504 (the caller
       has usually given up by then). With `after_accept` the request is processed (a message is
       recorded) before the wait, and the real answer follows the wait.
@@ -289,12 +273,18 @@ async def inject(
         await asyncio.sleep(rule.seconds)
         if accepted is not None:
             return accepted, "timeout"
-        err = GraphError(rule.code or 2, rule.subcode, rule.message, rule.details, 504)
+        code = 2 if rule.code is None else rule.code
+        err = GraphError(code, rule.subcode, rule.message, rule.details, 504)
         return err.response(whatsapp), "timeout"
     if rule.action == "http_status":
         status = rule.http_status or 500
-        code = rule.code or (1 if status == 500 else 2)
+        code = rule.code if rule.code is not None else (1 if status == 500 else 2)
         err = GraphError(code, rule.subcode, rule.message, rule.details, status, transient=True)
         return err.response(whatsapp), f"http_{status}"
-    err = GraphError(rule.code or 1, rule.subcode, rule.message, rule.details, rule.http_status)
+    if rule.code == 190 and rule.subcode is not None and rule.message is None:
+        err = token_error(rule.subcode, int(time.time()), time.time())
+        err.status = rule.http_status or err.status
+    else:
+        code = 1 if rule.code is None else rule.code
+        err = GraphError(code, rule.subcode, rule.message, rule.details, rule.http_status)
     return err.response(whatsapp), str(err.code)

@@ -2,7 +2,7 @@
 
 A seed file is YAML or JSON with optional top-level lists `apps`, `wabas`, `phones`,
 `tokens`, `codes`, `faults` and mappings `config`, `latency`; each item has the same
-shape as the matching admin API request body.
+shape as the matching admin API request body (docs/simulator.md lists them).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from whatsapp_graph.simulator import enforcement
 from whatsapp_graph.simulator.state import (
     NEVER,
     App,
@@ -35,9 +36,29 @@ PHONE_TEXT_FIELDS = (
     "platform_type",
     "messaging_limit",
     "waba_id",
+    "new_name_status",
+    "account_mode",
+    "search_visibility",
+    "eligibility_for_api_business_global_search",
+    "last_onboarded_time",
+    "certificate",
+    "new_certificate",
+    "new_display_name",
+    "webhook_url",
+    "status",
+    "username",
+)
+PHONE_FLAGS = (
+    "is_official_business_account",
+    "is_pin_enabled",
+    "is_on_biz_app",
+    "is_preverified_number",
+    "registered",
 )
 QUALITY_RATINGS = frozenset({"GREEN", "YELLOW", "RED", "NA", "UNKNOWN"})
 THROUGHPUT_LEVELS = frozenset({"STANDARD", "HIGH", "NOT_APPLICABLE"})
+# debug_token's `type` (https://developers.facebook.com/docs/graph-api/reference/debug_token/)
+TOKEN_TYPES = frozenset({"USER", "SYSTEM_USER", "PAGE", "APP"})
 
 
 def _require(data: Mapping[str, Any], key: str) -> str:
@@ -49,12 +70,31 @@ def _require(data: Mapping[str, Any], key: str) -> str:
 
 def app_from(data: Mapping[str, Any]) -> App:
     return App(
-        id=_require(data, "id"), secret=_require(data, "secret"), name=str(data.get("name", ""))
+        id=_require(data, "id"),
+        secret=_require(data, "secret"),
+        name=str(data.get("name", "")),
+        require_app_secret_proof=bool(data.get("require_app_secret_proof", False)),
     )
 
 
+def patch_app(app: App, data: Mapping[str, Any]) -> App:
+    """Change `name`, `secret` or `require_app_secret_proof` of an app."""
+    if "name" in data:
+        app.name = str(data["name"])
+    if data.get("secret"):
+        app.secret = str(data["secret"])
+    if "require_app_secret_proof" in data:
+        app.require_app_secret_proof = bool(data["require_app_secret_proof"])
+    return app
+
+
 def waba_from(data: Mapping[str, Any]) -> Waba:
-    return Waba(id=_require(data, "id"), name=str(data.get("name", "")))
+    return Waba(
+        id=_require(data, "id"),
+        name=str(data.get("name", "")),
+        business_id=str(data.get("business_id", "")),
+        enforcement=enforcement.parse(data.get("enforcement")),
+    )
 
 
 def _targets(data: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -75,10 +115,13 @@ def token_from(data: Mapping[str, Any], now: float, *, need_token: bool = True) 
     scopes = data.get("scopes") or []
     if not isinstance(scopes, list):
         raise ValueError("scopes must be a list")
+    kind = str(data.get("type", "SYSTEM_USER"))
+    if kind not in TOKEN_TYPES:
+        raise ValueError(f"type must be one of {sorted(TOKEN_TYPES)}")
     return Token(
         token=_require(data, "token") if need_token else str(data.get("token") or ""),
         app_id=_require(data, "app_id"),
-        type=str(data.get("type", "SYSTEM_USER")),
+        type=kind,
         scopes=[str(s) for s in scopes],
         targets=_targets(data),
         expires_at=_expires_at(data, now),
@@ -115,8 +158,14 @@ def patch_phone(phone: Phone, data: Mapping[str, Any]) -> Phone:
         raise ValueError(f"throughput_level must be one of {sorted(THROUGHPUT_LEVELS)}")
     if "mps" in data:
         phone.mps = None if data["mps"] is None else int(data["mps"])
-    if "registered" in data:
-        phone.registered = bool(data["registered"])
+    for flag in PHONE_FLAGS:
+        if flag in data:
+            setattr(phone, flag, bool(data[flag]))
+    if "messaging_limit_tier" in data:
+        tier = data["messaging_limit_tier"]
+        phone.messaging_limit_tier = None if tier is None else str(tier)
+    if "enforcement" in data:
+        phone.enforcement = enforcement.parse(data["enforcement"])
     pair = data.get("pair_limit")
     if isinstance(pair, Mapping):
         phone.pair_limit_enabled = True
@@ -147,6 +196,12 @@ def apply_config(config: Config, data: Mapping[str, Any]) -> Config:
         config.message_log_limit = int(data["message_log_limit"])
     if "code_ttl" in data:
         config.code_ttl = float(data["code_ttl"])
+    if "require_registered_sender" in data:
+        config.require_registered_sender = bool(data["require_registered_sender"])
+    if "strict_top_level_keys" in data:
+        config.strict_top_level_keys = bool(data["strict_top_level_keys"])
+    if "held_templates" in data:
+        config.held_templates = [str(name) for name in data["held_templates"] or []]
     return config
 
 

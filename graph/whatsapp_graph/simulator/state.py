@@ -7,35 +7,48 @@ tokens and refill rate-limit windows without sleeping.
 from __future__ import annotations
 
 import gc
-import hashlib
 import secrets
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from whatsapp_graph.simulator.faults import FaultBook
+from whatsapp_graph.simulator.model import (
+    GC_FREEZE_EVERY,
+    MANAGEMENT_WINDOW_SECONDS,
+    NEVER,
+    REGISTER_LIMIT,
+    REGISTER_WINDOW_SECONDS,
+    REVOKED_SUBCODE,
+    App,
+    AuthCode,
+    Config,
+    Enforcement,
+    Message,
+    Phone,
+    Token,
+    Waba,
+    fingerprint,
+)
+
+__all__ = [
+    "NEVER",
+    "REVOKED_SUBCODE",
+    "App",
+    "AuthCode",
+    "Config",
+    "Enforcement",
+    "ManualClock",
+    "Message",
+    "Phone",
+    "SimState",
+    "Token",
+    "Waba",
+    "fingerprint",
+]
 
 Clock = Callable[[], float]
-
-NEVER = 0
-STANDARD_MPS = 80
-HIGH_MPS = 1000
-PAIR_BURST = 45
-PAIR_REFILL_SECONDS = 6.0
-GC_FREEZE_EVERY = 2000
-REGISTER_LIMIT = 10
-REGISTER_WINDOW_SECONDS = 72 * 3600
-SIXTY_DAYS_SECONDS = 60 * 86400
-MANAGEMENT_WINDOW_SECONDS = 3600
-EXPIRED_SUBCODE = 463
-REVOKED_SUBCODE = 467
-
-
-def fingerprint(token: str) -> str:
-    """What logs and counters show instead of a token: sha256 hex, first 12 characters."""
-    return hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
 class ManualClock:
@@ -49,126 +62,6 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-@dataclass
-class App:
-    id: str
-    secret: str
-    name: str = ""
-
-
-@dataclass
-class Token:
-    token: str
-    app_id: str
-    type: str = "SYSTEM_USER"
-    scopes: list[str] = field(default_factory=list)
-    targets: dict[str, list[str]] = field(default_factory=dict)
-    expires_at: int = NEVER
-    data_access_expires_at: int = NEVER
-    issued_at: int = 0
-    user_id: str = ""
-    invalid_subcode: int | None = None
-    fingerprint: str = ""
-
-    def __post_init__(self) -> None:
-        self.fingerprint = fingerprint(self.token)
-
-    def failure(self, now: float) -> int | None:
-        """The code-190 subcode this token fails with at `now`; None while it works."""
-        if self.invalid_subcode is not None:
-            return self.invalid_subcode
-        if self.expires_at and now >= self.expires_at:
-            return EXPIRED_SUBCODE
-        return None
-
-    def covers(self, scope: str, waba_id: str) -> bool:
-        """Granted `scope`, and either no target ids are listed or the WABA is one."""
-        if scope not in self.scopes:
-            return False
-        targets = self.targets.get(scope)
-        return not targets or waba_id in targets
-
-    def describe(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class Waba:
-    id: str
-    name: str = ""
-    subscribed_apps: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Phone:
-    id: str
-    waba_id: str
-    display_phone_number: str = ""
-    verified_name: str = ""
-    quality_rating: str = "GREEN"
-    throughput_level: str = "STANDARD"
-    mps: int | None = None  # None: from throughput_level; 0: no per-number limit
-    pair_limit_enabled: bool = True
-    pair_burst: int = PAIR_BURST
-    pair_refill_seconds: float = PAIR_REFILL_SECONDS
-    code_verification_status: str = "VERIFIED"
-    name_status: str = "APPROVED"
-    platform_type: str = "CLOUD_API"
-    messaging_limit: str = "TIER_1K"
-    registered: bool = False
-
-    def limit_mps(self) -> int:
-        if self.mps is not None:
-            return self.mps
-        return HIGH_MPS if self.throughput_level == "HIGH" else STANDARD_MPS
-
-    def describe(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class AuthCode:
-    """An Embedded Signup code: exchanged once for a token built from `template`."""
-
-    code: str
-    template: Token
-    expires_at: float
-    used: bool = False
-
-
-@dataclass
-class Message:
-    index: int
-    phone_number_id: str
-    to: str
-    type: str
-    body: dict[str, Any]
-    wamid: str
-    token_fingerprint: str
-    time: float
-
-    def describe(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class Config:
-    throttle_http_status: int = 400  # for 130429, 131056 and 80007; Meta has sent 400 and 429
-    management_limit_per_hour: int = 0  # per (app, WABA); 0 = unlimited (Meta: 200)
-    exchanged_token_lifetime: int = SIXTY_DAYS_SECONDS
-    code_ttl: float = 30.0
-    message_log_limit: int = 200_000  # messages kept for inspection; 0 = all
-    default_latency_ms: float = 0.0
-    latency_ms: dict[str, float] = field(default_factory=dict)
-
-    def latency_for(self, kind: str) -> float:
-        """Seconds to wait before answering a request of this endpoint kind."""
-        return self.latency_ms.get(kind, self.default_latency_ms) / 1000.0
-
-    def describe(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class SimState:
@@ -190,6 +83,7 @@ class SimState:
         self.messages: list[Message] = []
         self.calls: Counter[tuple[str, str, str]] = Counter()
         self.throttled: Counter[tuple[str, int]] = Counter()
+        self.versions: Counter[tuple[str, str]] = Counter()  # (requested, served) per call
         self.faults.clear()
         self.accepted = 0  # messages accepted since reset; also the next message index
         self._phone_window: dict[str, deque[float]] = {}
@@ -252,6 +146,10 @@ class SimState:
 
     def add_phone(self, phone: Phone) -> Phone:
         self.wabas.setdefault(phone.waba_id, Waba(phone.waba_id))
+        if not phone.last_onboarded_time:
+            phone.last_onboarded_time = time.strftime(
+                "%Y-%m-%dT%H:%M:%S+0000", time.gmtime(self.now())
+            )
         self.phones[phone.id] = phone
         return phone
 
@@ -291,7 +189,7 @@ class SimState:
         return code
 
     def record_message(
-        self, phone_id: str, to: str, body: dict[str, Any], token_fingerprint: str
+        self, phone_id: str, to: str, body: dict[str, Any], token_fingerprint: str, wa_id: str = ""
     ) -> Message:
         index = self.accepted
         self.accepted += 1
@@ -299,6 +197,7 @@ class SimState:
             index=index,
             phone_number_id=phone_id,
             to=to,
+            wa_id=wa_id or "".join(c for c in to if c.isdigit()),
             type=str(body.get("type", "")),
             body=body,
             wamid=f"wamid.HBgL{index:012d}{secrets.token_hex(8).upper()}",

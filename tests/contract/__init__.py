@@ -1,0 +1,1 @@
+"""Contract tests: Meta's documented examples against GraphClient and the simulator."""
