@@ -122,8 +122,16 @@ class PoolWorld:
 
 
 def recipient(i: int) -> str:
-    """A distinct, valid recipient (digits, no '+', as the seed's producers send them)."""
-    return f"3460{i:08d}"
+    """A distinct recipient (digits, no '+', as the seed's producers send them): a Spanish
+    mobile number, +34 and 9 digits, so that the worker's recipient rule finds it possible
+    (the 10 digits after +34 used before are too long for Spain). The worker sends it as
+    `sent_to(recipient(i))`."""
+    return f"346{i:08d}"
+
+
+def sent_to(written: str) -> str:
+    """What the worker sends as `to` for a recipient written as digits only (E.164 with +)."""
+    return "+" + written
 
 
 def delivered_ids(sim: Any, phones: list[str]) -> list[str]:

@@ -11,11 +11,22 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import pytest
 
 from conftest import APP_ID, ISSUED_TOKENS
+from whatsapp_graph.resolved import TenantConfig
+from whatsapp_graph.signals import EXCHANGE as SIGNALS_EXCHANGE
+from whatsapp_graph.signals import TenantSignal, parse_signal
 from whatsapp_testkit.amqp import Broker
-from whatsapp_testkit.pools import PoolWorld, delivered_ids, new_pool_name, recipient
+from whatsapp_testkit.pools import (
+    PoolWorld,
+    SimTenant,
+    delivered_ids,
+    new_pool_name,
+    recipient,
+    sent_to,
+)
 from whatsapp_testkit.reliability import Scenario
 from whatsapp_worker.celery_app import create_app
 from whatsapp_worker.delivery import H_REASON, TASK_NAME
@@ -275,7 +286,7 @@ async def test_a_revoked_token_holds_messages_until_the_rotated_one_is_mounted(
     assert Counter(e["status"] for e in events) == {"accepted": 20}
     from whatsapp_graph.simulator.state import fingerprint
 
-    sent = [m for m in sim.messages(tenant.phone) if m["body"]["to"] != recipient(0)]
+    sent = [m for m in sim.messages(tenant.phone) if m["body"]["to"] != sent_to(recipient(0))]
     assert len(sent) == 20
     assert {m["token_fingerprint"] for m in sent} == {fingerprint(new_token)}
 
@@ -355,3 +366,181 @@ async def test_config_swaps_while_sending_never_miss_a_tenant(
                 and 'action="hold"' in k)  # fmt: skip
     assert holds == 0  # never a moment without the tenant
     assert pool.volume.writes >= 21
+
+
+# --- issue 16: recipients keep their +, blocked numbers are held -------------------------
+
+
+async def test_recipients_reach_meta_in_e164_with_their_plus(
+    pool: PoolWorld, sim: Any, rabbitmq: Any, start_worker: Any
+) -> None:
+    tenant = pool.add_tenant()
+    start_worker(pool.directory, pool.name)
+    written = {
+        "plus": ("+44 7700 900123", "+447700900123"),
+        "double-zero": ("0044 7700 900124", "+447700900124"),
+        "digits-only": ("919876543220", "+919876543220"),
+        "trunk-zero": ("+44 (0)7700 900125", "+447700900125"),
+    }
+    async with Broker(rabbitmq.amqp_url, pool.name) as broker:
+        await broker.publish(
+            [pool.message(tenant, raw, mid=f"{pool.name}-{case}") for case, (raw, _) in
+             written.items()]
+            + [pool.message(tenant, "+34 600 000 0001", mid=f"{pool.name}-too-long")]
+        )  # fmt: skip
+        events = await broker.collect(len(written) + 1, within=30)
+        dead = await broker.dead_letters(expect=1, within=10)
+    by_id = {e["messageId"]: e for e in events}
+    at_meta = {m["body"]["biz_opaque_callback_data"]: m for m in sim.messages(tenant.phone)}
+    for case, (_, e164) in written.items():
+        mid = f"{pool.name}-{case}"
+        assert at_meta[mid]["body"]["to"] == e164, case  # what Meta received, + and all
+        assert at_meta[mid]["to"] == e164
+        event = by_id[mid]
+        assert (event["status"], event["to"], event["wamid"]) == (
+            "accepted", e164, at_meta[mid]["wamid"],
+        )  # fmt: skip
+        assert event["waId"] == e164[1:]  # Meta's wa_id: digits only
+        if "messageStatus" in event:  # Meta's (and a strict simulator's) newer answers
+            assert event["messageStatus"] in ("accepted", "held_for_quality_assessment", "paused")
+    assert f"{pool.name}-too-long" not in at_meta
+    assert [h[H_REASON] for h, _ in dead] == ["invalid_recipient"]
+    (refused,) = [e for e in events if e["status"] == "failed"]  # unparsed: no messageId
+    assert refused["reason"] == "invalid_recipient"
+    assert refused["detail"] == (
+        "wabaPayload.to: is too long for country code 34: 10 digits after it; numbers there "
+        "have 9 digits"
+    )
+
+
+def with_block(pool: PoolWorld, tenant: SimTenant, code: int | None) -> None:
+    """The operator's move: publish the tenant's config with (or without) `blocked_code`."""
+    config = TenantConfig.model_validate({**dict(tenant.config), "blocked_code": code})
+    pool.tenants[tenant.tenant_id] = SimTenant(config, tenant.token)
+    assert pool.publish()
+
+
+async def ready_in_queues(broker: Broker, pool: str, shards: int = 8) -> int:
+    """Messages ready in the pool's shard and delay queues (the held ones wait there)."""
+    from whatsapp_worker.topology import DELAY_TIERS
+
+    assert broker.channel is not None
+    names = [broker.topology.shard_queue(k) for k in range(shards)]
+    names += [broker.topology.delay_queue(k, t) for k in range(shards) for t in DELAY_TIERS]
+    total = 0
+    for name in names:
+        queue = await broker.channel.declare_queue(name, passive=True)
+        total += queue.declaration_result.message_count or 0
+    return total
+
+
+async def wait_ready(broker: Broker, pool: str, count: int, within: float) -> int:
+    deadline = time.monotonic() + within
+    seen = 0
+    while time.monotonic() < deadline:
+        seen = await ready_in_queues(broker, pool)
+        if seen == count:
+            return seen
+        await asyncio.sleep(0.1)
+    return seen
+
+
+def meta_sends(sim: Any, tenant: SimTenant) -> int:
+    """Send calls the simulator saw with the tenant's token (its own call log)."""
+    from whatsapp_graph.simulator.state import fingerprint
+
+    by_token = sim.calls()["by_kind_token"].get("messages", {})
+    return int(by_token.get(fingerprint(tenant.token), 0))
+
+
+async def signals_of(broker: Broker, pool: str) -> Any:
+    """A queue bound to the tenant signals exchange for the pool (the operator's view)."""
+    assert broker.channel is not None
+    exchange = await broker.channel.declare_exchange(
+        SIGNALS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    queue = await broker.channel.declare_queue(exclusive=True)
+    await queue.bind(exchange, routing_key=pool)
+    return queue
+
+
+async def drain_signals(queue: Any) -> list[TenantSignal]:
+    found = []
+    while (message := await queue.get(no_ack=True, fail=False)) is not None:
+        signal = parse_signal(message.body)
+        assert signal is not None
+        found.append(signal)
+    return found
+
+
+@pytest.mark.parametrize("clears", ["operator", "probe"])
+async def test_a_blocked_number_is_held_then_sent_once_the_block_clears(
+    pool: PoolWorld, sim: Any, rabbitmq: Any, start_worker: Any, clears: str
+) -> None:
+    """Meta answers 131048 (spam rate limit): the worker pauses the number, signals the
+    operator once, and holds every message in the broker without calling Meta again; the
+    messages are sent once the operator clears the block in the config (`operator`) or, with
+    no operator, once a probe after `block_probe_interval` is accepted (`probe`)."""
+    tenant, other = pool.add_tenant(), pool.add_tenant()
+    # the probe is due 12 s after the first block: after the checks below that nothing is
+    # sent while the number is paused (a probe before the fault is removed would be blocked)
+    probe = 12.0 if clears == "probe" else 3600.0
+    worker = start_worker(
+        pool.directory, pool.name, hold_recheck=1, block_probe_interval=probe, hold_window=1
+    )  # fmt: skip  (the credential window: blocks ignore it)
+    fault = sim.add_fault(
+        "error_code", kind="messages", phone_number_id=tenant.phone, code=131048,
+        message="(#131048) Spam rate limit hit",
+    )  # fmt: skip
+    count = 20
+    async with Broker(rabbitmq.amqp_url, pool.name) as broker:
+        signals = await signals_of(broker, pool.name)
+        await broker.publish([pool.message(tenant, recipient(0), mid=f"{pool.name}-first")])
+        await asyncio.sleep(2)  # the first send meets the block: the number is paused
+        await broker.publish(
+            [pool.message(tenant, recipient(i), mid=f"{pool.name}-{i}") for i in range(1, count)]
+            + [pool.message(other, recipient(1), mid=f"{pool.name}-other")]
+        )  # fmt: skip
+        # another tenant's number is not held
+        other_events = await broker.collect(1, within=15)
+        assert [(e["messageId"], e["status"]) for e in other_events] == [
+            (f"{pool.name}-other", "accepted")
+        ]
+        calls = meta_sends(sim, tenant)
+        assert calls == 1  # only the first send reached Meta
+        assert await wait_ready(broker, pool.name, count, within=10) == count  # all in the queue
+        await asyncio.sleep(2 if clears == "operator" else 1)  # several rechecks pass...
+        assert meta_sends(sim, tenant) == calls  # ...without a call to Meta
+        assert await broker.collect(1, within=1) == []  # no result: neither sent nor failed
+        assert await broker.dead_letters() == []
+        assert worker.metric("whatsapp_worker_paused_numbers") == 1
+        assert worker.metrics()[
+            f'whatsapp_worker_holds_total{{pool="{pool.name}",reason="tenant_blocked"}}'
+        ] >= count  # fmt: skip
+        blocked = await drain_signals(signals)
+        assert [(s.kind, s.tenant_id, s.phone_number_id, s.code) for s in blocked] == [
+            ("sending_blocked", tenant.tenant_id, tenant.phone, 131048)
+        ]
+        assert tenant.token not in repr(blocked)
+
+        if clears == "operator":
+            with_block(pool, tenant, 131048)  # the operator sets SendingBlocked...
+            await asyncio.sleep(2.5)  # (the worker confirms the pause on a recheck)
+            sim.remove_fault(fault)  # ...someone fixes it at Meta...
+            await asyncio.sleep(2)
+            assert meta_sends(sim, tenant) == calls  # the config holds: still no call
+            started = time.monotonic()
+            with_block(pool, tenant, None)  # ...and the operator's check clears it
+        else:
+            sim.remove_fault(fault)
+            started = time.monotonic()
+        events = await broker.collect(count, within=30)
+        elapsed = time.monotonic() - started
+        assert await broker.dead_letters() == []
+    assert Counter(e["status"] for e in events) == {"accepted": count}
+    delivered = delivered_ids(sim, [tenant.phone])
+    assert sorted(delivered) == sorted(e["messageId"] for e in events)  # each exactly once
+    assert meta_sends(sim, tenant) == calls + count  # the held ones went once the block cleared
+    assert worker.metric("whatsapp_worker_paused_numbers") == 0
+    print(f"\n[figure] blocked number ({clears}): {count} held messages sent {elapsed:.1f} s "
+          "after the block cleared")  # fmt: skip

@@ -101,7 +101,7 @@ async def test_published_config_reaches_a_worker_and_a_message_is_delivered(
     }
     sent = sim.messages(world.phone_number_id)
     assert sorted(m["wamid"] for m in sent) == sorted(e["wamid"] for e in events)
-    assert {m["to"] for m in sent} == {"34600000123"}  # the documented normalisation
+    assert {m["to"] for m in sent} == {"+34600000123"}  # the documented rule: E.164 with +
 
     # a bad message is refused by the CLI before it reaches the queue
     bad = await asyncio.to_thread(

@@ -23,6 +23,8 @@ from whatsapp_worker.delivery import (
     H_THROTTLES,
     TASK_NAME,
     Failure,
+    SendAnswer,
+    answer_of,
     attempt_headers,
     dead_letter_headers,
     decode,
@@ -53,12 +55,12 @@ EXPECTED = OutboundMessage(
     tenant_id="t_1",
     phone_number_id="123456",
     message_id=None,
-    to="34600000001",
+    to="+34600000001",
     type="text",
     payload={
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
-        "to": "34600000001",
+        "to": "+34600000001",
         "type": "text",
         "text": {"body": "hi"},
     },
@@ -67,12 +69,12 @@ EXPECTED_OTHER = OutboundMessage(
     tenant_id="t_2",
     phone_number_id="654321",
     message_id="m-2",
-    to="447700900123",
+    to="+447700900123",
     type="text",
     payload={
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
-        "to": "447700900123",
+        "to": "+447700900123",
         "type": "text",
         "text": {"body": "yo"},
     },
@@ -550,7 +552,7 @@ def test_failure_from_decision(decision: Decision, expected: Failure) -> None:
 # --- result events ---------------------------------------------------------------------
 
 BASE = {"schemaVersion": 1, "pool": "bulk", "messageId": "m-1", "attempts": 2, "at": 50.5}
-ABOUT = {"tenantId": "t_1", "phoneNumberId": "123456", "to": "34600000001"}
+ABOUT = {"tenantId": "t_1", "phoneNumberId": "123456", "to": "+34600000001"}
 
 
 @pytest.mark.parametrize(
@@ -570,6 +572,24 @@ ABOUT = {"tenantId": "t_1", "phoneNumberId": "123456", "to": "34600000001"}
             {"message": None},
             {**BASE, "status": "accepted"},
             id="accepted without message or wamid",
+        ),
+        pytest.param(
+            {"message": EXPECTED, "answer": SendAnswer("wamid.A", "accepted", "34600000001")},
+            {**BASE, "status": "accepted", **ABOUT, "wamid": "wamid.A",
+             "messageStatus": "accepted", "waId": "34600000001"},
+            id="accepted, Meta's message_status and wa_id",
+        ),
+        pytest.param(
+            {"message": EXPECTED,
+             "answer": SendAnswer("wamid.A", "held_for_quality_assessment", None)},
+            {**BASE, "status": "accepted", **ABOUT, "wamid": "wamid.A",
+             "messageStatus": "held_for_quality_assessment"},
+            id="accepted but held for quality assessment, no wa_id",
+        ),
+        pytest.param(
+            {"message": EXPECTED, "answer": SendAnswer("wamid.A")},
+            {**BASE, "status": "accepted", **ABOUT, "wamid": "wamid.A"},
+            id="accepted, an answer with only the wamid",
         ),
         pytest.param(
             {"message": EXPECTED, "failure": Failure("permanent_error", "bad", 131026, "perm")},
@@ -634,3 +654,43 @@ def test_result_event(kwargs: dict[str, Any], expected: dict[str, Any]) -> None:
 )
 def test_wamid_of(response: dict[str, Any], expected: str | None) -> None:
     assert wamid_of(response) == expected
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        pytest.param(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": "+34600000001", "wa_id": "34600000001"}],
+                "messages": [{"id": "wamid.A", "message_status": "accepted"}],
+            },
+            SendAnswer("wamid.A", "accepted", "34600000001"),
+            id="full answer",
+        ),
+        pytest.param(
+            {"messages": [{"id": "wamid.A", "message_status": "paused"}]},
+            SendAnswer("wamid.A", "paused"),
+            id="paused, no contacts",
+        ),
+        pytest.param(
+            {"contacts": [{"wa_id": "5491123456789"}], "messages": [{"id": "wamid.A"}]},
+            SendAnswer("wamid.A", None, "5491123456789"),
+            id="no message_status (older versions)",
+        ),
+        pytest.param(
+            {"contacts": [{"wa_id": 34600000001}], "messages": [{"id": "wamid.A",
+             "message_status": 1}]},
+            SendAnswer("wamid.A"),
+            id="wrong types are left out",
+        ),
+        pytest.param(
+            {"contacts": [{"wa_id": "+34 600"}], "messages": [{"message_status": "x" * 65}]},
+            SendAnswer(),
+            id="a wa_id of other than digits, an overlong status",
+        ),
+        pytest.param({"contacts": "x", "messages": [None]}, SendAnswer(), id="not object lists"),
+    ],
+)  # fmt: skip
+def test_answer_of(response: dict[str, Any], expected: SendAnswer) -> None:
+    assert answer_of(response) == expected

@@ -29,6 +29,7 @@ from whatsapp_worker.messages import (
 TENANT = "t_a3eecb94bb822a92"
 PHONE = "882555404932892"
 TO = "919876543220"
+SENT_TO = "+919876543220"  # what the worker sends for TO
 META = {"tenantId": TENANT, "phoneNumberId": PHONE}
 MARKER = "ZQXMARKER"
 
@@ -50,7 +51,7 @@ def sent(kind: str, obj: Any, **extra: Any) -> dict[str, Any]:
     return {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
-        "to": TO,
+        "to": SENT_TO,
         "type": kind,
         kind: obj,
         **extra,
@@ -334,7 +335,7 @@ def test_valid_message_gives_the_exact_body(payload: Any, expected: dict[str, An
         tenant_id=TENANT,
         phone_number_id=PHONE,
         message_id="ord-17:a.b_c",
-        to=TO,
+        to=SENT_TO,
         type=expected["type"],
         payload=expected,
     )
@@ -627,9 +628,15 @@ EXACT_DETAILS = [
         id="key-that-is-not-a-name",
     ),
     pytest.param(
-        envelope(bad_waba(to="1234567")),
-        "wabaPayload.to: must have 8..15 digits, has 7",
+        envelope(bad_waba(to="123456")),
+        "wabaPayload.to: must have 7..15 digits, has 6",
         id="to-too-short",
+    ),
+    pytest.param(
+        envelope(bad_waba(to="+34 600 000 0001")),
+        "wabaPayload.to: is too long for country code 34: 10 digits after it; numbers there "
+        "have 9 digits",
+        id="to-too-long-for-its-country",
     ),
     pytest.param(
         template(language=DROP, name=""),
@@ -695,16 +702,23 @@ def test_detail_never_repeats_a_value(data: Any) -> None:
     assert MARKER not in repr(caught.value)
 
 
+# The rule of docs/workers.md ("Recipients"): what the producer writes -> what Meta gets.
 RECIPIENTS = [
-    pytest.param("919876543220", "919876543220", id="digits"),
-    pytest.param("+919876543220", "919876543220", id="plus"),
-    pytest.param("+91 98765-43220", "919876543220", id="plus-spaces-hyphen"),
-    pytest.param("0091 98765 43220", "919876543220", id="double-zero-prefix"),
-    pytest.param("(415) 555.0100", "4155550100", id="parentheses-dots"),
-    pytest.param("+1 (415) 555-0100", "14155550100", id="us-formatted"),
-    pytest.param(" 44\t7700\u00a0900123 ", "447700900123", id="any-whitespace"),
-    pytest.param("12345678", "12345678", id="eight-digits"),
-    pytest.param("+123456789012345", "123456789012345", id="fifteen-digits"),
+    pytest.param("919876543220", "+919876543220", id="digits-only-is-international"),
+    pytest.param("+919876543220", "+919876543220", id="plus"),
+    pytest.param("+91 98765-43220", "+919876543220", id="plus-spaces-hyphen"),
+    pytest.param("0091 98765 43220", "+919876543220", id="double-zero-prefix"),
+    pytest.param("+44 7700 900123", "+447700900123", id="uk-plus"),
+    pytest.param("0044 7700 900124", "+447700900124", id="uk-double-zero"),
+    pytest.param("+44 (0)7700 900123", "+447700900123", id="uk-trunk-zero-dropped"),
+    pytest.param("+1 (415) 555-0100", "+14155550100", id="us-formatted"),
+    pytest.param("1.415.555.0100", "+14155550100", id="us-dots"),
+    pytest.param(" 44\t7700\u00a0900123 ", "+447700900123", id="any-whitespace"),
+    pytest.param("+39 06 1234 5678", "+390612345678", id="italy-keeps-its-leading-zero"),
+    pytest.param("+54 9 11 2345 6789", "+5491123456789", id="argentina-mobile"),
+    pytest.param("+683 4002", "+6834002", id="niue-seven-digits"),
+    pytest.param("+800 1234 5678", "+80012345678", id="non-geographic-800"),
+    pytest.param("+1 999 888 7776", "+19998887776", id="possible-not-valid-is-sent"),
 ]
 
 
@@ -713,12 +727,24 @@ def test_recipient_is_normalised(raw: str, expected: str) -> None:
     assert normalise_recipient(raw) == expected
 
 
+def test_a_recipient_and_its_other_spellings_share_one_cache_entry() -> None:
+    from whatsapp_worker import recipients
+
+    recipients._e164.cache_clear()
+    for raw in ("+91 98765-43220", "0091 98765 43220", "919876543220"):
+        assert normalise_recipient(raw) == "+919876543220"
+    info = recipients._e164.cache_info()
+    assert (info.misses, info.hits, info.maxsize) == (1, 2, recipients.CACHE_SIZE)
+
+
 # fmt: off
 REJECTED_RECIPIENTS = [
     pytest.param("", "to: has no digits", id="empty"),
     pytest.param(" + ", "to: has no digits", id="only-plus"),
     pytest.param("9198765432a0", "to: may hold only digits, one leading +, spaces - . ( )",
                  id="letter"),
+    pytest.param("+1 800 FLOWERS", "to: may hold only digits, one leading +, spaces - . ( )",
+                 id="vanity-letters"),
     pytest.param("++919876543220", "to: may hold only digits, one leading +, spaces - . ( )",
                  id="two-plus"),
     pytest.param("91+9876543220", "to: may hold only digits, one leading +, spaces - . ( )",
@@ -733,9 +759,22 @@ REJECTED_RECIPIENTS = [
                  id="plus-then-zero"),
     pytest.param("000919876543220", "to: must start with a country code (not 0), after + or 00",
                  id="triple-zero"),
-    pytest.param("1234567", "to: must have 8..15 digits, has 7", id="seven-digits"),
-    pytest.param("+1234567890123456", "to: must have 8..15 digits, has 16", id="sixteen-digits"),
-    pytest.param("00 1234 567", "to: must have 8..15 digits, has 7", id="short-after-00"),
+    pytest.param("123456", "to: must have 7..15 digits, has 6", id="six-digits"),
+    pytest.param("+1234567890123456", "to: must have 7..15 digits, has 16", id="sixteen-digits"),
+    pytest.param("00 1234 56", "to: must have 7..15 digits, has 6", id="short-after-00"),
+    pytest.param("+999 1234 5678", "to: does not start with a country code in use",
+                 id="unknown-country-code"),
+    # digits only are international: a US number written without its 1 is Swiss, and too short
+    pytest.param("(415) 555.0100", "to: is too short for country code 41: 8 digits after it; "
+                 "numbers there have 9 or 12 digits", id="national-us-number-without-1"),
+    pytest.param("+34 600 000 0001", "to: is too long for country code 34: 10 digits after it; "
+                 "numbers there have 9 digits", id="too-long-for-spain"),
+    pytest.param("+1 415 555", "to: is too short for country code 1: 6 digits after it; "
+                 "numbers there have 10 digits", id="too-short-for-nanp"),
+    pytest.param("12345678", "to: is a local number without its area code (country code 1)",
+                 id="local-only"),
+    pytest.param("+123456789012345", "to: is too long for country code 1: 14 digits after it; "
+                 "numbers there have 10 digits", id="fifteen-digits-too-long-for-nanp"),
 ]
 # fmt: on
 
@@ -798,7 +837,7 @@ def test_body_exactly_at_the_limit_is_parsed() -> None:
     body = data + b" " * (MAX_BODY_BYTES - len(data))
 
     assert len(body) == MAX_BODY_BYTES
-    assert parse_body(body).to == TO
+    assert parse_body(body).to == SENT_TO
 
 
 def test_invalid_message_survives_pickling() -> None:

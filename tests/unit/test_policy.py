@@ -16,6 +16,7 @@ from whatsapp_worker.policy import (
     backoff,
     describe,
     next_attempt,
+    number_blocked,
     tenant_unavailable,
 )
 
@@ -84,8 +85,9 @@ def test_backoff_clamps_rand(rand: float) -> None:
         {"base_delay": 10.0, "max_delay": 5.0},
         {"hold_recheck": 0.0},
         {"hold_window": -1.0},
+        {"blocked_hold_window": -1.0},
     ],
-    ids=["attempts0", "throttles0", "base0", "base>max", "recheck0", "window<0"],
+    ids=["attempts0", "throttles0", "base0", "base>max", "recheck0", "window<0", "blocked<0"],
 )
 def test_retry_policy_rejects_bad_values(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=r"need|must"):
@@ -108,8 +110,10 @@ def test_retry_policy_rejects_bad_values(kwargs: dict[str, float]) -> None:
         (131056, Action.THROTTLE, "throttled", "throttle", ThrottleScope.PAIR),
         (190, Action.HOLD, "credential_rejected", "credential", None),
         (131005, Action.HOLD, "credential_rejected", "credential", None),
-        (368, Action.DEAD_LETTER, "tenant_blocked", "tenant_blocked", None),
-        (131048, Action.DEAD_LETTER, "tenant_blocked", "tenant_blocked", None),
+        (368, Action.HOLD, "tenant_blocked", "tenant_blocked", None),
+        (131048, Action.HOLD, "tenant_blocked", "tenant_blocked", None),
+        (131037, Action.HOLD, "tenant_blocked", "tenant_blocked", None),
+        (133010, Action.HOLD, "tenant_blocked", "tenant_blocked", None),
         (131047, Action.DEAD_LETTER, "permanent_error", "permanent", None),
         (100, Action.DEAD_LETTER, "permanent_error", "permanent", None),
         (133016, Action.DEAD_LETTER, "permanent_error", "registration", None),
@@ -127,6 +131,8 @@ def test_retry_policy_rejects_bad_values(kwargs: dict[str, float]) -> None:
         "credential-131005",
         "blocked-368",
         "blocked-131048",
+        "blocked-131037",
+        "blocked-133010",
         "permanent-131047",
         "permanent-100",
         "registration",
@@ -282,6 +288,63 @@ def test_credential_hold_window(
     assert (d.code, d.subcode, d.error_class) == (190, 463, ErrorClass.CREDENTIAL.value)
     t = tenant_unavailable(POLICY, Attempt(held_since=held_since), now)
     assert (t.action, t.reason, t.delay) == (action, "tenant_unavailable", delay)
+
+
+DAY = 86_400.0
+
+
+@pytest.mark.parametrize("code", [368, 130497, 131031, 131037, 131042, 131045, 131048, 131064,
+                                  133010])  # fmt: skip
+@pytest.mark.parametrize(
+    ("held_since", "now", "action", "delay"),
+    [
+        (None, NOW, Action.HOLD, 30.0),
+        (NOW, NOW + 900.0, Action.HOLD, 30.0),  # past the credential window: still held
+        (NOW, NOW + DAY - 10.0, Action.HOLD, 10.0),  # the last re-check lands on the end
+        (NOW, NOW + DAY, Action.DEAD_LETTER, 0.0),
+        (NOW, NOW + 3 * DAY, Action.DEAD_LETTER, 0.0),
+    ],
+    ids=["first", "past-900s", "last-recheck", "window-end", "long-after"],
+)
+def test_blocked_hold_window(
+    code: int, held_since: float | None, now: float, action: Action, delay: float
+) -> None:
+    """Meta's answer with a block code, and a message of a paused number (never sent), are
+    held alike for `blocked_hold_window`, then dead-lettered as tenant_blocked."""
+    for d in (
+        err(code, Attempt(held_since=held_since), now=now),
+        number_blocked(POLICY, Attempt(held_since=held_since), now, code),
+    ):
+        assert (d.action, d.reason, d.delay) == (action, "tenant_blocked", delay)
+        assert (d.code, d.error_class) == (code, ErrorClass.TENANT_BLOCKED.value)
+
+
+@pytest.mark.parametrize(
+    ("window", "held_for", "action"),
+    [(0.0, 0.0, Action.DEAD_LETTER), (60.0, 59.0, Action.HOLD), (60.0, 60.0, Action.DEAD_LETTER)],
+    ids=["no-window", "within", "end"],
+)
+def test_blocked_hold_window_is_its_own_setting(
+    window: float, held_for: float, action: Action
+) -> None:
+    policy = RetryPolicy(blocked_hold_window=window, hold_window=5000.0)
+    d = number_blocked(policy, Attempt(held_since=NOW), NOW + held_for, 131048)
+    assert d.action is action
+    assert err(190, Attempt(held_since=NOW), now=NOW + held_for, policy=policy).action is (
+        Action.HOLD
+    )
+
+
+def test_a_blocked_hold_run_is_not_counted_as_attempts() -> None:
+    attempt, now = Attempt(attempts=2), NOW
+    while True:
+        d = number_blocked(POLICY, attempt, now, 131048)
+        if d.action is Action.DEAD_LETTER:
+            break
+        attempt = next_attempt(attempt, d, now)
+        assert (attempt.attempts, attempt.held_since) == (2, NOW)
+        now += d.delay
+    assert now == NOW + POLICY.blocked_hold_window
 
 
 def test_hold_run_is_tracked_across_tries() -> None:

@@ -172,8 +172,10 @@ def result_event(
     wamid: str | None = None,
     failure: Failure | None = None,
     possible_duplicate: bool = False,
+    answer: SendAnswer | None = None,
 ) -> dict[str, Any]:
-    """The outcome of one message, for the results exchange (producers correlate by id)."""
+    """The outcome of one message, for the results exchange (producers correlate by id).
+    `answer` (an accepted send): Meta's `message_status` and the recipient's `wa_id`."""
     event: dict[str, Any] = {
         "schemaVersion": 1,
         "pool": pool,
@@ -186,6 +188,12 @@ def result_event(
         event.update(
             tenantId=message.tenant_id, phoneNumberId=message.phone_number_id, to=message.to
         )
+    if answer is not None:
+        wamid = wamid if wamid is not None else answer.wamid
+        if answer.message_status is not None:
+            event["messageStatus"] = answer.message_status
+        if answer.wa_id is not None:
+            event["waId"] = answer.wa_id
     if wamid is not None:
         event["wamid"] = wamid
     if failure is not None:
@@ -202,8 +210,43 @@ def result_event(
 
 
 def wamid_of(response: Mapping[str, Any]) -> str | None:
-    messages = response.get("messages")
-    if isinstance(messages, list) and messages and isinstance(messages[0], Mapping):
-        wamid = messages[0].get("id")
-        return wamid if isinstance(wamid, str) else None
-    return None
+    return answer_of(response).wamid
+
+
+@dataclass(frozen=True)
+class SendAnswer:
+    """What Meta's 200 to a send says: `messages[0].id` (the wamid), `messages[0].
+    message_status` (when present: accepted, held_for_quality_assessment, paused) and
+    `contacts[0].wa_id` (the recipient's WhatsApp id: digits, and not always `to`)."""
+
+    wamid: str | None = None
+    message_status: str | None = None
+    wa_id: str | None = None
+
+
+def answer_of(response: Mapping[str, Any]) -> SendAnswer:
+    """Meta's answer, each field only when it has the expected shape (never raises)."""
+    first = _first(response.get("messages"))
+    contact = _first(response.get("contacts"))
+    status = first.get("message_status")
+    wa_id = contact.get("wa_id")
+    wamid = first.get("id")
+    return SendAnswer(
+        wamid=wamid if isinstance(wamid, str) else None,
+        message_status=status if _short(status, _STATUS) else None,
+        wa_id=wa_id if _short(wa_id, _WA_ID) and str(wa_id).isdigit() else None,
+    )
+
+
+_STATUS = 64  # Meta's statuses are short words; a new one passes as it is
+_WA_ID = 32
+
+
+def _first(items: Any) -> Mapping[str, Any]:
+    if isinstance(items, list) and items and isinstance(items[0], Mapping):
+        return items[0]
+    return {}
+
+
+def _short(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= limit and value.isascii()

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
-from .delivery import H_COPY
+from .delivery import H_COPY, SendAnswer
 
 SENT = "s"  # the request is about to go out (confirmed before it does)
 SETTLED = "d"  # the outcome is published elsewhere; the ack follows
@@ -152,6 +152,7 @@ class Known:
     accepted: bool
     wamid: str | None = None
     attempt: Any = None  # policy.Attempt of the accepted send
+    answer: SendAnswer | None = None  # Meta's answer to the accepted send
 
 
 NOT_SENT = Known(accepted=False)

@@ -19,12 +19,19 @@ are `to`, `type`, the object named by `type`, and optionally `recipient_type` (o
 object of another type, is refused. The type objects are checked by `message_types`.
 
 Recipient rule (`normalise_recipient`): remove whitespace, hyphens, dots and parentheses;
-then drop one leading `+`, or else a leading `00` international prefix; what remains must
-be 8..15 ASCII digits (E.164: country code + subscriber number, at most 15 digits) and must
-not start with 0. The result is those digits without `+`: Meta accepts it, and it equals
-the `wa_id` Meta returns. So "+91 98765-43220" and "0091 98765 43220" give "919876543220".
-Anything else (letters, other symbols, a national number starting with 0, too few or too
-many digits) is `invalid_recipient`.
+then drop one leading `+`, or else a leading `00` international prefix; digits only are taken
+as international too (the seed's producers write `919876543220`). What remains must be 7..15
+ASCII digits (E.164 allows 15; the shortest numbers in use, Niue's, have 7) not starting with
+0: these cheap checks come first. Then `phonenumbers` (Google's libphonenumber) reads `+` and
+those digits: the country code must exist and the length must be *possible* for it (exactly
+`IS_POSSIBLE`: a local number without its area code is refused). The result is E.164 with its
+`+` ("+91 98765-43220", "0091 98765 43220" and "919876543220" all give "+919876543220"): Meta
+reads a `to` without `+` as a national number of the business number's own country and may
+deliver to someone else. Possible, not valid: validity checks number ranges against a
+snapshot of each country's plan, so a newly opened range (or Ofcom's 07700 900xxx) would be
+refused until the library is upgraded, while a wrong length or country code is what turns a
+message into a misdelivery. Anything else is `invalid_recipient`, its detail saying what
+was wrong.
 
 Errors are `InvalidMessage(reason, detail)`: `reason` is one of `REASONS`, `detail` names
 the field paths and what is wrong with them and never repeats a value from the message
@@ -50,6 +57,7 @@ from whatsapp_worker.message_types import (
     check_type_object,
     problems_of,
 )
+from whatsapp_worker.recipients import RecipientError, international
 
 MAX_BODY_BYTES: Final = 256 * 1024
 MAX_DEPTH: Final = 32  # nesting of wabaPayload; Meta's deepest objects use about 10 levels
@@ -73,8 +81,6 @@ REASONS: Final = (
 TOP_LEVEL_KEYS: Final = frozenset(
     {"messaging_product", "recipient_type", "to", "type", "context", "biz_opaque_callback_data"}
 )
-_SEPARATORS = frozenset(" -.()")
-_RECIPIENT = re.compile(r"[1-9][0-9]{7,14}")
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # others may be data: not echoed
 
 
@@ -98,7 +104,7 @@ class OutboundMessage:
     tenant_id: str
     phone_number_id: str
     message_id: str | None
-    to: str  # normalised recipient: digits only
+    to: str  # normalised recipient: E.164 with its "+" (the pair limit's and the key's form)
     type: str
     payload: dict[str, Any]  # the JSON body to POST to Meta
 
@@ -228,27 +234,17 @@ class _Context(BaseModel):
 
 
 def normalise_recipient(to: str) -> str:
-    """The digits Meta expects for `to` (see the module docstring for the rule)."""
+    """What the worker sends as `to` (see the module docstring for the rule)."""
     return _normalise(to, "to")
 
 
 def _normalise(to: object, path: str) -> str:
     if not isinstance(to, str):
         _fail(INVALID_RECIPIENT, path, "must be a string")
-    digits = "".join(c for c in to if c not in _SEPARATORS and not c.isspace())
-    if digits.startswith("+"):
-        digits = digits[1:]
-    elif digits.startswith("00"):
-        digits = digits[2:]
-    if not digits:
-        _fail(INVALID_RECIPIENT, path, "has no digits")
-    if not (digits.isascii() and digits.isdigit()):
-        _fail(INVALID_RECIPIENT, path, "may hold only digits, one leading +, spaces - . ( )")
-    if digits.startswith("0"):
-        _fail(INVALID_RECIPIENT, path, "must start with a country code (not 0), after + or 00")
-    if not _RECIPIENT.fullmatch(digits):
-        _fail(INVALID_RECIPIENT, path, f"must have 8..15 digits, has {len(digits)}")
-    return digits
+    try:
+        return international(to)
+    except RecipientError as exc:
+        _fail(INVALID_RECIPIENT, path, str(exc))
 
 
 def message_key(message: OutboundMessage) -> str:

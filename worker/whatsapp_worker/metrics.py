@@ -32,6 +32,26 @@ class WorkerMetrics:
             ["pool", "action"],
             registry=r,
         )
+        self.holds = Counter(
+            "whatsapp_worker_holds",
+            "Messages kept in the queue instead of sent, by reason: tenant_unavailable, "
+            "credential_rejected, tenant_blocked (Meta blocked the number)",
+            ["pool", "reason"],
+            registry=r,
+        )
+        self.paused_numbers = Gauge(
+            "whatsapp_worker_paused_numbers",
+            "Business numbers this process pauses after Meta blocked them (their messages held)",
+            ["pool"],
+            registry=r,
+        )
+        self.signals = Counter(
+            "whatsapp_worker_signals",
+            "Tenant signals published to the operator, by kind (sending_blocked, "
+            "credential_rejected)",
+            ["pool", "kind"],
+            registry=r,
+        )
         self.possible_duplicates = Counter(
             "whatsapp_worker_possible_duplicates",
             "Sends that timed out after the request was written: retrying may deliver twice",

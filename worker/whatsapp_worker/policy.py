@@ -32,7 +32,7 @@ class Action(enum.Enum):
     ACK = "ack"  # accepted by Meta: publish the result, ack
     RETRY = "retry"  # send again after `delay` (backoff with jitter)
     THROTTLE = "throttle"  # pause `scope`, then retry after `delay`; not a failed attempt
-    HOLD = "hold"  # credential/tenant problem: keep the message, re-check after `delay`
+    HOLD = "hold"  # credential/tenant/number problem: keep the message, re-check after `delay`
     DEAD_LETTER = "dead_letter"
 
 
@@ -43,8 +43,9 @@ class Decision:
     scope: ThrottleScope | None = None
     # Machine-readable reason: "accepted", "graph_unavailable", "transient_error",
     # "unknown_error", "throttled", and for holds/dead letters "permanent_error",
-    # "tenant_blocked", "retries_exhausted", "credential_rejected", "throttled_too_long",
-    # "tenant_unavailable".
+    # "tenant_blocked" (Meta blocked the number: held, then dead-lettered after
+    # `blocked_hold_window`), "retries_exhausted", "credential_rejected",
+    # "throttled_too_long", "tenant_unavailable".
     reason: str = ""
     code: int | None = None  # Meta error code, when Meta answered with one
     error_class: str | None = None  # ErrorClass.value
@@ -65,14 +66,17 @@ class RetryPolicy:
     hold_window: float = 900.0  # how long held messages wait before dead-lettering
     hold_recheck: float = 30.0
     max_throttles: int = 50
+    # How long messages of a number Meta blocked (errors.TENANT_BLOCKED_CODES) are held: a
+    # block lifts when someone acts (an appeal, a payment, a registration), in hours or days.
+    blocked_hold_window: float = 86_400.0
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.max_throttles < 1:
             raise ValueError("max_attempts and max_throttles must be >= 1")
         if not 0 < self.base_delay <= self.max_delay:
             raise ValueError("need 0 < base_delay <= max_delay")
-        if not (self.hold_window >= 0 and self.hold_recheck > 0):
-            raise ValueError("need hold_window >= 0 and hold_recheck > 0")
+        if not (self.hold_window >= 0 and self.blocked_hold_window >= 0 and self.hold_recheck > 0):
+            raise ValueError("need hold windows >= 0 and hold_recheck > 0")
 
 
 @dataclass(frozen=True)
@@ -99,10 +103,17 @@ def backoff(policy: RetryPolicy, attempts: int, rand: float) -> float:
     return min(policy.max_delay, max(policy.base_delay / 2.0, delay))
 
 
-def _hold(policy: RetryPolicy, attempt: Attempt, now: float, template: Decision) -> Decision:
-    """HOLD until `hold_window` has passed since the first hold, then DEAD_LETTER."""
+def _hold(
+    policy: RetryPolicy,
+    attempt: Attempt,
+    now: float,
+    template: Decision,
+    window: float | None = None,
+) -> Decision:
+    """HOLD until `window` (`hold_window` unless given) has passed since the first hold of
+    the current run of holds, then DEAD_LETTER."""
     held_since = attempt.held_since if attempt.held_since is not None else now
-    remaining = held_since + policy.hold_window - now
+    remaining = held_since + (policy.hold_window if window is None else window) - now
     if remaining <= 0:
         return replace(template, action=Action.DEAD_LETTER, delay=0.0)
     # Never sleep past the end of the window: the last re-check is the one that dead-letters.
@@ -165,7 +176,9 @@ def after_error(
         return _hold(policy, attempt, now, replace(base, reason="credential_rejected"))
 
     if cls is ErrorClass.TENANT_BLOCKED:
-        return replace(base, reason="tenant_blocked")
+        # every later message of the number would fail alike: the caller pauses the number
+        blocked = replace(base, reason="tenant_blocked")
+        return _hold(policy, attempt, now, blocked, policy.blocked_hold_window)
     # PERMANENT and REGISTRATION: this message can never succeed as sent.
     return replace(base, reason="permanent_error")
 
@@ -177,6 +190,18 @@ def tenant_unavailable(policy: RetryPolicy, attempt: Attempt, now: float) -> Dec
     re-checked; only once the hold window has passed is it dead-lettered.
     """
     return _hold(policy, attempt, now, Decision(Action.HOLD, reason="tenant_unavailable"))
+
+
+def number_blocked(policy: RetryPolicy, attempt: Attempt, now: float, code: int) -> Decision:
+    """The number is paused (this worker saw Meta's `code`, or the operator's config says so):
+    HOLD without calling Meta, for `blocked_hold_window`, then DEAD_LETTER as tenant_blocked."""
+    template = Decision(
+        Action.HOLD,
+        reason="tenant_blocked",
+        code=code,
+        error_class=ErrorClass.TENANT_BLOCKED.value,
+    )
+    return _hold(policy, attempt, now, template, policy.blocked_hold_window)
 
 
 def next_attempt(attempt: Attempt, decision: Decision, now: float) -> Attempt:

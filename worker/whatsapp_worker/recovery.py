@@ -38,6 +38,7 @@ class Progress:
     """What is known of a delivery's send so far (None: it may be at Meta, unanswered)."""
 
     outcome: Known | None = NOT_SENT
+    probe: bool = False  # the one message let through to test a paused number
 
 
 class Recovery:
@@ -88,7 +89,9 @@ class Recovery:
             if not known.accepted:
                 return False
             try:
-                await self.settler.accepted(delivery, shard, message, known.attempt, known.wamid)
+                await self.settler.accepted(
+                    delivery, shard, message, known.attempt, known.wamid, answer=known.answer
+                )
             except Exception:  # gone again: still known for the next time
                 self.outcomes.remember(key, known)
                 raise

@@ -7,6 +7,11 @@ again. Meta has no idempotency key, so each send is journalled (`journal.py`) be
 out and before its ack: a delivery given again is acked if its outcome was published, and
 dead-lettered (or resent, by the pool's choice) if Meta may have it (`recovery.py`). A send
 that timed out after the request was written is counted (`possible_duplicates`) and retried.
+
+A number Meta blocked (`errors.TENANT_BLOCKED_CODES`) is paused in this process and its
+messages are held without calling Meta (`holds.py`: `pauses.py` decides which, and
+`policy.number_blocked` for how long); the operator is told, and so it is of a token Meta
+refused (`signalling.py`).
 """
 
 from __future__ import annotations
@@ -24,23 +29,27 @@ from typing import Any
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
 from whatsapp_graph.client import GraphClient
-from whatsapp_graph.errors import GraphApiError, GraphUnavailable, ThrottleScope
+from whatsapp_graph.errors import ErrorClass, GraphApiError, GraphUnavailable, ThrottleScope
 from whatsapp_graph.resolved import TenantConfig
 
 from .config import ConfigStore
-from .delivery import (
-    PHONE_MISMATCH,
-    Failure,
-    decode,
-    read_attempt,
-    wamid_of,
-)
+from .delivery import PHONE_MISMATCH, Failure, answer_of, decode, read_attempt
+from .holds import Holds
 from .journal import NOT_SENT, Known, Outcomes, UncertainSends
 from .journal_stream import JournalStream
 from .limits import ARRIVAL_SPREAD, Limiter, SendWindow
 from .messages import InvalidMessage, OutboundMessage
 from .metrics import WorkerMetrics
-from .policy import Action, Attempt, Decision, RetryPolicy, after_error, next_attempt
+from .pauses import Verdict
+from .policy import (
+    Action,
+    Attempt,
+    Decision,
+    RetryPolicy,
+    after_error,
+    next_attempt,
+    number_blocked,
+)
 from .policy import tenant_unavailable as unavailable_decision
 from .recovery import Progress, Recovery, orphaned
 from .settle import Settler
@@ -68,8 +77,10 @@ class Sender:
         journal: JournalStream | None = None,
         uncertain_sends: UncertainSends = "dead_letter",
         outcomes: Outcomes | None = None,
+        holds: Holds | None = None,  # kept across broker sessions, like `outcomes`
     ) -> None:
         self.pool = topology.pool
+        self.holds = holds or Holds(pool=self.pool, worker="", metrics=metrics, clock=clock)
         self.store = store
         self.graphs = graphs
         self.limiter = limiter
@@ -153,7 +164,12 @@ class Sender:
             )
             await self.settler.dead_letter(delivery, shard, message, failure, attempt, headers)
             return
-        progress = Progress()
+        gate = self.holds.gate(tenant)
+        if gate.verdict is Verdict.HOLD and gate.code is not None:
+            decision = number_blocked(self.policy, attempt, self.clock(), gate.code)
+            await self.settler.settle(delivery, shard, message, decision, attempt, headers)
+            return
+        progress = Progress(probe=gate.verdict is Verdict.PROBE)
         try:
             await self._send_loop(
                 delivery, shard, message, tenant, attempt, headers, key, possible_duplicate,
@@ -183,6 +199,13 @@ class Sender:
             )
             if started is None:
                 return  # parked in a delay queue
+            paused = None if progress.probe else self.holds.holding(tenant)
+            if paused is not None:  # the number was paused while this message waited
+                self._window.done(tenant.phone_number_id, started, time.monotonic())
+                decision = number_blocked(self.policy, attempt, self.clock(), paused)
+                await self.settler.settle(delivery, shard, message, decision, attempt, headers)
+                return
+            sent_at = self.clock()
             try:
                 try:
                     async with self.inflight:  # journalled once a request slot is free
@@ -205,7 +228,12 @@ class Sender:
                 progress.outcome = NOT_SENT  # Meta refused it
                 error = _describe_error(exc)
                 decision = self._decide(attempt, exc.code, exc.subcode, maybe_sent=False)
-                if decision.action is Action.HOLD and not rotated_once:
+                kind = exc.classification.error_class
+                if kind is ErrorClass.TENANT_BLOCKED:
+                    await self.holds.blocked(tenant, exc)
+                elif kind is ErrorClass.CREDENTIAL:
+                    await self.holds.refused(tenant, exc)
+                if kind is ErrorClass.CREDENTIAL and not rotated_once:
                     rotated_once = True
                     fresh = await self._fresh_token(tenant)
                     if fresh is not None:
@@ -218,15 +246,19 @@ class Sender:
                     self.metrics.possible_duplicates.labels(self.pool).inc()
                 decision = self._decide(attempt, None, None, maybe_sent=exc.maybe_sent)
             else:
-                wamid = wamid_of(response)
-                progress.outcome = Known(accepted=True, wamid=wamid, attempt=attempt)
+                answer = answer_of(response)
+                progress.outcome = Known(
+                    accepted=True, wamid=answer.wamid, attempt=attempt, answer=answer
+                )
+                self.holds.accepted(tenant, sent_at, probe=progress.probe)
                 await self.settler.accepted(
                     delivery,
                     shard,
                     message,
                     attempt,
-                    wamid,
+                    answer.wamid,
                     possible_duplicate=possible_duplicate,
+                    answer=answer,
                 )
                 return
             if decision.action is Action.THROTTLE and decision.scope is not None:
@@ -239,7 +271,7 @@ class Sender:
                     failure = dataclasses.replace(failure, possible_duplicate=True)
                 await self.settler.dead_letter(delivery, shard, message, failure, attempt, headers)
                 return
-            self.metrics.retried.labels(self.pool, decision.action.value).inc()
+            self.settler.count(decision)
             if decision.action in (Action.RETRY, Action.THROTTLE) and (
                 decision.delay <= self.inline_wait
             ):
@@ -323,11 +355,13 @@ class Sender:
         started = time.perf_counter()
         try:
             graph = self.graphs[zlib.crc32(tenant.phone_number_id.encode()) % len(self.graphs)]
+            proof = tenant.appsecret_proof
             return await graph.send_message(
                 tenant.token.get_secret_value(),
                 tenant.phone_number_id,
                 message.payload,
                 version=tenant.graph_api_version,
+                proof=proof.get_secret_value() if proof is not None else None,
             )
         finally:
             self.metrics.send_seconds.labels(self.pool).observe(time.perf_counter() - started)

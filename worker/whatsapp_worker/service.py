@@ -20,6 +20,7 @@ from whatsapp_graph.client import GraphClient
 from whatsapp_graph.http import new_http_client
 
 from .config import ConfigStore, Snapshot
+from .holds import Holds
 from .journal import Outcomes
 from .journal_stream import JournalStream
 from .limits import Limiter
@@ -28,7 +29,7 @@ from .policy import RetryPolicy
 from .sender import Sender
 from .settings import WorkerSettings
 from .shards import ShardHolder
-from .topology import PoolTopology, declare_exchanges, declare_pool
+from .topology import SIGNALS_EXCHANGE, PoolTopology, declare_exchanges, declare_pool
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +56,20 @@ class SenderService:
             max_delay=settings.retry_max_delay,
             hold_window=settings.hold_window,
             hold_recheck=settings.hold_recheck,
+            blocked_hold_window=settings.blocked_hold_window,
         )
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()  # set once shards can be claimed (tests, probes)
         self.holder: ShardHolder | None = None
         # outcomes of sends this process could not settle, kept across broker sessions
         self.outcomes = Outcomes()
+        # numbers Meta blocked, and the signals to the operator: across sessions too
+        self.holds = Holds(
+            pool=settings.pool,
+            worker=settings.worker_id,
+            metrics=self.metrics,
+            probe_interval=settings.block_probe_interval,
+        )
 
     def _on_config(self, snapshot: Snapshot) -> None:
         self.metrics.config_tenants.labels(self.topology.pool).set(len(snapshot.tenants))
@@ -142,6 +151,10 @@ class SenderService:
             # the same connection. If the broker saw the ack, it saw the result too.
             events = await connection.channel(publisher_confirms=False)
             results = await events.get_exchange(results.name, ensure=False)
+            # tenant signals to the operator: like heartbeats, on a channel without confirms
+            self.holds.signaller.exchange = await events.get_exchange(
+                SIGNALS_EXCHANGE, ensure=False
+            )
             journal = None
             if self.settings.journal_lookback > 0:
                 journal = JournalStream(
@@ -174,6 +187,7 @@ class SenderService:
                 journal=journal,
                 uncertain_sends=self.settings.uncertain_sends,
                 outcomes=self.outcomes,
+                holds=self.holds,
             )
             holder = ShardHolder(
                 connection,
@@ -202,6 +216,7 @@ class SenderService:
         finally:
             self.ready.clear()
             self.holder = None
+            self.holds.signaller.exchange = None
             with contextlib.suppress(Exception):
                 await connection.close()
 

@@ -57,6 +57,18 @@ class WorkerSettings(BaseSettings):
         "or missing from the config (suspended, unknown) before dead-lettering them",
     )
     hold_recheck: float = Field(30.0, gt=0, description="how often held messages look again")
+    blocked_hold_window: float = Field(
+        86_400.0,
+        ge=0,
+        description="seconds to hold messages of a number Meta blocked (368, 131048...: "
+        "errors.TENANT_BLOCKED_CODES) before dead-lettering them as tenant_blocked",
+    )
+    block_probe_interval: float = Field(
+        300.0,
+        gt=0,
+        description="a number paused after a block the operator never confirmed (no "
+        "blocked_code in the config) tries one message this often",
+    )
     pair_burst: int = Field(45, ge=1, description="Meta's pair limit: burst per recipient")
     pair_refill_seconds: float = Field(
         6.0, gt=0, description="Meta's pair limit: one more message per recipient every ..."

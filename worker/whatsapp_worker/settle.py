@@ -20,7 +20,14 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
-from .delivery import H_COPY, Failure, attempt_headers, dead_letter_headers, result_event
+from .delivery import (
+    H_COPY,
+    Failure,
+    SendAnswer,
+    attempt_headers,
+    dead_letter_headers,
+    result_event,
+)
 from .journal import SETTLED
 from .journal_stream import JournalStream
 from .messages import OutboundMessage, message_key
@@ -67,8 +74,14 @@ class Settler:
             await self.dead_letter(delivery, shard, message, failure, attempt, headers)
             return
         attempt = next_attempt(attempt, decision, self.clock())
-        self.metrics.retried.labels(self.pool, decision.action.value).inc()
+        self.count(decision)
         await self.later(delivery, shard, attempt, headers, decision.delay)
+
+    def count(self, decision: Decision) -> None:
+        """A decision that keeps the message (retry, throttle, hold), in the metrics."""
+        self.metrics.retried.labels(self.pool, decision.action.value).inc()
+        if decision.action is Action.HOLD:
+            self.metrics.holds.labels(self.pool, decision.reason).inc()
 
     async def later(
         self,
@@ -92,6 +105,7 @@ class Settler:
         wamid: str | None,
         *,
         possible_duplicate: bool = False,
+        answer: SendAnswer | None = None,
     ) -> None:
         self.metrics.sent.labels(self.pool).inc()
         event = result_event(
@@ -102,6 +116,7 @@ class Settler:
             now=self.clock(),
             wamid=wamid,
             possible_duplicate=possible_duplicate,
+            answer=answer,
         )
         # the result, then (journalled as settled) the ack, on one connection (module doc)
         await self._publish_result(event)

@@ -8,6 +8,7 @@
         --> dead letters `whatsapp.<pool>.dead` (the original body, the reason in headers)
     results: exchange `whatsapp.results` (topic), routing key `<pool>.<accepted|failed>`
     heartbeats: exchange `whatsapp.heartbeats` (topic), routing key `<pool>`
+    signals: exchange `whatsapp.signals` (topic), routing key `<pool>` (worker -> operator)
 
 Why shards: Meta limits each phone number (80/1,000/20 msg/s) and each business-number ->
 recipient pair. The consistent-hash exchange sends every message of one number to one shard,
@@ -27,8 +28,11 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, ExchangeType
 
+from whatsapp_graph import signals
+
 RESULTS_EXCHANGE = "whatsapp.results"
 HEARTBEATS_EXCHANGE = "whatsapp.heartbeats"
+SIGNALS_EXCHANGE = signals.EXCHANGE
 HASH_EXCHANGE_TYPE = "x-consistent-hash"
 # Seconds a message waits in a delay queue. A wait is rounded up to the next tier; the last
 # one repeats (a message held for 15 minutes goes round it a few times).
@@ -90,9 +94,11 @@ def delay_tier(seconds: float) -> int:
 
 
 async def declare_exchanges(channel: AbstractChannel) -> tuple[AbstractExchange, AbstractExchange]:
-    """The shared results and heartbeats exchanges (both topic, durable)."""
+    """The shared results and heartbeats exchanges (both topic, durable), and the signals
+    exchange (topic, durable, like the heartbeats': its messages are never persistent)."""
     results = await channel.declare_exchange(RESULTS_EXCHANGE, ExchangeType.TOPIC, durable=True)
     beats = await channel.declare_exchange(HEARTBEATS_EXCHANGE, ExchangeType.TOPIC, durable=True)
+    await channel.declare_exchange(SIGNALS_EXCHANGE, ExchangeType.TOPIC, durable=True)
     return results, beats
 
 
