@@ -14,7 +14,7 @@ import asyncio
 import functools
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -22,21 +22,11 @@ import httpx
 
 from .errors import GraphApiError, GraphUnavailable, parse_error_envelope, scrub
 from .http import may_have_reached_server
+from .nodes import DEFAULT_VERSION as DEFAULT_VERSION  # re-exported, as before
+from .nodes import MAX_PAGES, PAGE_LIMIT, Page, next_cursor, phone_fields
+from .nodes import PHONE_FIELDS as PHONE_FIELDS
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
-DEFAULT_VERSION = "v25.0"
-PHONE_FIELDS = (
-    "id",
-    "display_phone_number",
-    "verified_name",
-    "quality_rating",
-    "code_verification_status",
-    "name_status",
-    "throughput",
-    "platform_type",
-    "whatsapp_business_manager_messaging_limit",
-    "whatsapp_business_account",
-)
 
 
 def appsecret_proof(token: str, app_secret: str) -> str:
@@ -176,17 +166,19 @@ class GraphClient:
         token: str,
         phone_number_id: str,
         *,
-        fields: tuple[str, ...] = PHONE_FIELDS,
+        fields: tuple[str, ...] | None = None,
         version: str | None = None,
         proof: str | None = None,
     ) -> dict[str, Any]:
-        """`GET /{phone-number-id}?fields=...`: what Meta reports about a business number."""
+        """`GET /{phone-number-id}?fields=...`: what Meta reports about a business number
+        (by default the documented fields of `version`, see `phone_fields`)."""
+        wanted = fields if fields is not None else phone_fields(version or self.version)
         body = await self.request(
             "GET",
             phone_number_id,
             operation="phone_number",
             token=token,
-            params={"fields": ",".join(fields)},
+            params={"fields": ",".join(wanted)},
             version=version,
             proof=proof,
         )
@@ -194,19 +186,85 @@ class GraphClient:
             raise GraphUnavailable("phone_number: response is not an object")
         return body
 
-    async def waba_phone_numbers(
-        self, token: str, waba_id: str, *, version: str | None = None, proof: str | None = None
-    ) -> list[dict[str, Any]]:
+    async def phone_numbers_page(
+        self,
+        token: str,
+        waba_id: str,
+        *,
+        after: str | None = None,
+        fields: tuple[str, ...] = ("id",),
+        limit: int = PAGE_LIMIT,
+        version: str | None = None,
+        proof: str | None = None,
+    ) -> Page:
+        """`GET /{waba-id}/phone_numbers?fields=...&limit=...[&after=...]`: one page."""
+        params = {"fields": ",".join(fields), "limit": str(limit)}
+        if after is not None:
+            params["after"] = after
         body = await self.request(
             "GET",
             f"{waba_id}/phone_numbers",
             operation="phone_numbers",
             token=token,
+            params=params,
             version=version,
             proof=proof,
         )
         data = body.get("data") if isinstance(body, dict) else None
-        return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+        if not isinstance(data, list):
+            raise GraphUnavailable("phone_numbers: response has no data list")
+        return Page(tuple(d for d in data if isinstance(d, dict)), next_cursor(body))
+
+    async def phone_number_pages(
+        self,
+        token: str,
+        waba_id: str,
+        *,
+        fields: tuple[str, ...] = ("id",),
+        limit: int = PAGE_LIMIT,
+        max_pages: int = MAX_PAGES,
+        pace: Callable[[], Awaitable[None]] | None = None,
+        version: str | None = None,
+        proof: str | None = None,
+    ) -> AsyncGenerator[Page, None]:
+        """The WABA's numbers page by page, until the last page or `max_pages` (the last
+        page yielded then still has an `after`). `pace` is awaited before every request
+        (the operator's request budget: each page counts). A cursor seen before ends it."""
+        after: str | None = None
+        seen: set[str] = set()
+        for _ in range(max_pages):
+            if pace is not None:
+                await pace()
+            page = await self.phone_numbers_page(
+                token, waba_id, after=after, fields=fields, limit=limit, version=version,
+                proof=proof,
+            )  # fmt: skip
+            yield page
+            if page.after is None or page.after in seen:
+                return
+            seen.add(page.after)
+            after = page.after
+
+    async def waba_phone_numbers(
+        self,
+        token: str,
+        waba_id: str,
+        *,
+        fields: tuple[str, ...] = ("id", "display_phone_number"),
+        max_pages: int = MAX_PAGES,
+        pace: Callable[[], Awaitable[None]] | None = None,
+        version: str | None = None,
+        proof: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every number of the WABA (up to `max_pages` pages), in Meta's order."""
+        numbers: list[dict[str, Any]] = []
+        pages = self.phone_number_pages(
+            token, waba_id, fields=fields, max_pages=max_pages, pace=pace, version=version,
+            proof=proof,
+        )  # fmt: skip
+        async for page in pages:
+            numbers.extend(page.items)
+        return numbers
 
     async def send_message(
         self,

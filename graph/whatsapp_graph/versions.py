@@ -33,7 +33,8 @@ class VersionState(enum.Enum):
     UNKNOWN = "ApiVersionUnknown"  # not in the table
 
 
-def _major(version: str) -> int | None:
+def major_version(version: str) -> int | None:
+    """The major number of a version string ("v24.0" -> 24); None when it is not one."""
     match = _VERSION.match(version)
     return int(match.group(1)) if match else None
 
@@ -41,8 +42,8 @@ def _major(version: str) -> int | None:
 def version_state(version: str, today: date) -> tuple[VersionState, date | None]:
     """Where `version` stands on `today`, with its end-of-life date when known."""
     if version not in END_OF_LIFE:
-        major = _major(version)
-        known = [m for m in map(_major, END_OF_LIFE) if m is not None]
+        major = major_version(version)
+        known = [m for m in map(major_version, END_OF_LIFE) if m is not None]
         if major is not None and major > max(known):
             return VersionState.CURRENT, None  # newer than the table: fine
         if major is not None and major < min(known):

@@ -82,12 +82,14 @@ _READY_TENANT = {
         "database": {"rowId": 1, "syncedAt": _TIME, "tokenStorage": "encrypted"},
         "observedGeneration": 1,
         "phone": {
+            "canSendMessage": "AVAILABLE",
             "codeVerificationStatus": "VERIFIED",
             "displayPhoneNumber": "+1 555",
             "messagingLimit": "TIER_1K",
             "nameStatus": "APPROVED",
             "platformType": "CLOUD_API",
             "qualityRating": "GREEN",
+            "status": "CONNECTED",
             "throughputLevel": "STANDARD",
         },
         "published": {

@@ -45,6 +45,14 @@ class RequestBudget:
         self.granted += 1
         return wait
 
+    def charge(self) -> None:
+        """Count a request that must not wait: it goes now, ahead of every queued caller and
+        of any pause, and the callers after it are paced as if it had taken its turn. Only
+        for the Embedded Signup code exchange: Meta's OAuth code lives about 30 s, and a
+        burst of tenant checks (or a throttling pause) could outlast it."""
+        self._tat = max(self._tat, self._clock()) + 1 / self.rate
+        self.granted += 1
+
     def _waba_held(self, waba: str | None, now: float) -> float:
         return 0.0 if waba is None else self._waba_paused_until.get(waba, 0.0) - now
 

@@ -73,8 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rotation-interval", help="how often old-key rows are re-encrypted")
     p.add_argument(
         "--amqp-url",
-        help="RabbitMQ URL, to report which workers run the published config (prefer the "
-        "env var: it holds a password)",
+        help="RabbitMQ URL, to report which workers run the published config and to act on the "
+        "workers' tenant signals (prefer the env var: it holds a password)",
     )
     p.add_argument(
         "--max-concurrent-reconciles",

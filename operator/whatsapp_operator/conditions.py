@@ -18,6 +18,7 @@ Status = Literal["True", "False", "Unknown"]
 SECRET_RESOLVED = "SecretResolved"
 TOKEN_VALID = "TokenValid"
 PHONE_NUMBER_VERIFIED = "PhoneNumberVerified"
+SENDING_BLOCKED = "SendingBlocked"  # True while Meta blocks the number (blocking.py)
 SYNCED = "Synced"
 TOKEN_ROTATION = "TokenRotation"  # a warning channel: never part of Ready
 API_VERSION = "ApiVersionSupported"  # likewise
@@ -26,6 +27,7 @@ ORDER = (
     SECRET_RESOLVED,
     TOKEN_VALID,
     PHONE_NUMBER_VERIFIED,
+    SENDING_BLOCKED,
     SYNCED,
     TOKEN_ROTATION,
     API_VERSION,
@@ -58,6 +60,8 @@ class Reason:
     PERMISSION_DENIED = "PermissionDenied"
     MISSING_SCOPES = "MissingScopes"
     WABA_NOT_IN_SCOPE = "WabaNotInScope"
+    APP_SECRET_PROOF_REQUIRED = "AppSecretProofRequired"  # Meta refused: no/wrong proof
+    USER_TOKEN = "UserToken"  # Warning Event: a user token, not a system user's
     GRAPH_API_UNAVAILABLE = "GraphApiUnavailable"
     GRAPH_API_THROTTLED = "GraphApiThrottled"
     NOT_CHECKED = "NotChecked"
@@ -66,6 +70,19 @@ class Reason:
     PHONE_NUMBER_NOT_FOUND = "PhoneNumberNotFound"
     PHONE_NUMBER_NOT_IN_WABA = "PhoneNumberNotInWaba"
     PHONE_NUMBER_NO_ACCESS = "PhoneNumberNoAccess"
+    # SendingBlocked (True: the Meta code that blocked the number; codes without a name here
+    # are `MetaError<code>`); False: SendingAllowed. Ready=False/SendingBlocked meanwhile.
+    SENDING_BLOCKED = "SendingBlocked"
+    SENDING_ALLOWED = "SendingAllowed"
+    ACCOUNT_RESTRICTED = "AccountRestricted"  # 368: policy violation
+    COUNTRY_RESTRICTED = "CountryRestricted"  # 130497: may not message this country
+    ACCOUNT_LOCKED = "AccountLocked"  # 131031: Meta locked the business account
+    DISPLAY_NAME_NOT_APPROVED = "DisplayNameNotApproved"  # 131037
+    PAYMENT_ISSUE = "PaymentIssue"  # 131042: payment method or eligibility
+    CERTIFICATE_INVALID = "CertificateInvalid"  # 131045: registration / certificate
+    SPAM_RATE_LIMIT = "SpamRateLimit"  # 131048: spam rate limit on the number
+    ACCOUNT_ENFORCEMENT = "AccountEnforcement"  # 131064: an enforcement action
+    NUMBER_NOT_REGISTERED = "NumberNotRegistered"  # 133010
     # Synced (PostgreSQL)
     SYNCED = "Synced"
     NOT_SYNCED = "NotSynced"

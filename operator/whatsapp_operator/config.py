@@ -46,7 +46,7 @@ class OperatorConfig(BaseSettings):
     initial_shards: int = Field(default=INITIAL_SHARDS, ge=1, le=MAX_SHARDS)
     amqp_url: str | None = Field(
         default=None, repr=False,
-        description="RabbitMQ URL: read worker heartbeats to report config convergence",
+        description="RabbitMQ URL: worker heartbeats (config convergence) and tenant signals",
     )  # fmt: skip
     # Tenant reconcile passes running at once (scheduler.py); more wait for a place, earliest
     # due first. Most of a pass is waiting (Graph budget, publisher, PostgreSQL).

@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import conditions as c
+from .blocking import STATUS_KEY, Health, SendingFacts, judge_block
 from .conditions import Condition, Reason
-from .facts import PhoneFacts, TokenFacts, Verdict, not_checked
+from .facts import USER_TOKEN_ADVICE, PhoneFacts, TokenFacts, Verdict, not_checked
 from .ownership import Conflict
 from .rotation import RotationInputs
 from .tokens import SecretOutcome
@@ -110,6 +111,7 @@ class Inputs:
     rotation: RotationInputs | None = None
     api_version: Condition | None = None
     published: Mapping[str, str] | None = None  # where the resolved config carries it
+    sending: SendingFacts | None = None  # the tenant's number, and a block reported now
 
 
 @dataclass(frozen=True)
@@ -141,11 +143,12 @@ def _stored_verdict(status: Mapping[str, Any], type_: str) -> Verdict | None:
 
 
 def _within_grace(inputs: Inputs, verdict_type: str, new: Verdict) -> bool:
-    """A transient failure keeps a Ready tenant Ready until the outage outlasts the grace."""
+    """A transient failure keeps a Ready tenant Ready until the outage outlasts the grace (and
+    a blocked one blocked, not unknown: its workers keep holding its messages)."""
     if not new.transient:
         return False
-    ready = c.find(inputs.status.get("conditions") or (), c.READY)
-    if ready is None or ready.get("status") != "True":
+    ready = c.find(inputs.status.get("conditions") or (), c.READY) or {}
+    if ready.get("status") != "True" and ready.get("reason") != Reason.SENDING_BLOCKED:
         return False
     stored = c.find(inputs.status.get("conditions") or (), verdict_type)
     since = inputs.now
@@ -230,15 +233,20 @@ def _token_status(inputs: Inputs) -> dict[str, Any] | None:
 def decide(inputs: Inputs) -> Decision:
     secret_v, token_v, phone_v = _verdicts(inputs)
     ready = _ready(inputs, secret_v, token_v, phone_v)
+    health = Health.of(inputs.check) if inputs.check is not None else None
+    blocked = judge_block(inputs.status, inputs.sending, health, inputs.now)
+    if blocked.block is not None and ready.status == "True":
+        ready = Condition(c.READY, "False", Reason.SENDING_BLOCKED, blocked.block.describe())
     updates = [
         Condition(c.SECRET_RESOLVED, secret_v.status, secret_v.reason, secret_v.message),
         Condition(c.TOKEN_VALID, token_v.status, token_v.reason, token_v.message),
         Condition(c.PHONE_NUMBER_VERIFIED, phone_v.status, phone_v.reason, phone_v.message),
+        *([blocked.condition] if blocked.condition is not None else []),
         ready,
     ]
     sync = inputs.sync
     if sync is not None:
-        updates.insert(3, Condition(c.SYNCED, sync.status, sync.reason, sync.message))
+        updates.insert(-1, Condition(c.SYNCED, sync.status, sync.reason, sync.message))
     warnings = [w for w in (_rotation_condition(inputs), inputs.api_version) if w is not None]
     updates[-1:-1] = warnings
     status: dict[str, Any] = {
@@ -251,7 +259,7 @@ def decide(inputs: Inputs) -> Decision:
         ),
     }
     phone = (
-        inputs.check.phone.status()
+        inputs.check.phone.to_status()
         if inputs.check is not None and inputs.check.phone is not None
         else inputs.status.get("phone")
     )
@@ -265,6 +273,8 @@ def decide(inputs: Inputs) -> Decision:
         status["database"] = database
     if inputs.published:
         status["published"] = dict(inputs.published)
+    if blocked.block is not None:
+        status[STATUS_KEY] = blocked.block.to_status()
     rotation = inputs.rotation
     if rotation is not None:
         renewal = rotation.renewal()
@@ -272,9 +282,10 @@ def decide(inputs: Inputs) -> Decision:
             token["renewalTime"] = c.rfc3339(renewal)
         if rotation.strategy == "Refresh" or inputs.status.get("rotation"):
             status["rotation"] = rotation.state.to_status()
-    events = _events(inputs.status, ready) + _sync_events(inputs.sync)
+    events = _events(inputs.status, ready) + _sync_events(inputs.sync) + _user_token(inputs)
     for warning in warnings:
         events += _warning_events(inputs.status, warning)
+    events += [Event(*event) for event in blocked.events]
     return Decision(status, events + _rotation_events(rotation), _audit_notes(inputs))
 
 
@@ -319,6 +330,17 @@ def _warning_events(stored: Mapping[str, Any], cond: Condition) -> list[Event]:
     if before is not None and before.get("reason") == cond.reason:
         return []
     return [Event("Warning", cond.reason, cond.message)]
+
+
+def _user_token(inputs: Inputs) -> list[Event]:
+    """A Warning when a check first finds a user token (not on every check: the stored
+    status.token.type says what the last one found)."""
+    check = inputs.check
+    if check is None or check.token is None or check.token.type != "USER":
+        return []
+    if (inputs.status.get("token") or {}).get("type") == "USER":
+        return []
+    return [Event("Warning", Reason.USER_TOKEN, f"the token is a user token: {USER_TOKEN_ADVICE}")]
 
 
 def _rotation_events(rotation: RotationInputs | None) -> list[Event]:

@@ -42,6 +42,7 @@ from .registry import Registry, TenantKey
 from .scheduler import Scheduler, wait_ended
 from .secret_watch import SecretWatch
 from .spec import GROUP, PLURAL, VERSION
+from .tenant_signals import SignalListener, SignalRouter
 from .validation import Validator
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,9 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> 
             memo.background.append(
                 asyncio.create_task(memo.runtime.convergence.run(), name="heartbeats")
             )
+            memo.background.append(
+                asyncio.create_task(_signals(cfg.amqp_url, registry), name="tenant-signals")
+            )
     for task in memo.background:
         diagnostics.supervise(task)
     log.info(
@@ -177,6 +181,16 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> 
         type(asyncio.get_running_loop()).__module__.split(".")[0],
         cfg.http_backend,
     )
+
+
+async def _signals(amqp_url: str, registry: Registry) -> None:
+    """Workers' tenant signals wake the tenants they are about (ignored while paused)."""
+    paused = toggles.paused_set()
+    router = SignalRouter(registry, paused=lambda: paused is not None and paused.is_on())
+    try:
+        await SignalListener(amqp_url, router.route).run()
+    finally:
+        router.close()
 
 
 async def publishing(rt: Runtime) -> None:

@@ -16,6 +16,11 @@ TENANT_LABELS = ("namespace", "name", "tenant_id")
 TOKEN_EXPIRY = "whatsapp_tenant_token_expiry_timestamp_seconds"
 TOKEN_RENEWAL = "whatsapp_tenant_token_renewal_timestamp_seconds"
 READY = "whatsapp_tenant_ready"
+SENDING_BLOCKED = "whatsapp_tenant_sending_blocked"  # its own family: one more label, `code`
+SENDING_BLOCKED_HELP = (
+    "1 while Meta blocks sending from the tenant's number (code: Meta's error code); absent "
+    "otherwise"
+)
 _TENANT_HELP = {
     TOKEN_EXPIRY: "When the tenant's access token expires (unix seconds); absent for "
     "never-expiring tokens",
@@ -30,6 +35,7 @@ class _TenantFacts:
     ready: bool
     expiry: float | None
     renewal: float | None
+    blocked_code: int | None = None
 
 
 class TenantGauges(Collector):
@@ -44,10 +50,14 @@ class TenantGauges(Collector):
         self.tenants: dict[tuple[str, str], _TenantFacts] = {}
 
     def _families(self) -> dict[str, GaugeMetricFamily]:
-        return {
+        families = {
             name: GaugeMetricFamily(name, doc, labels=TENANT_LABELS)
             for name, doc in _TENANT_HELP.items()
         }
+        families[SENDING_BLOCKED] = GaugeMetricFamily(
+            SENDING_BLOCKED, SENDING_BLOCKED_HELP, labels=(*TENANT_LABELS, "code")
+        )
+        return families
 
     def describe(self) -> Iterator[Metric]:
         return iter(self._families().values())
@@ -61,6 +71,8 @@ class TenantGauges(Collector):
                 families[TOKEN_EXPIRY].add_metric(labels, facts.expiry)
             if facts.renewal is not None:
                 families[TOKEN_RENEWAL].add_metric(labels, facts.renewal)
+            if facts.blocked_code is not None:
+                families[SENDING_BLOCKED].add_metric([*labels, str(facts.blocked_code)], 1.0)
         return iter(families.values())
 
 
@@ -72,6 +84,11 @@ WAKES = Counter(
     "whatsapp_operator_wakes_total", "Tenant passes run before their timer, by why", ["reason"]
 )
 REFRESHES = Counter("whatsapp_operator_token_refreshes_total", "Token refreshes", ["result"])
+SIGNALS = Counter(
+    "whatsapp_operator_signals_total",
+    "Tenant signals from the sender workers, by kind and what the operator did with them",
+    ["kind", "outcome"],
+)
 
 POOL_WORKERS = Gauge(
     "whatsapp_operator_pool_workers",
@@ -124,11 +141,14 @@ def observe(namespace: str, name: str, tenant_id: str, status: dict[str, object]
         isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True"
         for c in conditions  # type: ignore[attr-defined]
     )
+    block = status.get("sendingBlock")
+    code = block.get("code") if isinstance(block, dict) else None
     TENANTS.tenants[(namespace, name)] = _TenantFacts(
         tenant_id,
         ready,
         expiry.timestamp() if expiry is not None else None,
         renewal.timestamp() if renewal is not None else None,
+        code if isinstance(code, int) and not isinstance(code, bool) else None,
     )
 
 

@@ -48,7 +48,9 @@ MIN_PASS_INTERVAL = 1.0
 def resolved_config(
     spec: TenantSpec, token: ResolvedToken, default_version: str, throughput: str
 ) -> TenantConfig:
-    """The contract's view of a tenant (the token travels inside a SecretStr)."""
+    """The contract's view of a tenant (the token, and its appsecret_proof when the app
+    secret is known, travel inside SecretStrs; the app secret itself never does)."""
+    proof = SecretStr(token.proof) if token.proof else None
     return TenantConfig(
         tenant_id=spec.tenant_id,
         waba_id=spec.waba_id,
@@ -58,6 +60,7 @@ def resolved_config(
         suspended=False,
         token=SecretStr(token.value),
         token_fingerprint=token.fingerprint,
+        appsecret_proof=proof,
     )
 
 

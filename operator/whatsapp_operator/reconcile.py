@@ -19,7 +19,8 @@ from typing import Any
 from whatsapp_graph.client import DEFAULT_VERSION
 from whatsapp_graph.resolved import Entry
 
-from . import metrics
+from . import blocking, metrics
+from .app_proof import attach_proof
 from .audit_writer import AuditWriter
 from .body_dictionary import TENANT_DICTIONARY
 from .convergence import HeartbeatListener
@@ -102,6 +103,7 @@ class Requests:
 
     revalidate: bool = False
     refresh: bool = False
+    signals: blocking.Pending | None = None  # what workers reported since the last pass
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,8 @@ async def reconcile_once(
     )
     ref = spec.token_secret_ref
     secret, snapshot = await _read_secret(rt, namespace, ref.name, ref.key)
+    app = spec.rotation.app_credentials_secret_ref
+    secret = await attach_proof(rt.kube, namespace, app, secret)  # the token's appsecret_proof
     token = secret.token
     check: CheckResult | None = None
     rotation = None
@@ -159,8 +163,9 @@ async def reconcile_once(
             status, fingerprint=token.fingerprint, generation=generation,
             interval=spec.validation.interval, uid=uid, now=now,
         )  # fmt: skip
-        if due <= now or requests.revalidate:
-            check = await rt.validator.check(token.value, spec)
+        recheck = blocking.wants_recheck(requests.signals, token.fingerprint, status)
+        if due <= now or requests.revalidate or recheck:
+            check = await rt.validator.check(token.value, spec, token.proof)
         rotation = await rotate(
             rt.refresher, meta=meta, spec=spec, snapshot=snapshot, token=token, check=check,
             status=status, now=rt.clock(), forced=requests.refresh,
@@ -169,6 +174,10 @@ async def reconcile_once(
     inputs = Inputs(
         generation, "", secret, conflict, check, status, rt.clock(), rt.grace,
         token_storage=rt.token_storage, rotation=rotation, api_version=version,
+        sending=blocking.SendingFacts(
+            spec.phone_number_id,
+            blocking.reported_block(requests.signals, spec.phone_number_id, now),
+        ),
     )  # fmt: skip
     decision = decide(inputs)
     entry: Entry | None = None
@@ -176,7 +185,7 @@ async def reconcile_once(
     if rt.publisher is not None and conflict is None:
         rt.registry.keys_by_tenant_id[spec.tenant_id] = (namespace, name)
         throughput = str((decision.status.get("phone") or {}).get("throughputLevel") or "")
-        entry = _publish(rt, spec, token, decision.ready, throughput)
+        entry = _publish(rt, spec, token, decision, throughput)
         if entry is not None:  # overlaps with the row's sync; saves a second pass
             waiting = asyncio.create_task(
                 rt.publisher.wait_published(spec.tenant_id, entry, PUBLISH_WAIT)
@@ -227,16 +236,20 @@ async def reconcile_once(
 
 
 def _publish(
-    rt: Runtime, spec: TenantSpec, token: ResolvedToken | None, ready: bool, throughput: str
+    rt: Runtime, spec: TenantSpec, token: ResolvedToken | None, decision: Decision, throughput: str
 ) -> Entry | None:
     """Hand the tenant's resolved config to the publisher (and return its entry): only a tenant
     whose token and number check out, active and not suspended (the kill switch) is
     published. Readiness here leaves PostgreSQL out: an unreachable database must not stop
-    the sending."""
+    the sending. A number Meta blocks stays published, with its `blocked_code`: its workers
+    hold its messages instead of taking the tenant for unknown."""
     assert rt.publisher is not None
     config = None
-    if ready and token is not None and spec.active and not spec.suspend:
+    wanted = blocking.publishable(decision.status) and spec.active and not spec.suspend
+    if wanted and token is not None:
         config = resolved_config(spec, token, rt.default_version, throughput)
+        if (code := blocking.blocked_code(decision.status)) is not None:
+            config = config.model_copy(update={"blocked_code": code})
     return rt.publisher.update(spec.tenant_id, spec.sender_pool, config)
 
 
@@ -372,7 +385,8 @@ class TenantLoop:
         body = self.body  # the pass works on this one; a newer one is for the next pass
         status = self._status(body)
         asked = self._asked(body)  # taken now: a request arriving mid-pass waits for the next
-        requests = Requests(REVALIDATE_ANNOTATION in asked, REFRESH_ANNOTATION in asked)
+        signals = self.rt.registry.take_signals(self.key)
+        requests = Requests(REVALIDATE_ANNOTATION in asked, REFRESH_ANNOTATION in asked, signals)
         try:
             outcome = await reconcile_once(
                 self.rt, body, status, self.rt.by_tenant_id, self.rt.by_phone, requests
@@ -382,6 +396,7 @@ class TenantLoop:
         except KubeError as exc:
             if not isinstance(exc, KubeUnavailable):
                 log.error("tenant %s/%s: %s", *self.key, exc)
+            self.rt.registry.return_signals(self.key, signals)  # for the retry
             self.failures += 1
             return backoff(self.failures)
         metrics.RECONCILES.labels("transient" if outcome.transient else "ok").inc()

@@ -11,11 +11,10 @@ follow through the ordinary reconcile that the Secret change triggers.
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Callable
 from datetime import datetime
 
-from whatsapp_graph.client import GraphClient
+from whatsapp_graph.client import GraphClient, appsecret_proof
 from whatsapp_graph.errors import GraphError
 
 from .budget import RequestBudget
@@ -24,7 +23,7 @@ from .kube import Kube, KubeConflict, KubeError, SecretSnapshot
 from .logs import REDACTOR
 from .rotation import RefreshOutcome
 from .spec import AppCredentialsRef, TenantSpec
-from .tokens import ResolvedToken, fingerprint
+from .tokens import ResolvedToken, decode_value, fingerprint, read_app_credentials
 
 PREVIOUS_KEY = "previousAccessToken"
 
@@ -37,14 +36,6 @@ class RefreshError(Exception):
 
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
-
-
-def decode(data: dict[str, str], key: str) -> str | None:
-    try:
-        value = base64.b64decode(data.get(key) or "", validate=True).decode().strip()
-    except (binascii.Error, ValueError):
-        return None
-    return value or None
 
 
 class Refresher:
@@ -64,24 +55,28 @@ class Refresher:
             secret = await self.kube.read_secret(namespace, ref.name)
         except KubeError as exc:  # else the whole reconcile of the tenant fails with it
             raise RefreshError("app credentials", str(exc)) from None
-        if secret is None:
-            raise RefreshError("app credentials", f"Secret {ref.name!r} not found")
-        app_id = decode(secret.data, ref.app_id_key)
-        app_secret = decode(secret.data, ref.app_secret_key)
-        if not app_id or not app_secret:
-            raise RefreshError(
-                "app credentials",
-                f"Secret {ref.name!r} lacks {ref.app_id_key!r} or {ref.app_secret_key!r}",
-            )
-        REDACTOR.add(app_secret)
-        return app_id, app_secret
+        credentials = read_app_credentials(
+            secret.data if secret is not None else None,
+            ref.name,
+            ref.app_id_key,
+            ref.app_secret_key,
+        )
+        if credentials.app_id is None or credentials.app_secret is None:
+            raise RefreshError("app credentials", credentials.problem)
+        REDACTOR.add(credentials.app_secret)
+        return credentials.app_id, credentials.app_secret
 
     async def refresh(
         self, namespace: str, spec: TenantSpec, secret: SecretSnapshot, token: ResolvedToken
     ) -> RefreshOutcome:
         try:
-            new = await self._obtain(namespace, spec, token)
-            await self._verify(new, spec)
+            app_id, app_secret = await self._app(
+                namespace, spec.rotation.app_credentials_secret_ref
+            )
+            new = await self._obtain(app_id, app_secret, spec, token)
+            proof = appsecret_proof(new, app_secret)
+            REDACTOR.add(proof)
+            await self._verify(new, spec, proof)
             await self._write(namespace, spec, secret, new, token)
         except RefreshError as exc:
             return RefreshOutcome(False, exc.step, str(exc), self.clock())
@@ -90,8 +85,9 @@ class Refresher:
             previous_fingerprint=token.fingerprint,
         )  # fmt: skip
 
-    async def _obtain(self, namespace: str, spec: TenantSpec, token: ResolvedToken) -> str:
-        app_id, app_secret = await self._app(namespace, spec.rotation.app_credentials_secret_ref)
+    async def _obtain(
+        self, app_id: str, app_secret: str, spec: TenantSpec, token: ResolvedToken
+    ) -> str:
         try:
             await self.budget.acquire()
             body = await self.graph.exchange_token(
@@ -105,16 +101,19 @@ class Refresher:
             raise RefreshError("exchange", "Meta returned the same token")
         return new
 
-    async def _verify(self, new: str, spec: TenantSpec) -> None:
+    async def _verify(self, new: str, spec: TenantSpec, proof: str) -> None:
+        """debug_token and a read of the tenant's number with the new token (and its proof:
+        the app's secret is at hand here, whatever the app requires)."""
+        version = spec.graph_api_version
         try:
             await self.budget.acquire()
-            data = await self.graph.debug_token(new, version=spec.graph_api_version)
+            data = await self.graph.debug_token(new, version=version, proof=proof)
             verdict = judge_token(TokenFacts.from_debug_token(data), spec.waba_id, self.clock())
             if not verdict.ok:
                 raise RefreshError("verify", f"the new token is not usable: {verdict.message}")
             await self.budget.acquire(spec.waba_id)
             await self.graph.phone_number(
-                new, spec.phone_number_id, fields=("id",), version=spec.graph_api_version
+                new, spec.phone_number_id, fields=("id",), version=version, proof=proof
             )
         except GraphError as exc:
             raise RefreshError("verify", str(exc)) from None
@@ -139,7 +138,7 @@ class Refresher:
     ) -> str:
         """Drop previousAccessToken from the Secret, revoking it first if asked. Returns
         what was done, for the Event; raises RefreshError (retried later) on failure."""
-        previous = decode(secret.data, PREVIOUS_KEY)
+        previous = decode_value(secret.data, PREVIOUS_KEY)
         revoked = ""
         if previous and spec.rotation.revoke_previous and previous != current.value:
             app_id, app_secret = await self._app(

@@ -10,13 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from whatsapp_graph.signals import TenantSignal
+
 from . import metrics
+from .blocking import Pending
 
 TenantKey = tuple[str, str]  # (namespace, name)
 # Why a tenant's pass ran before its timer (whatsapp_operator_wakes_total{reason}): its spec
 # or a request annotation, ids released by another tenant, its Secret, its config published
-# or moved to another shard, its pool's workers, PostgreSQL back, its row edited outside.
-WakeReason = Literal["spec", "claim", "secret", "published", "workers", "database", "drift"]
+# or moved to another shard, its pool's workers, PostgreSQL back, its row edited outside, a
+# worker's signal (tenant_signals.py).
+WakeReason = Literal[
+    "spec", "claim", "secret", "published", "workers", "database", "drift", "signal"
+]
 
 
 class Wakeable(Protocol):
@@ -60,6 +66,8 @@ class Registry:
     # the Secret each tenant reads its token from, and (namespace, Secret) -> its tenants
     secret_of: dict[TenantKey, str] = field(default_factory=dict)
     by_secret: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    # what workers reported about a tenant (tenant_signals.py), for its next pass to take
+    signals: dict[TenantKey, Pending] = field(default_factory=dict)
 
     def register(self, key: TenantKey, target: Wakeable | None = None) -> Wakeable:
         """The tenant's wake target from now on (`target`, or a new Flag); the one it has if
@@ -73,6 +81,26 @@ class Registry:
     def unregister(self, key: TenantKey) -> None:
         self.wakers.pop(key, None)
         self.seen_generation.pop(key, None)
+        self.signals.pop(key, None)
+
+    def key_of(self, tenant_id: str) -> TenantKey | None:
+        """The tenant holding `tenant_id` whose passes run here (None: unknown, or paused)."""
+        key = self.keys_by_tenant_id.get(tenant_id)
+        return key if key is not None and key in self.wakers else None
+
+    def post_signal(self, key: TenantKey, signal: TenantSignal) -> None:
+        """File a worker's signal for the tenant's next pass (the caller wakes it)."""
+        self.signals[key] = self.signals.get(key, Pending()).add(signal)
+
+    def take_signals(self, key: TenantKey) -> Pending | None:
+        """What was reported since the tenant's last pass (its pass acts on it once)."""
+        return self.signals.pop(key, None)
+
+    def return_signals(self, key: TenantKey, pending: Pending | None) -> None:
+        """A pass that failed hands back what it took (newer reports win)."""
+        if pending is not None and key in self.wakers:
+            newer = self.signals.get(key)
+            self.signals[key] = pending.merge(newer) if newer is not None else pending
 
     def wake(self, key: TenantKey, reason: WakeReason) -> bool:
         event = self.wakers.get(key)

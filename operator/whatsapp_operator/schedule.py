@@ -2,7 +2,9 @@
 
 A check runs at once when the token or the spec changed, or when the last check did not end
 in a verdict; otherwise at lastValidatedAt + interval, shifted by a per-tenant jitter so that
-ten thousand tenants created together do not all re-validate in the same second.
+ten thousand tenants created together do not all re-validate in the same second. While Meta
+blocks the tenant's number (status.sendingBlock), every BLOCKED_RECHECK at most, counted from
+the block or the last check, whichever is later: that check is what lifts the block.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ JITTER = 0.1  # +-10% of the interval
 # someone asks with the revalidate annotation): a revoked token must not burn the app's
 # rate limit. The circuit breaker of the issue "Token lifecycle".
 CREDENTIAL_BACKOFF = timedelta(hours=6)
+# A blocked number is looked at again this often (jittered): never at once after the block (the
+# number just failed a send), soon enough that sending resumes minutes after Meta lifts it.
+BLOCKED_RECHECK = timedelta(minutes=5)
 _CREDENTIAL_REASONS = {
     Reason.TOKEN_EXPIRED, Reason.TOKEN_INVALIDATED, Reason.APP_REMOVED, Reason.PASSWORD_CHANGED,
     Reason.ACCOUNT_CHECKPOINT, Reason.TOKEN_UNREADABLE, Reason.TOKEN_REJECTED,
@@ -37,6 +42,9 @@ _SETTLED = {Reason.TOKEN_VALID} | {
     Reason.PERMISSION_DENIED,
     Reason.MISSING_SCOPES,
     Reason.WABA_NOT_IN_SCOPE,
+    # Meta refused a call without (or with a wrong) appsecret_proof: settled until the spec
+    # names the app's credentials (a spec change checks at once) or the interval passes
+    Reason.APP_SECRET_PROOF_REQUIRED,
 }
 _TRANSIENT = {Reason.GRAPH_API_UNAVAILABLE, Reason.GRAPH_API_THROTTLED}
 
@@ -80,8 +88,12 @@ def next_check(
         or phone.get("reason") in _TRANSIENT
     ):
         return now
+    block = status.get("sendingBlock")
+    blocked = parse_time(block.get("since")) if isinstance(block, Mapping) else None
     if verdict.get("reason") in _CREDENTIAL_REASONS:
         interval = max(interval, CREDENTIAL_BACKOFF)
+    elif blocked is not None:
+        last, interval = max(last, blocked), min(interval, BLOCKED_RECHECK)
     due = last + interval * jitter_factor(uid)
     expires = parse_time(token.get("expiresAt"))
     if verdict.get("reason") == Reason.TOKEN_VALID and expires is not None and expires < due:

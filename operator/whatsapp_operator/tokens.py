@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from whatsapp_graph.fingerprint import fingerprint as fingerprint  # re-exported
 
@@ -24,6 +24,8 @@ class ResolvedToken:
     value: str = field(repr=False)
     fingerprint: str
     trimmed: bool = False  # surrounding whitespace (a trailing newline, usually) was removed
+    # Meta's appsecret_proof for this token, when the tenant's app secret is known (app_proof)
+    proof: str | None = field(default=None, repr=False)
 
     def __str__(self) -> str:
         return f"<token {self.fingerprint}>"
@@ -84,3 +86,49 @@ def resolve_token(data: Mapping[str, str] | None, secret_name: str, key: str) ->
         Reason.RESOLVED,
         f"token read from {where}{note}",
     )
+
+
+@dataclass(frozen=True)
+class AppCredentials:
+    """The Meta app's id and secret from a Secret, or why they cannot be had."""
+
+    app_id: str | None
+    app_secret: str | None = field(repr=False)
+    problem: str = ""  # empty when both were read
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem
+
+
+def decode_value(data: Mapping[str, str], key: str) -> str | None:
+    """A base64 value of a Secret as stripped text; None when absent, empty or not text."""
+    try:
+        value = base64.b64decode(data.get(key) or "", validate=True).decode().strip()
+    except (binascii.Error, ValueError):
+        return None
+    return value or None
+
+
+def read_app_credentials(
+    data: Mapping[str, str] | None, secret_name: str, app_id_key: str, app_secret_key: str
+) -> AppCredentials:
+    """The app id and secret from a Secret's data map (None: no Secret). Never echoed."""
+    if data is None:
+        return AppCredentials(None, None, f"Secret {secret_name!r} not found")
+    app_id, app_secret = decode_value(data, app_id_key), decode_value(data, app_secret_key)
+    if not app_id or not app_secret:
+        return AppCredentials(
+            None, None, f"Secret {secret_name!r} lacks {app_id_key!r} or {app_secret_key!r}"
+        )
+    return AppCredentials(app_id, app_secret)
+
+
+def with_proof(outcome: SecretOutcome, proof: str | None, note: str) -> SecretOutcome:
+    """The outcome with its token's appsecret_proof attached and `note` (where the proof
+    comes from, or why there is none) added to the message."""
+    if outcome.token is None:
+        return outcome
+    token = replace(outcome.token, proof=proof)
+    message = f"{outcome.message}; {note}" if note else outcome.message
+    return SecretOutcome(token, outcome.reason, message)

@@ -398,7 +398,8 @@ def test_printer_columns_and_category(kubectl: Any, namespace: str) -> None:
     ]
 
     header, row = kubectl("get", "wat", "-n", ns, "-o", "wide").stdout.splitlines()
-    assert header.split()[-5:] == ["WABA", "PHONE-ID", "QUALITY", "VALIDATED", "SYNCED"]
+    wide = ["WABA", "PHONE-ID", "QUALITY", "VALIDATED", "SYNCED", "BLOCKED"]
+    assert header.split()[-6:] == wide  # BLOCKED: Meta's blocking code (issue 16)
     assert row.split()[-3:] == ["102290129340398", "106540352242922", "GREEN"]
 
     # The category spans WhatsAppTenant and WhatsAppSignup: kubectl names the kind.

@@ -48,8 +48,11 @@ class Onboarding:
 @pytest.fixture
 def onboarding(sim: Any) -> Callable[..., Onboarding]:
     def make(
-        *, numbers: int = 1, ttl: float | None = None, waba_id: str | None = None
-    ) -> Onboarding:
+        *, numbers: int = 1, ttl: float | None = None, waba_id: str | None = None,
+        targets: bool = True, scopes: tuple[str, ...] = SCOPES,
+    ) -> Onboarding:  # fmt: skip
+        """`targets` False: a token whose granular scopes list no target_ids (Meta's
+        mid-2026 signup tokens)."""
         waba = waba_id or new_id("2")
         if waba_id is None:
             sim.add_waba(waba)
@@ -64,8 +67,8 @@ def onboarding(sim: Any) -> Callable[..., Onboarding]:
         code, token = "AQB" + uuid.uuid4().hex + uuid.uuid4().hex, new_token()
         SECRETS.extend([code, token])
         ISSUED_TOKENS.append(token)  # the session's final scan looks for it too
-        targets = {s: [waba] for s in SCOPES if s.startswith("whatsapp")}
-        sim.add_code(code, app_id=APP_ID, scopes=SCOPES, targets=targets, ttl=ttl, token=token)
+        grants = {s: [waba] for s in scopes if s.startswith("whatsapp")} if targets else None
+        sim.add_code(code, app_id=APP_ID, scopes=scopes, targets=grants, ttl=ttl, token=token)
         return Onboarding(waba, phones, code, token)
 
     return make
@@ -189,6 +192,10 @@ def test_signup_end_to_end(
     assert tenant["spec"]["tenantId"] == tenant_id
     assert (tenant["spec"]["wabaId"], tenant["spec"]["phoneNumberId"]) == status_ids(status)
     assert tenant["spec"]["tokenSecretRef"]["name"] == "acme-meta-token"
+    # the signup's app credentials: the tenant's calls (and its workers') carry the proof
+    assert tenant["spec"]["rotation"]["appCredentialsSecretRef"]["name"] == "meta-app"
+    resolved = next(c for c in tenant["status"]["conditions"] if c["type"] == "SecretResolved")
+    assert "appsecret_proof from Secret 'meta-app'" in resolved["message"]
     # Meta's side: the app is subscribed to the WABA and the number is registered.
     subscribed = graph(graph_sim, "GET", f"{ob.waba_id}/subscribed_apps", ob.token).json()
     assert [a["whatsapp_business_api_data"]["id"] for a in subscribed["data"]] == [APP_ID]
@@ -402,6 +409,65 @@ def test_callback_creates_a_signup_that_makes_a_ready_tenant(
     assert get(kubectl, "wat", callback_namespace, tenant)["spec"]["tenantId"] == tenant_id
     code_secret = get(kubectl, "secret", callback_namespace, f"{name}-code")
     assert code_secret["metadata"]["ownerReferences"][0]["name"] == name
+
+
+MID_2026_SCOPES = (*SCOPES, "whatsapp_business_manage_events")
+
+
+def test_a_mid_2026_token_takes_waba_and_number_from_the_session(
+    kubectl: Kubectl, namespace: str, operator: Any, onboarding: Any
+) -> None:
+    """The token's grants name no WABA: the session's ids, confirmed by the WABA's list."""
+    ob = onboarding(numbers=2, targets=False, scopes=MID_2026_SCOPES)
+    session = {"wabaId": ob.waba_id, "phoneNumberId": ob.phones[1]}
+    apply_signup(kubectl, namespace, ob, session=session)
+    obj = wait_condition(kubectl, namespace, "acme", "Ready", "True")
+    assert status_ids(obj["status"]) == (ob.waba_id, ob.phones[1])
+    assert "from the signup session" in conditions(obj)["WabaDiscovered"]["message"]
+    kubectl("wait", "--for=condition=Ready", "wat/acme", "-n", namespace, "--timeout=30s")
+    tenant = get(kubectl, "wat", namespace, "acme")
+    assert (tenant["spec"]["wabaId"], tenant["spec"]["phoneNumberId"]) == status_ids(obj["status"])
+
+
+@pytest.mark.parametrize(
+    ("session", "step", "reason"),
+    [
+        pytest.param(None, "WabaDiscovered", "WabaNotFound", id="no session"),
+        pytest.param({"phoneNumberId": "3999"}, "WabaDiscovered", "WabaNotFound",
+                     id="a session without the WABA"),
+        pytest.param("wrong number", "PhoneNumberSelected", "PhoneNumberNotFound",
+                     id="a number the WABA does not have"),
+    ],
+)  # fmt: skip
+def test_a_mid_2026_token_without_usable_session_ids_stops(
+    kubectl: Kubectl, namespace: str, operator: Any, onboarding: Any, session: Any, step: str,
+    reason: str,
+) -> None:  # fmt: skip
+    ob = onboarding(targets=False, scopes=MID_2026_SCOPES)
+    if session == "wrong number":
+        session = {"wabaId": ob.waba_id, "phoneNumberId": "3999"}
+    spec = {"session": session} if session else {}
+    apply_signup(kubectl, namespace, ob, **spec)
+    obj = wait_condition(kubectl, namespace, "acme", step, "False")
+    assert conditions(obj)[step]["reason"] == reason
+    assert tenants(kubectl, namespace) == []
+
+
+def test_callback_carries_the_session_ids(
+    kubectl: Kubectl, callback_namespace: str, operator: Any, onboarding: Any
+) -> None:
+    ob = onboarding(numbers=2, targets=False, scopes=MID_2026_SCOPES)
+    tenant_id = f"t_{uuid.uuid4().hex[:16]}"
+    body = json.dumps({
+        "code": ob.code, "state": tenant_id, "waba_id": ob.waba_id,
+        "phone_number_id": ob.phones[0],
+    }).encode()  # fmt: skip
+    answer = post_callback(operator, body, signed(body))
+    assert answer.status_code == 202, answer.text
+    name = answer.json()["signup"]
+    obj = wait_condition(kubectl, callback_namespace, name, "Ready", "True")
+    assert obj["spec"]["session"] == {"wabaId": ob.waba_id, "phoneNumberId": ob.phones[0]}
+    assert status_ids(obj["status"]) == (ob.waba_id, ob.phones[0])
 
 
 def test_callback_rejects_a_bad_hmac_and_a_replay(

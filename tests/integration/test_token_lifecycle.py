@@ -174,7 +174,11 @@ def test_a_failed_refresh_leaves_the_working_token(
     assert token_in_secret(kubectl, namespace, "acme-token") == w.token
     assert token_in_secret(kubectl, namespace, "acme-token", "previousAccessToken") is None
     assert cond(obj, "Ready")["status"] == "True"
-    assert any(e["reason"] == "RefreshFailed" for e in events(kubectl, namespace, "acme"))
+    # the Event is posted after the status write the wait above saw
+    wait_for(
+        lambda: any(e["reason"] == "RefreshFailed" for e in events(kubectl, namespace, "acme")),
+        10, 0.2, "a RefreshFailed Event",
+    )  # fmt: skip
 
 
 def test_circuit_breaker_and_timer(

@@ -154,3 +154,23 @@ async def test_many_requests_for_a_paused_waba_do_not_burst_when_it_ends() -> No
     gaps = [later - earlier for earlier, later in itertools.pairwise(sent)]
     assert sent[0] - 1000.0 >= 5.0
     assert min(gaps) == pytest.approx(0.1)
+
+
+async def test_charge_goes_ahead_of_the_queue_and_the_next_caller_pays() -> None:
+    """The signup's code exchange (its code lives ~30 s) never waits behind the queue or a
+    pause; it is counted, and whoever comes next waits one slot more."""
+    clock = FakeClock()
+    sleep = FakeSleep(clock)
+    b = RequestBudget(1.0, 1, clock=clock, sleep=sleep)
+    for _ in range(5):
+        b.reserve()  # a queue: the next acquire would wait 5 s
+    b.pause(60.0)  # and Meta asked the app to slow down
+    before = b.granted
+    b.charge()  # no await: nothing to wait for
+    assert b.granted == before + 1
+    assert sleep.waits == []
+    wait = b.reserve()
+    assert wait == pytest.approx(60.0)  # the pause still holds everyone else
+    clock.now += 100
+    b.charge()
+    assert b.reserve() == pytest.approx(1.0)  # one slot behind the charged request

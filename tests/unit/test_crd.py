@@ -197,7 +197,7 @@ def test_printer_columns(version: dict[str, Any], schema: Schema) -> None:
     default = [c["name"] for c in columns if not c.get("priority")]
     wide = [c["name"] for c in columns if c.get("priority") == 1]
     assert default == ["Tenant", "Display", "Pool", "Ready", "Reason", "Token-Expires", "Age"]
-    assert wide == ["Workers", "WABA", "Phone-ID", "Quality", "Validated", "Synced"]
+    assert wide == ["Workers", "WABA", "Phone-ID", "Quality", "Validated", "Synced", "Blocked"]
     for column in columns:
         path = column["jsonPath"]
         if path == ".metadata.creationTimestamp":

@@ -42,7 +42,7 @@ class FakeKube:
 
 
 class FakeValidator:
-    async def check(self, token: str, spec: object) -> CheckResult:
+    async def check(self, token: str, spec: object, proof: str | None = None) -> CheckResult:
         return CheckResult(
             Verdict("True", Reason.TOKEN_VALID, "token valid"),
             Verdict("True", Reason.PHONE_NUMBER_VERIFIED, "phone number verified"),

@@ -319,7 +319,7 @@ def test_no_check_this_time_keeps_the_stored_token_and_phone_facts() -> None:
 def test_failed_check_keeps_the_stored_phone_facts() -> None:
     status = ready_status()
     decision = decide(inputs(status=status, check=down_check(), now=T0 + timedelta(hours=1)))
-    assert decision.status["phone"] == PHONE_FACTS.status()
+    assert decision.status["phone"] == PHONE_FACTS.to_status()
     assert decision.status["token"] == status["token"]
 
 
@@ -370,3 +370,62 @@ def test_generation_is_observed() -> None:
     decision = decide(inputs(check=good_check(T0), generation=5))
     assert decision.status["observedGeneration"] == 5
     assert {x["observedGeneration"] for x in decision.status["conditions"]} == {5}
+
+
+def user_check(at: datetime, kind: str | None = "USER", ok: bool = True) -> CheckResult:
+    facts = replace(TOKEN_FACTS, type=kind)
+    verdict = Verdict("True", Reason.TOKEN_VALID, "token valid (USER)")
+    if not ok:
+        verdict = Verdict("False", Reason.WABA_NOT_IN_SCOPE, "another WABA")
+    return replace(good_check(at), token_verdict=verdict, token=facts)
+
+
+def stored_type(kind: str | None) -> dict[str, Any]:
+    status = ready_status()
+    if kind is None:
+        status["token"].pop("type", None)
+    else:
+        status["token"]["type"] = kind
+    return status
+
+
+@dataclass(frozen=True)
+class UserTokenCase:
+    id: str
+    stored: str | None  # status.token.type before the pass (None: no stored type)
+    check: CheckResult | None
+    warned: bool
+
+
+LATER = T0 + timedelta(hours=1)
+USER_TOKEN_CASES = [
+    UserTokenCase("first check finds a USER token", "SYSTEM_USER", user_check(LATER), True),
+    UserTokenCase("a new tenant's first check", None, user_check(LATER), True),
+    UserTokenCase("still a USER token: no second Event", "USER", user_check(LATER), False),
+    UserTokenCase("no check this pass", "SYSTEM_USER", None, False),
+    UserTokenCase("a system user token", "USER", user_check(LATER, "SYSTEM_USER"), False),
+    UserTokenCase("failed check without facts", "SYSTEM_USER", down_check(), False),
+    UserTokenCase(
+        "a USER token that fails for another reason", None, user_check(LATER, ok=False), True
+    ),
+]
+
+
+@pytest.mark.parametrize("case", USER_TOKEN_CASES, ids=lambda case: case.id)
+def test_a_user_token_warns_once(case: UserTokenCase) -> None:
+    decision = decide(inputs(status=stored_type(case.stored), check=case.check, now=LATER))
+    warnings = [e for e in decision.events if e.reason == Reason.USER_TOKEN]
+    assert len(warnings) == (1 if case.warned else 0)
+    for event in warnings:
+        assert event.type == "Warning"
+        assert "system-user tokens in production" in event.message
+        assert TOKEN not in event.message
+
+
+def test_a_user_token_keeps_the_tenant_ready() -> None:
+    first = decide(inputs(check=user_check(T0)))
+    assert first.ready
+    assert first.status["token"]["type"] == "USER"
+    later = decide(inputs(status=first.status, check=user_check(LATER), now=LATER))
+    assert later.ready
+    assert [e.reason for e in later.events] == []

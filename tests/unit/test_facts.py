@@ -9,7 +9,16 @@ import pytest
 
 from whatsapp_graph.errors import ErrorClass, GraphApiErrorInfo, classify
 from whatsapp_operator.conditions import Reason
-from whatsapp_operator.facts import PhoneFacts, TokenFacts, judge_error, judge_phone, judge_token
+from whatsapp_operator.facts import (
+    WABA_NUMBERS,
+    HealthEntity,
+    Ownership,
+    PhoneFacts,
+    TokenFacts,
+    judge_error,
+    judge_phone,
+    judge_token,
+)
 
 WABA = "102290129340398"
 OTHER_WABA = "109999999999999"
@@ -145,6 +154,20 @@ def test_from_debug_token_tolerates_odd_payloads(data: dict[str, Any]) -> None:
         pytest.param(
             debug_data(granular_scopes=None), "True", Reason.TOKEN_VALID, id="no granular scopes"
         ),
+        pytest.param(
+            debug_data(
+                scopes=[*SCOPES, "whatsapp_business_manage_events"],
+                granular_scopes=[
+                    {"scope": "whatsapp_business_management"},
+                    {"scope": "whatsapp_business_messaging"},
+                    {"scope": "whatsapp_business_manage_events"},
+                ],
+            ),
+            "True",
+            Reason.TOKEN_VALID,
+            id="mid-2026 signup token: manage_events, no target ids",
+        ),
+        pytest.param(debug_data(type="USER"), "True", Reason.TOKEN_VALID, id="a user token works"),
     ],
 )
 def test_judge_token(data: dict[str, Any], status: str, reason: str) -> None:
@@ -152,6 +175,16 @@ def test_judge_token(data: dict[str, Any], status: str, reason: str) -> None:
     assert (verdict.status, verdict.reason) == (status, reason)
     assert verdict.ok is (status == "True")
     assert not verdict.transient
+
+
+@pytest.mark.parametrize(
+    ("kind", "advised"),
+    [("USER", True), ("SYSTEM_USER", False), ("PAGE", False), (None, False)],
+)
+def test_a_user_token_is_valid_with_meta_s_advice(kind: str | None, advised: bool) -> None:
+    verdict = judge_token(TokenFacts.from_debug_token(debug_data(type=kind)), WABA, NOW)
+    assert verdict.ok
+    assert ("Meta recommends system-user tokens in production" in verdict.message) is advised
 
 
 def test_judge_token_messages_say_what_is_wrong() -> None:
@@ -196,13 +229,26 @@ PHONE_PAYLOAD: dict[str, Any] = {
     "throughput": {"level": "STANDARD"},
     "platform_type": "CLOUD_API",
     "whatsapp_business_manager_messaging_limit": "TIER_2K",
+    "status": "CONNECTED",
+    "health_status": {
+        "can_send_message": "LIMITED",
+        "entities": [
+            {"entity_type": "PHONE_NUMBER", "id": PHONE, "can_send_message": "AVAILABLE"},
+            {
+                "entity_type": "WABA",
+                "id": WABA,
+                "can_send_message": "LIMITED",
+                "errors": [{"error_code": 141006, "error_description": "payment"}],
+            },
+            {"entity_type": "BUSINESS", "id": "884400000000001", "can_send_message": "AVAILABLE"},
+        ],
+    },
 }
 
 
 def test_phone_facts_from_graph() -> None:
-    facts = PhoneFacts.from_graph({**PHONE_PAYLOAD, "whatsapp_business_account": {"id": WABA}})
-    assert facts.waba_id == WABA
-    assert facts.status() == {
+    facts = PhoneFacts.from_graph(PHONE_PAYLOAD)
+    assert facts.to_status() == {
         "displayPhoneNumber": "+1 555-010-0100",
         "verifiedName": "Acme Shop",
         "qualityRating": "GREEN",
@@ -211,64 +257,108 @@ def test_phone_facts_from_graph() -> None:
         "nameStatus": "APPROVED",
         "messagingLimit": "TIER_2K",
         "platformType": "CLOUD_API",
+        "status": "CONNECTED",
+        "canSendMessage": "LIMITED",
     }
+    assert (facts.status, facts.can_send_message) == ("CONNECTED", "LIMITED")
+    assert [e.entity_type for e in facts.health_entities] == ["PHONE_NUMBER", "WABA", "BUSINESS"]
+    (limited,) = facts.not_available()
+    assert limited == HealthEntity("WABA", WABA, "LIMITED", (141006,))
+    assert limited.describe() == f"WABA {WABA} LIMITED (errors 141006)"
 
 
 def test_phone_facts_from_a_sparse_payload() -> None:
-    facts = PhoneFacts.from_graph({"id": PHONE, "verified_name": ""})
-    assert facts.waba_id is None
-    assert facts.status() == {}
+    facts = PhoneFacts.from_graph({"id": PHONE, "verified_name": "", "health_status": "odd"})
+    assert facts.to_status() == {}
+    assert facts.health_entities == ()
+    assert not hasattr(facts, "waba_id")  # the number's node names no WABA
 
 
 @pytest.mark.parametrize(
-    ("payload", "waba_numbers", "status", "reason"),
+    ("payload", "limit"),
     [
+        pytest.param({"messaging_limit_tier": "TIER_1K"}, "TIER_1K", id="v23 and older: tier"),
         pytest.param(
-            {**PHONE_PAYLOAD, "whatsapp_business_account": {"id": WABA}},
-            None,
-            "True",
-            Reason.PHONE_NUMBER_VERIFIED,
-            id="owner from whatsapp_business_account",
+            {"whatsapp_business_manager_messaging_limit": "TIER_10K"},
+            "TIER_10K",
+            id="v24 and newer: the portfolio's limit",
         ),
         pytest.param(
-            {**PHONE_PAYLOAD, "whatsapp_business_account": {"id": OTHER_WABA}},
-            (PHONE,),
-            "False",
-            Reason.PHONE_NUMBER_NOT_IN_WABA,
-            id="whatsapp_business_account names another WABA",
+            {"whatsapp_business_manager_messaging_limit": {"current_limit": "TIER_100K"}},
+            "TIER_100K",
+            id="the portfolio's limit as an object",
+        ),
+        pytest.param({}, None, id="neither"),
+    ],
+)
+def test_messaging_limit_from_either_field(payload: dict[str, Any], limit: str | None) -> None:
+    assert PhoneFacts.from_graph({"id": PHONE, **payload}).messaging_limit == limit
+
+
+def scan(pages: list[tuple[list[str], bool]], phone: str = PHONE) -> Ownership:
+    """Feed pages (ids, another page follows) until the scan is settled, as validation does."""
+    ownership = Ownership()
+    for ids, more in pages:
+        ownership = ownership.after_page(ids, more, phone)
+        if ownership.settled:
+            break
+    return ownership
+
+
+@pytest.mark.parametrize(
+    ("pages", "expected"),
+    [
+        pytest.param([([PHONE], False)], Ownership(True, 1, 1, False), id="found on the only page"),
+        pytest.param(
+            [(["1", "2"], True), (["3", PHONE], True), (["5"], False)],
+            Ownership(True, 2, 4, True),
+            id="found on page 2: page 3 never read",
         ),
         pytest.param(
-            PHONE_PAYLOAD,
-            ("1", PHONE),
-            "True",
-            Reason.PHONE_NUMBER_VERIFIED,
-            id="owner from the WABA's number list",
+            [(["1", "2"], True), (["3"], False)],
+            Ownership(False, 2, 3, False),
+            id="not found after the last page",
         ),
+        pytest.param([([], False)], Ownership(False, 1, 0, False), id="an empty WABA"),
         pytest.param(
-            PHONE_PAYLOAD,
-            ("1", "2"),
-            "False",
-            Reason.PHONE_NUMBER_NOT_IN_WABA,
-            id="not in the WABA's number list",
-        ),
-        pytest.param(
-            PHONE_PAYLOAD,
-            None,
-            "False",
-            Reason.PHONE_NUMBER_NOT_IN_WABA,
-            id="no owner and no list",
+            [(["1"], True), (["2"], True)],
+            Ownership(False, 2, 2, True),
+            id="pages left unread (the cap)",
         ),
     ],
 )
-def test_judge_phone(
-    payload: dict[str, Any], waba_numbers: tuple[str, ...] | None, status: str, reason: str
-) -> None:
-    verdict = judge_phone(PhoneFacts.from_graph(payload), PHONE, waba_numbers, WABA)
+def test_ownership_scan(pages: list[tuple[list[str], bool]], expected: Ownership) -> None:
+    assert scan(pages) == expected
+
+
+FACTS = PhoneFacts.from_graph(PHONE_PAYLOAD)
+
+
+@pytest.mark.parametrize(
+    ("ownership", "status", "reason", "needle"),
+    [
+        pytest.param(
+            Ownership(True, 2, 150, True), "True", Reason.PHONE_NUMBER_VERIFIED, "verified",
+            id="found on page 2",
+        ),
+        pytest.param(
+            Ownership(False, 3, 201, False), "False", Reason.PHONE_NUMBER_NOT_IN_WABA,
+            f"not among the 201 numbers of WABA {WABA}", id="not found after the last page",
+        ),
+        pytest.param(
+            Ownership(False, 20, 2000, True), "False", Reason.PHONE_NUMBER_NOT_IN_WABA,
+            "read stopped after 20 pages", id="not among the pages read",
+        ),
+    ],
+)  # fmt: skip
+def test_judge_phone(ownership: Ownership, status: str, reason: str, needle: str) -> None:
+    verdict = judge_phone(FACTS, PHONE, ownership, WABA)
     assert (verdict.status, verdict.reason) == (status, reason)
+    assert needle in verdict.message
 
 
 def test_judge_phone_message_names_the_number() -> None:
-    verdict = judge_phone(PhoneFacts.from_graph(PHONE_PAYLOAD), PHONE, (PHONE,), WABA)
+    verdict = judge_phone(FACTS, PHONE, Ownership(True, 1, 1, False), WABA)
     assert "+1 555-010-0100 (Acme Shop)" in verdict.message
     assert "GREEN" in verdict.message
 
@@ -379,6 +469,35 @@ def test_judge_error(code: int, subcode: int | None, what: str, status: str, rea
     assert verdict.transient is (status == "Unknown")
     assert str(code) in verdict.message
     assert what in verdict.message
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "reason"),
+    [
+        pytest.param(100, "False", Reason.PHONE_NUMBER_NOT_IN_WABA, id="100: unknown WABA"),
+        pytest.param(200, "False", Reason.PHONE_NUMBER_NO_ACCESS, id="200: no access to it"),
+        pytest.param(80007, "Unknown", Reason.GRAPH_API_THROTTLED, id="80007: throttled"),
+        pytest.param(190, "False", Reason.TOKEN_UNREADABLE, id="190: still the token"),
+    ],
+)
+def test_judge_error_on_the_wabas_numbers(code: int, status: str, reason: str) -> None:
+    verdict = judge_error(_info(code), classify(code).error_class, WABA_NUMBERS)
+    assert (verdict.status, verdict.reason) == (status, reason)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "API calls from the server require an appsecret_proof argument",
+        "Invalid appsecret_proof provided in the API argument",
+    ],
+)
+@pytest.mark.parametrize("what", ["token check", "phone number", WABA_NUMBERS])
+def test_meta_refusing_without_a_proof_says_what_to_do(message: str, what: str) -> None:
+    info = GraphApiErrorInfo(100, None, "GraphMethodException", message, None, "t", 400)
+    verdict = judge_error(info, classify(100).error_class, what)
+    assert (verdict.status, verdict.reason) == ("False", Reason.APP_SECRET_PROOF_REQUIRED)
+    assert "spec.rotation.appCredentialsSecretRef" in verdict.message
 
 
 def test_judge_error_uses_the_class_it_is_given() -> None:

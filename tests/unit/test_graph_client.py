@@ -369,19 +369,32 @@ async def test_sends_reuse_their_parsed_url_and_checks_do_not_keep_theirs() -> N
     assert len(recorder.requests) == 4
 
 
+OBJECT = {"data": {"is_valid": True}, "success": True}
+
+
 @pytest.mark.parametrize(
-    "call",
+    ("call", "body"),
     [
-        pytest.param(lambda c, p: c.send_message(TOKEN, "1065", {"to": "+1"}, proof=p), id="send"),
-        pytest.param(lambda c, p: c.phone_number(TOKEN, "1065", proof=p), id="phone"),
-        pytest.param(lambda c, p: c.waba_phone_numbers(TOKEN, "1022", proof=p), id="numbers"),
-        pytest.param(lambda c, p: c.debug_token(TOKEN, proof=p), id="debug_token"),
-        pytest.param(lambda c, p: c.subscribe_app(TOKEN, "1022", proof=p), id="subscribe"),
+        pytest.param(
+            lambda c, p: c.send_message(TOKEN, "1065", {"to": "+1"}, proof=p), OBJECT, id="send"
+        ),
+        pytest.param(lambda c, p: c.phone_number(TOKEN, "1065", proof=p), OBJECT, id="phone"),
+        pytest.param(
+            lambda c, p: c.waba_phone_numbers(TOKEN, "1022", proof=p), {"data": []}, id="numbers"
+        ),
+        pytest.param(
+            lambda c, p: c.phone_numbers_page(TOKEN, "1022", proof=p), {"data": []}, id="page"
+        ),
+        pytest.param(lambda c, p: c.debug_token(TOKEN, proof=p), OBJECT, id="debug_token"),
+        pytest.param(lambda c, p: c.subscribe_app(TOKEN, "1022", proof=p), OBJECT, id="subscribe"),
+        pytest.param(
+            lambda c, p: c.register_number(TOKEN, "1065", "123456", proof=p), OBJECT, id="register"
+        ),
     ],
 )
-async def test_appsecret_proof_is_sent_when_given(call: Any) -> None:
+async def test_appsecret_proof_is_sent_when_given(call: Any, body: Any) -> None:
     """issue 16: apps with "Require App Secret" refuse calls without `appsecret_proof`."""
-    recorder = Recorder(body={"data": {"is_valid": True}, "success": True})
+    recorder = Recorder(body=body)
     client = _client(recorder)
     proof = appsecret_proof(TOKEN, APP_SECRET)
     await call(client, proof)

@@ -179,3 +179,15 @@ def test_a_tenant_costs_a_small_record_not_a_gauge_child_per_metric() -> None:
     grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
     # bytes per tenant: measured 228 (was 2,170), key strings included
     assert grown / len(keys) < 400
+
+
+def test_a_blocked_tenant_has_a_sending_blocked_gauge_with_the_code(tenant: Tenant) -> None:
+    labels = tenant.labels() | {"code": "131048"}
+    blocked = {"conditions": ready("False"), "sendingBlock": {"code": 131048, "since": "x"}}
+    metrics.observe(tenant.namespace, tenant.name, tenant.tenant_id, blocked)
+    assert REGISTRY.get_sample_value(metrics.SENDING_BLOCKED, labels) == 1.0
+    assert tenant.value(READY) == 0
+    metrics.observe(tenant.namespace, tenant.name, tenant.tenant_id, {"conditions": ready("True")})
+    assert REGISTRY.get_sample_value(metrics.SENDING_BLOCKED, labels) is None  # lifted: gone
+    text = generate_latest(REGISTRY).decode()
+    assert f"# TYPE {metrics.SENDING_BLOCKED} gauge" in text

@@ -12,6 +12,7 @@ import pytest
 from whatsapp_operator import conditions as c
 from whatsapp_operator.conditions import Reason
 from whatsapp_operator.schedule import (
+    BLOCKED_RECHECK,
     CREDENTIAL_BACKOFF,
     JITTER,
     backoff,
@@ -81,6 +82,12 @@ def test_due_now(stored: dict[str, Any]) -> None:
         pytest.param(status(), id="valid token, verified phone"),
         pytest.param(status(token_reason=Reason.MISSING_SCOPES), id="missing scopes"),
         pytest.param(
+            # found by the idle check: Meta refusing a call without appsecret_proof was not
+            # settled, so the tenant was checked again every 30 s
+            status(token_reason=Reason.APP_SECRET_PROOF_REQUIRED),
+            id="the app requires appsecret_proof",
+        ),
+        pytest.param(
             status(phone_reason=Reason.PHONE_NUMBER_NOT_IN_WABA), id="phone not in the WABA"
         ),
         pytest.param(status(phone_reason=None), id="no phone verdict stored"),
@@ -109,6 +116,34 @@ def test_due_after_the_jittered_interval(stored: dict[str, Any]) -> None:
 def test_circuit_breaker_rejected_tokens_wait_the_long_backoff(reason: str) -> None:
     when = due(status(token_reason=reason, phone_reason=Reason.NOT_CHECKED))
     assert when == LAST + CREDENTIAL_BACKOFF * jitter_factor(UID)
+
+
+MINUTE = timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("since", "interval", "token_reason", "anchor", "period"),
+    [
+        pytest.param(LAST - HOUR, HOUR, Reason.TOKEN_VALID, LAST, BLOCKED_RECHECK,
+                     id="blocked before the last check: 5 min after it"),
+        pytest.param(LAST + 7 * MINUTE, HOUR, Reason.TOKEN_VALID, LAST + 7 * MINUTE,
+                     BLOCKED_RECHECK, id="blocked since: 5 min after the block, not at once"),
+        pytest.param(LAST, 2 * MINUTE, Reason.TOKEN_VALID, LAST, 2 * MINUTE,
+                     id="a shorter interval of the tenant's own"),
+        pytest.param(LAST, HOUR, Reason.TOKEN_INVALIDATED, LAST, CREDENTIAL_BACKOFF,
+                     id="a refused token: the circuit breaker wins"),
+        pytest.param(None, HOUR, Reason.TOKEN_VALID, LAST, HOUR, id="not blocked"),
+    ],
+)  # fmt: skip
+def test_a_blocked_number_is_checked_again_sooner(
+    since: datetime | None, interval: timedelta, token_reason: str, anchor: datetime,
+    period: timedelta,
+) -> None:  # fmt: skip
+    stored = status(token_reason=token_reason)
+    if since is not None:
+        stored["sendingBlock"] = {"code": 131048, "since": c.rfc3339(since)}
+    when = next_check(stored, fingerprint=FP, generation=3, interval=interval, uid=UID, now=NOW)
+    assert when == anchor + period * jitter_factor(UID)
 
 
 def test_circuit_breaker_opens_at_once_when_the_secret_changes() -> None:

@@ -109,6 +109,10 @@ def test_replay_cache_remembers_until_expiry_and_stays_bounded() -> None:
         pytest.param(payload(state="bad id!"), "tenant id", id="bad tenant id"),
         pytest.param(payload(state="x" * 51), "tenant id", id="tenant id too long"),
         pytest.param(payload(tenantId="t_other"), "equal", id="state and tenantId disagree"),
+        pytest.param(payload(waba_id="12ab"), "waba_id", id="session WABA id not digits"),
+        pytest.param(payload(phone_number_id=300), "phone_number_id", id="session id a number"),
+        pytest.param(payload(business_id="1" * 31), "business_id", id="session id too long"),
+        pytest.param(payload(waba_id="١٢٣"), "waba_id", id="non-ASCII digits"),
     ],
 )
 def test_parse_request_rejects(body: bytes, error: str) -> None:
@@ -116,6 +120,26 @@ def test_parse_request_rejects(body: bytes, error: str) -> None:
     assert isinstance(got, str)
     assert error in got
     assert "AQBxyz123" not in got
+
+
+@pytest.mark.parametrize(
+    ("fields", "session"),
+    [
+        pytest.param({}, {}, id="no session ids"),
+        pytest.param(
+            {"waba_id": "200", "phone_number_id": "300", "business_id": "400"},
+            {"wabaId": "200", "phoneNumberId": "300", "businessId": "400"},
+            id="what the Embedded Signup session message reported",
+        ),
+        pytest.param({"waba_id": "200"}, {"wabaId": "200"}, id="a WABA id only"),
+    ],
+)
+def test_parse_request_takes_the_session_ids(
+    fields: dict[str, str], session: dict[str, str]
+) -> None:
+    got = parse_request(payload(**fields))
+    assert isinstance(got, SignupRequest)
+    assert got.session == session
 
 
 def test_parse_request_takes_the_tenant_id_from_state_or_tenant_id() -> None:

@@ -96,3 +96,20 @@ def test_tenant_id_rule_is_the_tenants(schema: Schema) -> None:
 def test_no_namespace_fields(schema: Schema) -> None:
     for path, _ in walk(schema["properties"]["spec"], ".spec"):
         assert not path.endswith(".namespace"), f"{path}: cross-namespace references"
+
+
+def test_session_ids_match_the_model_and_the_tenants_ids(schema: Schema) -> None:
+    """spec.session (what Embedded Signup's session message reported): the same digit-string
+    ids as WhatsAppTenant's wabaId/phoneNumberId/businessId, as the model reads them."""
+    from whatsapp_operator.signup.model import META_ID, SessionInfo
+
+    session = schema["properties"]["spec"]["properties"]["session"]
+    assert "required" not in session
+    fields = {f.alias: f for f in SessionInfo.model_fields.values()}
+    assert set(session["properties"]) == set(fields) == {"wabaId", "phoneNumberId", "businessId"}
+    tenant_spec = load("whatsapptenants.whatsapp.operator.dev.yaml")["spec"]["versions"][0][
+        "schema"
+    ]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    for name, prop in session["properties"].items():
+        assert prop["pattern"] == META_ID == tenant_spec[name]["pattern"]
+        assert prop["maxLength"] == 30

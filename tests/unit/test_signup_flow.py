@@ -31,10 +31,12 @@ from whatsapp_operator.signup.model import (
     SIGNUP_ANNOTATION,
     PhoneNumberSelector,
     SecretValue,
+    SessionInfo,
     SignupSpec,
     dns_name,
     parse_signup_spec,
     secret_value,
+    signup_body,
     tenant_body,
     token_secret_body,
     valid_tenant_id,
@@ -101,6 +103,10 @@ def test_spec_defaults() -> None:
         ),
         pytest.param({"tenant": {"tenantId": "_x"}}, "tenant.tenantId", id="tenant id pattern"),
         pytest.param({"codeSecretRef": None}, "codeSecretRef", id="no code secret"),
+        pytest.param({"session": {"wabaId": "12a"}}, "session.wabaId", id="session WABA id"),
+        pytest.param(
+            {"session": {"phoneNumberId": "1" * 31}}, "session.phoneNumberId", id="long id"
+        ),
     ],
 )
 def test_spec_invalid(bad: dict[str, Any], needle: str) -> None:
@@ -461,6 +467,72 @@ def test_discover_waba(data: dict[str, Any], waba: str | None, reason: str) -> N
     assert result.outcome == ("next" if waba else "stop")
 
 
+MID_2026 = {  # Meta's mid-2026 signup tokens: manage_events, granular scopes without targets
+    "is_valid": True,
+    "scopes": [
+        "whatsapp_business_management",
+        "whatsapp_business_messaging",
+        "whatsapp_business_manage_events",
+    ],
+    "granular_scopes": [
+        {"scope": "whatsapp_business_management"},
+        {"scope": "whatsapp_business_messaging"},
+        {"scope": "whatsapp_business_manage_events"},
+    ],
+}
+TARGETED = {
+    "is_valid": True,
+    "granular_scopes": [
+        {"scope": "whatsapp_business_management", "target_ids": ["222", "111"]},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("data", "session", "waba", "reason", "needle"),
+    [
+        pytest.param(
+            MID_2026, {"wabaId": "555"}, "555", Reason.DISCOVERED, "grants name no WABA",
+            id="no target ids: the session's WABA",
+        ),
+        pytest.param(
+            MID_2026, None, None, Reason.WABA_NOT_FOUND, "spec.session.wabaId",
+            id="no target ids and no session: stop",
+        ),
+        pytest.param(
+            MID_2026, {"phoneNumberId": "300"}, None, Reason.WABA_NOT_FOUND, "spec.session",
+            id="a session without a WABA id",
+        ),
+        pytest.param(
+            TARGETED, {"wabaId": "111"}, "111", Reason.DISCOVERED, "in the token's grants",
+            id="the session picks one of the targets (not the newest)",
+        ),
+        pytest.param(
+            TARGETED, {"wabaId": "999"}, None, Reason.WABA_NOT_FOUND, "222, 111",
+            id="the session's WABA is not among the targets: stop",
+        ),
+        pytest.param(
+            {"is_valid": True, "granular_scopes": [
+                {"scope": "whatsapp_business_manage_events", "target_ids": ["777"]}]},
+            None, "777", Reason.DISCOVERED, "777",
+            id="only manage_events names the WABA",
+        ),
+    ],
+)  # fmt: skip
+def test_discover_waba_with_the_session(
+    data: dict[str, Any],
+    session: dict[str, str] | None,
+    waba: str | None,
+    reason: str,
+    needle: str,
+) -> None:
+    info = SessionInfo.model_validate(session) if session is not None else None
+    result = judge.discover_waba(data, info)
+    assert (result.conditions[0].reason, result.status.get("wabaId")) == (reason, waba)
+    assert needle in result.conditions[0].message
+    assert result.outcome == ("next" if waba else "stop")
+
+
 NUMBERS = [
     {"id": "301", "display_phone_number": "+1 555-0101"},
     {"id": "302", "display_phone_number": "+1 555-0102"},
@@ -522,6 +594,47 @@ def test_select_phone(
     if reason == Reason.PHONE_NUMBER_SELECTOR_REQUIRED:
         assert "301" in result.conditions[0].message
         assert "302" in result.conditions[0].message
+
+
+@pytest.mark.parametrize(
+    ("numbers", "selector", "session", "chosen", "reason"),
+    [
+        pytest.param(NUMBERS, None, "302", "302", Reason.SELECTED, id="the session's number"),
+        pytest.param(
+            NUMBERS[:1], None, "302", None, Reason.PHONE_NUMBER_NOT_FOUND,
+            id="the session's number is not the WABA's: stop",
+        ),
+        pytest.param(
+            NUMBERS, {"phoneNumberId": "302"}, "302", "302", Reason.SELECTED,
+            id="selector and session agree",
+        ),
+        pytest.param(
+            NUMBERS, {"phoneNumberId": "301"}, "302", None, Reason.PHONE_NUMBER_NOT_FOUND,
+            id="selector and session disagree: stop",
+        ),
+        pytest.param(
+            NUMBERS, {"displayPhoneNumber": "+1 555-0102"}, "302", "302", Reason.SELECTED,
+            id="a display selector and the session's id, both matching",
+        ),
+        pytest.param(
+            NUMBERS, {"displayPhoneNumber": "+1 555-0101"}, "302", None,
+            Reason.PHONE_NUMBER_NOT_FOUND, id="a display selector naming another number",
+        ),
+        pytest.param([], None, "302", None, Reason.NO_PHONE_NUMBERS, id="no numbers at all"),
+    ],
+)  # fmt: skip
+def test_select_phone_with_the_session(
+    numbers: list[dict[str, Any]],
+    selector: dict[str, str] | None,
+    session: str,
+    chosen: str | None,
+    reason: str,
+) -> None:
+    sel = PhoneNumberSelector.model_validate(selector) if selector is not None else None
+    result = judge.select_phone(numbers, sel, "200", session)
+    assert (result.conditions[0].reason, result.status.get("phoneNumberId")) == (reason, chosen)
+    if reason == Reason.PHONE_NUMBER_NOT_FOUND:
+        assert "session" in result.conditions[0].message
 
 
 @pytest.mark.parametrize(
@@ -616,7 +729,35 @@ def test_tenant_body() -> None:
         "tokenSecretRef": {"name": "shop-meta-token", "key": "accessToken"},
         "senderPool": "eu",
         "deletionPolicy": "Retain",
+        # the signup's app credentials: the tenant's calls carry appsecret_proof
+        "rotation": {
+            "appCredentialsSecretRef": {
+                "name": "meta-app",
+                "appIdKey": "appId",
+                "appSecretKey": "appSecret",
+            }
+        },
     }
+
+
+def test_signup_body_carries_the_session_it_is_given() -> None:
+    made = signup_body(
+        "s-1", code_secret="c", app_credentials_secret="meta-app", tenant_id="t_1",
+        tenant_name="t-1", session={"wabaId": "200", "phoneNumberId": "300"},
+    )  # fmt: skip
+    parsed, error = parse_signup_spec(made["spec"])
+    assert parsed is not None, error
+    assert parsed.session == SessionInfo(wabaId="200", phoneNumberId="300")
+    plain = signup_body(
+        "s-2", code_secret="c", app_credentials_secret="a", tenant_id="t", tenant_name="t"
+    )
+    assert "session" not in plain["spec"]
+
+
+def test_tenant_body_takes_the_sessions_business_id() -> None:
+    s = spec(session={"wabaId": "200", "phoneNumberId": "300", "businessId": "400"})
+    assert tenant_body("shop", "signup-1", s, "200", "300")["spec"]["businessId"] == "400"
+    assert "businessId" not in tenant_body("shop", "signup-1", spec(), "200", "300")["spec"]
 
 
 @pytest.mark.parametrize("tenant_id", ["t_a3eecb94bb822a92", "T_A3EECB94BB822A92", "_", "x" * 50])

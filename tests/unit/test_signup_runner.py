@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from whatsapp_graph.client import appsecret_proof
 from whatsapp_graph.errors import GraphApiError, GraphApiErrorInfo, GraphUnavailable
 from whatsapp_operator.budget import RequestBudget
 from whatsapp_operator.kube import KubeConflict, KubeUnavailable, SecretSnapshot
@@ -128,9 +129,16 @@ class FakeGraph:
         self.calls: Counter[str] = Counter()
         self.failures: dict[str, list[Exception]] = {}
         self.numbers = [{"id": "300", "display_phone_number": "+1 555-0100"}]
+        self.grants: list[dict[str, Any]] = [
+            {"scope": "whatsapp_business_management", "target_ids": ["200"]}
+        ]
+        self.proofs: dict[str, str | None] = {}  # call -> the appsecret_proof it carried
+        self.log: list[str] = []  # the calls and the budget's waits, in order
 
-    def _call(self, name: str) -> None:
+    def _call(self, name: str, proof: str | None = None) -> None:
         self.calls[name] += 1
+        self.proofs[name] = proof
+        self.log.append(name)
         queue = self.failures.get(name)
         if queue:
             raise queue.pop(0)
@@ -140,21 +148,29 @@ class FakeGraph:
         self._call("exchange_code")
         return {"access_token": TOKEN, "token_type": "bearer"}
 
-    async def debug_token(self, token: str) -> dict[str, Any]:
-        self._call("debug_token")
-        scope = {"scope": "whatsapp_business_management", "target_ids": ["200"]}
-        return {"is_valid": True, "granular_scopes": [scope]}
+    async def debug_token(self, token: str, *, proof: str | None = None) -> dict[str, Any]:
+        self._call("debug_token", proof)
+        return {"is_valid": True, "granular_scopes": self.grants}
 
-    async def waba_phone_numbers(self, token: str, waba: str) -> list[dict[str, Any]]:
-        self._call("phone_numbers")
+    async def waba_phone_numbers(
+        self, token: str, waba: str, *, pace: Any = None, proof: str | None = None
+    ) -> list[dict[str, Any]]:
+        assert waba == self.waba
+        for _ in range(2):  # two pages, each paced through the budget
+            await pace()
+        self._call("phone_numbers", proof)
         return self.numbers
 
-    async def subscribe_app(self, token: str, waba: str) -> None:
-        self._call("subscribe_app")
+    waba = "200"
 
-    async def register_number(self, token: str, phone: str, pin: str) -> None:
+    async def subscribe_app(self, token: str, waba: str, *, proof: str | None = None) -> None:
+        self._call("subscribe_app", proof)
+
+    async def register_number(
+        self, token: str, phone: str, pin: str, *, proof: str | None = None
+    ) -> None:
         assert pin == "123456"
-        self._call("register_number")
+        self._call("register_number", proof)
 
 
 class FakeAudit:
@@ -337,3 +353,76 @@ async def test_a_tenant_id_used_elsewhere_stops_before_the_code_is_spent() -> No
     await w.run(claims=("other-ns/shop",))
     assert w.conditions()["TenantCreated"] == ("False", "DuplicateTenantId")
     assert w.graph.calls["exchange_code"] == 0
+
+
+async def test_every_call_after_the_exchange_carries_the_tokens_proof() -> None:
+    w = World(register=True)
+    await w.run()
+    assert w.conditions()["Ready"] == ("True", "Ready")
+    proof = appsecret_proof(TOKEN, "app-secret-value")
+    assert w.graph.proofs == {
+        "exchange_code": None,  # the OAuth exchange authenticates with the app secret itself
+        "debug_token": proof,
+        "phone_numbers": proof,
+        "subscribe_app": proof,
+        "register_number": proof,
+    }
+    tenant = w.kube.objects[(PLURAL, "acme")]
+    assert tenant["spec"]["rotation"] == {
+        "appCredentialsSecretRef": {
+            "name": "meta-app",
+            "appIdKey": "appId",
+            "appSecretKey": "appSecret",
+        }
+    }
+    shown = repr(w.signup) + repr(w.events) + repr(w.audit.entries) + repr(tenant)
+    assert proof not in shown
+    assert "app-secret-value" not in shown
+
+
+async def test_the_code_exchange_never_waits_behind_the_budget() -> None:
+    """Meta's code lives about 30 s: a queue of tenant checks (here: 100 s of it) must not
+    hold it back. The exchange is counted, and the next caller waits behind it."""
+    w = World()
+    now = [0.0]
+
+    async def budget_sleep(seconds: float) -> None:
+        w.graph.log.append(f"wait {seconds:.0f}s")
+        now[0] += seconds
+
+    budget = RequestBudget(0.1, 1, clock=lambda: now[0], sleep=budget_sleep)
+    budget.reserve()
+    budget.reserve()  # the queue: the next acquire waits 10 s, and so on
+    w.rt.validator.budget = budget
+    await w.run()
+    assert w.conditions()["Ready"] == ("True", "Ready")
+    assert w.graph.log[0] == "exchange_code"  # before any wait
+    assert w.graph.log[1].startswith("wait ")  # debug_token then waits its turn, and more
+    assert budget.granted == 2 + 5  # the queue; exchange, debug_token, two pages, subscribe
+
+
+async def test_a_mid_2026_token_takes_the_waba_and_number_from_the_session() -> None:
+    w = World(session={"wabaId": "201", "phoneNumberId": "302", "businessId": "400"})
+    w.graph.grants = [
+        {"scope": "whatsapp_business_management"},
+        {"scope": "whatsapp_business_manage_events"},
+    ]
+    w.graph.waba = "201"
+    w.graph.numbers = [
+        {"id": "301", "display_phone_number": "+1 555-0101"},
+        {"id": "302", "display_phone_number": "+1 555-0102"},
+    ]
+    await w.run()
+    assert w.conditions()["Ready"] == ("True", "Ready")
+    assert (w.signup["status"]["wabaId"], w.signup["status"]["phoneNumberId"]) == ("201", "302")
+    spec = w.kube.objects[(PLURAL, "acme")]["spec"]
+    assert (spec["wabaId"], spec["phoneNumberId"], spec["businessId"]) == ("201", "302", "400")
+    assert w.graph.calls["phone_numbers"] == 1  # the WABA confirmed by reading its numbers
+
+
+async def test_a_session_number_the_waba_does_not_have_stops_the_signup() -> None:
+    w = World(session={"wabaId": "200", "phoneNumberId": "999"})
+    w.graph.grants = [{"scope": "whatsapp_business_management"}]
+    await w.run()
+    assert w.conditions()["PhoneNumberSelected"] == ("False", "PhoneNumberNotFound")
+    assert (PLURAL, "acme") not in w.kube.objects

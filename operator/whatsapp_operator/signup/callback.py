@@ -2,7 +2,9 @@
 
 The seed's `POST /api/whatsapp/signup` took `{"code", "state"}` from anyone who could reach
 it. This one takes the same body (`state` carries the tenant id; `tenantId` may say it
-explicitly) only from a caller sharing a secret with the operator:
+explicitly; `waba_id`, `phone_number_id` and `business_id`, when given, are what Embedded
+Signup's session message reported, and go to the signup's spec.session) only from a caller
+sharing a secret with the operator:
 
     X-Timestamp: <unix seconds>
     X-Signature-256: sha256=<hex HMAC-SHA256(secret, timestamp + "." + raw body)>
@@ -23,6 +25,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -70,10 +73,22 @@ class CallbackSettings:
     replay_capacity: int = 10_000  # signatures remembered; when full, requests wait (503)
 
 
+# What Embedded Signup's session message reports (its `data`), as the body may carry it,
+# and the signup's spec.session key for each.
+SESSION_KEYS = {
+    "waba_id": "wabaId",
+    "phone_number_id": "phoneNumberId",
+    "business_id": "businessId",
+}
+MAX_META_ID = 30
+META_ID = re.compile(rf"[0-9]{{1,{MAX_META_ID}}}")
+
+
 @dataclass(frozen=True)
 class SignupRequest:
     code: str = field(repr=False)
     tenant_id: str
+    session: Mapping[str, str] = field(default_factory=dict)  # spec.session (camelCase keys)
 
 
 Create = Callable[[SignupRequest], Awaitable[str]]
@@ -140,7 +155,24 @@ def parse_request(body: bytes) -> SignupRequest | str:
             "state (the tenant id) must be 1 to 50 characters: letters, digits, '_', '.', '-', "
             "starting with a letter or digit"
         )
-    return SignupRequest(code, tenant_id)
+    session = parse_session(data)
+    if isinstance(session, str):
+        return session
+    return SignupRequest(code, tenant_id, session)
+
+
+def parse_session(data: Mapping[str, Any]) -> dict[str, str] | str:
+    """The session ids the body carries (`waba_id`, `phone_number_id`, `business_id`, as
+    Embedded Signup's session message names them), or what is wrong with them."""
+    session: dict[str, str] = {}
+    for key, field_name in SESSION_KEYS.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not META_ID.fullmatch(value):
+            return f"{key} must be a string of at most {MAX_META_ID} digits"
+        session[field_name] = value
+    return session
 
 
 def _json(status: int, payload: Mapping[str, Any]) -> web.Response:
@@ -222,6 +254,7 @@ async def create_signup(kube: Kube, settings: CallbackSettings, request: SignupR
         app_credentials_secret=settings.app_credentials_secret,
         tenant_id=request.tenant_id,
         tenant_name=tenant_name,
+        session=request.session,
     )
     if not await kube.create_custom(namespace, body, plural=SIGNUP_PLURAL):
         raise KubeError(f"WhatsAppSignup {namespace}/{name} exists already")

@@ -4,6 +4,9 @@ The code is single-use: before it is spent, everything that could stop the signu
 (Secrets, the tenant and token Secret names); the number of exchanges is recorded in the
 status before each one; the exchange and the write of its token run to completion even when
 the operator is stopping; and a token obtained but not yet stored is kept for the next pass.
+The exchange never queues behind the shared request budget (the code lives about 30 s): it is
+charged to the budget and goes at once. The later steps send the token's appsecret_proof,
+from the signup's app credentials.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
+from whatsapp_graph.client import appsecret_proof
 from whatsapp_graph.errors import ErrorClass, GraphApiError, GraphUnavailable, ThrottleScope
 from whatsapp_operator.kube import KubeConflict
 from whatsapp_operator.logs import REDACTOR
@@ -69,6 +73,7 @@ class CodeExchange:
         self.secret_name = token_secret_name(self.tenant_name)
         self._token: str | None = None
         self._pending: tuple[str, str] | None = None  # (token, code fingerprint) not stored yet
+        self._app_secret: str | None = None  # read once; only ever used for proofs
 
     def _id_taken(self) -> StepResult | None:
         tenant_id = self.spec.tenant.tenant_id
@@ -92,6 +97,21 @@ class CodeExchange:
         except ValueError as exc:  # refused fields; the Events still say what happened
             log.warning("signup %s/%s: audit entry refused: %s", self.namespace, self.name, exc)
 
+    async def _proof(self, token: str) -> str | None:
+        """The token's appsecret_proof (the app secret from the signup's app credentials
+        Secret; None when it cannot be read: the call then goes without one)."""
+        if self._app_secret is None:
+            ref = self.spec.app_credentials_secret_ref
+            data = await self.kube.secret_data(self.namespace, ref.name)
+            found = secret_value(data, ref.name, ref.app_secret_key).value
+            if found is None:
+                return None
+            REDACTOR.add(found)
+            self._app_secret = found
+        proof = appsecret_proof(token, self._app_secret)
+        REDACTOR.add(proof)
+        return proof
+
     # --- 1. CodeExchanged ------------------------------------------------------------------
 
     async def exchange(self, status: Mapping[str, Any]) -> StepResult:
@@ -110,6 +130,7 @@ class CodeExchange:
         assert app_secret.value is not None
         for value in (code.value, app_secret.value):
             REDACTOR.add(value)
+        self._app_secret = app_secret.value
         tenant = await self.kube.get_custom(self.namespace, self.tenant_name)
         conflict = judge.tenant_conflict(tenant, self.name, self.tenant_name) or self._id_taken()
         if conflict is not None:
@@ -146,8 +167,6 @@ class CodeExchange:
                 self._token = found.value
                 return self._exchanged(found.fingerprint, "reused from an earlier attempt")
         resource_version = secret.resource_version if secret is not None else None
-        if self._pending is None or self._pending[1] != code_fp:
-            await self.budget.acquire()  # outside the uninterrupted part: it may wait long
         return await uninterrupted(
             self._exchange_and_store(status, app_id.value, app_secret.value, code.value, code_fp,
                                      resource_version)
@@ -167,6 +186,9 @@ class CodeExchange:
         else:
             attempts = int(status.get("exchangeAttempts") or 0) + 1
             await self.record({"exchangeAttempts": attempts})
+            # Meta's code lives about 30 s: the exchange never queues behind the budget's
+            # waiting callers (or a pause); it is counted, and they are paced after it.
+            self.budget.charge()
             try:
                 answer = await self.graph.exchange_code(app_id, app_secret, code)
             except GraphApiError as exc:

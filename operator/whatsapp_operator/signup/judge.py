@@ -31,10 +31,14 @@ from .model import (
     SIGNUP_ANNOTATION,
     PhoneNumberSelector,
     SecretValue,
+    SessionInfo,
 )
 
 MANAGEMENT_SCOPE = "whatsapp_business_management"
 MESSAGING_SCOPE = "whatsapp_business_messaging"
+# Granted to signup tokens since Meta's mid-2026 change (accepted; never required)
+MANAGE_EVENTS_SCOPE = "whatsapp_business_manage_events"
+WABA_SCOPES = (MANAGEMENT_SCOPE, MESSAGING_SCOPE, MANAGE_EVENTS_SCOPE)
 NEW_SIGNUP = "run Embedded Signup again and create a new WhatsAppSignup with the new code"
 
 
@@ -146,18 +150,38 @@ def graph_error(step: str, info: GraphApiErrorInfo, error_class: ErrorClass) -> 
     return stop(step, Reason.GRAPH_API_ERROR, message)
 
 
-def discover_waba(data: Mapping[str, Any]) -> StepResult:
-    """The WABA from debug_token: the first (newest) target of the management scope."""
+def _grant_targets(data: Mapping[str, Any]) -> dict[str, list[str]]:
+    targets: dict[str, list[str]] = {}
+    for grant in data.get("granular_scopes") or []:
+        if isinstance(grant, Mapping) and isinstance(grant.get("target_ids"), list):
+            targets[str(grant.get("scope"))] = [str(t) for t in grant["target_ids"]]
+    return targets
+
+
+def discover_waba(data: Mapping[str, Any], session: SessionInfo | None = None) -> StepResult:
+    """The WABA: the one the signup session reported, else the first (newest) target of the
+    management scope (then messaging, then manage_events). A session's WABA must be among
+    the grants' targets when they list any; when they list none (Meta's mid-2026 tokens) it
+    is taken as reported and confirmed by the next step's read of its numbers."""
     if data.get("is_valid") is False:
         error = data.get("error")
         said = error.get("message") if isinstance(error, Mapping) else None
         why = f"Meta says the new token is not valid: {said or 'no reason given'}"
         return stop(WABA_DISCOVERED, Reason.TOKEN_REJECTED, why)
-    targets: dict[str, list[str]] = {}
-    for grant in data.get("granular_scopes") or []:
-        if isinstance(grant, Mapping) and isinstance(grant.get("target_ids"), list):
-            targets[str(grant.get("scope"))] = [str(t) for t in grant["target_ids"]]
-    for scope in (MANAGEMENT_SCOPE, MESSAGING_SCOPE):
+    targets = _grant_targets(data)
+    listed = [t for scope in WABA_SCOPES for t in targets.get(scope, ())]
+    reported = session.waba_id if session is not None else None
+    if reported and listed and reported not in listed:
+        why = (
+            f"the signup session reported WABA {reported}, but the token's grants cover "
+            f"{', '.join(dict.fromkeys(listed))}: {NEW_SIGNUP}"
+        )
+        return stop(WABA_DISCOVERED, Reason.WABA_NOT_FOUND, why)
+    if reported:
+        how = "in the token's grants" if listed else "the token's grants name no WABA"
+        why = f"WhatsApp Business Account {reported} (from the signup session; {how})"
+        return done(WABA_DISCOVERED, Reason.DISCOVERED, why, wabaId=reported)
+    for scope in WABA_SCOPES:
         if targets.get(scope):
             waba = targets[scope][0]
             return done(
@@ -165,7 +189,8 @@ def discover_waba(data: Mapping[str, Any]) -> StepResult:
             )
     why = (
         "the token names no WhatsApp Business Account (no target_ids for "
-        f"{MANAGEMENT_SCOPE}): the customer shared none in Embedded Signup; {NEW_SIGNUP}"
+        f"{MANAGEMENT_SCOPE}) and the signup has no spec.session.wabaId: pass the ids of "
+        f"Embedded Signup's session message (waba_id, phone_number_id) along; {NEW_SIGNUP}"
     )
     return stop(WABA_DISCOVERED, Reason.WABA_NOT_FOUND, why)
 
@@ -181,18 +206,39 @@ def _matches(number: Mapping[str, Any], selector: PhoneNumberSelector) -> bool:
     return not wanted or _digits(str(number.get("display_phone_number", ""))) == wanted
 
 
+def effective_selector(
+    selector: PhoneNumberSelector | None, session_phone: str | None
+) -> PhoneNumberSelector | StepResult | None:
+    """The selector with the session's number in it (a stop when the two disagree)."""
+    if not session_phone:
+        return selector
+    named = selector.phone_number_id if selector is not None else None
+    if named and named != session_phone:
+        why = (
+            f"spec.phoneNumberSelector names number {named} but the signup session reported "
+            f"{session_phone}: {NEW_SIGNUP}"
+        )
+        return stop(PHONE_NUMBER_SELECTED, Reason.PHONE_NUMBER_NOT_FOUND, why)
+    display = selector.display_phone_number if selector is not None else None
+    return PhoneNumberSelector(phoneNumberId=session_phone, displayPhoneNumber=display)
+
+
 def select_phone(
-    numbers: Sequence[Mapping[str, Any]], selector: PhoneNumberSelector | None, waba: str
+    numbers: Sequence[Mapping[str, Any]],
+    selector: PhoneNumberSelector | None,
+    waba: str,
+    session_phone: str | None = None,
 ) -> StepResult:
-    """The number the tenant sends from: the only one, or the one the selector names."""
+    """The number the tenant sends from: the only one, or the one the selector (or the
+    signup session) names, which must be among the WABA's numbers."""
     if not numbers:
         why = f"WhatsApp Business Account {waba} has no phone numbers: add one at Meta first"
         return stop(PHONE_NUMBER_SELECTED, Reason.NO_PHONE_NUMBERS, why)
+    chosen_by = effective_selector(selector, session_phone)
+    if isinstance(chosen_by, StepResult):
+        return chosen_by
     listed = ", ".join(f"{n.get('id')} ({n.get('display_phone_number', '')})" for n in numbers)
-    has_selector = selector is not None and (
-        selector.phone_number_id or selector.display_phone_number
-    )
-    if not has_selector:
+    if chosen_by is None or not (chosen_by.phone_number_id or chosen_by.display_phone_number):
         if len(numbers) > 1:
             why = (
                 f"WhatsApp Business Account {waba} has {len(numbers)} numbers ({listed}): "
@@ -201,17 +247,17 @@ def select_phone(
             return stop(PHONE_NUMBER_SELECTED, Reason.PHONE_NUMBER_SELECTOR_REQUIRED, why)
         chosen = [numbers[0]]
     else:
-        assert selector is not None
-        chosen = [n for n in numbers if _matches(n, selector)]
+        chosen = [n for n in numbers if _matches(n, chosen_by)]
     if len(chosen) != 1:
-        why = f"spec.phoneNumberSelector matches {len(chosen)} of the WABA's numbers ({listed})"
+        by = "the signup session's number" if session_phone else "spec.phoneNumberSelector"
+        why = f"{by} matches {len(chosen)} of WABA {waba}'s numbers ({listed})"
         return stop(PHONE_NUMBER_SELECTED, Reason.PHONE_NUMBER_NOT_FOUND, why)
     phone_id = str(chosen[0].get("id", ""))
     display = str(chosen[0].get("display_phone_number", ""))
     return done(
         PHONE_NUMBER_SELECTED,
         Reason.SELECTED,
-        f"phone number {phone_id} ({display})",
+        f"phone number {phone_id} ({display}) of WABA {waba}",
         phoneNumberId=phone_id,
         displayPhoneNumber=display,
     )

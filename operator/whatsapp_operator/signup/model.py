@@ -64,6 +64,24 @@ class PhoneNumberSelector(_Model):
     display_phone_number: str | None = Field(default=None, alias="displayPhoneNumber")
 
 
+META_ID = r"^[0-9]+$"
+
+
+class SessionInfo(_Model):
+    """What Embedded Signup's session message reported (`WA_EMBEDDED_SIGNUP`, event
+    `FINISH`): the customer's WABA, number and business. Since Meta's mid-2026 change a
+    signup token's granular scopes may list no `target_ids`; the WABA and number then come
+    from here, and are confirmed by reading the WABA's numbers."""
+
+    waba_id: str | None = Field(default=None, alias="wabaId", pattern=META_ID, max_length=30)
+    phone_number_id: str | None = Field(
+        default=None, alias="phoneNumberId", pattern=META_ID, max_length=30
+    )
+    business_id: str | None = Field(
+        default=None, alias="businessId", pattern=META_ID, max_length=30
+    )
+
+
 class SignupSpec(_Model):
     code_secret_ref: CodeSecretRef = Field(alias="codeSecretRef")
     app_credentials_secret_ref: AppCredentialsRef = Field(alias="appCredentialsSecretRef")
@@ -73,6 +91,7 @@ class SignupSpec(_Model):
     )
     subscribe_app: bool = Field(default=True, alias="subscribeApp")
     register_number: bool = Field(default=False, alias="register")
+    session: SessionInfo | None = None
 
     def tenant_name(self, signup_name: str) -> str:
         return self.tenant.name or signup_name
@@ -159,14 +178,28 @@ def token_secret_body(name: str, signup: str, token: str, code_fp: str) -> dict[
 def tenant_spec(
     spec: SignupSpec, waba_id: str, phone_number_id: str, secret: str
 ) -> dict[str, Any]:
-    return {
+    """The tenant's spec. It names the signup's app credentials (rotation
+    .appCredentialsSecretRef): its Graph calls then carry appsecret_proof, and switching it
+    to strategy Refresh needs nothing more."""
+    app = spec.app_credentials_secret_ref
+    out: dict[str, Any] = {
         "tenantId": spec.tenant.tenant_id,
         "wabaId": waba_id,
         "phoneNumberId": phone_number_id,
         "tokenSecretRef": {"name": secret, "key": TOKEN_KEY},
         "senderPool": spec.tenant.sender_pool,
         "deletionPolicy": spec.tenant.deletion_policy,
+        "rotation": {
+            "appCredentialsSecretRef": {
+                "name": app.name,
+                "appIdKey": app.app_id_key,
+                "appSecretKey": app.app_secret_key,
+            }
+        },
     }
+    if spec.session is not None and spec.session.business_id:
+        out["businessId"] = spec.session.business_id
+    return out
 
 
 def tenant_body(
@@ -188,17 +221,22 @@ def signup_body(
     app_credentials_secret: str,
     tenant_id: str,
     tenant_name: str,
+    session: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A WhatsAppSignup as the OAuth callback endpoint creates it."""
+    """A WhatsAppSignup as the OAuth callback endpoint creates it (`session`: the ids the
+    Embedded Signup session reported, as spec.session's camelCase keys)."""
+    spec: dict[str, Any] = {
+        "codeSecretRef": {"name": code_secret},
+        "appCredentialsSecretRef": {"name": app_credentials_secret},
+        "tenant": {"tenantId": tenant_id, "name": tenant_name},
+    }
+    if session:
+        spec["session"] = dict(session)
     return {
         "apiVersion": API_VERSION,
         "kind": SIGNUP_KIND,
         "metadata": {"name": name},
-        "spec": {
-            "codeSecretRef": {"name": code_secret},
-            "appCredentialsSecretRef": {"name": app_credentials_secret},
-            "tenant": {"tenantId": tenant_id, "name": tenant_name},
-        },
+        "spec": spec,
     }
 
 

@@ -67,36 +67,41 @@ class SignupSteps(CodeExchange):
         token = await self._token_or_stop(WABA_DISCOVERED)
         if isinstance(token, StepResult):
             return token
+        proof = await self._proof(token)
         try:
             await self.budget.acquire()
-            data = await self.graph.debug_token(token)
+            data = await self.graph.debug_token(token, proof=proof)
         except GraphApiError as exc:
             self._throttled(exc)
             return judge.graph_error(WABA_DISCOVERED, exc.info, exc.classification.error_class)
-        return judge.discover_waba(data)
+        return judge.discover_waba(data, self.spec.session)
 
     async def select(self, status: Mapping[str, Any]) -> StepResult:
         token = await self._token_or_stop(PHONE_NUMBER_SELECTED)
         if isinstance(token, StepResult):
             return token
         waba = str(status["wabaId"])
-        try:
-            await self.budget.acquire(waba)
-            numbers = await self.graph.waba_phone_numbers(token, waba)
+        proof = await self._proof(token)
+        try:  # every page through the budget; the read also confirms the token reaches it
+            numbers = await self.graph.waba_phone_numbers(
+                token, waba, pace=lambda: self.budget.acquire(waba), proof=proof
+            )
         except GraphApiError as exc:
             self._throttled(exc, waba)
             cls = exc.classification.error_class
             return judge.graph_error(PHONE_NUMBER_SELECTED, exc.info, cls)
-        return judge.select_phone(numbers, self.spec.phone_number_selector, waba)
+        session = self.spec.session.phone_number_id if self.spec.session else None
+        return judge.select_phone(numbers, self.spec.phone_number_selector, waba, session)
 
     async def subscribe(self, status: Mapping[str, Any]) -> StepResult:
         token = await self._token_or_stop(APP_SUBSCRIBED)
         if isinstance(token, StepResult):
             return token
         waba = str(status["wabaId"])
+        proof = await self._proof(token)
         try:
             await self.budget.acquire(waba)
-            await self.graph.subscribe_app(token, waba)
+            await self.graph.subscribe_app(token, waba, proof=proof)
         except GraphApiError as exc:
             self._throttled(exc, waba)
             return judge.graph_error(APP_SUBSCRIBED, exc.info, exc.classification.error_class)
@@ -116,10 +121,11 @@ class SignupSteps(CodeExchange):
         if attempts >= MAX_REGISTER_ATTEMPTS:
             return judge.register_unavailable("no answer from Meta", attempts)
         waba, phone = str(status["wabaId"]), str(status["phoneNumberId"])
+        proof = await self._proof(token)
         await self.record({"registerAttempts": attempts + 1})
         try:
             await self.budget.acquire(waba)
-            await self.graph.register_number(token, phone, pin.value)
+            await self.graph.register_number(token, phone, pin.value, proof=proof)
         except GraphApiError as exc:
             self._throttled(exc, waba)
             cls = exc.classification.error_class
