@@ -13,8 +13,9 @@ tenant list plus one SELECT every 0.5 s; the shards are parsed at the end to con
 tenant is in them); per tenant, the first poll that saw it done minus its own create. The
 floor gets the same creates in another namespace, which no operator watches, and per tenant
 (50 in flight, as soon as its object exists) the calls the operator cannot avoid: GET the
-Secret, GET debug_token, GET the phone number (httpx), INSERT ... ON CONFLICT of the row
-(psycopg pool of 10, as the operator's), one status merge-patch. No watch, events, publishing.
+Secret, GET debug_token, GET the phone number, GET the WABA's phone_numbers (httpx), INSERT
+... ON CONFLICT of the row (psycopg pool of 10, as the operator's), one status merge-patch.
+No watch, events, publishing.
 
 Propagation: with N tenants Ready, K tokens are replaced one at a time (each new token known to
 the simulator first): Secret write -> new token_fingerprint in the row, and in the tenant's
@@ -174,6 +175,13 @@ async def floor(env: Env, ns: str, tenants: list[Tenant]) -> Bulk:
                     headers=auth,
                 )  # fmt: skip
                 phone = r.json()
+                # the ownership read the operator makes too
+                r = await http.get(
+                    f"{t.world.waba_id}/phone_numbers",
+                    params={"fields": "id", "limit": "100"},
+                    headers=auth,
+                )  # fmt: skip
+                assert t.world.phone_number_id in {n["id"] for n in r.json()["data"]}
                 row = (t.tenant_id, t.world.waba_id, t.world.phone_number_id,
                        env.cipher.seal(token, t.tenant_id), phone["display_phone_number"],
                        phone["quality_rating"], fingerprint(token), "", ns, t.name)  # fmt: skip

@@ -1,7 +1,8 @@
 """The operator's token check against a raw httpx floor, on the same simulator, same run.
 
-For N tenants, both sides make the same two Graph calls per tenant (debug_token, then the
-phone number read) with the same concurrency: the floor with a bare `httpx.AsyncClient`, the
+For N tenants, both sides make the same three Graph calls per tenant (debug_token, the
+phone number read, and the WABA's phone_numbers page that proves the number is the WABA's)
+with the same concurrency: the floor with a bare `httpx.AsyncClient`, the
 operator with its `Validator` (GraphClient, error classification, the request budget set
 high enough not to bind, the pure judges). The ratio is what the operator's own code costs.
 Runs are repeated and medians reported (2 noisy cores).
@@ -58,14 +59,17 @@ async def run_all(jobs: Sequence[Callable[[], Awaitable[object]]], concurrency: 
 async def floor(url: str, tenants: list[tuple[str, str, str]], concurrency: int) -> float:
     async with httpx.AsyncClient(base_url=f"{url}/v25.0") as http:
 
-        async def check(phone: str, token: str) -> None:
+        async def check(waba: str, phone: str, token: str) -> None:
             auth = {"Authorization": f"Bearer {token}"}
             r = await http.get("debug_token", params={"input_token": token}, headers=auth)
             assert r.json()["data"]["is_valid"]
             r = await http.get(phone, params={"fields": ",".join(PHONE_FIELDS)}, headers=auth)
             assert r.status_code == 200
+            listed = {"fields": "id", "limit": "100"}
+            r = await http.get(f"{waba}/phone_numbers", params=listed, headers=auth)
+            assert phone in {n["id"] for n in r.json()["data"]}
 
-        return await run_all([partial(check, p, t) for _, p, t in tenants], concurrency)
+        return await run_all([partial(check, w, p, t) for w, p, t in tenants], concurrency)
 
 
 async def operator(url: str, tenants: list[tuple[str, str, str]], concurrency: int) -> float:
@@ -105,7 +109,7 @@ async def main(argv: list[str]) -> None:
             sim.stop()
     f, o = statistics.median(floors), statistics.median(ours)
     table = "\n".join([
-        f"# Token checks: {opts.tenants} tenants, 2 Graph calls each, concurrency "
+        f"# Token checks: {opts.tenants} tenants, 3 Graph calls each, concurrency "
         f"{opts.concurrency}, simulator latency {opts.latency_ms} ms, median of {opts.repeat}",
         "",
         "| client | wall time (s) | checks/s | ratio to floor |",
