@@ -20,6 +20,8 @@ COPY pyproject.toml README.md LICENSE ./
 COPY operator ./operator
 COPY worker ./worker
 COPY graph ./graph
+COPY contract ./contract
+COPY simulator ./simulator
 RUN python -m pip wheel --no-deps --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}

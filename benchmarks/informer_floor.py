@@ -20,7 +20,7 @@ from kubernetes_asyncio import watch as kwatch
 
 from benchmarks.kopf_floor import FLOOR_TRIM_INTERVAL
 from benchmarks.meta_calls import GROUP, PLURAL, VERSION, api_client
-from whatsapp_operator import memory
+from whatsapp_operator.runtime import memory
 
 
 async def informer(kubeconfig: Path) -> None:

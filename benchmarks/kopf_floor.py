@@ -21,9 +21,9 @@ from typing import Any
 import kopf
 import uvloop
 
-from whatsapp_operator import listing, memory, toggles
-from whatsapp_operator.config import OperatorConfig
-from whatsapp_operator.handlers import TENANTS, _drop_managed_fields, configure_settings
+from whatsapp_operator.runtime import listing, memory, toggles
+from whatsapp_operator.runtime.handlers import TENANTS, _drop_managed_fields, configure_settings
+from whatsapp_operator.settings import OperatorConfig
 
 FLOOR_TRIM_INTERVAL = 5.0  # seconds
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import write_results
-from whatsapp_graph.simulator.client import SimulatorAdmin
+from whatsapp_simulator.client import SimulatorAdmin
 from whatsapp_testkit.amqp import Broker
 from whatsapp_testkit.pools import PoolWorld, new_pool_name, recipient
 from whatsapp_testkit.rabbitmq import RabbitMQ

@@ -55,9 +55,9 @@ from kubernetes_asyncio import client as kclient
 from kubernetes_asyncio import config as kconfig
 
 from benchmarks import write_results
-from whatsapp_graph.simulator.client import SimulatorAdmin
-from whatsapp_graph.simulator.state import fingerprint  # the simulator's counter key
-from whatsapp_operator.schedule import jitter_factor, parse_time
+from whatsapp_operator.model.recheck import jitter_factor, parse_time
+from whatsapp_simulator.client import SimulatorAdmin
+from whatsapp_simulator.state import fingerprint  # the simulator's counter key
 from whatsapp_testkit.controlplane import ControlPlane
 from whatsapp_testkit.procs import reachable
 from whatsapp_testkit.services import GraphSimulator, Operator

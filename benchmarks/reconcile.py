@@ -46,12 +46,12 @@ from kubernetes_asyncio import client, config
 from psycopg_pool import AsyncConnectionPool
 
 from benchmarks import write_results
+from whatsapp_contract.fingerprint import fingerprint
+from whatsapp_contract.resolved import parse_document
 from whatsapp_graph.client import PHONE_FIELDS
-from whatsapp_graph.fingerprint import fingerprint
-from whatsapp_graph.resolved import parse_document
-from whatsapp_graph.simulator.client import SimulatorAdmin
-from whatsapp_operator.crypto import Keyring, TokenCipher
-from whatsapp_operator.database import Database
+from whatsapp_operator.postgres.crypto import Keyring, TokenCipher
+from whatsapp_operator.postgres.database import Database
+from whatsapp_simulator.client import SimulatorAdmin
 from whatsapp_testkit.controlplane import ControlPlane
 from whatsapp_testkit.postgres import Postgres
 from whatsapp_testkit.procs import reachable

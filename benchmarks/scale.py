@@ -31,7 +31,7 @@ no work, the operator's shape since its scheduler. `--daemon-floor` adds a third
 with a sleeping daemon per tenant (the operator before its scheduler); at 10,000 its first
 pass, a finalizer PATCH per tenant beside the operator, overloaded the 2-core machine (PATCH
 timeouts, the API server's /metrics unanswered), hence opt-in. The kopf floors install the
-operator's linear start-up gate over indexes (`whatsapp_operator/toggles.py`; kopf's own,
+operator's linear start-up gate over indexes (`whatsapp_operator/runtime/toggles.py`; kopf's own,
 cubic in the objects, did not list 10,000 within 10 minutes, this one in 13 s); a kopf
 floor that does not list in 600 s is reported and the run goes on. One run: set-up of 10,000
 takes minutes on 2 shared cores.
@@ -68,7 +68,7 @@ from benchmarks.meta_calls import (
     start_cluster,
     wait_ready,
 )
-from whatsapp_graph.simulator.client import SimulatorAdmin
+from whatsapp_simulator.client import SimulatorAdmin
 from whatsapp_testkit.controlplane import ControlPlane
 from whatsapp_testkit.postgres import Postgres
 from whatsapp_testkit.rabbitmq import RabbitMQ

@@ -30,7 +30,7 @@ import httpx
 
 from benchmarks import write_results
 from benchmarks.cpu import CpuWindow
-from whatsapp_graph.simulator.client import SimulatorAdmin
+from whatsapp_simulator.client import SimulatorAdmin
 from whatsapp_testkit.amqp import Broker
 from whatsapp_testkit.pools import PoolWorld, new_pool_name, recipient
 from whatsapp_testkit.rabbitmq import RabbitMQ

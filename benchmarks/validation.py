@@ -24,10 +24,10 @@ import httpx
 
 from benchmarks import write_results
 from whatsapp_graph.client import PHONE_FIELDS, GraphClient
-from whatsapp_graph.simulator.client import SimulatorAdmin
-from whatsapp_operator.budget import RequestBudget
-from whatsapp_operator.spec import parse_spec
-from whatsapp_operator.validation import Validator
+from whatsapp_operator.meta.budget import RequestBudget
+from whatsapp_operator.meta.validation import Validator
+from whatsapp_operator.model.spec import parse_spec
+from whatsapp_simulator.client import SimulatorAdmin
 from whatsapp_testkit.services import GraphSimulator
 
 SCOPES = ["business_management", "whatsapp_business_management", "whatsapp_business_messaging"]

@@ -25,7 +25,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from whatsapp_operator.database import Database
+from whatsapp_operator.postgres.database import Database
 from whatsapp_testkit.procs import reachable
 from whatsapp_testkit.reliability import Scenario, render
 from whatsapp_testkit.world import SCOPES, World, new_id, new_token
@@ -212,7 +212,7 @@ def graph_sim(artifacts: Path) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def sim(graph_sim: Any) -> Iterator[Any]:
-    from whatsapp_graph.simulator.client import SimulatorAdmin
+    from whatsapp_simulator.client import SimulatorAdmin
 
     with SimulatorAdmin(graph_sim.url) as admin:
         admin.add_app(APP_ID, APP_SECRET)

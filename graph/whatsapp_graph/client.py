@@ -20,11 +20,11 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 
-from .errors import GraphApiError, GraphUnavailable, parse_error_envelope, scrub
-from .http import may_have_reached_server
-from .nodes import DEFAULT_VERSION as DEFAULT_VERSION  # re-exported, as before
-from .nodes import MAX_PAGES, PAGE_LIMIT, Page, next_cursor, phone_fields
-from .nodes import PHONE_FIELDS as PHONE_FIELDS
+from whatsapp_graph.errors import GraphApiError, GraphUnavailable, parse_error_envelope, scrub
+from whatsapp_graph.http import may_have_reached_server
+from whatsapp_graph.nodes import DEFAULT_VERSION as DEFAULT_VERSION  # re-exported, as before
+from whatsapp_graph.nodes import MAX_PAGES, PAGE_LIMIT, Page, next_cursor, phone_fields
+from whatsapp_graph.nodes import PHONE_FIELDS as PHONE_FIELDS
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 

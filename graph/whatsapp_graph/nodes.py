@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .versions import major_version
+from whatsapp_graph.versions import major_version
 
 DEFAULT_VERSION = "v25.0"
 # What the operator reads about a number: documented fields of the WhatsAppBusinessPhoneNumber

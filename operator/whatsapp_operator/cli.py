@@ -1,23 +1,20 @@
-"""`whatsapp-operator`: runs the operator with the project's kopf settings."""
+"""`whatsapp-operator`: the operator's command line.
+
+`main` installs the lazy kubernetes_asyncio (runtime/lazy_client.py) before anything imports
+kopf, which imports that package, then hands over to `runtime.run`. Nothing here imports kopf
+at module level: importing the CLI (or the package) has no side effect.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import logging
-import os
 import sys
 from collections.abc import Sequence
 
-import kopf
-import uvloop
-from kopf._core.engines.activities import ActivityError  # raised by kopf.operator, not exported
 from pydantic import ValidationError
 
-from . import listing, memory, toggles
-from .config import OperatorConfig
-from .logs import install_redaction, quiet_routine
+from whatsapp_operator.runtime import lazy_client
+from whatsapp_operator.settings import OperatorConfig
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,6 +23,14 @@ def _parser() -> argparse.ArgumentParser:
         description="Kubernetes operator for Meta WhatsApp Business (Cloud API) tenants. "
         "Every flag also reads WHATSAPP_OPERATOR_<NAME> from the environment.",
     )
+    for group in (_kubernetes_flags, _graph_flags, _pool_flags, _database_flags, _signup_flags):
+        group(p)
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-format", choices=["plain", "full", "json"])
+    return p
+
+
+def _kubernetes_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-n",
         "--namespace",
@@ -36,6 +41,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-A", "--all-namespaces", action="store_true", default=None)
     p.add_argument("--kubeconfig")
+    p.add_argument("--liveness-port", type=int, help="0 disables the liveness endpoint")
+    p.add_argument("--metrics-port", type=int, help="Prometheus /metrics port; 0 disables")
+    p.add_argument(
+        "--max-concurrent-reconciles",
+        type=int,
+        help="tenant reconcile passes at once (default 500); the rest wait, earliest due first",
+    )
+    p.add_argument("--peering", help="kopf peering name (HA); standalone when not given")
+    p.add_argument("--priority", type=int, help="peering priority of this replica")
+
+
+def _graph_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--graph-api-url", help="Graph API base URL (the simulator in tests)")
     p.add_argument("--graph-api-version", help="default Graph API version, e.g. v25.0")
     p.add_argument("--graph-rate", type=float, help="Graph API requests per second, all tenants")
@@ -44,8 +61,9 @@ def _parser() -> argparse.ArgumentParser:
         "--unavailable-grace",
         help="how long a Ready tenant stays Ready while the Graph API is unreachable (e.g. 15m)",
     )
-    p.add_argument("--liveness-port", type=int, help="0 disables the liveness endpoint")
-    p.add_argument("--metrics-port", type=int, help="Prometheus /metrics port; 0 disables")
+
+
+def _pool_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers-namespace",
         help="publish each sender pool's resolved config "
@@ -56,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="a new pool's shard layout (a power of two, at most the workers' mounts; default 4)",
     )
+    p.add_argument(
+        "--amqp-url",
+        help="RabbitMQ URL, to report which workers run the published config and to act on the "
+        "workers' tenant signals (prefer the env var: it holds a password)",
+    )
+
+
+def _database_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--database-url",
         help="PostgreSQL DSN for tenant_whatsapp_config "
@@ -71,18 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--encryption-keys-dir", help="folder of AES-256 keys (a mounted Secret)")
     p.add_argument("--drift-interval", help="how often rows are checked for drift (e.g. 60s)")
     p.add_argument("--rotation-interval", help="how often old-key rows are re-encrypted")
-    p.add_argument(
-        "--amqp-url",
-        help="RabbitMQ URL, to report which workers run the published config and to act on the "
-        "workers' tenant signals (prefer the env var: it holds a password)",
-    )
-    p.add_argument(
-        "--max-concurrent-reconciles",
-        type=int,
-        help="tenant reconcile passes at once (default 500); the rest wait, earliest due first",
-    )
-    p.add_argument("--peering", help="kopf peering name (HA); standalone when not given")
-    p.add_argument("--priority", type=int, help="peering priority of this replica")
+
+
+def _signup_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--signup-callback-port",
         type=int,
@@ -95,9 +112,6 @@ def _parser() -> argparse.ArgumentParser:
         "--signup-app-credentials-secret",
         help="Meta app credentials Secret (in --signup-namespace) for callback-created signups",
     )
-    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    p.add_argument("--log-format", choices=["plain", "full", "json"])
-    return p
 
 
 def load_config(argv: Sequence[str] | None = None) -> OperatorConfig:
@@ -109,62 +123,16 @@ def load_config(argv: Sequence[str] | None = None) -> OperatorConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    lazy_client.install()  # before kopf (imported by runtime.run) imports kubernetes_asyncio
+    from whatsapp_operator.runtime import memory, run
+
     memory.tune()  # before kopf starts any thread
     try:
         cfg = load_config(argv)
     except ValidationError as exc:
         errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         sys.exit(f"whatsapp-operator: invalid configuration: {errors}")
-    if cfg.kubeconfig:
-        os.environ["KUBECONFIG"] = cfg.kubeconfig
-    fmt = {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
-    kopf.configure(
-        debug=cfg.log_level == "DEBUG",
-        verbose=False,
-        quiet=cfg.log_level in ("WARNING", "ERROR"),
-        log_format=fmt[cfg.log_format],
-        log_refkey="tenant",
-        log_prefix=True,
-    )
-    logging.getLogger().setLevel(cfg.log_level)
-    install_redaction()
-    if cfg.log_level != "DEBUG":
-        quiet_routine()
-    from . import handlers  # noqa: F401 - registers the handlers with kopf
-    from .signup import handlers as _signup  # noqa: F401 - Embedded Signup
-
-    liveness = (
-        f"http://{cfg.liveness_host}:{cfg.liveness_port}/healthz" if cfg.liveness_port else None
-    )
-    try:
-        _run(cfg, liveness)
-    except ActivityError:
-        # the failing activity already logged its one-line reason (for example a wrong
-        # database URL): exit without kopf's traceback, non-zero so a pod restarts visibly
-        sys.exit("whatsapp-operator: start-up failed; see the error above")
-
-
-def _run(cfg: OperatorConfig, liveness: str | None) -> None:
-    """kopf.run's work, on the configured loop: uvloop by default (kopf picks it only for its
-    own CLI). asyncio.Runner, like kopf.run without a loop, finalises the loop on exit."""
-    namespaces = [] if cfg.all_namespaces else cfg.namespace_list
-    factory = uvloop.new_event_loop if cfg.event_loop == "uvloop" else None
-    listing.install()
-    toggles.install()  # kopf's start-up gate over indexes, linear (see toggles.py)
-    operator = kopf.operator(
-        standalone=cfg.peering is None,
-        peering_name=cfg.peering,
-        priority=cfg.priority,
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        liveness_endpoint=liveness,
-        memo=kopf.Memo(config=cfg),
-    )
-    with (
-        asyncio.Runner(loop_factory=factory) as runner,
-        contextlib.suppress(asyncio.CancelledError),
-    ):
-        runner.run(operator)
+    run.main(cfg)
 
 
 if __name__ == "__main__":

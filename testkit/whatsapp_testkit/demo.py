@@ -69,7 +69,7 @@ SEED_MESSAGE = {
 def send_seed_message(amqp_url: str, sim_url: str) -> None:
     import asyncio
 
-    from whatsapp_graph.simulator.client import SimulatorAdmin
+    from whatsapp_simulator.client import SimulatorAdmin
     from whatsapp_testkit.amqp import Broker
 
     async def run() -> list[dict[str, object]]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from whatsapp_graph.resolved import TenantConfig, build_shards, tenant_config
+from whatsapp_contract.resolved import TenantConfig, build_shards, tenant_config
 from whatsapp_testkit.kubelet import KubeletVolume
 from whatsapp_testkit.world import SCOPES, new_id, new_token
 

@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from whatsapp_graph.simulator import ManualClock, RunningSimulator, SimState, apply_seed
-from whatsapp_graph.simulator import run_simulator as start_simulator
+from whatsapp_simulator import ManualClock, RunningSimulator, SimState, apply_seed
+from whatsapp_simulator import run_simulator as start_simulator
 
 from .corpus import PHONE_NUMBER_ID, WABA_ID, Fixture, all_fixtures
 

@@ -8,9 +8,9 @@ import itertools
 
 import pytest
 
-from whatsapp_operator.audit import GENESIS, AuditLog
-from whatsapp_operator.audit_writer import AuditWriter
-from whatsapp_operator.database import Database
+from whatsapp_operator.postgres.audit import GENESIS, AuditLog
+from whatsapp_operator.postgres.audit_writer import AuditWriter
+from whatsapp_operator.postgres.database import Database
 
 pytestmark = pytest.mark.integration
 

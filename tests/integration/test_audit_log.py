@@ -15,12 +15,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from whatsapp_operator import rows, tokens
-from whatsapp_operator.audit import GENESIS, AuditEvent, AuditLog
-from whatsapp_operator.crypto import Keyring, TokenCipher
-from whatsapp_operator.database import Database, DatabaseError
-from whatsapp_operator.legacy import read_credentials
-from whatsapp_operator.migrations import AUDIT_TABLE
+from whatsapp_operator.model import secret_data as tokens
+from whatsapp_operator.postgres import rows
+from whatsapp_operator.postgres.audit import GENESIS, AuditEvent, AuditLog
+from whatsapp_operator.postgres.credentials_cli import read_credentials
+from whatsapp_operator.postgres.crypto import Keyring, TokenCipher
+from whatsapp_operator.postgres.database import Database, DatabaseError
+from whatsapp_operator.postgres.migrations import AUDIT_TABLE
 from whatsapp_testkit.postgres import APP_PASSWORD, APP_ROLE
 
 pytestmark = pytest.mark.integration
@@ -59,7 +60,7 @@ async def fill(log: AuditLog, count: int) -> list[int]:
 
 def audit_cli(*args: str, dsn: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "whatsapp_operator.audit", *args],
+        [sys.executable, "-m", "whatsapp_operator.postgres.audit", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -290,7 +291,7 @@ async def test_credentials_reads_are_audited(db: Database, db_dsn: str, tmp_path
 
     def legacy(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "whatsapp_operator.legacy", "get", *args],
+            [sys.executable, "-m", "whatsapp_operator.postgres.credentials_cli", "get", *args],
             capture_output=True,
             text=True,
             timeout=60,

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from conftest import Kubectl, make_world
-from whatsapp_graph.fingerprint import fingerprint
+from whatsapp_contract.fingerprint import fingerprint
 from whatsapp_testkit.world import World, dump, secret, tenant, wait_for
 
 pytestmark = pytest.mark.integration

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, Cluster, Kubectl, make_world
-from whatsapp_graph.resolved import parse_document
+from whatsapp_contract.resolved import parse_document
 from whatsapp_testkit.procs import free_ports, reachable
 from whatsapp_testkit.reliability import Scenario
 from whatsapp_testkit.services import Service

@@ -1,4 +1,4 @@
-"""PostgreSQL sync against a real server (operator/whatsapp_operator/database.py, legacy.py).
+"""PostgreSQL sync against a real server (whatsapp_operator/postgres/database.py, legacy.py).
 
 Each test gets its own database on the session's server (`db_dsn`); outage tests stop and
 kill a server of their own, so they never disturb the shared one.
@@ -20,16 +20,16 @@ from typing import Any
 import psycopg
 import pytest
 
-from whatsapp_operator import rows
-from whatsapp_operator.crypto import Keyring, TokenCipher, encode_key
-from whatsapp_operator.database import (
+from whatsapp_operator.postgres import rows
+from whatsapp_operator.postgres.credentials_cli import AUDIT_HOOKS, CredentialRead, read_credentials
+from whatsapp_operator.postgres.crypto import Keyring, TokenCipher, encode_key
+from whatsapp_operator.postgres.database import (
     Database,
     DatabaseConfigError,
     DatabaseError,
     DatabaseUnavailable,
 )
-from whatsapp_operator.legacy import AUDIT_HOOKS, CredentialRead, read_credentials
-from whatsapp_operator.migrations import MIGRATIONS, OPERATOR_COLUMNS, SEED_TABLE
+from whatsapp_operator.postgres.migrations import MIGRATIONS, OPERATOR_COLUMNS, SEED_TABLE
 from whatsapp_testkit.postgres import APP_PASSWORD, Postgres
 
 pytestmark = pytest.mark.integration
@@ -585,7 +585,7 @@ async def test_read_credentials(db: Database, db_dsn: str) -> None:
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "whatsapp_operator.legacy", "get", *args],
+        [sys.executable, "-m", "whatsapp_operator.postgres.credentials_cli", "get", *args],
         capture_output=True,
         text=True,
         timeout=60,

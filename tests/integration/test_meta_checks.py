@@ -12,9 +12,9 @@ import pytest
 from test_operator import apply_tenant, cond, events, get, wait_reason
 
 from conftest import APP_ID, ISSUED_TOKENS, WORKERS_NAMESPACE, Kubectl
+from whatsapp_contract.resolved import parse_document
 from whatsapp_graph.client import appsecret_proof
-from whatsapp_graph.resolved import parse_document
-from whatsapp_graph.simulator.state import fingerprint as sim_fingerprint
+from whatsapp_simulator.state import fingerprint as sim_fingerprint
 from whatsapp_testkit.world import SCOPES, World, dump, new_id, new_token, secret, wait_for
 
 pytestmark = pytest.mark.integration

@@ -35,7 +35,13 @@ def test_the_wheel_installs_from_the_lock_and_its_programs_start(
     (wheel,) = tmp_path.glob("whatsapp_operator-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     packages = {n.split("/")[0] for n in names if not n.startswith("whatsapp_operator-")}
-    assert packages == {"whatsapp_operator", "whatsapp_worker", "whatsapp_graph"}  # no testkit
+    assert packages == {
+        "whatsapp_operator",
+        "whatsapp_worker",
+        "whatsapp_graph",
+        "whatsapp_contract",
+        "whatsapp_simulator",
+    }  # no testkit
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
@@ -55,7 +61,10 @@ def test_the_wheel_installs_from_the_lock_and_its_programs_start(
         assert started.returncode == 0, f"{command}: {started.stderr}"
         assert "usage:" in started.stdout
     imports = run(
-        python, "-c", "import whatsapp_worker.celery_app, whatsapp_operator.handlers", cwd=tmp_path
+        python,
+        "-c",
+        "import whatsapp_worker.celery_app, whatsapp_operator.runtime.handlers",
+        cwd=tmp_path,
     )
     assert imports.returncode == 0, imports.stderr
 

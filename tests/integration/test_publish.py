@@ -12,7 +12,7 @@ import pytest
 from test_operator import apply_tenant, get, wait_reason
 
 from conftest import APP_ID, ISSUED_TOKENS, WORKERS_NAMESPACE, Kubectl, make_world
-from whatsapp_graph.resolved import entry_hash, parse_document
+from whatsapp_contract.resolved import entry_hash, parse_document
 from whatsapp_testkit.world import SCOPES, dump, new_token, secret, wait_for
 from whatsapp_worker.config import ConfigStore
 

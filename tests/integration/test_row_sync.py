@@ -12,10 +12,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from whatsapp_operator import rows
-from whatsapp_operator.crypto import Keyring, TokenCipher
-from whatsapp_operator.database import Database
-from whatsapp_operator.sync import RowSync
+from whatsapp_operator.postgres import rows
+from whatsapp_operator.postgres.crypto import Keyring, TokenCipher
+from whatsapp_operator.postgres.database import Database
+from whatsapp_operator.postgres.sync import RowSync
 
 pytestmark = pytest.mark.integration
 TOKEN = "EAArowsync0123456789abcdefTOKEN"

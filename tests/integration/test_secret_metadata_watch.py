@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from conftest import Cluster, Kubectl
-from whatsapp_operator.kube import Kube, KubeError
-from whatsapp_operator.publish import POOL_LABEL
-from whatsapp_operator.secret_watch import SecretWatch
+from whatsapp_operator.pools.publisher import POOL_LABEL
+from whatsapp_operator.runtime.kube import Kube, KubeError
+from whatsapp_operator.runtime.secret_watch import SecretWatch
 from whatsapp_testkit.world import dump, secret
 
 TOKEN = "EAAGwatchmustnevercarrythisvalue0123456789"

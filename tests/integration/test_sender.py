@@ -15,9 +15,9 @@ import aio_pika
 import pytest
 
 from conftest import APP_ID, ISSUED_TOKENS
-from whatsapp_graph.resolved import TenantConfig
-from whatsapp_graph.signals import EXCHANGE as SIGNALS_EXCHANGE
-from whatsapp_graph.signals import TenantSignal, parse_signal
+from whatsapp_contract.resolved import TenantConfig
+from whatsapp_contract.signals import EXCHANGE as SIGNALS_EXCHANGE
+from whatsapp_contract.signals import TenantSignal, parse_signal
 from whatsapp_testkit.amqp import Broker
 from whatsapp_testkit.pools import (
     PoolWorld,
@@ -135,7 +135,7 @@ async def test_1000_mixed_messages_through_both_entry_points_arrive_exactly_as_s
 
 def pool_fingerprint(pool: PoolWorld, message: dict[str, Any]) -> str:
     """The fingerprint (as the simulator records it) of the token of the message's tenant."""
-    from whatsapp_graph.simulator.state import fingerprint
+    from whatsapp_simulator.state import fingerprint
 
     for tenant in pool.tenants.values():
         if tenant.phone == message["phone_number_id"]:
@@ -284,7 +284,7 @@ async def test_a_revoked_token_holds_messages_until_the_rotated_one_is_mounted(
         events = await broker.collect(20, within=30)
         assert await broker.dead_letters() == []
     assert Counter(e["status"] for e in events) == {"accepted": 20}
-    from whatsapp_graph.simulator.state import fingerprint
+    from whatsapp_simulator.state import fingerprint
 
     sent = [m for m in sim.messages(tenant.phone) if m["body"]["to"] != sent_to(recipient(0))]
     assert len(sent) == 20
@@ -447,7 +447,7 @@ async def wait_ready(broker: Broker, pool: str, count: int, within: float) -> in
 
 def meta_sends(sim: Any, tenant: SimTenant) -> int:
     """Send calls the simulator saw with the tenant's token (its own call log)."""
-    from whatsapp_graph.simulator.state import fingerprint
+    from whatsapp_simulator.state import fingerprint
 
     by_token = sim.calls()["by_kind_token"].get("messages", {})
     return int(by_token.get(fingerprint(tenant.token), 0))

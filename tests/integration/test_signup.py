@@ -144,7 +144,7 @@ def tenants(kubectl: Kubectl, ns: str) -> list[str]:
 
 
 def calls_by_token(sim: Any, kind: str, token: str) -> int:
-    from whatsapp_graph.simulator.state import fingerprint
+    from whatsapp_simulator.state import fingerprint
 
     return int(sim.calls()["by_kind_token"].get(kind, {}).get(fingerprint(token), 0))
 

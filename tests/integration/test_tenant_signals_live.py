@@ -1,4 +1,4 @@
-"""Tenant signals (whatsapp_graph.signals) against a real RabbitMQ, the operator process, a
+"""Tenant signals (whatsapp_contract.signals) against a real RabbitMQ, the operator process, a
 real API server and the simulator: the consumer reconnects after a broker restart; a
 credential_rejected signal has the tenant re-validated within 2 s; a sending_blocked signal
 blocks the tenant (SendingBlocked, Ready=False, still published with its blocked_code) until a
@@ -22,8 +22,8 @@ from test_publish import published
 from test_token_lifecycle import sim_fp
 
 from conftest import Kubectl, make_world
-from whatsapp_graph.signals import EXCHANGE, TenantSignal, dump_signal
-from whatsapp_operator.tenant_signals import WINDOW, SignalListener
+from whatsapp_contract.signals import EXCHANGE, TenantSignal, dump_signal
+from whatsapp_operator.pools.signals import WINDOW, SignalListener
 from whatsapp_testkit.rabbitmq import RabbitMQ
 from whatsapp_testkit.world import wait_for
 

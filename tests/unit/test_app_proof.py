@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 
 from whatsapp_graph.client import appsecret_proof
-from whatsapp_operator.app_proof import attach_proof
-from whatsapp_operator.kube import KubeForbidden, SecretSnapshot
-from whatsapp_operator.publish import resolved_config
-from whatsapp_operator.spec import AppCredentialsRef, TenantSpec
-from whatsapp_operator.tokens import (
+from whatsapp_operator.meta.app_proof import attach_proof
+from whatsapp_operator.model.secret_data import (
     SecretOutcome,
     read_app_credentials,
     resolve_token,
     with_proof,
 )
+from whatsapp_operator.model.spec import AppCredentialsRef, TenantSpec
+from whatsapp_operator.pools.publisher import resolved_config
+from whatsapp_operator.runtime.kube import KubeForbidden, SecretSnapshot
 
 TOKEN = "EAAGproofTOKEN0123456789abcdefXYZ"
 APP_SECRET = "0123456789abcdef0123456789abcdef"

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from whatsapp_operator import audit, migrations
-from whatsapp_operator.audit import (
+from whatsapp_operator.postgres import audit, migrations
+from whatsapp_operator.postgres.audit import (
     GENESIS,
     AuditEvent,
     AuditRecord,

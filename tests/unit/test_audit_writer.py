@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from whatsapp_operator import audit_writer
-from whatsapp_operator.audit_writer import AuditWriter
-from whatsapp_operator.database import DatabaseUnavailable
+from whatsapp_operator.postgres import audit_writer
+from whatsapp_operator.postgres.audit_writer import AuditWriter
+from whatsapp_operator.postgres.database import DatabaseUnavailable
 
 
 class FlakyLog:

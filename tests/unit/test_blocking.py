@@ -1,4 +1,4 @@
-"""Meta blocking a tenant's number, as a pure judgement (operator/whatsapp_operator/blocking.py):
+"""Meta blocking a tenant's number, as a pure judgement (whatsapp_operator/model/blocking.py):
 the block a signal reports, the block kept in status, a check that lifts it; and whether a
 worker's credential_rejected signal asks for a live check."""
 
@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from whatsapp_contract.signals import TenantSignal
 from whatsapp_graph.errors import TENANT_BLOCKED_CODES
-from whatsapp_graph.signals import TenantSignal
-from whatsapp_operator import conditions as c
-from whatsapp_operator.blocking import (
+from whatsapp_operator.model import conditions as c
+from whatsapp_operator.model.blocking import (
     Block,
     Health,
     Pending,
@@ -23,8 +23,8 @@ from whatsapp_operator.blocking import (
     reported_block,
     wants_recheck,
 )
-from whatsapp_operator.conditions import Reason
-from whatsapp_operator.facts import PhoneFacts, Verdict
+from whatsapp_operator.model.conditions import Reason
+from whatsapp_operator.model.facts import PhoneFacts, Verdict
 
 T0 = datetime(2026, 9, 1, 12, 0, 0, tzinfo=UTC)
 LATER = T0 + timedelta(minutes=5)

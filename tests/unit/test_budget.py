@@ -1,4 +1,4 @@
-"""The shared Graph API request budget (operator/whatsapp_operator/budget.py)."""
+"""The shared Graph API request budget (operator/whatsapp_operator/meta/budget.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from whatsapp_operator.budget import RequestBudget
+from whatsapp_operator.meta.budget import RequestBudget
 
 
 class FakeClock:

@@ -1,4 +1,4 @@
-"""Condition merging (operator/whatsapp_operator/conditions.py)."""
+"""Condition merging (operator/whatsapp_operator/model/conditions.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from whatsapp_operator import conditions as c
-from whatsapp_operator.conditions import Condition, merge
+from whatsapp_operator.model import conditions as c
+from whatsapp_operator.model.conditions import Condition, merge
 
 T0 = datetime(2026, 9, 1, 12, 0, 0, tzinfo=UTC)
 T1 = datetime(2026, 9, 1, 13, 30, 5, tzinfo=UTC)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from whatsapp_graph.resolved import (
+from whatsapp_contract.resolved import (
     TenantConfig,
     build_shards,
     dump_document,

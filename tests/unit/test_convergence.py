@@ -1,4 +1,4 @@
-"""Which live workers run the published config (operator/whatsapp_operator/convergence.py), and
+"""Which live workers run the published config (whatsapp_operator/pools/convergence.py), and
 the hash the operator expects of them (Publisher.pool_hashes in publish.py)."""
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from whatsapp_graph.heartbeat import Heartbeat
-from whatsapp_graph.resolved import (
+from whatsapp_contract.heartbeat import Heartbeat
+from whatsapp_contract.resolved import (
     build_shards,
     combine_hashes,
     parse_shard_name,
     shard_name,
     tenant_config,
 )
-from whatsapp_operator.convergence import HeartbeatListener, PoolConvergence, summarise
-from whatsapp_operator.publish import Publisher
+from whatsapp_operator.pools.convergence import HeartbeatListener, PoolConvergence, summarise
+from whatsapp_operator.pools.publisher import Publisher
 from whatsapp_worker.config import ConfigStore
 
 NOW = 1000.0

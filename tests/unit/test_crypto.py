@@ -1,4 +1,4 @@
-"""Tokens at rest (operator/whatsapp_operator/crypto.py): AES-GCM, key rotation, modes."""
+"""Tokens at rest (operator/whatsapp_operator/postgres/crypto.py): AES-GCM, key rotation, modes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from whatsapp_operator.crypto import Keyring, TokenCipher, encode_key, generate_key
+from whatsapp_operator.postgres.crypto import Keyring, TokenCipher, encode_key, generate_key
 
 TOKEN = "EAAGm0PX4ZCpsBAKZB7ZCZBcryptoTOKEN1234567890"
 TENANT = "t_a3eecb94bb822a92"

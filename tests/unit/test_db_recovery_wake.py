@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from whatsapp_graph.resolved import Entry, TenantConfig
-from whatsapp_operator.conditions import Reason
-from whatsapp_operator.decide import CheckResult, SyncResult
-from whatsapp_operator.facts import PhoneFacts, TokenFacts, Verdict
-from whatsapp_operator.kube import SecretSnapshot
-from whatsapp_operator.reconcile import Runtime, reconcile_once
-from whatsapp_operator.registry import Registry
+from whatsapp_contract.resolved import Entry, TenantConfig
+from whatsapp_operator.model.conditions import Reason
+from whatsapp_operator.model.facts import PhoneFacts, TokenFacts, Verdict
+from whatsapp_operator.runtime.kube import SecretSnapshot
+from whatsapp_operator.runtime.registry import Registry
+from whatsapp_operator.tenant.compose import CheckResult, SyncResult
+from whatsapp_operator.tenant.reconcile import Runtime, reconcile_once
 
 T0 = datetime(2026, 9, 1, 12, 0, 0, tzinfo=UTC)
 TOKEN = "EAAGm0PX4ZCpsBAKZBwakeTOKEN1234567890"

@@ -1,4 +1,4 @@
-"""The pure decide step of a reconcile (operator/whatsapp_operator/decide.py)."""
+"""The pure decide step of a reconcile (operator/whatsapp_operator/tenant/compose.py)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ from typing import Any
 
 import pytest
 
-from whatsapp_operator import conditions as c
-from whatsapp_operator.conditions import Reason
-from whatsapp_operator.decide import CheckResult, Decision, Inputs, decide
-from whatsapp_operator.facts import (
+from whatsapp_operator.model import conditions as c
+from whatsapp_operator.model.claims import Claim, find_conflict
+from whatsapp_operator.model.conditions import Reason
+from whatsapp_operator.model.facts import (
     PhoneFacts,
     TokenFacts,
     Verdict,
     not_checked,
     unavailable,
 )
-from whatsapp_operator.ownership import Claim, find_conflict
-from whatsapp_operator.tokens import SecretOutcome, fingerprint, resolve_token
+from whatsapp_operator.model.secret_data import SecretOutcome, fingerprint, resolve_token
+from whatsapp_operator.tenant.compose import CheckResult, Decision, Inputs, decide
 
 TOKEN = "EAAGm0PX4ZCpsBAKZBdecideTOKEN1234567890"
 NEW_TOKEN = "EAAGm0PX4ZCpsBAKZBrotatedTOKEN0987654321"

@@ -1,4 +1,4 @@
-"""`decide` with a block (operator/whatsapp_operator/decide.py, blocking.py): the block is a
+"""`decide` with a block (operator/whatsapp_operator/tenant/compose.py, blocking.py): the block is a
 fact in (a worker's report, the stored status, a check's health), the SendingBlocked condition,
 Ready, status.sendingBlock and the Events out; a blocked tenant stays publishable with its
 code."""
@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from test_decide import T0, good_check, inputs, ready_status
 
-from whatsapp_graph.signals import TenantSignal
-from whatsapp_operator import conditions as c
-from whatsapp_operator.blocking import (
+from whatsapp_contract.signals import TenantSignal
+from whatsapp_operator.model import conditions as c
+from whatsapp_operator.model.blocking import (
     Block,
     Pending,
     SendingFacts,
@@ -22,9 +22,9 @@ from whatsapp_operator.blocking import (
     publishable,
     reported_block,
 )
-from whatsapp_operator.conditions import Reason
-from whatsapp_operator.decide import CheckResult, Decision, decide
-from whatsapp_operator.facts import Verdict
+from whatsapp_operator.model.conditions import Reason
+from whatsapp_operator.model.facts import Verdict
+from whatsapp_operator.tenant.compose import CheckResult, Decision, decide
 
 PHONE = "106540352242922"
 LATER = T0 + timedelta(minutes=6)

@@ -1,4 +1,4 @@
-"""The rotation and API-version parts of `decide` (operator/whatsapp_operator/decide.py):
+"""The rotation and API-version parts of `decide` (operator/whatsapp_operator/tenant/compose.py):
 warning conditions, their Events (once per new reason), refresh Events, and that neither
 touches Ready."""
 
@@ -12,19 +12,19 @@ from typing import Any
 
 import pytest
 
-from whatsapp_operator import conditions as c
-from whatsapp_operator.conditions import Condition, Reason
-from whatsapp_operator.decide import CheckResult, Decision, Inputs, decide
-from whatsapp_operator.facts import TokenFacts, Verdict
-from whatsapp_operator.lifecycle import api_version_condition
-from whatsapp_operator.rotation import (
+from whatsapp_operator.model import conditions as c
+from whatsapp_operator.model.conditions import Condition, Reason
+from whatsapp_operator.model.facts import TokenFacts, Verdict
+from whatsapp_operator.model.secret_data import SecretOutcome, fingerprint, resolve_token
+from whatsapp_operator.tenant.compose import CheckResult, Decision, Inputs, decide
+from whatsapp_operator.tokens.rotation import (
     RefreshOutcome,
     RotationInputs,
     RotationState,
     TokenTimes,
     after_refresh,
 )
-from whatsapp_operator.tokens import SecretOutcome, fingerprint, resolve_token
+from whatsapp_operator.tokens.stage import api_version_condition
 
 TOKEN = "EAAGdecideROTATIONtoken0123456789abcdef"
 T0 = datetime(2026, 9, 1, 12, 0, 0, tzinfo=UTC)

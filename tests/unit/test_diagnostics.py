@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from whatsapp_operator import diagnostics
+from whatsapp_operator.runtime import diagnostics
 
 
 async def _deep_inside(gate: asyncio.Event) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from whatsapp_operator.background import drift_pass
-from whatsapp_operator.registry import Registry
+from whatsapp_operator.postgres.maintenance import drift_pass
+from whatsapp_operator.runtime.registry import Registry
 
 
 class FakeDb:

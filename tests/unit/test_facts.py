@@ -1,4 +1,4 @@
-"""What Meta says about a token and a phone number (operator/whatsapp_operator/facts.py)."""
+"""What Meta says about a token and a phone number (operator/whatsapp_operator/model/facts.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from whatsapp_graph.errors import ErrorClass, GraphApiErrorInfo, classify
-from whatsapp_operator.conditions import Reason
-from whatsapp_operator.facts import (
+from whatsapp_operator.model.conditions import Reason
+from whatsapp_operator.model.facts import (
     WABA_NUMBERS,
     HealthEntity,
     Ownership,

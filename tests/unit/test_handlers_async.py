@@ -8,7 +8,7 @@ import inspect
 import kopf
 import pytest
 
-import whatsapp_operator.handlers
+import whatsapp_operator.runtime.handlers
 import whatsapp_operator.signup.handlers  # registers the signup handlers
 
 REGISTRY = kopf.get_default_registry()
@@ -27,7 +27,7 @@ def test_the_handlers_are_registered() -> None:
     watched = {h.selector for h in REGISTRY._watching.get_all_handlers()}  # type: ignore[attr-defined]
     assert not any(s is not None and s.plural == "secrets" for s in watched)
     assert "tenant_loop" not in ids  # no daemon per tenant: scheduler.py runs the passes
-    assert whatsapp_operator.handlers.TENANTS
+    assert whatsapp_operator.runtime.handlers.TENANTS
 
 
 @pytest.mark.parametrize("handler", HANDLERS, ids=lambda h: str(h.id))

@@ -1,4 +1,4 @@
-"""The worker heartbeat contract (graph/whatsapp_graph/heartbeat.py)."""
+"""The worker heartbeat contract (contract/whatsapp_contract/heartbeat.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from whatsapp_graph.heartbeat import EXCHANGE, Heartbeat, dump_heartbeat, parse_heartbeat
+from whatsapp_contract.heartbeat import EXCHANGE, Heartbeat, dump_heartbeat, parse_heartbeat
 
 MINIMAL = Heartbeat(worker="w1", pool="bulk", at=1700000000.5, interval=2.0)
 FULL = Heartbeat(

@@ -9,7 +9,7 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from whatsapp_operator.kube import (
+from whatsapp_operator.runtime.kube import (
     Kube,
     KubeConflict,
     KubeError,

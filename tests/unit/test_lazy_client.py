@@ -1,5 +1,6 @@
-"""kubernetes_asyncio imported lazily (whatsapp_operator/lazy_client.py): the same names resolve
-to the same objects, only when used; each case runs in a fresh interpreter."""
+"""kubernetes_asyncio imported lazily (whatsapp_operator/runtime/lazy_client.py): the same names
+resolve to the same objects, only when used; each case runs in a fresh interpreter. The CLI
+installs it (`cli.main`); importing the package does not."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from whatsapp_operator import lazy_client
+from whatsapp_operator.runtime import lazy_client
 
 
 def run(code: str, *, pythonpath: str | None = None) -> dict[str, object]:
@@ -26,16 +27,19 @@ def run(code: str, *, pythonpath: str | None = None) -> dict[str, object]:
 
 
 RSS = "int(open('/proc/self/statm').read().split()[1]) * 4096 / 1e6"
+# what `cli.main` does before it imports the rest of the operator
+INSTALL = "from whatsapp_operator.runtime import lazy_client; lazy_client.install()"
 COUNT = "sum(1 for m in sys.modules if m.startswith('kubernetes_asyncio'))"
 
 
 def test_the_operator_imports_a_handful_of_its_modules_instead_of_all() -> None:
     lazy = run(
-        "import json, sys\nimport whatsapp_operator.handlers, kopf\n"
+        f"import json, sys\n{INSTALL}\nimport whatsapp_operator.runtime.handlers, kopf\n"
         f"print(json.dumps({{'modules': {COUNT}, 'rss': {RSS}}}))"
     )
     eager = run(
-        "import json, sys\nimport kubernetes_asyncio\nimport whatsapp_operator.handlers, kopf\n"
+        "import json, sys\nimport kubernetes_asyncio\n"
+        f"{INSTALL}\nimport whatsapp_operator.runtime.handlers, kopf\n"
         f"print(json.dumps({{'modules': {COUNT}, 'rss': {RSS}}}))"
     )
     assert int(lazy["modules"]) < 60 < 800 < int(eager["modules"])  # type: ignore[call-overload]
@@ -67,14 +71,14 @@ print(json.dumps(found))
     for key in eager:
         package, _, name = key.rpartition(".")
         names.setdefault(package, []).append(name)
-    lazy = run(code.format(prelude="import whatsapp_operator", names=repr(names)))
+    lazy = run(code.format(prelude=INSTALL, names=repr(names)))
     assert lazy == eager
 
 
 def test_objects_deserialise_by_name_as_the_api_client_does() -> None:
     out = run("""
 import asyncio, json, sys
-import whatsapp_operator
+INSTALL
 from kubernetes_asyncio import client
 class Answer:
     data = json.dumps({"kind": "Secret", "metadata": {"name": "x", "ownerReferences": [
@@ -87,15 +91,16 @@ async def main():
         await api.close()
     return [type(secret).__name__, secret.metadata.owner_references[0].kind, secret.data]
 print(json.dumps({"secret": asyncio.run(main()), "modules": COUNT}))
-""".replace("COUNT", COUNT))  # fmt: skip
+""".replace("COUNT", COUNT).replace("INSTALL", INSTALL))  # fmt: skip
     assert out["secret"] == ["V1Secret", "Pod", {"k": "dg=="}]
     assert int(out["modules"]) < 60  # type: ignore[call-overload]
 
 
 def test_an_unknown_name_is_an_attribute_error_and_submodules_still_import() -> None:
-    out = run("""
+    out = run(
+        """
 import json
-import whatsapp_operator
+INSTALL
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import rest
 try:
@@ -104,13 +109,43 @@ try:
 except AttributeError as exc:
     error = str(exc)
 print(json.dumps({"error": error, "rest": rest.__name__, "version": client.__version__}))
-""")
+""".replace("INSTALL", INSTALL)
+    )
     assert out["error"] == "module 'kubernetes_asyncio.client' has no attribute 'NoSuchThing'"
     assert out["rest"] == "kubernetes_asyncio.client.rest"
     assert str(out["version"])[0].isdigit()
 
 
+def test_importing_the_package_or_its_cli_changes_nothing() -> None:
+    out = run(
+        "import json, sys\nimport whatsapp_operator, whatsapp_operator.cli\n"
+        "from whatsapp_operator.postgres import credentials_cli\n"
+        "import kubernetes_asyncio\n"
+        "print(json.dumps({'lazy': type(kubernetes_asyncio).__name__, "
+        "'kopf': 'kopf' in sys.modules}))"
+    )
+    assert out == {"lazy": "module", "kopf": False}
+
+
+def test_the_cli_installs_it_before_kopf_is_imported() -> None:
+    out = run("""
+import json, sys, types
+from whatsapp_operator import cli
+def started(cfg):  # stands in for runtime.run.main: kopf is imported from here on
+    import kopf
+    lazy = type(sys.modules["kubernetes_asyncio"]).__name__
+    print(json.dumps({"kopf": "kopf" in sys.modules, "lazy": lazy, "ns": cfg.namespace_list}))
+fake = types.ModuleType("whatsapp_operator.runtime.run")
+fake.main = started
+sys.modules[fake.__name__] = fake
+cli.main(["-n", "shop"])
+""")
+    assert out == {"kopf": True, "lazy": "LazyPackage", "ns": ["shop"]}
+
+
 def test_nothing_changes_once_the_package_is_imported() -> None:
+    import kubernetes_asyncio  # noqa: F401 - this process's copy, lazy or not
+
     assert not lazy_client.install()  # this process imported it already, one way or the other
 
 
@@ -120,7 +155,7 @@ def test_another_layout_is_imported_as_usual(tmp_path: Path) -> None:
     (package / "__init__.py").write_text("EAGER = True\n")
     (package / "client" / "__init__.py").write_text("from .api_client import ApiClient\n")
     out = run(
-        "import json\nfrom whatsapp_operator import lazy_client\nimport kubernetes_asyncio\n"
+        f"import json\n{INSTALL}\nimport kubernetes_asyncio\n"
         "print(json.dumps({'eager': getattr(kubernetes_asyncio, 'EAGER', False), "
         "'lazy': type(kubernetes_asyncio).__name__}))",
         pythonpath=str(tmp_path),

@@ -1,4 +1,4 @@
-"""Token lifecycle steps of a reconcile (operator/whatsapp_operator/lifecycle.py), with a
+"""Token lifecycle steps of a reconcile (operator/whatsapp_operator/tokens/stage.py), with a
 fake Refresher: when it is asked to refresh or retire, and what the rotation state becomes."""
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ from typing import Any, cast
 import pytest
 from prometheus_client import REGISTRY
 
-from whatsapp_operator import conditions as c
-from whatsapp_operator.conditions import Reason
-from whatsapp_operator.decide import CheckResult
-from whatsapp_operator.facts import TokenFacts, Verdict, unavailable
-from whatsapp_operator.kube import SecretSnapshot
-from whatsapp_operator.lifecycle import api_version_condition, refresh_requested, rotate
-from whatsapp_operator.refresh import PREVIOUS_KEY, Refresher, RefreshError
-from whatsapp_operator.rotation import (
+from whatsapp_operator.model import conditions as c
+from whatsapp_operator.model.conditions import Reason
+from whatsapp_operator.model.facts import TokenFacts, Verdict, unavailable
+from whatsapp_operator.model.secret_data import ResolvedToken, fingerprint
+from whatsapp_operator.model.spec import REFRESH_ANNOTATION, REVALIDATE_ANNOTATION, TenantSpec
+from whatsapp_operator.runtime.kube import SecretSnapshot
+from whatsapp_operator.tenant.compose import CheckResult
+from whatsapp_operator.tokens.refresh import PREVIOUS_KEY, Refresher, RefreshError
+from whatsapp_operator.tokens.rotation import (
     RefreshOutcome,
     RotationInputs,
     RotationState,
@@ -26,8 +27,7 @@ from whatsapp_operator.rotation import (
     after_refresh,
     retired,
 )
-from whatsapp_operator.spec import REFRESH_ANNOTATION, REVALIDATE_ANNOTATION, TenantSpec
-from whatsapp_operator.tokens import ResolvedToken, fingerprint
+from whatsapp_operator.tokens.stage import api_version_condition, refresh_requested, rotate
 
 TOKEN = "EAAGlifecycleCURRENTtoken0123456789abcdef"
 PREVIOUS = "EAAGlifecyclePREVIOUStoken9876543210fedcba"

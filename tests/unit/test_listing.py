@@ -1,4 +1,4 @@
-"""kopf's paged listings restart after an expired page (operator/whatsapp_operator/listing.py)."""
+"""kopf's paged listings restart after an expired page (whatsapp_operator/runtime/listing.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kopf._cogs.clients import errors, fetching
 
-from whatsapp_operator import listing
+from whatsapp_operator.runtime import listing
 
 
 def gone() -> errors.APIClientError:

@@ -1,4 +1,4 @@
-"""Token redaction in log lines (operator/whatsapp_operator/logs.py)."""
+"""Token redaction in log lines (operator/whatsapp_operator/runtime/logs.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from whatsapp_operator.logs import RedactingFilter, Redactor
+from whatsapp_operator.runtime.logs import RedactingFilter, Redactor
 
 EAA_TOKEN = "EAAGm0PX4ZCpsBAKZB7ZCZBlogsTOKEN1234567890abcdef"
 KNOWN = "sim_token-0123456789.abcdefghij"  # not EAA-shaped: redacted only once known

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from whatsapp_operator.logs import RoutineFilter
+from whatsapp_operator.runtime.logs import RoutineFilter
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Per-tenant gauges (operator/whatsapp_operator/metrics.py), read back from the registry."""
+"""Per-tenant gauges (whatsapp_operator/runtime/metrics.py), read back from the registry."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from whatsapp_operator import metrics
-from whatsapp_operator.tokens import fingerprint
+from whatsapp_operator.model.secret_data import fingerprint
+from whatsapp_operator.runtime import metrics
 
 TOKEN = "EAAGmetricsTOKEN0123456789abcdefghijkl"
 EXPIRY = "whatsapp_tenant_token_expiry_timestamp_seconds"

@@ -1,11 +1,11 @@
-"""Who owns a tenant id or a phone number id (operator/whatsapp_operator/ownership.py)."""
+"""Who owns a tenant id or a phone number id (operator/whatsapp_operator/model/claims.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from whatsapp_operator.conditions import Reason
-from whatsapp_operator.ownership import Claim, find_conflict
+from whatsapp_operator.model.claims import Claim, find_conflict
+from whatsapp_operator.model.conditions import Reason
 
 OLD = "2026-01-01T00:00:00Z"
 NEW = "2026-02-01T00:00:00Z"

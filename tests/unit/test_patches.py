@@ -1,4 +1,4 @@
-"""JSON merge patches (operator/whatsapp_operator/patches.py)."""
+"""JSON merge patches (operator/whatsapp_operator/model/patches.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from whatsapp_operator.patches import merge_patch
+from whatsapp_operator.model.patches import merge_patch
 
 
 def apply(target: Any, patch: Any) -> Any:

@@ -4,11 +4,11 @@
   or raises `InvalidMessage` with one of the documented reasons, never anything else; the
   detail never repeats a value from the message; valid generated messages round-trip to
   exactly the body Meta must receive, and that body parses back to itself.
-- Config loading (`whatsapp_graph.resolved.parse_document`, `whatsapp_worker.config`):
+- Config loading (`whatsapp_contract.resolved.parse_document`, `whatsapp_worker.config`):
   arbitrary bytes or mangled documents in the mounted resolved config are a reported
   problem, never an exception; tenants of the good shards stay loaded; no token (nor a
   recognisable piece of one) appears in an error or a log line.
-- The desired row (`whatsapp_operator.rows`): deterministic, idempotent (a row written as
+- The desired row (`whatsapp_operator.postgres.rows`): deterministic, idempotent (a row written as
   desired plans no write; deactivating twice is deactivating once), and the token appears
   only in the `token` field, never in another column, the repr or a write plan.
 - Every value the CRD's schema admits is one the operator's spec model accepts.
@@ -42,14 +42,15 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from whatsapp_graph.fingerprint import fingerprint
-from whatsapp_graph.resolved import (
+from whatsapp_contract.fingerprint import fingerprint
+from whatsapp_contract.resolved import (
     TenantConfig,
     build_shards,
     parse_document,
     tenant_config,
 )
-from whatsapp_operator.rows import (
+from whatsapp_operator.model.spec import TenantSpec, parse_spec
+from whatsapp_operator.postgres.rows import (
     COMPARED,
     HASHED_COLUMNS,
     DesiredRow,
@@ -60,7 +61,6 @@ from whatsapp_operator.rows import (
     plan_write,
     row_hash,
 )
-from whatsapp_operator.spec import TenantSpec, parse_spec
 from whatsapp_worker.config import ConfigStore
 from whatsapp_worker.delivery import TASK_NAME, decode
 from whatsapp_worker.messages import (

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from whatsapp_graph.resolved import (
+from whatsapp_contract.resolved import (
     INITIAL_SHARDS,
     TenantConfig,
     content_hash,
     entry_hash,
     tenant_config,
 )
-from whatsapp_operator.kube import KubeUnavailable, SecretSnapshot
-from whatsapp_operator.publish import HASH_ANNOTATION, POOL_LABEL, Publisher
+from whatsapp_operator.pools.publisher import HASH_ANNOTATION, POOL_LABEL, Publisher
+from whatsapp_operator.runtime.kube import KubeUnavailable, SecretSnapshot
 
 
 class FakeKube:
@@ -328,7 +328,7 @@ async def test_passes_are_spaced_while_changes_keep_coming_and_a_lone_change_is_
     import itertools
     import time
 
-    from whatsapp_operator.publish import DEBOUNCE, MIN_PASS_INTERVAL
+    from whatsapp_operator.pools.publisher import DEBOUNCE, MIN_PASS_INTERVAL
 
     kube = FakeKube()
     pub = publisher(kube)

@@ -1,5 +1,5 @@
 """The staged token refresh and the retirement of the previous token
-(operator/whatsapp_operator/refresh.py): a fake Kube, the real GraphClient over
+(operator/whatsapp_operator/tokens/refresh.py): a fake Kube, the real GraphClient over
 httpx.MockTransport emulating Meta, and a budget that never waits."""
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import httpx
 import pytest
 
 from whatsapp_graph.client import GraphClient
-from whatsapp_operator.budget import RequestBudget
-from whatsapp_operator.kube import (
+from whatsapp_operator.meta.budget import RequestBudget
+from whatsapp_operator.model.secret_data import ResolvedToken, fingerprint
+from whatsapp_operator.model.spec import TenantSpec
+from whatsapp_operator.runtime.kube import (
     Kube,
     KubeConflict,
     KubeError,
@@ -23,11 +25,9 @@ from whatsapp_operator.kube import (
     KubeUnavailable,
     SecretSnapshot,
 )
-from whatsapp_operator.logs import REDACTOR
-from whatsapp_operator.refresh import PREVIOUS_KEY, Refresher, RefreshError
-from whatsapp_operator.rotation import RefreshOutcome
-from whatsapp_operator.spec import TenantSpec
-from whatsapp_operator.tokens import ResolvedToken, fingerprint
+from whatsapp_operator.runtime.logs import REDACTOR
+from whatsapp_operator.tokens.refresh import PREVIOUS_KEY, Refresher, RefreshError
+from whatsapp_operator.tokens.rotation import RefreshOutcome
 
 OLD = "EAAGrefreshOLDtoken0123456789abcdefghijKLMN"
 NEW = "EAAGrefreshNEWtoken9876543210zyxwvutsrqPONM"

@@ -1,4 +1,4 @@
-"""The resolved-config contract and its sharding (graph/whatsapp_graph/resolved.py)."""
+"""The resolved-config contract and its sharding (contract/whatsapp_contract/resolved.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from whatsapp_graph.resolved import (
+from whatsapp_contract.resolved import (
     DEFAULT_MAX_BYTES,
     Entry,
     ShardDocument,

@@ -1,4 +1,4 @@
-"""Token renewal as pure decisions (operator/whatsapp_operator/rotation.py)."""
+"""Token renewal as pure decisions (operator/whatsapp_operator/tokens/rotation.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from whatsapp_operator import conditions as c
-from whatsapp_operator.conditions import Reason
-from whatsapp_operator.rotation import (
+from whatsapp_operator.model import conditions as c
+from whatsapp_operator.model.conditions import Reason
+from whatsapp_operator.tokens.rotation import (
     RefreshOutcome,
     RotationInputs,
     RotationState,

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from whatsapp_operator.rows import (
+from whatsapp_operator.model.spec import parse_spec
+from whatsapp_operator.postgres.rows import (
     HASHED_COLUMNS,
     DesiredRow,
     StoredRow,
@@ -18,7 +19,6 @@ from whatsapp_operator.rows import (
     row_hash,
     sql_row_hash,
 )
-from whatsapp_operator.spec import parse_spec
 
 TOKEN = "EAAtoken-for-rows-0123456789"
 SPEC = {

@@ -1,4 +1,4 @@
-"""When a tenant's token is checked again (operator/whatsapp_operator/schedule.py)."""
+"""When a tenant's token is checked again (operator/whatsapp_operator/model/recheck.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from whatsapp_operator import conditions as c
-from whatsapp_operator.conditions import Reason
-from whatsapp_operator.schedule import (
+from whatsapp_operator.model import conditions as c
+from whatsapp_operator.model.conditions import Reason
+from whatsapp_operator.model.recheck import (
     BLOCKED_RECHECK,
     CREDENTIAL_BACKOFF,
     JITTER,

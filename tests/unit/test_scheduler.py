@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from whatsapp_operator.registry import Registry
-from whatsapp_operator.scheduler import Scheduler, Slot, wait_ended
-from whatsapp_operator.toggles import CountingToggleSet
+from whatsapp_operator.runtime.registry import Registry
+from whatsapp_operator.runtime.scheduler import Scheduler, Slot, wait_ended
+from whatsapp_operator.runtime.toggles import CountingToggleSet
 
 
 class Tenant:

@@ -1,4 +1,4 @@
-"""The metadata-only Secret watch (whatsapp_operator.secret_watch): what each event means, and
+"""The metadata-only Secret watch (runtime/secret_watch.py): what each event means, and
 how the watch resumes after bookmarks, expiry and failures."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from whatsapp_operator.kube import KubeUnavailable
-from whatsapp_operator.secret_watch import Kind, SecretWatch, Seen, interpret
+from whatsapp_operator.runtime.kube import KubeUnavailable
+from whatsapp_operator.runtime.secret_watch import Kind, SecretWatch, Seen, interpret
 
 
 def secret(
@@ -122,7 +122,7 @@ async def test_failures_are_retried_from_the_same_version_with_backoff(
             slept.append(seconds)
         await real_sleep(0)
 
-    monkeypatch.setattr("whatsapp_operator.secret_watch.asyncio.sleep", sleep)
+    monkeypatch.setattr("whatsapp_operator.runtime.secret_watch.asyncio.sleep", sleep)
     kube = FakeKube(
         [[KubeUnavailable("watching Secrets: HTTP 503")], [error(500)],
          [secret("ADDED", rv="12")]],

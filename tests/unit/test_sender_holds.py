@@ -17,9 +17,9 @@ from aio_pika import DeliveryMode
 from pydantic import SecretStr
 from test_sender_orphaned import Delivery, Exchange
 
+from whatsapp_contract.resolved import TenantConfig, tenant_config
+from whatsapp_contract.signals import parse_signal
 from whatsapp_graph.client import GraphClient, appsecret_proof
-from whatsapp_graph.resolved import TenantConfig, tenant_config
-from whatsapp_graph.signals import parse_signal
 from whatsapp_worker.delivery import H_CODE, H_REASON
 from whatsapp_worker.holds import Holds
 from whatsapp_worker.limits import Limiter

@@ -10,8 +10,8 @@ import aio_pika
 import httpx
 import pytest
 
+from whatsapp_contract.resolved import TenantConfig, tenant_config
 from whatsapp_graph.client import GraphClient
-from whatsapp_graph.resolved import TenantConfig, tenant_config
 from whatsapp_worker.limits import Limiter
 from whatsapp_worker.metrics import WorkerMetrics
 from whatsapp_worker.policy import RetryPolicy

@@ -7,7 +7,7 @@ from itertools import permutations
 
 import pytest
 
-from whatsapp_graph.heartbeat import Heartbeat
+from whatsapp_contract.heartbeat import Heartbeat
 from whatsapp_worker.ownership import Membership, Plan, plan, target_layout
 
 POOL = "bulk"

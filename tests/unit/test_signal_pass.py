@@ -1,4 +1,4 @@
-"""A tenant's pass with what workers reported (operator/whatsapp_operator/reconcile.py with
+"""A tenant's pass with what workers reported (operator/whatsapp_operator/tenant/reconcile.py with
 blocking.py): a refused token is checked live at once even when its last check was seconds
 ago, unless it was replaced since; a blocked number stays published with its blocked_code,
 is checked again sooner, and is published without it once a check finds it healthy."""
@@ -12,18 +12,18 @@ from typing import Any
 
 import pytest
 
-from whatsapp_graph.resolved import Entry, TenantConfig
-from whatsapp_graph.signals import TenantSignal
-from whatsapp_operator import conditions as c
-from whatsapp_operator.blocking import Pending, publishable
-from whatsapp_operator.conditions import Reason
-from whatsapp_operator.decide import CheckResult
-from whatsapp_operator.facts import PhoneFacts, TokenFacts, Verdict
-from whatsapp_operator.kube import SecretSnapshot
-from whatsapp_operator.reconcile import Requests, Runtime, reconcile_once
-from whatsapp_operator.registry import Registry
-from whatsapp_operator.schedule import BLOCKED_RECHECK, JITTER
-from whatsapp_operator.tokens import fingerprint
+from whatsapp_contract.resolved import Entry, TenantConfig
+from whatsapp_contract.signals import TenantSignal
+from whatsapp_operator.model import conditions as c
+from whatsapp_operator.model.blocking import Pending, publishable
+from whatsapp_operator.model.conditions import Reason
+from whatsapp_operator.model.facts import PhoneFacts, TokenFacts, Verdict
+from whatsapp_operator.model.recheck import BLOCKED_RECHECK, JITTER
+from whatsapp_operator.model.secret_data import fingerprint
+from whatsapp_operator.runtime.kube import SecretSnapshot
+from whatsapp_operator.runtime.registry import Registry
+from whatsapp_operator.tenant.compose import CheckResult
+from whatsapp_operator.tenant.reconcile import Requests, Runtime, reconcile_once
 
 T0 = datetime(2026, 9, 1, 12, 0, 0, tzinfo=UTC)
 TOKEN = "EAAGm0PX4ZCpsBAKZBsignalTOKEN1234567890"

@@ -1,4 +1,4 @@
-"""The worker -> operator tenant signal contract (graph/whatsapp_graph/signals.py)."""
+"""The worker -> operator tenant signal contract (contract/whatsapp_contract/signals.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from whatsapp_graph.signals import MAX_DETAIL, TenantSignal, dump_signal, parse_signal
+from whatsapp_contract.signals import MAX_DETAIL, TenantSignal, dump_signal, parse_signal
 
 SIGNAL = TenantSignal(
     kind="sending_blocked",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import test_utils
 
-from whatsapp_operator.kube import KubeUnavailable
+from whatsapp_operator.runtime.kube import KubeUnavailable
 from whatsapp_operator.signup import callback
 from whatsapp_operator.signup.callback import (
     CallbackSettings,

@@ -14,12 +14,12 @@ import pytest
 
 from whatsapp_graph.client import appsecret_proof
 from whatsapp_graph.errors import GraphApiError, GraphApiErrorInfo, GraphUnavailable
-from whatsapp_operator.budget import RequestBudget
-from whatsapp_operator.kube import KubeConflict, KubeUnavailable, SecretSnapshot
-from whatsapp_operator.patches import merge_patch
+from whatsapp_operator.meta.budget import RequestBudget
+from whatsapp_operator.model.patches import merge_patch
+from whatsapp_operator.model.spec import PLURAL
+from whatsapp_operator.runtime.kube import KubeConflict, KubeUnavailable, SecretSnapshot
 from whatsapp_operator.signup.model import SIGNUP_ANNOTATION, SIGNUP_PLURAL
 from whatsapp_operator.signup.runner import SignupRunner
-from whatsapp_operator.spec import PLURAL
 
 NS = "shop"
 TOKEN = "EAAG" + "t" * 60

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from whatsapp_graph.simulator import SimulatorAdmin, SimulatorThread, fingerprint
-from whatsapp_graph.simulator.cli import main as cli_main
+from whatsapp_simulator import SimulatorAdmin, SimulatorThread, fingerprint
+from whatsapp_simulator.cli import main as cli_main
 
 SEED = Path(__file__).parents[2] / "examples" / "simulator-seed.yaml"
 APP, SECRET = "1111111111", "demo-app-secret"
@@ -193,7 +193,7 @@ def test_cli_serves_the_seed_and_never_logs_tokens(tmp_path: Path) -> None:
     command = [
         sys.executable,
         "-m",
-        "whatsapp_graph.simulator.cli",
+        "whatsapp_simulator.cli",
         "--port",
         "0",
         "--port-file",

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from whatsapp_graph.simulator import (
+from whatsapp_simulator import (
     RunningSimulator,
     SimState,
     apply_seed,
@@ -18,7 +18,7 @@ from whatsapp_graph.simulator import (
     load_seed,
     run_simulator,
 )
-from whatsapp_graph.simulator.faults import parse_rule
+from whatsapp_simulator.faults import parse_rule
 
 SEED = Path(__file__).parents[2] / "examples" / "simulator-seed.yaml"
 APP = "1111111111"

@@ -13,17 +13,17 @@ from typing import Any
 import httpx
 import pytest
 
-from whatsapp_graph.simulator import (
+from whatsapp_simulator import (
     ManualClock,
     RunningSimulator,
     SimState,
     apply_seed,
     run_simulator,
 )
-from whatsapp_graph.simulator.auth import appsecret_proof
-from whatsapp_graph.simulator.codes import lookup
-from whatsapp_graph.simulator.nodes import PHONE_FIELDS, split_fields
-from whatsapp_graph.simulator.versions import VERSIONS, resolve
+from whatsapp_simulator.auth import appsecret_proof
+from whatsapp_simulator.codes import lookup
+from whatsapp_simulator.nodes import PHONE_FIELDS, split_fields
+from whatsapp_simulator.versions import VERSIONS, resolve
 
 APP, SECRET = "1111111111", "demo-app-secret"
 WABA, PHONE = "102290129340398", "106540352242922"

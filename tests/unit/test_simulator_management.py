@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from whatsapp_graph.simulator import (
+from whatsapp_simulator import (
     ManualClock,
     RunningSimulator,
     SimState,

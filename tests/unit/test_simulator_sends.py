@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from whatsapp_graph.simulator import RunningSimulator, SimState, apply_seed, run_simulator
-from whatsapp_graph.simulator.numbers import country_calling_code, wa_id_for
+from whatsapp_simulator import RunningSimulator, SimState, apply_seed, run_simulator
+from whatsapp_simulator.numbers import country_calling_code, wa_id_for
 
 APP, SECRET = "1111111111", "demo-app-secret"
 WABA, PHONE, UK_PHONE = "102290129340398", "106540352242922", "106540352242999"

@@ -1,4 +1,4 @@
-"""The WhatsAppTenant spec model (operator/whatsapp_operator/spec.py)."""
+"""The WhatsAppTenant spec model (operator/whatsapp_operator/model/spec.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from whatsapp_operator.spec import parse_duration, parse_spec
+from whatsapp_operator.model.spec import parse_duration, parse_spec
 
 MINIMAL = {
     "tenantId": "acme",

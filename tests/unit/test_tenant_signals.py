@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from whatsapp_graph.signals import EXCHANGE, TenantSignal, dump_signal
-from whatsapp_operator.registry import Flag, Registry
-from whatsapp_operator.tenant_signals import SignalListener, SignalRouter
+from whatsapp_contract.signals import EXCHANGE, TenantSignal, dump_signal
+from whatsapp_operator.pools.signals import SignalListener, SignalRouter
+from whatsapp_operator.runtime.registry import Flag, Registry
 
 FP = "sha256:0123456789abcdef"
 
@@ -218,7 +218,7 @@ def test_malformed_signals_are_dropped_with_one_log_line_per_run(
     listener = SignalListener("amqp://unused", got.append, clock=lambda: now[0])
     secret = "EAAGsecretTOKENthatMustNeverBeLogged0123456789"
     before = counted("unreadable", "malformed")
-    with caplog.at_level(logging.WARNING, "whatsapp_operator.tenant_signals"):
+    with caplog.at_level(logging.WARNING, "whatsapp_operator.pools.signals"):
         for body in (b"not json", b"[]", f'{{"token": "{secret}"}}'.encode(), b"{}"):
             assert listener.receive(body) is None
         now[0] += 10.0
@@ -326,7 +326,7 @@ async def test_the_listener_retries_consumes_and_reconnects(
 ) -> None:
     broker = FakeBroker(failures=2)
     monkeypatch.setitem(sys.modules, "aio_pika", broker.module())
-    monkeypatch.setattr("whatsapp_operator.tenant_signals.backoff", lambda n, **_: 0.01 * n)
+    monkeypatch.setattr("whatsapp_operator.pools.signals.backoff", lambda n, **_: 0.01 * n)
     got: list[TenantSignal] = []
     listener = SignalListener("amqp://fake", got.append)
     task = asyncio.create_task(listener.run())

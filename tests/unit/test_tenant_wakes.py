@@ -12,10 +12,10 @@ import kopf
 import pytest
 from prometheus_client import REGISTRY
 
-from whatsapp_operator.handlers import tenant_changed
-from whatsapp_operator.reconcile import TenantLoop
-from whatsapp_operator.registry import Registry
-from whatsapp_operator.scheduler import Scheduler
+from whatsapp_operator.runtime.handlers import tenant_changed
+from whatsapp_operator.runtime.registry import Registry
+from whatsapp_operator.runtime.scheduler import Scheduler
+from whatsapp_operator.tenant.reconcile import TenantLoop
 
 REVALIDATE = {"whatsapp.operator.dev/revalidate": "1"}
 

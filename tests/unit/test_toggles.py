@@ -1,4 +1,4 @@
-"""kopf's start-up gate over indexes (operator/whatsapp_operator/toggles.py): the same states
+"""kopf's start-up gate over indexes (whatsapp_operator/runtime/toggles.py): the same states
 and waits as kopf's ToggleSet, at a cost linear in the number of objects."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 import pytest
 from kopf._cogs.aiokits import aiotoggles
 
-from whatsapp_operator.toggles import CountingToggleSet, install
+from whatsapp_operator.runtime.toggles import CountingToggleSet, install
 
 ORIGINAL = aiotoggles.ToggleSet if aiotoggles.ToggleSet is not CountingToggleSet else None
 
@@ -139,7 +139,7 @@ def test_the_any_set_is_kopfs_operator_paused_and_the_scheduler_finds_it() -> No
 
     import kopf
 
-    from whatsapp_operator.toggles import paused_set
+    from whatsapp_operator.runtime.toggles import paused_set
 
     sources = {p: p.read_text() for p in Path(kopf.__file__).parent.rglob("*.py")}
     makers = [p.name for p, text in sources.items() for _ in range(text.count("ToggleSet(any)"))]

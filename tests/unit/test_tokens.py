@@ -1,4 +1,4 @@
-"""Reading the token from a Secret's data (operator/whatsapp_operator/tokens.py)."""
+"""Reading the token from a Secret's data (operator/whatsapp_operator/model/secret_data.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from whatsapp_operator.conditions import Reason
-from whatsapp_operator.tokens import ResolvedToken, fingerprint, resolve_token
+from whatsapp_operator.model.conditions import Reason
+from whatsapp_operator.model.secret_data import ResolvedToken, fingerprint, resolve_token
 
 TOKEN = "EAAGm0PX4ZCpsBAKZB7ZCZBdemoTOKEN1234567890"
 KEY = "accessToken"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from whatsapp_graph.heartbeat import EXCHANGE
+from whatsapp_contract.heartbeat import EXCHANGE
 from whatsapp_worker.topology import (
     DELAY_TIERS,
     HASH_EXCHANGE_TYPE,

@@ -12,10 +12,10 @@ import pytest
 
 from whatsapp_graph.client import GraphClient, appsecret_proof
 from whatsapp_graph.nodes import phone_fields
-from whatsapp_operator.budget import RequestBudget
-from whatsapp_operator.conditions import Reason
-from whatsapp_operator.spec import TenantSpec
-from whatsapp_operator.validation import Validator
+from whatsapp_operator.meta.budget import RequestBudget
+from whatsapp_operator.meta.validation import Validator
+from whatsapp_operator.model.conditions import Reason
+from whatsapp_operator.model.spec import TenantSpec
 
 TOKEN = "EAAGtenantTOKEN0123456789abcdefXYZ"
 WABA, PHONE = "102290129340398", "106540352242922"

@@ -1,10 +1,10 @@
-"""The memo of numbers lately read from WABA lists (whatsapp_operator/waba_numbers.py)."""
+"""The memo of numbers lately read from WABA lists (whatsapp_operator/meta/waba_numbers.py)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from whatsapp_operator.waba_numbers import WabaNumbers
+from whatsapp_operator.meta.waba_numbers import WabaNumbers
 
 KEY = ("102290129340398", "sha256:0123456789abcdef")
 OTHER_TOKEN = ("102290129340398", "sha256:fedcba9876543210")

@@ -27,7 +27,7 @@ from types import MappingProxyType
 
 from pydantic import ValidationError
 
-from whatsapp_graph.resolved import (
+from whatsapp_contract.resolved import (
     ShardDocument,
     TenantConfig,
     combine_hashes,

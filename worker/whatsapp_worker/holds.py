@@ -9,8 +9,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from whatsapp_contract.resolved import TenantConfig
 from whatsapp_graph.errors import GraphApiError
-from whatsapp_graph.resolved import TenantConfig
 
 from .metrics import WorkerMetrics
 from .pauses import Gate, NumberPauses

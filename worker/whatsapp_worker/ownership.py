@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from whatsapp_graph.heartbeat import Heartbeat
+from whatsapp_contract.heartbeat import Heartbeat
 
 
 @dataclass

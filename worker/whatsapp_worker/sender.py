@@ -28,9 +28,9 @@ from typing import Any
 
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
+from whatsapp_contract.resolved import TenantConfig
 from whatsapp_graph.client import GraphClient
 from whatsapp_graph.errors import ErrorClass, GraphApiError, GraphUnavailable, ThrottleScope
-from whatsapp_graph.resolved import TenantConfig
 
 from .config import ConfigStore
 from .delivery import PHONE_MISMATCH, Failure, answer_of, decode, read_attempt

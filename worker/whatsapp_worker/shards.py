@@ -22,7 +22,7 @@ from aio_pika.abc import (
     AbstractQueue,
 )
 
-from whatsapp_graph.heartbeat import Heartbeat, dump_heartbeat, parse_heartbeat
+from whatsapp_contract.heartbeat import Heartbeat, dump_heartbeat, parse_heartbeat
 
 from .ownership import Membership, plan
 from .settings import WorkerSettings

@@ -1,4 +1,4 @@
-"""Tenant signals to the operator (`whatsapp_graph.signals`): what a send taught this worker
+"""Tenant signals to the operator (`whatsapp_contract.signals`): what a send taught this worker
 that the operator must act on. The I/O half; the debouncing is `pauses.Debounce`.
 
 Published like heartbeats: to the topic exchange `whatsapp.signals` (durable, declared by
@@ -23,9 +23,9 @@ from collections.abc import Callable
 import aio_pika
 from aio_pika.abc import AbstractExchange
 
+from whatsapp_contract.resolved import TenantConfig
+from whatsapp_contract.signals import MAX_DETAIL, SignalKind, TenantSignal, dump_signal
 from whatsapp_graph.errors import GraphApiError, scrub
-from whatsapp_graph.resolved import TenantConfig
-from whatsapp_graph.signals import MAX_DETAIL, SignalKind, TenantSignal, dump_signal
 
 from .metrics import WorkerMetrics
 from .pauses import Debounce

@@ -28,7 +28,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, ExchangeType
 
-from whatsapp_graph import signals
+from whatsapp_contract import signals
 
 RESULTS_EXCHANGE = "whatsapp.results"
 HEARTBEATS_EXCHANGE = "whatsapp.heartbeats"

@@ -35,10 +35,9 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from whatsapp_operator.kube import Kube, KubeError
-from whatsapp_operator.spec import API_VERSION
-
-from .model import (
+from whatsapp_operator.model.spec import API_VERSION
+from whatsapp_operator.runtime.kube import Kube, KubeError
+from whatsapp_operator.signup.model import (
     MAX_SECRET_VALUE,
     SIGNUP_ANNOTATION,
     SIGNUP_KIND,

@@ -18,14 +18,20 @@ from typing import Any, TypeVar
 
 from whatsapp_graph.client import appsecret_proof
 from whatsapp_graph.errors import ErrorClass, GraphApiError, GraphUnavailable, ThrottleScope
-from whatsapp_operator.kube import KubeConflict
-from whatsapp_operator.logs import REDACTOR
-from whatsapp_operator.reconcile import Runtime
-from whatsapp_operator.tokens import fingerprint, resolve_token
-
-from . import judge
-from .flow import CODE_EXCHANGED, Reason, StepResult, done, retry, signup_active, stop
-from .model import (
+from whatsapp_operator.model.secret_data import fingerprint, resolve_token
+from whatsapp_operator.runtime.kube import KubeConflict
+from whatsapp_operator.runtime.logs import REDACTOR
+from whatsapp_operator.signup import judge
+from whatsapp_operator.signup.flow import (
+    CODE_EXCHANGED,
+    Reason,
+    StepResult,
+    done,
+    retry,
+    signup_active,
+    stop,
+)
+from whatsapp_operator.signup.model import (
     SIGNUP_ANNOTATION,
     SIGNUP_PLURAL,
     TOKEN_KEY,
@@ -35,6 +41,7 @@ from .model import (
     token_secret_body,
     token_secret_name,
 )
+from whatsapp_operator.tenant.reconcile import Runtime
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from whatsapp_operator.conditions import Condition, Status, merge, rfc3339
-
-from .model import SignupSpec
+from whatsapp_operator.model.conditions import Condition, Status, merge, rfc3339
+from whatsapp_operator.signup.model import SignupSpec
 
 CODE_EXCHANGED = "CodeExchanged"
 WABA_DISCOVERED = "WabaDiscovered"

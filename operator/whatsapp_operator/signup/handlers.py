@@ -15,12 +15,11 @@ from typing import Any
 
 import kopf
 
-from whatsapp_operator.config import OperatorConfig
-from whatsapp_operator.spec import GROUP, VERSION
-
-from . import callback
-from .model import SIGNUP_PLURAL
-from .runner import SignupRunner
+from whatsapp_operator.model.spec import GROUP, VERSION
+from whatsapp_operator.settings import OperatorConfig
+from whatsapp_operator.signup import callback
+from whatsapp_operator.signup.model import SIGNUP_PLURAL
+from whatsapp_operator.signup.runner import SignupRunner
 
 log = logging.getLogger(__name__)
 SIGNUPS = (GROUP, VERSION, SIGNUP_PLURAL)

@@ -10,8 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from whatsapp_graph.errors import ErrorClass, GraphApiErrorInfo
-
-from .flow import (
+from whatsapp_operator.signup.flow import (
     CODE_EXCHANGED,
     MAX_EXCHANGE_ATTEMPTS,
     MAX_REGISTER_ATTEMPTS,
@@ -25,7 +24,7 @@ from .flow import (
     retry,
     stop,
 )
-from .model import (
+from whatsapp_operator.signup.model import (
     CODE_FINGERPRINT_ANNOTATION,
     PIN_PATTERN,
     SIGNUP_ANNOTATION,

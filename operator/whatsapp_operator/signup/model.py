@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from whatsapp_operator.spec import API_VERSION, GROUP, KIND, DeletionPolicy
-from whatsapp_operator.tokens import fingerprint
+from whatsapp_operator.model.secret_data import fingerprint
+from whatsapp_operator.model.spec import API_VERSION, GROUP, KIND, DeletionPolicy
 
 SIGNUP_PLURAL = "whatsappsignups"
 SIGNUP_KIND = "WhatsAppSignup"

@@ -13,17 +13,23 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from whatsapp_operator.conditions import Condition, merge
-from whatsapp_operator.decide import Event
-from whatsapp_operator.kube import KubeError
-from whatsapp_operator.patches import merge_patch
-from whatsapp_operator.reconcile import Runtime
-from whatsapp_operator.schedule import backoff
-
-from .exchange import ClaimedBy
-from .flow import READY, Reason, StepResult, apply_result, next_step, notices
-from .model import SIGNUP_PLURAL, SignupSpec, parse_signup_spec
-from .steps import SignupSteps
+from whatsapp_operator.model.conditions import Condition, merge
+from whatsapp_operator.model.patches import merge_patch
+from whatsapp_operator.model.recheck import backoff
+from whatsapp_operator.runtime.kube import KubeError
+from whatsapp_operator.signup.exchange import ClaimedBy
+from whatsapp_operator.signup.flow import (
+    READY,
+    Reason,
+    StepResult,
+    apply_result,
+    next_step,
+    notices,
+)
+from whatsapp_operator.signup.model import SIGNUP_PLURAL, SignupSpec, parse_signup_spec
+from whatsapp_operator.signup.steps import SignupSteps
+from whatsapp_operator.tenant.compose import Event
+from whatsapp_operator.tenant.reconcile import Runtime
 
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]

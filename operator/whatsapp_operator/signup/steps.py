@@ -11,13 +11,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from whatsapp_graph.errors import GraphApiError, GraphUnavailable
-from whatsapp_operator.kube import KubeConflict, KubeError, KubeForbidden, KubeUnavailable
-from whatsapp_operator.logs import REDACTOR
-from whatsapp_operator.tokens import resolve_token
-
-from . import judge
-from .exchange import CodeExchange
-from .flow import (
+from whatsapp_operator.model.secret_data import resolve_token
+from whatsapp_operator.runtime.kube import KubeConflict, KubeError, KubeForbidden, KubeUnavailable
+from whatsapp_operator.runtime.logs import REDACTOR
+from whatsapp_operator.signup import judge
+from whatsapp_operator.signup.exchange import CodeExchange
+from whatsapp_operator.signup.flow import (
     APP_SUBSCRIBED,
     CODE_EXCHANGED,
     MAX_REGISTER_ATTEMPTS,
@@ -31,7 +30,13 @@ from .flow import (
     retry,
     stop,
 )
-from .model import PIN_PATTERN, TOKEN_KEY, secret_value, tenant_body, tenant_spec
+from whatsapp_operator.signup.model import (
+    PIN_PATTERN,
+    TOKEN_KEY,
+    secret_value,
+    tenant_body,
+    tenant_spec,
+)
 
 
 class SignupSteps(CodeExchange):

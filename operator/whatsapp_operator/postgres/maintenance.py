@@ -1,0 +1,75 @@
+"""Operator-wide background work: drift detection and re-encryption under a new key.
+
+Both are cheap and idempotent (one query per drift pass; compare-and-set writes), so two
+replicas running them at once do no harm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+
+from whatsapp_operator.postgres.crypto import Keyring, TokenCipher
+from whatsapp_operator.postgres.database import DatabaseError, DatabaseUnavailable
+from whatsapp_operator.postgres.sync import RowSync
+from whatsapp_operator.runtime.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+async def drift_pass(rows: RowSync, registry: Registry) -> int:
+    """Wake every tenant whose row was edited or deleted behind the operator's back.
+
+    The owners are taken before the query: a tenant that writes its first row while the
+    query runs is not in the query's answer, and must not read as a deleted row."""
+    owners = dict(registry.owners)
+    drifted, present = await rows.db.drifted(rows.db.owner)
+    woken = 0
+    for tenant_id, key in owners.items():
+        if registry.owners.get(tenant_id) != key:
+            continue  # released or moved meanwhile
+        if tenant_id in drifted or tenant_id not in present:
+            log.warning("row of tenant %s changed outside the operator; repairing", tenant_id)
+            woken += registry.wake(key, "drift")
+    return woken
+
+
+async def rotation_pass(rows: RowSync, load_keyring: Callable[[], Keyring] | None) -> int:
+    """Pick up new keys, then re-seal a batch of rows written under an older key."""
+    if load_keyring is not None:
+        try:
+            keyring = load_keyring()
+        except (OSError, ValueError) as exc:
+            log.error("cannot reload the token encryption keys: %s", exc)
+        else:
+            if keyring.primary != getattr(rows.cipher.keyring, "primary", None) or set(
+                keyring.key_ids
+            ) != set(getattr(rows.cipher.keyring, "key_ids", ())):
+                rows.cipher = TokenCipher(rows.cipher.mode, keyring)
+                log.info("token encryption keys reloaded; primary key %s", keyring.primary)
+    done = 0
+    for stored in await rows.db.rows_to_rotate(rows.cipher, 100):
+        token = rows.cipher.open(stored.access_token, stored.tenant_id)
+        if token is None:
+            continue  # unreadable: the tenant's reconcile rewrites it from the Secret
+        if await rows.db.reseal(stored, rows.cipher.seal(token, stored.tenant_id)):
+            done += 1
+    if done:
+        log.info("re-encrypted %d tokens under key %s", done, rows.cipher.keyring_primary)
+    return done
+
+
+async def every(seconds: float, work: Callable[[], object], name: str) -> None:
+    """Run `work` (a coroutine function) forever, jittered +-10%, surviving its failures."""
+    while True:
+        await asyncio.sleep(seconds * random.uniform(0.9, 1.1))
+        try:
+            result = work()
+            if asyncio.iscoroutine(result):
+                await result
+        except (DatabaseUnavailable, DatabaseError) as exc:
+            log.debug("%s skipped: %s", name, exc)
+        except Exception:
+            log.exception("%s failed", name)

@@ -1,0 +1,156 @@
+"""Keeping a tenant's row in `tenant_whatsapp_config` true to the cluster.
+
+Thin on purpose: read the stored row, ask the pure `rows.plan_write` what to do, do it with
+optimistic concurrency (a row changed between read and write is re-read, never overwritten
+blindly), and report the outcome as a `SyncResult` for `decide`. Two operator processes
+racing cannot duplicate a row (unique tenant_id, insert-if-absent) or lose an update (CAS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from whatsapp_operator.postgres.crypto import TokenCipher
+from whatsapp_operator.postgres.database import Database, DatabaseError, DatabaseUnavailable
+from whatsapp_operator.postgres.rows import DesiredRow, StoredRow, WriteKind, plan_write
+from whatsapp_operator.tenant.compose import SyncResult
+
+log = logging.getLogger(__name__)
+ATTEMPTS = 3
+
+
+class RowSync:
+    def __init__(self, db: Database, cipher: TokenCipher, clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.cipher = cipher
+        self.clock = clock
+        self.health = DatabaseHealth(db)
+
+    def _sealed(
+        self, desired: DesiredRow, stored: StoredRow | None, stored_token: str | None
+    ) -> str:
+        """The access_token column value: the stored ciphertext when it already holds the
+        token under the primary key (no needless rewrite), else freshly sealed."""
+        if desired.token is None or self.cipher.mode == "none":
+            return ""
+        if (
+            stored is not None
+            and stored_token == desired.token
+            and not self.cipher.needs_rotation(stored.access_token)
+        ):
+            return stored.access_token
+        return self.cipher.seal(desired.token, desired.tenant_id)
+
+    async def release(self, tenant_id: str, uid: str, policy: str) -> bool:
+        """Apply the deletion policy to the tenant's row; True if a row was changed.
+
+        Raises DatabaseUnavailable: the caller keeps the finalizer and retries."""
+        if policy == "Retain":
+            return False
+        if policy == "Delete":
+            return await self.db.delete(tenant_id, uid)
+        return await self.db.deactivate(tenant_id, uid)
+
+    async def sync(self, desired: DesiredRow, *, adopt: bool) -> SyncResult:
+        if not self.health.available:
+            return SyncResult.unavailable(self.health.reason)
+        try:
+            return await self._sync(desired, adopt)
+        except DatabaseUnavailable as exc:
+            self.health.lost(str(exc))
+            return SyncResult.unavailable(str(exc))
+        except DatabaseError as exc:
+            log.warning("tenant %s: database error: %s", desired.tenant_id, exc)
+            return SyncResult.failed("DatabaseError", str(exc))
+
+    async def _sync(self, desired: DesiredRow, adopt: bool) -> SyncResult:
+        for _ in range(ATTEMPTS):
+            stored = await self.db.fetch(desired.tenant_id)
+            if stored is not None and stored.configured and stored.managed_by == desired.managed_by:
+                desired = replace(desired, configured=True)  # once Ready, configured stays
+            stored_token = (
+                self.cipher.open(stored.access_token, desired.tenant_id) if stored else None
+            )
+            plan = plan_write(
+                stored,
+                desired,
+                stored_token=stored_token,
+                store_token=self.cipher.mode != "none",
+                adopt=adopt,
+            )
+            if plan.kind is WriteKind.NOT_MANAGED:
+                assert stored is not None
+                return SyncResult.failed(
+                    "RowNotManaged",
+                    f"a row for tenant_id {desired.tenant_id!r} exists (id {stored.id}) and is "
+                    f"managed by {stored.managed_by or 'someone else'!r}; set "
+                    "spec.adoptExistingRow: true to let the operator take it over",
+                    row_id=stored.id,
+                )
+            if plan.kind is WriteKind.NOOP:
+                assert stored is not None
+                return SyncResult.synced(stored.id, wrote=False, at=None)
+            sealed = self._sealed(desired, stored, stored_token)
+            if plan.kind is WriteKind.INSERT:
+                row_id = await self.db.insert(desired, sealed)
+                if row_id is None:
+                    continue  # inserted by someone else meanwhile: read it and decide again
+                return SyncResult.synced(row_id, wrote=True, at=self.clock())
+            assert stored is not None
+            if await self.db.update(stored, desired, sealed):
+                return SyncResult.synced(
+                    stored.id,
+                    wrote=True,
+                    at=self.clock(),
+                    drift_columns=plan.columns if plan.drift else (),
+                    adopted=plan.adopting,
+                )
+        return SyncResult.unavailable("the row kept changing while being written; retrying")
+
+
+@dataclass
+class DatabaseHealth:
+    """Whether PostgreSQL answers. While it does not, tenants skip it (one prober tries for
+    everyone) and are woken together when it is back, so they converge within seconds."""
+
+    db: Database
+    available: bool = True
+    reason: str = ""
+    probe_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        self._back = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.on_recovery: list[Callable[[], None]] = []
+
+    def lost(self, reason: str) -> None:
+        self.reason = reason
+        if self.available:
+            log.error("PostgreSQL unavailable: %s", reason)
+        self.available = False
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._probe(), name="postgres-prober")
+
+    async def _probe(self) -> None:
+        while True:
+            await asyncio.sleep(self.probe_interval)
+            try:
+                await self.db.ping()
+                await self.db.migrate()
+            except (DatabaseUnavailable, DatabaseError) as exc:
+                self.reason = str(exc)
+                continue
+            self.available, self.reason = True, ""
+            log.info("PostgreSQL is back")
+            for callback in self.on_recovery:
+                callback()
+            return
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)

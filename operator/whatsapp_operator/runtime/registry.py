@@ -1,0 +1,166 @@
+"""In-memory coordination between kopf's handlers and the tenants' reconcile passes.
+
+Each tenant known to the scheduler registers a wake target; watch handlers (the tenant
+itself changed, its Secret changed, a tenant it was waiting for went away) set it. Only
+process-local state lives here: everything the operator knows for sure is in the cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from whatsapp_contract.signals import TenantSignal
+from whatsapp_operator.model.blocking import Pending
+from whatsapp_operator.runtime import metrics
+
+TenantKey = tuple[str, str]  # (namespace, name)
+# Why a tenant's pass ran before its timer (whatsapp_operator_wakes_total{reason}): its spec
+# or a request annotation, ids released by another tenant, its Secret, its config published
+# or moved to another shard, its pool's workers, PostgreSQL back, its row edited outside, a
+# worker's signal (tenant_signals.py).
+WakeReason = Literal[
+    "spec", "claim", "secret", "published", "workers", "database", "drift", "signal"
+]
+
+
+class Wakeable(Protocol):
+    """What the registry wakes: the tenant's `scheduler.Slot` in the operator."""
+
+    def set(self) -> None: ...
+
+    def is_set(self) -> bool: ...
+
+
+class Flag:
+    """A wake target that only remembers it was woken (for a tenant known without a
+    scheduler, and in tests)."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def clear(self) -> None:
+        self._set = False
+
+
+@dataclass
+class Registry:
+    wakers: dict[TenantKey, Wakeable] = field(default_factory=dict)
+    seen_generation: dict[TenantKey, int] = field(default_factory=dict)
+    claims: dict[TenantKey, tuple[str, str]] = field(default_factory=dict)
+    # tenant id -> the tenant whose row is in PostgreSQL (for the drift check)
+    owners: dict[str, TenantKey] = field(default_factory=dict)
+    # tenant id -> the tenant object claiming it (any tenant that reconciled)
+    keys_by_tenant_id: dict[str, TenantKey] = field(default_factory=dict)
+    # tenants whose last sync found PostgreSQL down: woken together when it is back
+    db_waiters: set[TenantKey] = field(default_factory=set)
+    # the Secret each tenant reads its token from, and (namespace, Secret) -> its tenants
+    secret_of: dict[TenantKey, str] = field(default_factory=dict)
+    by_secret: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    # what workers reported about a tenant (tenant_signals.py), for its next pass to take
+    signals: dict[TenantKey, Pending] = field(default_factory=dict)
+
+    def register(self, key: TenantKey, target: Wakeable | None = None) -> Wakeable:
+        """The tenant's wake target from now on (`target`, or a new Flag); the one it has if
+        no `target` is given."""
+        if target is not None:
+            self.wakers[key] = target
+        elif key not in self.wakers:
+            self.wakers[key] = Flag()
+        return self.wakers[key]
+
+    def unregister(self, key: TenantKey) -> None:
+        self.wakers.pop(key, None)
+        self.seen_generation.pop(key, None)
+        self.signals.pop(key, None)
+
+    def key_of(self, tenant_id: str) -> TenantKey | None:
+        """The tenant holding `tenant_id` whose passes run here (None: unknown, or paused)."""
+        key = self.keys_by_tenant_id.get(tenant_id)
+        return key if key is not None and key in self.wakers else None
+
+    def post_signal(self, key: TenantKey, signal: TenantSignal) -> None:
+        """File a worker's signal for the tenant's next pass (the caller wakes it)."""
+        self.signals[key] = self.signals.get(key, Pending()).add(signal)
+
+    def take_signals(self, key: TenantKey) -> Pending | None:
+        """What was reported since the tenant's last pass (its pass acts on it once)."""
+        return self.signals.pop(key, None)
+
+    def return_signals(self, key: TenantKey, pending: Pending | None) -> None:
+        """A pass that failed hands back what it took (newer reports win)."""
+        if pending is not None and key in self.wakers:
+            newer = self.signals.get(key)
+            self.signals[key] = pending.merge(newer) if newer is not None else pending
+
+    def wake(self, key: TenantKey, reason: WakeReason) -> bool:
+        event = self.wakers.get(key)
+        if event is None:
+            return False
+        event.set()
+        metrics.WAKES.labels(reason).inc()
+        return True
+
+    def release(self, tenant_id: str, key: TenantKey) -> bool:
+        """Forget that `key` holds `tenant_id` (it is being deleted); True if it held it."""
+        if self.owners.get(tenant_id) == key:
+            del self.owners[tenant_id]
+        held = self.keys_by_tenant_id.get(tenant_id) == key
+        if held:
+            del self.keys_by_tenant_id[tenant_id]
+        return held
+
+    def wake_tenants(self, tenant_ids: set[str], reason: WakeReason) -> int:
+        keys = (k for t in tenant_ids if (k := self.keys_by_tenant_id.get(t)))
+        return sum(self.wake(k, reason) for k in keys)
+
+    def wake_db_waiters(self) -> int:
+        waiting, self.db_waiters = self.db_waiters, set()
+        return sum(self.wake(key, "database") for key in waiting)
+
+    def spec_changed(self, key: TenantKey, generation: int) -> bool:
+        """True when `generation` is new for this tenant (and remembers it)."""
+        changed = self.seen_generation.get(key) != generation
+        self.seen_generation[key] = generation
+        return changed
+
+    def refer(self, key: TenantKey, secret: str | None) -> None:
+        """The tenant reads its token from Secret `secret` (in its namespace) from now on;
+        None when it names none or is gone."""
+        before = self.secret_of.get(key)
+        if before == secret:
+            return
+        namespace, name = key
+        if before is not None:
+            del self.secret_of[key]
+            rest = tuple(n for n in self.by_secret.get((namespace, before), ()) if n != name)
+            if rest:
+                self.by_secret[(namespace, before)] = rest
+            else:
+                self.by_secret.pop((namespace, before), None)
+        if secret is not None:
+            self.secret_of[key] = secret
+            self.by_secret[(namespace, secret)] = (
+                *self.by_secret.get((namespace, secret), ()),
+                name,
+            )
+
+    def wake_secret(self, namespace: str, secret: str) -> int:
+        """A Secret changed: the tenants reading their token from it look again now."""
+        tenants = self.by_secret.get((namespace, secret), ())
+        return sum(self.wake((namespace, name), "secret") for name in tenants)
+
+    def swap_claims(self, key: TenantKey, claims: tuple[str, str] | None) -> tuple[str, str] | None:
+        """Record the (tenantId, phoneNumberId) a tenant claims now; return what it claimed."""
+        before = self.claims.pop(key, None)
+        if claims is not None:
+            self.claims[key] = claims
+        return before

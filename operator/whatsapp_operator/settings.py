@@ -1,0 +1,118 @@
+"""The operator's settings.
+
+Flags override the environment (WHATSAPP_OPERATOR_*), which overrides the defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from whatsapp_contract.resolved import INITIAL_SHARDS, MAX_SHARDS
+from whatsapp_graph.client import DEFAULT_BASE_URL, DEFAULT_VERSION
+from whatsapp_operator.model.spec import parse_duration
+
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a DNS label
+
+
+class OperatorConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WHATSAPP_OPERATOR_", extra="ignore")
+
+    namespaces: str = Field(default="", description="comma-separated namespaces to watch")
+    all_namespaces: bool = False
+    kubeconfig: str | None = None
+    graph_api_url: str = DEFAULT_BASE_URL
+    graph_api_version: str = Field(default=DEFAULT_VERSION, pattern=r"^v[0-9]{2}\.[0-9]$")
+    graph_rate: float = Field(default=10.0, gt=0, description="Graph API requests per second")
+    graph_burst: int = Field(default=20, ge=1)
+    graph_timeout: float = Field(default=15.0, gt=0)
+    # The Graph client's transport (see whatsapp_graph.http) and the event loop kopf runs on:
+    # the measured defaults; the alternatives are the plain-asyncio, pure-httpx stack.
+    http_backend: Literal["aiohttp", "httpcore"] = "aiohttp"
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    unavailable_grace: timedelta = timedelta(minutes=15)
+    liveness_host: str = "0.0.0.0"  # noqa: S104 - probes come from the kubelet
+    liveness_port: int = Field(default=8080, ge=0, le=65535)
+    metrics_port: int = Field(default=9090, ge=0, le=65535)
+    workers_namespace: str | None = Field(
+        default=None, description="where the resolved-config Secrets of the pools go; unset: off"
+    )
+    # A new pool's shard layout: a power of two, at most the workers' mounts (workers.maxShards)
+    initial_shards: int = Field(default=INITIAL_SHARDS, ge=1, le=MAX_SHARDS)
+    amqp_url: str | None = Field(
+        default=None, repr=False,
+        description="RabbitMQ URL: worker heartbeats (config convergence) and tenant signals",
+    )  # fmt: skip
+    # Tenant reconcile passes running at once (scheduler.py); more wait for a place, earliest
+    # due first. Most of a pass is waiting (Graph budget, publisher, PostgreSQL).
+    max_concurrent_reconciles: int = Field(default=500, ge=1, le=100_000)
+    peering: str | None = None  # None: standalone (one replica)
+    priority: int = 0
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL DSN; unset: no tenant_whatsapp_config sync"
+    )
+    database_owner: str = Field(default="whatsapp-operator", max_length=100)
+    token_storage: Literal["encrypted", "plaintext", "none"] = "encrypted"
+    encryption_keys: str | None = Field(
+        default=None, repr=False, description="kid=base64key,... (or use encryption_keys_dir)"
+    )
+    encryption_keys_dir: str | None = None
+    drift_interval: timedelta = timedelta(seconds=60)
+    rotation_interval: timedelta = timedelta(seconds=30)
+    # Embedded Signup's OAuth callback endpoint (signup/callback.py); port 0 turns it off.
+    signup_callback_port: int = Field(default=0, ge=0, le=65535)
+    signup_callback_host: str = "0.0.0.0"  # noqa: S104 - the callback comes from the web app
+    signup_callback_secret: str | None = Field(
+        default=None, repr=False, min_length=16, description="HMAC key shared with the caller"
+    )
+    signup_namespace: str | None = Field(
+        default=None, description="namespace where callback-created WhatsAppSignups go"
+    )
+    signup_app_credentials_secret: str | None = Field(
+        default=None, description="name of the Meta app credentials Secret in signup_namespace"
+    )
+    log_level: str = "INFO"
+    log_format: str = Field(default="plain", pattern="^(plain|full|json)$")
+
+    @field_validator("unavailable_grace", "drift_interval", "rotation_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("namespaces")
+    @classmethod
+    def _exact_namespaces(cls, value: str) -> str:
+        # kopf resolves patterns only by scanning namespaces, which this operator turns off (it
+        # would ignore `shop-*` silently), and the Secret watch needs names: say so at start.
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        if bad := [n for n in names if not _NAMESPACE.fullmatch(n)]:
+            raise ValueError(f"namespace names only, no patterns: {', '.join(bad)}")
+        return value
+
+    @field_validator("initial_shards")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError(f"must be a power of two (a shard layout), not {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _signup_callback(self) -> OperatorConfig:
+        if self.signup_callback_port:
+            needed = {
+                "signup_callback_secret": self.signup_callback_secret,
+                "signup_namespace": self.signup_namespace,
+                "signup_app_credentials_secret": self.signup_app_credentials_secret,
+            }
+            missing = [name for name, value in needed.items() if not value]
+            if missing:
+                raise ValueError(f"signup_callback_port needs {', '.join(missing)}")
+        return self
+
+    @property
+    def namespace_list(self) -> list[str]:
+        return [n.strip() for n in self.namespaces.split(",") if n.strip()]
