@@ -224,8 +224,10 @@ def analytic() -> dict[str, float]:
     return {"debug_token": checks, "phone": checks, "phone_numbers": checks, "oauth": 0.0}
 
 
-def render(opts: argparse.Namespace, m: Measured) -> str:
-    expect = analytic()
+def endpoint_rows(
+    opts: argparse.Namespace, m: Measured, expect: dict[str, float]
+) -> tuple[list[str], float, float]:
+    """The table's row per endpoint kind, the analytic total per day and the per-day total."""
     naive = opts.interval / opts.window * DAY / HOUR  # calls in window -> calls/day at 1 h
     predicted = statistics.fmean(m.predicted)
     rows, total_expect, total_day = [], 0.0, 0.0
@@ -244,6 +246,14 @@ def render(opts: argparse.Namespace, m: Measured) -> str:
             f"(min {min(counts, default=0)}, max {max(counts, default=0)}) | "
             f"{f'{mean / in_window:.3f}' if in_window else '-'} | {per_day:.1f} |"
         )
+    return rows, total_expect, total_day
+
+
+def render(opts: argparse.Namespace, m: Measured) -> str:
+    expect = analytic()
+    naive = opts.interval / opts.window * DAY / HOUR  # calls in window -> calls/day at 1 h
+    predicted = statistics.fmean(m.predicted)
+    rows, total_expect, total_day = endpoint_rows(opts, m, expect)
     measured_total = sum(statistics.fmean(c) for c in m.calls.values() if c)
     per_check = sum(expect.values()) / expect["debug_token"]  # Graph calls per check
     phone_per_hour = (expect["phone"] + expect["phone_numbers"]) / 24  # management reads
@@ -271,6 +281,14 @@ def render(opts: argparse.Namespace, m: Measured) -> str:
         "(+3 calls per renewal, every 40 days for 60-day tokens; +1 with revokePrevious), a "
         "rejected token (4 debug_token/day, circuit breaker of 6 h).",
         "",
+        *against_limits(total_expect, phone_per_hour),
+    ]
+    return "\n".join(lines)
+
+
+def against_limits(total_expect: float, phone_per_hour: float) -> list[str]:
+    """The section comparing the load per app and per WABA with Meta's published limits."""
+    lines = [
         "## Against Meta's limits (shared/meta-cloud-api.md)",
         "",
         f"Management endpoints: {MANAGEMENT_LIMIT} requests/hour per app per WABA (5,000 with a "
@@ -298,7 +316,7 @@ def render(opts: argparse.Namespace, m: Measured) -> str:
         f"share one), within 200/h up to ~{MANAGEMENT_LIMIT / phone_per_hour:.0f} numbers per "
         f"WABA.",
     ]
-    return "\n".join(lines)
+    return lines
 
 
 async def measure(opts: argparse.Namespace, base: Path) -> Measured:

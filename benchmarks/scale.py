@@ -3,7 +3,7 @@
 A real kube-apiserver + etcd (the project's ControlPlane, CRDs applied server-side),
 PostgreSQL, RabbitMQ, the Graph simulator and the operator as a real process, configured as
 tests/conftest.py configures it (encrypted token storage, resolved-config publishing to a
-workers namespace, AMQP heartbeats) but at INFO level, the default drift/rotation intervals
+workers namespace, AMQP heartbeats) but at INFO level, the default drift/rekey intervals
 and --graph-rate 100 (10x the default) so set-up is not paced by the Graph budget. Much higher
 (1000) let ~10,000 requests queue in the operator's HTTP pool at once on a loaded machine:
 they hit the pool timeout, and the pool then stayed "full" with no socket open (httpcore
@@ -61,6 +61,7 @@ from benchmarks.meta_calls import (
     GROUP,
     PLURAL,
     VERSION,
+    BenchTenant,
     api_client,
     create_tenants,
     make_tenants,
@@ -253,43 +254,13 @@ async def run(opts: argparse.Namespace, base: Path) -> Result:
         sim.start()
         with SimulatorAdmin(sim.url, timeout=120) as admin:
             seed_simulator(admin, tenants)
-        op = Operator(
-            base / "operator.log", kubeconfig=cp.kubeconfig_path, graph_api_url=sim.url,
-            extra_args=["--graph-rate", str(opts.graph_rate),
-                        "--graph-burst", str(int(opts.graph_rate)), "--log-level", "INFO",
-                        "--encryption-keys-dir", str(keys),
-                        "--workers-namespace", WORKERS_NAMESPACE],
-            extra_env={"WHATSAPP_OPERATOR_DATABASE_URL": pg.dsn,
-                       "WHATSAPP_OPERATOR_AMQP_URL": rabbit.amqp_url,
-                       **({"PYTHONTRACEMALLOC": str(opts.trace_memory)}
-                          if opts.trace_memory else {})},
-        )  # fmt: skip
+        op = new_operator(opts, base, cp, pg, rabbit, sim, keys)
         op.start()
         assert op.proc is not None
         await asyncio.sleep(opts.settle)
         result.empty = await measure_window(cp, [op.proc.pid], opts.baseline)
-        print(f"scale: operator pid {op.proc.pid}, creating {opts.tenants} tenants", flush=True)
-        started = time.monotonic()
-        await create_tenants(cp.kubeconfig_path, tenants, concurrency=opts.concurrency)
-        result.created_s = time.monotonic() - started
-        print(f"scale: created in {result.created_s:.0f} s; waiting for Ready", flush=True)
-        await wait_ready(op, opts.tenants, within=opts.setup_timeout, poll=5.0)
-        result.ready_s = time.monotonic() - started
-        result.confirmed_ready = await count_ready(cp.kubeconfig_path)
-        print(f"scale: all Ready in {result.ready_s:.0f} s; waiting for quiet", flush=True)
-        result.quiet_s = await wait_quiet(cp, within=opts.setup_timeout)
-        print(f"scale: quiet after {result.quiet_s:.0f} s more; starting the floors", flush=True)
-        for label, command in list(FLOORS.items())[: None if opts.daemon_floor else 2]:
-            # one at a time: each lists 2 x N objects
-            try:
-                floors.append(await start_floor(command, cp.kubeconfig_path, opts.tenants, 600))
-            except RuntimeError:
-                if not floors:
-                    raise  # the raw floor is the one every ratio needs
-                print(f"scale: the floor '{label}' did not list in 600 s", flush=True)
-                result.unlisted.append(label)  # reported; the operator's figures still count
-                continue
-            result.floors.append(label)
+        await set_up(opts, cp, op, tenants, result)
+        await start_floors(opts, cp, result, floors)
         await asyncio.sleep(opts.settle)
         if opts.trace_memory:  # the largest allocation sites, in the operator's log
             op.proc.send_signal(signal.SIGUSR1)
@@ -308,6 +279,61 @@ async def run(opts: argparse.Namespace, base: Path) -> Result:
         if cp is not None:
             cp.stop()
     return result
+
+
+def new_operator(
+    opts: argparse.Namespace, base: Path, cp: ControlPlane, pg: Postgres, rabbit: RabbitMQ,
+    sim: GraphSimulator, keys: Path,
+) -> Operator:  # fmt: skip
+    """The operator process (not started yet), configured as the module docstring says."""
+    return Operator(
+        base / "operator.log", kubeconfig=cp.kubeconfig_path, graph_api_url=sim.url,
+        extra_args=["--graph-rate", str(opts.graph_rate),
+                    "--graph-burst", str(int(opts.graph_rate)), "--log-level", "INFO",
+                    "--encryption-keys-dir", str(keys),
+                    "--workers-namespace", WORKERS_NAMESPACE],
+        extra_env={"WHATSAPP_OPERATOR_DATABASE_URL": pg.dsn,
+                   "WHATSAPP_OPERATOR_AMQP_URL": rabbit.amqp_url,
+                   **({"PYTHONTRACEMALLOC": str(opts.trace_memory)}
+                      if opts.trace_memory else {})},
+    )  # fmt: skip
+
+
+async def set_up(
+    opts: argparse.Namespace, cp: ControlPlane, op: Operator, tenants: list[BenchTenant],
+    result: Result,
+) -> None:  # fmt: skip
+    """Create the tenants, then wait for all Ready and for the API writes to stop."""
+    assert op.proc is not None
+    print(f"scale: operator pid {op.proc.pid}, creating {opts.tenants} tenants", flush=True)
+    started = time.monotonic()
+    await create_tenants(cp.kubeconfig_path, tenants, concurrency=opts.concurrency)
+    result.created_s = time.monotonic() - started
+    print(f"scale: created in {result.created_s:.0f} s; waiting for Ready", flush=True)
+    await wait_ready(op, opts.tenants, within=opts.setup_timeout, poll=5.0)
+    result.ready_s = time.monotonic() - started
+    result.confirmed_ready = await count_ready(cp.kubeconfig_path)
+    print(f"scale: all Ready in {result.ready_s:.0f} s; waiting for quiet", flush=True)
+    result.quiet_s = await wait_quiet(cp, within=opts.setup_timeout)
+    print(f"scale: quiet after {result.quiet_s:.0f} s more; starting the floors", flush=True)
+
+
+async def start_floors(
+    opts: argparse.Namespace, cp: ControlPlane, result: Result,
+    floors: list[asyncio.subprocess.Process],
+) -> None:  # fmt: skip
+    """Start the floors one at a time (each lists 2 x N objects), each appended to `floors`
+    once it has listed (the caller stops them)."""
+    for label, command in list(FLOORS.items())[: None if opts.daemon_floor else 2]:
+        try:
+            floors.append(await start_floor(command, cp.kubeconfig_path, opts.tenants, 600))
+        except RuntimeError:
+            if not floors:
+                raise  # the raw floor is the one every ratio needs
+            print(f"scale: the floor '{label}' did not list in 600 s", flush=True)
+            result.unlisted.append(label)  # reported; the operator's figures still count
+            continue
+        result.floors.append(label)
 
 
 def render(r: Result, opts: argparse.Namespace) -> str:

@@ -258,7 +258,7 @@ def operator(
             str(keys_dir),
             "--drift-interval",
             "2s",
-            "--rotation-interval",
+            "--rekey-interval",
             "2s",
             "--workers-namespace",
             WORKERS_NAMESPACE,

@@ -1,14 +1,17 @@
 """The resolved config: what the operator publishes to a sender pool and its workers load.
 
 One versioned contract shared by both sides. The operator turns its Ready, active tenants
-into `TenantConfig`s and `build_shards` packs them into Secret-sized JSON documents; the
-workers parse the mounted files back with `parse_document`. Tokens are `SecretStr` so that
+into `TenantConfig`s and `build_config_shards` packs them into Secret-sized JSON documents;
+the workers parse the mounted files back with `parse_document`. Tokens are `SecretStr` so that
 repr, str, logs and `model_dump_json` never show them: only `dump_document`, which writes a
 Secret's payload, reveals them.
 
-A tenant's shard is a stable hash of its id modulo a power-of-two shard count, so adding or
-changing one tenant rewrites one shard only, and doubling the count moves each tenant either
-nowhere or to `index + old_count`.
+A *config shard* is one of these documents (one Secret, one mounted file): not to be confused
+with the worker's *queue shards* (`whatsapp_worker.queue_shards`), the RabbitMQ queues a
+pool's messages are split over. A tenant's config shard is a stable hash of its id modulo a
+power-of-two shard count, so adding or changing one tenant rewrites one config shard only,
+and doubling the count moves each tenant either nowhere or to `index + old_count`. The JSON
+fields (`shard`, `shards`) and the Secret and file names keep their short names.
 """
 
 from __future__ import annotations
@@ -26,12 +29,12 @@ from whatsapp_contract.fingerprint import fingerprint
 
 SCHEMA_VERSION: Literal[1] = 1
 DEFAULT_MAX_BYTES = 512 * 1024  # a Secret holds at most 1 MiB; stay well under it
-MAX_SHARDS = 1024
+MAX_CONFIG_SHARDS = 1024
 # A new pool's layout (the operator's --initial-shards). Each doubling of a layout renames every
 # shard of the pool, so every tenant of it records its new Secret (a status write each):
 # starting at 4 shards, a pool holds about 2,000 tenants (shards half full) before it first
 # re-shards, and a burst of a thousand new tenants causes no second pass for anyone.
-INITIAL_SHARDS = 4
+INITIAL_CONFIG_SHARDS = 4
 
 ThroughputLevel = Literal["STANDARD", "HIGH", "SHARED"]
 # shared/meta-cloud-api.md "Limits": 80 msg/s by default, 1,000 after Meta's upgrade, 20 for
@@ -43,7 +46,7 @@ _META_ID = r"^[0-9]{1,40}$"
 _POOL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
-class ShardSizeError(ValueError):
+class ConfigShardSizeError(ValueError):
     """The tenants cannot be packed into documents under the size limit."""
 
 
@@ -57,25 +60,25 @@ def tenant_position(tenant_id: str) -> int:
     return int.from_bytes(hashlib.sha256(tenant_id.encode()).digest()[:8], "big")
 
 
-def shard_index(tenant_id: str, shards: int) -> int:
+def config_shard_index(tenant_id: str, shards: int) -> int:
     """The shard that holds `tenant_id` when the pool has `shards` shards."""
     return tenant_position(tenant_id) % shards
 
 
-def shard_key(index: int, shards: int) -> str:
+def config_shard_key(index: int, shards: int) -> str:
     """The file name of a shard inside the mounted directory (its key in the Secret)."""
     return f"shard-{index}-of-{shards}.json"
 
 
-def parse_shard_key(key: str) -> tuple[int, int] | None:
-    """(index, shards) from a file name made by `shard_key`, or None for any other name."""
+def parse_config_shard_key(key: str) -> tuple[int, int] | None:
+    """(index, shards) from a file name made by `config_shard_key`; None for any other name."""
     if not (key.startswith("shard-") and key.endswith(".json")):
         return None
     index, sep, shards = key[len("shard-") : -len(".json")].partition("-of-")
     if not (sep and index.isdigit() and shards.isdigit()):
         return None
     i, n = int(index), int(shards)
-    return (i, n) if 0 <= i < n and key == shard_key(i, n) else None
+    return (i, n) if 0 <= i < n and key == config_shard_key(i, n) else None
 
 
 class TenantConfig(BaseModel):
@@ -117,7 +120,7 @@ def tenant_config(*, token: str, **settings: Any) -> TenantConfig:
     return TenantConfig(token=SecretStr(token), token_fingerprint=fingerprint(token), **settings)
 
 
-class ShardDocument(BaseModel):
+class ConfigShardDocument(BaseModel):
     """One shard of a pool: the JSON payload of one Secret key."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
@@ -125,24 +128,24 @@ class ShardDocument(BaseModel):
     schema_version: Literal[1]  # required: a document of an unknown version is rejected
     pool: str = Field(min_length=1, max_length=63, pattern=_POOL)
     shard: int = Field(ge=0)
-    shards: int = Field(ge=1, le=MAX_SHARDS)
+    shards: int = Field(ge=1, le=MAX_CONFIG_SHARDS)
     tenants: tuple[TenantConfig, ...] = ()
 
     @model_validator(mode="after")
-    def _consistent(self) -> ShardDocument:
+    def _consistent(self) -> ConfigShardDocument:
         if self.shard >= self.shards:
             raise ValueError(f"shard {self.shard} is out of range for {self.shards} shards")
         ids = [t.tenant_id for t in self.tenants]
         if ids != sorted(set(ids)):
             raise ValueError("tenants must be sorted by tenant_id and unique")
-        misplaced = [i for i in ids if shard_index(i, self.shards) != self.shard]
+        misplaced = [i for i in ids if config_shard_index(i, self.shards) != self.shard]
         if misplaced:
             raise ValueError(f"tenants placed in the wrong shard: {', '.join(misplaced[:5])}")
         return self
 
     @property
     def key(self) -> str:
-        return shard_key(self.shard, self.shards)
+        return config_shard_key(self.shard, self.shards)
 
 
 _OPTIONAL = ("appsecret_proof", "blocked_code")
@@ -203,7 +206,7 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def dump_document(document: ShardDocument) -> bytes:
+def dump_document(document: ConfigShardDocument) -> bytes:
     """The document's bytes, tokens included: deterministic (sorted keys, compact JSON).
 
     Built from the encoded entries: the same bytes as `_json` of the whole document, whose
@@ -218,13 +221,13 @@ def _document_bytes(pool: str, shard: int, shards: int, entries: Iterable[bytes]
     return head[:-1] + b',"tenants":[' + b",".join(entries) + b"]}"
 
 
-def parse_document(data: bytes) -> ShardDocument:
+def parse_document(data: bytes) -> ConfigShardDocument:
     """A shard document from its bytes; raises pydantic.ValidationError when it is not one."""
-    return ShardDocument.model_validate_json(data)
+    return ConfigShardDocument.model_validate_json(data)
 
 
 @dataclass(frozen=True)
-class Shard:
+class ConfigShard:
     """A shard ready to be written: the Secret's name, its key, the bytes and their hash."""
 
     pool: str
@@ -237,15 +240,19 @@ class Shard:
     tenant_ids: tuple[str, ...]
 
     def __repr__(self) -> str:  # the bytes hold tokens
-        return f"Shard(name={self.name!r}, tenants={len(self.tenant_ids)}, bytes={len(self.data)})"
+        return (
+            f"ConfigShard(name={self.name!r}, tenants={len(self.tenant_ids)}, "
+            f"bytes={len(self.data)})"
+        )
 
 
-def shard_name(pool: str, index: int, shards: int) -> str:
+def config_shard_name(pool: str, index: int, shards: int) -> str:
     return f"whatsapp-pool-{pool}-{index}-of-{shards}"
 
 
-def parse_shard_name(secret_name: str) -> tuple[str | None, int]:
-    """(pool, shard count) from a name made by `shard_name`; (None, 0) for any other name."""
+def parse_config_shard_name(secret_name: str) -> tuple[str | None, int]:
+    """(pool, shard count) from a Secret name made by `config_shard_name`; (None, 0) for any
+    other name."""
     prefix = "whatsapp-pool-"
     if not secret_name.startswith(prefix):
         return None, 0
@@ -256,38 +263,38 @@ def parse_shard_name(secret_name: str) -> tuple[str | None, int]:
     return pool, int(count)
 
 
-def shard_count(total_bytes: int, *, max_bytes: int, min_shards: int = 1) -> int:
+def config_shard_count(total_bytes: int, *, max_bytes: int, min_shards: int = 1) -> int:
     """Shards for `total_bytes` of entries, each about half full at most: a power of two."""
     needed = max(1, min_shards, math.ceil(total_bytes / (max_bytes // 2)))
     return 1 << (needed - 1).bit_length()
 
 
-def build_shards(
+def build_config_shards(
     pool: str,
     tenants: Iterable[TenantConfig | Entry],
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     min_shards: int = 1,
-) -> list[Shard]:
+) -> list[ConfigShard]:
     """The pool's shards, every one present (an empty shard still gets its document).
 
     `min_shards` lets the caller keep its current count, so that a shrinking pool does not
     reshuffle every tenant. If a shard overflows `max_bytes` (an unlucky hash spread) the
-    count doubles; ShardSizeError when even MAX_SHARDS cannot hold the tenants.
+    count doubles; ConfigShardSizeError when even MAX_CONFIG_SHARDS cannot hold the tenants.
     """
     ordered = sorted(map(Entry.of, tenants), key=lambda t: t.tenant_id)
     _check_unique(ordered)
     total = sum(len(t.encoded) + 1 for t in ordered)
-    count = shard_count(total, max_bytes=max_bytes, min_shards=min_shards)
-    while count <= MAX_SHARDS:
+    count = config_shard_count(total, max_bytes=max_bytes, min_shards=min_shards)
+    while count <= MAX_CONFIG_SHARDS:
         shards = _pack(pool, ordered, count)
         largest = max(shards, key=lambda s: len(s.data))
         if len(largest.data) <= max_bytes:
             return shards
         count *= 2
-    raise ShardSizeError(
-        f"pool {pool!r}: {len(ordered)} tenants ({total} bytes) do not fit in {MAX_SHARDS} "
-        f"shards of at most {max_bytes} bytes"
+    raise ConfigShardSizeError(
+        f"pool {pool!r}: {len(ordered)} tenants ({total} bytes) do not fit in "
+        f"{MAX_CONFIG_SHARDS} shards of at most {max_bytes} bytes"
     )
 
 
@@ -301,7 +308,7 @@ def _check_unique(tenants: list[Entry]) -> None:
             seen.add(value)
 
 
-def _pack(pool: str, ordered: list[Entry], count: int) -> list[Shard]:
+def _pack(pool: str, ordered: list[Entry], count: int) -> list[ConfigShard]:
     buckets: list[list[Entry]] = [[] for _ in range(count)]
     for tenant in ordered:
         buckets[tenant.position % count].append(tenant)
@@ -310,12 +317,12 @@ def _pack(pool: str, ordered: list[Entry], count: int) -> list[Shard]:
         # built here, so valid by construction: validation is for documents read back
         data = _document_bytes(pool, index, count, (t.encoded for t in bucket))
         shards.append(
-            Shard(
+            ConfigShard(
                 pool=pool,
                 index=index,
                 count=count,
-                name=shard_name(pool, index, count),
-                key=shard_key(index, count),
+                name=config_shard_name(pool, index, count),
+                key=config_shard_key(index, count),
                 data=data,
                 content_hash=content_hash(data),
                 tenant_ids=tuple(t.tenant_id for t in bucket),
@@ -330,6 +337,6 @@ def combine_hashes(hashes: Iterable[tuple[str, str]]) -> str:
     return content_hash(lines.encode())
 
 
-def pool_hash(shards: Iterable[Shard]) -> str:
+def pool_hash(shards: Iterable[ConfigShard]) -> str:
     """One hash for the whole pool; a worker computes the same from the files it loaded."""
     return combine_hashes((s.key, s.content_hash) for s in shards)

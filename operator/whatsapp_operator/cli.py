@@ -96,7 +96,13 @@ def _database_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--encryption-keys-dir", help="folder of AES-256 keys (a mounted Secret)")
     p.add_argument("--drift-interval", help="how often rows are checked for drift (e.g. 60s)")
-    p.add_argument("--rotation-interval", help="how often old-key rows are re-encrypted")
+    p.add_argument(
+        "--rekey-interval",
+        "--rotation-interval",  # the former name, deprecated ("rotation" is token renewal)
+        dest="rekey_interval",
+        help="how often rows under an old key are re-encrypted (rekey; e.g. 30s); "
+        "--rotation-interval is its deprecated alias",
+    )
 
 
 def _signup_flags(p: argparse.ArgumentParser) -> None:

@@ -9,10 +9,10 @@ import re
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from whatsapp_contract.resolved import INITIAL_SHARDS, MAX_SHARDS
+from whatsapp_contract.resolved import INITIAL_CONFIG_SHARDS, MAX_CONFIG_SHARDS
 from whatsapp_graph.client import DEFAULT_BASE_URL, DEFAULT_VERSION
 from whatsapp_operator.model.spec import parse_duration
 
@@ -20,7 +20,11 @@ _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a DNS label
 
 
 class OperatorConfig(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WHATSAPP_OPERATOR_", extra="ignore")
+    # validate_by_name: a field with deprecated spellings (an alias) still takes its own name
+    # from the flags (cli.load_config passes them by field name)
+    model_config = SettingsConfigDict(
+        env_prefix="WHATSAPP_OPERATOR_", extra="ignore", validate_by_name=True
+    )
 
     namespaces: str = Field(default="", description="comma-separated namespaces to watch")
     all_namespaces: bool = False
@@ -42,7 +46,7 @@ class OperatorConfig(BaseSettings):
         default=None, description="where the resolved-config Secrets of the pools go; unset: off"
     )
     # A new pool's shard layout: a power of two, at most the workers' mounts (workers.maxShards)
-    initial_shards: int = Field(default=INITIAL_SHARDS, ge=1, le=MAX_SHARDS)
+    initial_shards: int = Field(default=INITIAL_CONFIG_SHARDS, ge=1, le=MAX_CONFIG_SHARDS)
     amqp_url: str | None = Field(
         default=None, repr=False,
         description="RabbitMQ URL: worker heartbeats (config convergence) and tenant signals",
@@ -62,7 +66,15 @@ class OperatorConfig(BaseSettings):
     )
     encryption_keys_dir: str | None = None
     drift_interval: timedelta = timedelta(seconds=60)
-    rotation_interval: timedelta = timedelta(seconds=30)
+    # How often rows under an old key are re-encrypted under the primary one (the rekey pass,
+    # postgres/maintenance.py). "rotation" names token renewal only (spec.rotation); the old
+    # env name still works, deprecated. An alias is not prefixed: both names are spelt out.
+    rekey_interval: timedelta = Field(
+        default=timedelta(seconds=30),
+        validation_alias=AliasChoices(
+            "WHATSAPP_OPERATOR_REKEY_INTERVAL", "WHATSAPP_OPERATOR_ROTATION_INTERVAL"
+        ),
+    )
     # Embedded Signup's OAuth callback endpoint (signup/callback.py); port 0 turns it off.
     signup_callback_port: int = Field(default=0, ge=0, le=65535)
     signup_callback_host: str = "0.0.0.0"  # noqa: S104 - the callback comes from the web app
@@ -78,7 +90,7 @@ class OperatorConfig(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field(default="plain", pattern="^(plain|full|json)$")
 
-    @field_validator("unavailable_grace", "drift_interval", "rotation_interval", mode="before")
+    @field_validator("unavailable_grace", "drift_interval", "rekey_interval", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value

@@ -5,35 +5,31 @@ Standard library only, so it runs with the system python3 before any virtualenv 
     with ControlPlane() as cp:          # certificates, etcd, kube-apiserver, admin kubeconfig
         subprocess.run([cp.kubectl, "--kubeconfig", cp.kubeconfig_path, "get", "ns"])
 
-or from a shell (``hack/control-plane up|down|status|env``; see :func:`main`).
+or from a shell (``hack/control-plane up|down|status|env``; state in <repo>/.run/control-plane,
+or $WHATSAPP_CONTROL_PLANE_DIR; see daemon.Daemon).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
-import shutil
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 
-from whatsapp_testkit import certs, procs
+from whatsapp_testkit import certs, daemon, procs
 from whatsapp_testkit.procs import ControlPlaneError, log
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+if TYPE_CHECKING:  # typing.Self: Python 3.11; hack/control-plane runs the system python3
+    from typing import Self
+
+REPO_ROOT = daemon.REPO_ROOT
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-control-plane.sh"
 CRDS = REPO_ROOT / "crds"
-STATE_FILE = "state.json"
-_WORK_ITEMS = ("certs", "users", "etcd-data", "etcd.log", "kube-apiserver.log", "kubeconfig")
 
 
 def _build() -> Path:
@@ -91,13 +87,17 @@ def install_crds(
             raise ControlPlaneError(f"kubectl {' '.join(args[:2])}: {proc.stderr.strip()}")
 
 
-class ControlPlane:
+class ControlPlane(daemon.Harness):
     """etcd + kube-apiserver on free loopback ports, with an admin kubeconfig.
 
     ``work_dir``: where certificates, etcd data, logs and kubeconfigs go (default: a temp dir,
     removed by :meth:`stop` unless ``keep``). ``detach``: start the processes in their own
     session, so they outlive this Python process (used by the CLI).
     """
+
+    title, source, temp_prefix = "control plane", "control-plane", "whatsapp-operator-envtest-"
+    error = ControlPlaneError
+    processes = ("_etcd", "_apiserver")
 
     def __init__(
         self,
@@ -108,10 +108,8 @@ class ControlPlane:
         timeout: float = 120.0,
         detach: bool = False,
     ) -> None:
-        self._given_dir = Path(work_dir).resolve() if work_dir is not None else None
+        super().__init__(work_dir, timeout=timeout, keep=keep, detach=detach)
         self._bin_dir = bin_dir
-        self.keep, self.timeout, self.detach = keep, timeout, detach
-        self._work: Path | None = None
         self._etcd: subprocess.Popen[bytes] | None = None
         self._apiserver: subprocess.Popen[bytes] | None = None
         self._apiserver_argv: list[str] = []
@@ -120,12 +118,6 @@ class ControlPlane:
         self._startup = 0.0
 
     # -- public read-only state ------------------------------------------------------------
-    @property
-    def work_dir(self) -> Path:
-        if self._work is None:
-            raise ControlPlaneError("control plane not started")
-        return self._work
-
     @property
     def bin_dir(self) -> Path:
         if self._bin_dir is None:
@@ -177,29 +169,24 @@ class ControlPlane:
         return self.work_dir / "etcd.log"
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> ControlPlane:
+    def start(self) -> Self:
         if self._work is not None:
             raise ControlPlaneError("control plane already started")
         bin_dir = self.bin_dir
         started = time.monotonic()
-        if self._given_dir is None:
-            self._work = Path(tempfile.mkdtemp(prefix="whatsapp-operator-envtest-"))
-        else:
-            self._work = self._given_dir
-            self._work.mkdir(parents=True, exist_ok=True)
+        self._open_work_dir()
         try:
             self._start(bin_dir)
         except BaseException:
             self.stop()
             raise
         self._startup = time.monotonic() - started
-        log(f"Kubernetes {self._version} ready at {self.server_url} in {self._startup:.1f}s")
-        log(f"work dir {self.work_dir} (logs: kube-apiserver.log, etcd.log)")
+        self.log(f"Kubernetes {self._version} ready at {self.server_url} in {self._startup:.1f}s")
+        self.log(f"work dir {self.work_dir} (logs: kube-apiserver.log, etcd.log)")
         return self
 
     def _start(self, bin_dir: Path) -> None:
-        work = self.work_dir
-        cert_dir = work / "certs"
+        cert_dir = self.work_dir / "certs"
         cert_dir.mkdir(exist_ok=True)
         ca = certs.make_ca(cert_dir, "ca", "whatsapp-operator-envtest-ca")
         serving = certs.make_serving_cert(cert_dir, "apiserver", ca, ["localhost", "127.0.0.1"])
@@ -208,20 +195,7 @@ class ControlPlane:
         sa = certs.make_service_account_keys(cert_dir)
         etcd_port, peer_port, api_port = procs.free_ports(3)
         self._ports = {"etcd": etcd_port, "etcd-peer": peer_port, "apiserver": api_port}
-        peer = f"http://127.0.0.1:{peer_port}"
-        etcd_argv = [
-            str(bin_dir / "etcd"),
-            "--name=envtest",
-            f"--data-dir={work / 'etcd-data'}",
-            f"--listen-client-urls={self.etcd_url}",
-            f"--advertise-client-urls={self.etcd_url}",
-            f"--listen-peer-urls={peer}",
-            f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=envtest={peer}",
-            "--unsafe-no-fsync=true",
-        ]
-        self._etcd = procs.spawn(etcd_argv, self.etcd_log, self.detach)
-        self._wait(self._etcd, "etcd", self.etcd_log, f"{self.etcd_url}/health", None)
+        self._start_etcd(bin_dir)
         self._apiserver_argv = [
             str(bin_dir / "kube-apiserver"),
             f"--etcd-servers={self.etcd_url}",
@@ -243,6 +217,22 @@ class ControlPlane:
         self._start_apiserver()
         certs.write_kubeconfig(self.kubeconfig_path, self.server_url, ca.cert, "admin", admin)
 
+    def _start_etcd(self, bin_dir: Path) -> None:
+        peer = f"http://127.0.0.1:{self._ports['etcd-peer']}"
+        etcd_argv = [
+            str(bin_dir / "etcd"),
+            "--name=envtest",
+            f"--data-dir={self.work_dir / 'etcd-data'}",
+            f"--listen-client-urls={self.etcd_url}",
+            f"--advertise-client-urls={self.etcd_url}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=envtest={peer}",
+            "--unsafe-no-fsync=true",
+        ]
+        self._etcd = procs.spawn(etcd_argv, self.etcd_log, self.detach)
+        self._wait(self._etcd, "etcd", self.etcd_log, f"{self.etcd_url}/health", None)
+
     def _start_apiserver(self) -> None:
         self._apiserver = procs.spawn(self._apiserver_argv, self.apiserver_log, self.detach)
         context = procs.tls(self.ca_cert, self.admin)
@@ -258,21 +248,24 @@ class ControlPlane:
         context: ssl.SSLContext | None,
     ) -> None:
         url = self.server_url + url if url.startswith("/") else url
-        deadline = time.monotonic() + self.timeout
-        status, body = 0, ""
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                tail = procs.tail(log_path)
-                raise ControlPlaneError(
-                    f"{name} exited with code {proc.returncode}; last lines of {log_path}:\n{tail}"
-                )
+
+        def ready() -> None:
             status, body = procs.reachable(url, context)
-            if status == 200:
-                return
-            time.sleep(0.2)
-        raise ControlPlaneError(
-            f"{name} not ready after {self.timeout:.0f}s ({url}: {status} {body[-500:]!r}); "
-            f"last lines of {log_path}:\n{procs.tail(log_path)}"
+            if status != 200:
+                raise daemon.NotReady(f"{url}: {status} {body[-500:]!r}")
+
+        daemon.wait_ready(
+            proc,
+            ready,
+            timeout=self.timeout,
+            interval=0.2,
+            exited=lambda code: ControlPlaneError(
+                f"{name} exited with code {code}; last lines of {log_path}:\n{procs.tail(log_path)}"
+            ),
+            late=lambda err: ControlPlaneError(
+                f"{name} not ready after {self.timeout:.0f}s ({err}); "
+                f"last lines of {log_path}:\n{procs.tail(log_path)}"
+            ),
         )
 
     def get(self, path: str) -> bytes:
@@ -298,7 +291,7 @@ class ControlPlane:
         if while_down is not None:
             while_down()
         self._start_apiserver()
-        log(f"kube-apiserver restarted in {time.monotonic() - began:.1f}s")
+        self.log(f"kube-apiserver restarted in {time.monotonic() - began:.1f}s")
 
     def user_kubeconfig(self, user: str, groups: list[str]) -> Path:
         """A kubeconfig for ``user`` in ``groups`` (a client cert signed by the client CA)."""
@@ -320,15 +313,16 @@ class ControlPlane:
             if proc is not None:
                 procs.stop_process(proc, name)
                 setattr(self, attr, None)
-        if self._work is not None and self._given_dir is None and not self.keep:
-            shutil.rmtree(self._work, ignore_errors=True)
-        self._work = None
+        self._drop_work_dir()
 
-    def release(self) -> dict[str, Any]:
-        """Let the processes outlive this object; returns the state :func:`main` persists."""
-        if self._etcd is None or self._apiserver is None:
-            raise ControlPlaneError("control plane not running")
-        state: dict[str, Any] = {
+    def close(self) -> None:
+        """The same as :meth:`stop` (the name the other harnesses use)."""
+        self.stop()
+
+    def state(self) -> daemon.State:
+        assert self._etcd is not None
+        assert self._apiserver is not None
+        return {
             "pids": {"etcd": self._etcd.pid, "kube-apiserver": self._apiserver.pid},
             "ports": self._ports,
             "server_url": self.server_url,
@@ -340,124 +334,45 @@ class ControlPlane:
             "admin_cert": str(self.admin.cert),
             "admin_key": str(self.admin.key),
         }
-        with warnings.catch_warnings():  # Popen.__del__ warns that the child still runs: intended
-            warnings.simplefilter("ignore", ResourceWarning)
-            self._etcd = self._apiserver = None
-        self._work = None
-        return state
-
-    def __enter__(self) -> ControlPlane:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # -- CLI: hack/control-plane up|down|status|env -----------------------------------------------
-def state_dir() -> Path:
-    override = os.environ.get("WHATSAPP_CONTROL_PLANE_DIR")
-    return Path(override).resolve() if override else REPO_ROOT / ".run" / "control-plane"
+class ControlPlaneDaemon(daemon.Daemon):
+    name, dir_variable = "control-plane", "WHATSAPP_CONTROL_PLANE_DIR"
+    command, source, error = "hack/control-plane", "control-plane", ControlPlaneError
+    commands = ("up", "down", "status", "env")
+    work_items = ("certs", "users", "etcd-data", "etcd.log", "kube-apiserver.log", "kubeconfig")
+    remove_failed_start = True
 
+    def start(self, directory: Path) -> daemon.State:
+        return ControlPlane(directory, detach=True).start().release()
 
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    with (directory.parent / f".{directory.name}.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+    def pids(self, state: daemon.State) -> list[tuple[str, int]]:
+        return [(name, int(state["pids"][name])) for name in ("kube-apiserver", "etcd")]
 
-
-def _load(directory: Path) -> dict[str, Any] | None:
-    try:
-        state: dict[str, Any] = json.loads((directory / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return state
-
-
-def _healthy(state: dict[str, Any]) -> bool:
-    if not all(procs.pid_running(int(pid), name) for name, pid in state["pids"].items()):
-        return False
-    admin = certs.KeyPair(Path(state["admin_cert"]), Path(state["admin_key"]))
-    try:
-        context = procs.tls(Path(state["ca_cert"]), admin)
-    except OSError:
-        return False
-    return procs.reachable(f"{state['server_url']}/readyz", context)[0] == 200
-
-
-def _teardown(directory: Path, state: dict[str, Any] | None) -> None:
-    """Stop the recorded processes (apiserver first) and remove what the control plane wrote."""
-    if state is not None:
-        for name in ("kube-apiserver", "etcd"):
-            procs.stop_pid(int(state["pids"][name]), name)
-    for item in (*_WORK_ITEMS, STATE_FILE):
-        path = directory / item
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        directory.rmdir()  # only if empty: never delete files we did not write
-
-
-def _up(directory: Path) -> int:
-    state = _load(directory)
-    if state is not None and _healthy(state):
-        log(f"already up: Kubernetes {state['version']} at {state['server_url']}")
-    else:
-        if directory.exists():
-            log(f"cleaning stale state in {directory}")
-            _teardown(directory, state)
-        plane = ControlPlane(directory, detach=True)
+    def healthy(self, state: daemon.State) -> bool:
+        if not all(procs.pid_running(int(pid), name) for name, pid in state["pids"].items()):
+            return False
+        admin = certs.KeyPair(Path(state["admin_cert"]), Path(state["admin_key"]))
         try:
-            plane.start()
-        except BaseException:
-            _teardown(directory, None)
-            raise
-        state = plane.release()
-        (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
-        log(f"state in {directory}; stop with: hack/control-plane down")
-    print(f"export KUBECONFIG={state['kubeconfig']}")
-    return 0
+            context = procs.tls(Path(state["ca_cert"]), admin)
+        except OSError:
+            return False
+        return procs.reachable(f"{state['server_url']}/readyz", context)[0] == 200
+
+    def describe(self, state: daemon.State) -> str:
+        return f"Kubernetes {state['version']} at {state['server_url']}"
+
+    def export(self, state: daemon.State) -> str:
+        return f"export KUBECONFIG={state['kubeconfig']}"
+
+
+def state_dir() -> Path:
+    return ControlPlaneDaemon().state_dir()
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] not in ("up", "down", "status", "env"):
-        print("usage: control-plane up|down|status|env", file=sys.stderr)
-        return 2
-    directory = state_dir()
-    try:
-        with _locked(directory):
-            if args[0] == "up":
-                return _up(directory)
-            state = _load(directory)
-            if args[0] == "down":
-                if state is None and not directory.exists():
-                    log("not up; nothing to stop")
-                else:
-                    _teardown(directory, state)
-                    log("stopped")
-                return 0
-            if state is None or not _healthy(state):
-                if args[0] == "status":
-                    print("down" if state is None else f"down (stale state in {directory})")
-                else:
-                    log("not up; run: hack/control-plane up")
-                return 1
-            if args[0] == "status":
-                print(f"up: Kubernetes {state['version']} at {state['server_url']}")
-            print(f"export KUBECONFIG={state['kubeconfig']}")
-            return 0
-    except ControlPlaneError as err:
-        log(f"error: {err}")
-        return 1
+    return ControlPlaneDaemon().main(argv)
 
 
 if __name__ == "__main__":

@@ -120,28 +120,38 @@ def down() -> int:
     return 0
 
 
-def up() -> int:
-    down()
-    RUN.mkdir(parents=True, exist_ok=True)
+def start_control_plane() -> Path:
     say("starting the Kubernetes control plane (kube-apiserver + etcd, built from source once)")
     kubeconfig = control_plane_up()
     print(kubectl(kubeconfig, "version").strip())
+    return kubeconfig
 
+
+def start_postgres() -> tuple[str, Path]:
+    """PostgreSQL's DSN, and the operator's encryption keys (one made on the first run)."""
     say("starting PostgreSQL (Debian's server, as the postgres user, on a free port)")
     dsn = postgres("up").splitlines()[-1].split("=", 1)[1]
     keys = RUN / "keys"
     keys.mkdir(exist_ok=True)
     if not any(keys.iterdir()):
         (keys / "demo-key-1").write_bytes(os.urandom(32))  # AES-256 key, id "demo-key-1"
+    return dsn, keys
 
+
+def start_rabbitmq() -> str:
     say("starting RabbitMQ (Debian's server, as the rabbitmq user, on free ports)")
-    amqp_url = harness("rabbitmq", "up").splitlines()[-1].split("=", 1)[1]
+    return harness("rabbitmq", "up").splitlines()[-1].split("=", 1)[1]
 
+
+def start_simulator() -> GraphSimulator:
     say("starting the Graph API simulator with the demo tenant's WABA, number and token")
     sim = GraphSimulator(RUN / "graph-sim.log", seed=ROOT / "examples" / "simulator-seed.yaml")
     sim.start()
     print(f"simulator at {sim.url} (log {sim.log_path})")
+    return sim
 
+
+def install_example(kubeconfig: Path) -> None:
     say("installing the CRD and the example tenant")
     try:
         controlplane.install_crds(kubeconfig, NAMESPACE, WORKERS, field_manager="demo")
@@ -151,6 +161,15 @@ def up() -> int:
         kubectl(kubeconfig, "apply", "-n", NAMESPACE, "-f", str(ROOT / "examples" / "tenant.yaml"))
     )
 
+
+def save_pids(pids: dict[str, int]) -> None:
+    """What `make demo-down` stops (besides the control plane, PostgreSQL and RabbitMQ)."""
+    (RUN / "state.json").write_text(json.dumps({"pids": pids}))
+
+
+def start_operator(
+    kubeconfig: Path, sim: GraphSimulator, dsn: str, amqp_url: str, keys: Path
+) -> Operator:
     say("starting the operator")
     op = Operator(
         RUN / "operator.log",
@@ -160,11 +179,10 @@ def up() -> int:
         extra_env={"WHATSAPP_OPERATOR_DATABASE_URL": dsn, "WHATSAPP_OPERATOR_AMQP_URL": amqp_url},
     )
     op.start()
-    pids = {"whatsapp-graph-sim": sim.proc.pid, "whatsapp-operator": op.proc.pid}  # type: ignore[union-attr]
-    state = {"pids": pids}
-    (RUN / "state.json").write_text(json.dumps(state))
-    print(f"operator pid {op.proc.pid} (log {op.log_path})")  # type: ignore[union-attr]
+    return op
 
+
+def wait_tenant_ready(kubeconfig: Path) -> None:
     say("waiting for the tenant to become Ready")
     started = time.monotonic()
     kubectl(
@@ -183,6 +201,8 @@ def up() -> int:
     say(f"kubectl describe wat demo-tenant -n {NAMESPACE}")
     print(kubectl(kubeconfig, "describe", "wat", "demo-tenant", "-n", NAMESPACE))
 
+
+def show_stored_and_published(kubeconfig: Path, dsn: str) -> None:
     say("the tenant's row in tenant_whatsapp_config (access_token as stored: ciphertext)")
     show_row(dsn, "t_a3eecb94bb822a92")
 
@@ -190,6 +210,12 @@ def up() -> int:
     time.sleep(1)
     print(kubectl(kubeconfig, "get", "secrets", "-n", WORKERS, "-L", "whatsapp.operator.dev/pool"))
 
+
+def start_worker(
+    kubeconfig: Path, amqp_url: str, sim: GraphSimulator, pids: dict[str, int]
+) -> Worker:
+    """The pool's Secrets mounted kubelet's way, then a sender worker on them (both recorded
+    in `pids`); returns once the worker loaded the tenant and holds its shards."""
     say("mounting the pool's Secrets for the worker, kubelet's way (no kubelet runs here)")
     mount = RUN / "worker-config"
     mirror = spawn(
@@ -205,7 +231,7 @@ def up() -> int:
     )  # fmt: skip
     worker.start()
     pids["whatsapp-worker"] = worker.proc.pid  # type: ignore[union-attr]
-    (RUN / "state.json").write_text(json.dumps(state))
+    save_pids(pids)
     deadline = time.monotonic() + 60
     while not (
         worker.metric("whatsapp_worker_config_tenants") == 1
@@ -215,10 +241,10 @@ def up() -> int:
             sys.exit(f"the worker did not load the config and take its shards: {worker.log_path}")
         time.sleep(0.3)
     print(f"worker pid {worker.proc.pid}: 1 tenant loaded, 8 shards held (log {worker.log_path})")  # type: ignore[union-attr]
+    return worker
 
-    say("enqueueing the seed's message (plain JSON to the pool's exchange, key phoneNumberId)")
-    send_seed_message(amqp_url, sim.url)
 
+def show_current_workers(kubeconfig: Path) -> None:
     say("which workers run the published config (the tenant's status, kubectl get -o wide)")
     deadline = time.monotonic() + 30
     while "1/1 current" not in kubectl(kubeconfig, "get", "wat", "-n", NAMESPACE, "-o", "wide"):
@@ -227,6 +253,8 @@ def up() -> int:
         time.sleep(0.5)
     print(kubectl(kubeconfig, "get", "wat", "-n", NAMESPACE, "-o", "wide"))
 
+
+def show_what_next(kubeconfig: Path, dsn: str, keys: Path, op: Operator, amqp_url: str) -> None:
     say("the seed's credentials lookup, for legacy services (whatsapp-credentials)")
     print(
         f"    WHATSAPP_OPERATOR_DATABASE_URL={dsn} \\\n"
@@ -243,6 +271,27 @@ def up() -> int:
     .venv/bin/whatsapp-send --tenant-id t_a3eecb94bb822a92 --phone-number-id 106540352242922 \\
         --to 919876543220 --text 'Hello again'
 Tear everything down with: make demo-down""")
+
+
+def up() -> int:
+    down()
+    RUN.mkdir(parents=True, exist_ok=True)
+    kubeconfig = start_control_plane()
+    dsn, keys = start_postgres()
+    amqp_url = start_rabbitmq()
+    sim = start_simulator()
+    install_example(kubeconfig)
+    op = start_operator(kubeconfig, sim, dsn, amqp_url, keys)
+    pids = {"whatsapp-graph-sim": sim.proc.pid, "whatsapp-operator": op.proc.pid}  # type: ignore[union-attr]
+    save_pids(pids)
+    print(f"operator pid {op.proc.pid} (log {op.log_path})")  # type: ignore[union-attr]
+    wait_tenant_ready(kubeconfig)
+    show_stored_and_published(kubeconfig, dsn)
+    start_worker(kubeconfig, amqp_url, sim, pids)
+    say("enqueueing the seed's message (plain JSON to the pool's exchange, key phoneNumberId)")
+    send_seed_message(amqp_url, sim.url)
+    show_current_workers(kubeconfig)
+    show_what_next(kubeconfig, dsn, keys, op, amqp_url)
     return 0
 
 

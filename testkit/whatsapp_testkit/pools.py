@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from whatsapp_contract.resolved import TenantConfig, build_shards, tenant_config
+from whatsapp_contract.resolved import TenantConfig, build_config_shards, tenant_config
 from whatsapp_testkit.kubelet import KubeletVolume
 from whatsapp_testkit.world import SCOPES, new_id, new_token
 
@@ -100,7 +100,7 @@ class PoolWorld:
     def publish(self, max_bytes: int = 8192) -> bool:
         """Write the pool's shards into the directory, the way kubelet swaps a Secret volume."""
         configs = [t.config for i, t in self.tenants.items() if i not in self.hidden]
-        shards = build_shards(self.name, configs, max_bytes=max_bytes, min_shards=2)
+        shards = build_config_shards(self.name, configs, max_bytes=max_bytes, min_shards=2)
         return self.volume.write({s.key: s.data for s in shards})
 
     def message(

@@ -7,7 +7,8 @@
         # ... and back on the same port
 
 or from a shell: ``python -m whatsapp_testkit.postgres up|down|status`` (state in
-<repo>/.run/postgres; `up` prints ``export WHATSAPP_OPERATOR_DATABASE_URL=...``).
+<repo>/.run/postgres, or $WHATSAPP_POSTGRES_DIR; `up` prints
+``export WHATSAPP_OPERATOR_DATABASE_URL=...``; see daemon.Daemon).
 
 Binaries: $PG_BIN, else the newest /usr/lib/postgresql/*/bin, else initdb on PATH. Run as root,
 the server runs as the `postgres` user (PostgreSQL refuses root). fsync and full_page_writes
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import json
 import os
 import pwd
 import shutil
@@ -28,18 +28,13 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from whatsapp_testkit import procs
+from whatsapp_testkit import daemon, procs
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 APP_ROLE, APP_PASSWORD = "whatsapp_app", "app-password-for-tests"  # scram-authenticated role
 _CONF = """
 listen_addresses = '127.0.0.1'
@@ -54,10 +49,6 @@ _HBA = """local all all trust
 host all postgres 127.0.0.1/32 trust
 host all all 127.0.0.1/32 scram-sha-256
 """
-
-
-def _log(message: str) -> None:
-    print(f"postgres: {message}", file=sys.stderr, flush=True)
 
 
 class PostgresError(RuntimeError):
@@ -157,13 +148,17 @@ class _Wire:
         self.sock.close()
 
 
-class Postgres:
+class Postgres(daemon.Restartable):
     """A PostgreSQL server on 127.0.0.1:<free port> with a `whatsapp` database.
 
     ``work_dir`` (default: a temp dir, removed by :meth:`close` unless ``keep``) holds the
     data dir (also the unix socket dir) and ``postgres.log``. :meth:`stop`, :meth:`kill`,
     :meth:`restart`, :meth:`outage` and :meth:`stop_for` keep the data and the port.
     """
+
+    title, source, temp_prefix = "PostgreSQL", "postgres", "whatsapp-operator-pg-"
+    error = PostgresError
+    stop_signal = signal.SIGINT  # fast shutdown: clients disconnected, clean checkpoint
 
     def __init__(
         self,
@@ -175,20 +170,8 @@ class Postgres:
         keep: bool = False,
         detach: bool = False,
     ) -> None:
-        self._given = Path(work_dir).resolve() if work_dir is not None else None
-        self._bin_dir, self.database, self.timeout = bin_dir, database, timeout
-        self.keep, self.detach = keep, detach
-        self._work: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        self.version = ""
-        self.startup_seconds = 0.0
-
-    @property
-    def work_dir(self) -> Path:
-        if self._work is None:
-            raise PostgresError("PostgreSQL not started")
-        return self._work
+        super().__init__(work_dir, timeout=timeout, keep=keep, detach=detach)
+        self._bin_dir, self.database = bin_dir, database
 
     @property
     def data_dir(self) -> Path:
@@ -211,44 +194,14 @@ class Postgres:
         return f"postgresql://{APP_ROLE}:{APP_PASSWORD}@127.0.0.1:{self.port}/{self.database}"
 
     @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+    def bin_dir(self) -> Path:
+        if self._bin_dir is None:
+            self._bin_dir = find_bin_dir()
+        return self._bin_dir
 
-    # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> Postgres:
-        """First call: initdb, start, create the database. Later calls (after :meth:`stop` or
-        :meth:`kill`): start again on the same data dir and port."""
-        if self.running:
-            raise PostgresError("PostgreSQL already running")
-        began = time.monotonic()
-        fresh = self._work is None
-        if fresh:
-            self._work = self._given or Path(tempfile.mkdtemp(prefix="whatsapp-operator-pg-"))
-            self._work.mkdir(parents=True, exist_ok=True)
-            try:
-                self._initdb()
-            except BaseException:
-                self.close()
-                raise
-        try:
-            self._spawn()
-        except BaseException:
-            if fresh:
-                self.close()
-            raise
-        if fresh:
-            self.execute(f"CREATE DATABASE {self.database}")
-            self.execute(f"CREATE ROLE {APP_ROLE} LOGIN PASSWORD '{APP_PASSWORD}'")
-            self.execute(f"GRANT ALL ON SCHEMA public TO {APP_ROLE}", self.database)
-        self.startup_seconds = time.monotonic() - began
-        what = "ready" if fresh else "restarted"
-        _log(
-            f"PostgreSQL {self.version} {what} at 127.0.0.1:{self.port} in "
-            f"{self.startup_seconds:.1f}s (log {self.log_path})"
-        )
-        return self
-
-    def _initdb(self) -> None:
+    # -- lifecycle (start, stop, kill, restart, outage, close: daemon.Restartable) --------------
+    def _prepare(self) -> None:
+        """initdb, then our settings on a free port."""
         work, user = self.work_dir, _as_user()
         if user:
             os.chown(work, user["user"], user["group"])
@@ -263,48 +216,61 @@ class Postgres:
             conf.write(_CONF.format(port=self.port, data=self.data_dir))
         (self.data_dir / "pg_hba.conf").write_text(_HBA)
 
-    @property
-    def bin_dir(self) -> Path:
-        if self._bin_dir is None:
-            self._bin_dir = find_bin_dir()
-        return self._bin_dir
-
-    def _spawn(self) -> None:
+    def _launch(self) -> None:
         argv = [str(self.bin_dir / "postgres"), "-D", str(self.data_dir)]
-        group = {"start_new_session": True} if self.detach else {"process_group": 0}
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.work_dir,
-                **group,
-                **_as_user(),
-            )
-        deadline = time.monotonic() + self.timeout
-        while True:
-            if self._proc.poll() is not None:
-                code, self._proc = self._proc.returncode, None
-                raise PostgresError(
-                    f"postgres exited with code {code}; last lines of {self.log_path}:\n"
-                    f"{procs.tail(self.log_path)}"
-                )
-            try:
-                wire = _Wire(self.port, timeout=2.0)
-            except (OSError, PostgresError) as err:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise PostgresError(
-                        f"postgres not accepting connections after {self.timeout:.0f}s ({err}); "
-                        f"last lines of {self.log_path}:\n{procs.tail(self.log_path)}"
-                    ) from None
-                time.sleep(0.05)
-                continue
-            self.version = wire.params.get("server_version", "?").split()[0]
-            wire.close()
-            return
+        self._proc = self.popen(argv, self.log_path, **_as_user())
+        wire = daemon.wait_ready(
+            self._proc,
+            lambda: _Wire(self.port, timeout=2.0),
+            timeout=self.timeout,
+            interval=0.05,
+            retry=(OSError, PostgresError),
+            exited=lambda code: PostgresError(
+                f"postgres exited with code {code}; last lines of {self.log_path}:\n"
+                f"{procs.tail(self.log_path)}"
+            ),
+            late=lambda err: PostgresError(
+                f"postgres not accepting connections after {self.timeout:.0f}s ({err}); "
+                f"last lines of {self.log_path}:\n{procs.tail(self.log_path)}"
+            ),
+        )
+        self.version = wire.params.get("server_version", "?").split()[0]
+        wire.close()
 
+    def _first_started(self) -> None:
+        self.execute(f"CREATE DATABASE {self.database}")
+        self.execute(f"CREATE ROLE {APP_ROLE} LOGIN PASSWORD '{APP_PASSWORD}'")
+        self.execute(f"GRANT ALL ON SCHEMA public TO {APP_ROLE}", self.database)
+
+    def _announce(self, what: str) -> None:
+        self.log(
+            f"PostgreSQL {self.version} {what} at 127.0.0.1:{self.port} in "
+            f"{self.startup_seconds:.1f}s (log {self.log_path})"
+        )
+
+    def stop_for(self, seconds: float) -> threading.Thread:
+        """Stop now and start again after ``seconds`` in a thread (join it to wait)."""
+        self.stop()
+
+        def later() -> None:
+            time.sleep(seconds)
+            self.start()
+
+        thread = threading.Thread(target=later, name="postgres-stop-for", daemon=True)
+        thread.start()
+        return thread
+
+    def state(self) -> daemon.State:
+        assert self._proc is not None
+        return {
+            "pid": self._proc.pid,
+            "port": self.port,
+            "dsn": self.dsn,
+            "version": self.version,
+            "work_dir": str(self.work_dir),
+        }
+
+    # -- SQL --------------------------------------------------------------------------------------
     def execute(self, sql: str, database: str = "postgres") -> list[tuple[str | None, ...]]:
         """Run SQL as the superuser (simple protocol: rows come back as text)."""
         wire = _Wire(self.port, database)
@@ -321,147 +287,45 @@ class Postgres:
     def drop_database(self, name: str) -> None:
         self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Fast shutdown (clients disconnected, clean checkpoint); data and port are kept."""
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-    def kill(self) -> None:
-        """SIGKILL the server and its backends, like a crash; the next start recovers."""
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    @contextlib.contextmanager
-    def outage(self, crash: bool = False) -> Iterator[None]:
-        """Down inside the block (stopped, or killed if ``crash``), up again after it."""
-        self.kill() if crash else self.stop()
-        try:
-            yield
-        finally:
-            self.start()
-
-    def stop_for(self, seconds: float) -> threading.Thread:
-        """Stop now and start again after ``seconds`` in a thread (join it to wait)."""
-        self.stop()
-
-        def later() -> None:
-            time.sleep(seconds)
-            self.start()
-
-        thread = threading.Thread(target=later, name="postgres-stop-for", daemon=True)
-        thread.start()
-        return thread
-
-    def close(self) -> None:
-        """Stop and remove a temp work dir (unless ``keep``). Idempotent."""
-        self.stop()
-        if self._work is not None and self._given is None and not self.keep:
-            shutil.rmtree(self._work, ignore_errors=True)
-        self._work = None
-
-    def release(self) -> dict[str, Any]:
-        """Let the server outlive this object; returns the state the CLI persists."""
-        if self._proc is None:
-            raise PostgresError("PostgreSQL not running")
-        state = {
-            "pid": self._proc.pid,
-            "port": self.port,
-            "dsn": self.dsn,
-            "version": self.version,
-            "work_dir": str(self.work_dir),
-        }
-        with warnings.catch_warnings():  # Popen.__del__ warns that the child still runs: intended
-            warnings.simplefilter("ignore", ResourceWarning)
-            self._proc = None
-        self._work = None
-        return state
-
-    def __enter__(self) -> Postgres:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 # -- CLI: python -m whatsapp_testkit.postgres up|down|status -----------------------------------
-def _state_dir() -> Path:
-    override = os.environ.get("WHATSAPP_POSTGRES_DIR")
-    return Path(override).resolve() if override else REPO_ROOT / ".run" / "postgres"
+class PostgresDaemon(daemon.Daemon):
+    name, dir_variable = "postgres", "WHATSAPP_POSTGRES_DIR"
+    command, source, error = "python -m whatsapp_testkit.postgres", "postgres", PostgresError
+    work_items = ("data", "postgres.log")
 
+    def start(self, directory: Path) -> daemon.State:
+        return Postgres(directory, detach=True).start().release()
 
-def _healthy(state: dict[str, Any]) -> bool:
-    if not procs.pid_running(int(state["pid"]), "postgres"):
-        return False
-    try:
-        _Wire(int(state["port"]), timeout=2.0).close()
-    except (OSError, PostgresError):
-        return False
-    return True
+    def pids(self, state: daemon.State) -> list[tuple[str, int]]:
+        return [("postgres", int(state["pid"]))]
 
+    def stop_pid(self, binary: str, pid: int) -> None:
+        if procs.pid_running(pid, binary):
+            os.kill(pid, signal.SIGINT)  # fast shutdown, then SIGTERM and SIGKILL if need be
+            deadline = time.monotonic() + 30
+            while procs.pid_running(pid, binary) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        procs.stop_pid(pid, binary)
 
-def _down(directory: Path, state: dict[str, Any] | None) -> None:
-    if state is not None and procs.pid_running(int(state["pid"]), "postgres"):
-        os.kill(int(state["pid"]), signal.SIGINT)  # fast shutdown
-        deadline = time.monotonic() + 30
-        while procs.pid_running(int(state["pid"]), "postgres") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        procs.stop_pid(int(state["pid"]), "postgres")
-    for item in ("data", "postgres.log", "state.json"):
-        path = directory / item
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        directory.rmdir()
+    def healthy(self, state: daemon.State) -> bool:
+        if not procs.pid_running(int(state["pid"]), "postgres"):
+            return False
+        try:
+            _Wire(int(state["port"]), timeout=2.0).close()
+        except (OSError, PostgresError):
+            return False
+        return True
+
+    def describe(self, state: daemon.State) -> str:
+        return f"PostgreSQL {state['version']} at {state['dsn']}"
+
+    def export(self, state: daemon.State) -> str:
+        return f"export WHATSAPP_OPERATOR_DATABASE_URL={state['dsn']}"
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args not in (["up"], ["down"], ["status"]):
-        print("usage: python -m whatsapp_testkit.postgres up|down|status", file=sys.stderr)
-        return 2
-    directory = _state_dir()
-    try:
-        state: dict[str, Any] | None = json.loads((directory / "state.json").read_text())
-    except (OSError, ValueError):
-        state = None
-    try:
-        if args[0] == "down":
-            _down(directory, state)
-            _log("PostgreSQL stopped")
-            return 0
-        if state is None or not _healthy(state):
-            if args[0] == "status":
-                print("down")
-                return 1
-            _down(directory, state)
-            pg = Postgres(directory, detach=True).start()
-            state = pg.release()
-            (directory / "state.json").write_text(json.dumps(state, indent=2) + "\n")
-        elif args[0] == "up":
-            _log(f"already up: PostgreSQL {state['version']} at port {state['port']}")
-        if args[0] == "status":
-            print(f"up: PostgreSQL {state['version']} at {state['dsn']}")
-        print(f"export WHATSAPP_OPERATOR_DATABASE_URL={state['dsn']}")
-        return 0
-    except PostgresError as err:
-        _log(f"error: {err}")
-        return 1
+    return PostgresDaemon().main(argv)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ from whatsapp_operator.postgres import rows
 from whatsapp_operator.postgres.audit import GENESIS, AuditEvent, AuditLog
 from whatsapp_operator.postgres.credentials_cli import read_credentials
 from whatsapp_operator.postgres.crypto import Keyring, TokenCipher
-from whatsapp_operator.postgres.database import Database, DatabaseError
+from whatsapp_operator.postgres.database import Database
+from whatsapp_operator.postgres.errors import DatabaseError
 from whatsapp_operator.postgres.migrations import AUDIT_TABLE
 from whatsapp_testkit.postgres import APP_PASSWORD, APP_ROLE
 

@@ -23,8 +23,8 @@ import pytest
 from whatsapp_operator.postgres import rows
 from whatsapp_operator.postgres.credentials_cli import AUDIT_HOOKS, CredentialRead, read_credentials
 from whatsapp_operator.postgres.crypto import Keyring, TokenCipher, encode_key
-from whatsapp_operator.postgres.database import (
-    Database,
+from whatsapp_operator.postgres.database import Database
+from whatsapp_operator.postgres.errors import (
     DatabaseConfigError,
     DatabaseError,
     DatabaseUnavailable,
@@ -508,8 +508,8 @@ async def test_lazy_connect_while_down_then_up(own_postgres: Postgres) -> None:
         await db.close()
 
 
-# -- re-encryption under a new key --------------------------------------------------------
-async def test_rotation_reseals_old_key_rows_only(db: Database, db_dsn: str) -> None:
+# -- rekey: re-encryption under a new key -------------------------------------------------
+async def test_rekey_reseals_old_key_rows_only(db: Database, db_dsn: str) -> None:
     old = TokenCipher("encrypted", Keyring({"2026-05": OLD_KEY}))
     for n in range(5):
         tid = f"t_{n}"
@@ -522,11 +522,11 @@ async def test_rotation_reseals_old_key_rows_only(db: Database, db_dsn: str) -> 
 
     both = TokenCipher("encrypted", Keyring({"2026-05": OLD_KEY, "2026-11": NEW_KEY}))
     # under the old primary only the plaintext row needs work (encrypting it)
-    assert [r.tenant_id for r in await db.rows_to_rotate(old, 100)] == ["t_plain"]
-    todo = await db.rows_to_rotate(both, 100)
+    assert [r.tenant_id for r in await db.rows_to_rekey(old, 100)] == ["t_plain"]
+    todo = await db.rows_to_rekey(both, 100)
     assert [r.tenant_id for r in todo] == ["t_0", "t_1", "t_2", "t_3", "t_4", "t_plain"]
-    assert [r.tenant_id for r in await db.rows_to_rotate(both, 2)] == ["t_0", "t_1"]
-    assert [r.tenant_id for r in await db.rows_to_rotate(both, 2, after_id=todo[1].id)] == [
+    assert [r.tenant_id for r in await db.rows_to_rekey(both, 2)] == ["t_0", "t_1"]
+    assert [r.tenant_id for r in await db.rows_to_rekey(both, 2, after_id=todo[1].id)] == [
         "t_2",
         "t_3",
     ]
@@ -538,7 +538,7 @@ async def test_rotation_reseals_old_key_rows_only(db: Database, db_dsn: str) -> 
         assert await db.reseal(stored, both.seal(token, stored.tenant_id))
     assert db.writes == writes + len(todo)
     assert await db.reseal(stale, both.seal(TOKEN, stale.tenant_id)) is False  # CAS
-    assert await db.rows_to_rotate(both, 100) == []
+    assert await db.rows_to_rekey(both, 100) == []
     new_only = TokenCipher("encrypted", Keyring({"2026-11": NEW_KEY}))
     for n in range(5):
         stored_row = await db.fetch(f"t_{n}")
@@ -548,7 +548,7 @@ async def test_rotation_reseals_old_key_rows_only(db: Database, db_dsn: str) -> 
     assert await db.drifted() == ({"t_drift"}, {r.tenant_id for r in todo} | {"t_lost", "t_drift"})
     # switching to plaintext mode re-writes ciphertexts as plaintext
     plain = TokenCipher("plaintext", both.keyring)
-    assert len(await db.rows_to_rotate(plain, 100)) == 6  # t_0..t_4 and t_plain
+    assert len(await db.rows_to_rekey(plain, 100)) == 6  # t_0..t_4 and t_plain
 
 
 # -- the legacy way in --------------------------------------------------------------------

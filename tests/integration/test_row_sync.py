@@ -79,10 +79,10 @@ async def test_a_no_op_reconcile_costs_one_select_and_no_write(db: Database) -> 
 async def test_switching_to_encrypted_rewrites_a_plaintext_row(db: Database, db_dsn: str) -> None:
     await RowSync(db, TokenCipher("plaintext"), now).sync(desired(), adopt=False)
     assert stored_token(db_dsn) == TOKEN
-    # the plaintext row decrypts as itself: no reconcile write, the re-encryption pass seals it
+    # the plaintext row decrypts as itself: no reconcile write, the rekey pass seals it
     cipher = TokenCipher("encrypted", KEYRING)
-    assert cipher.needs_rotation(stored_token(db_dsn))
-    (stale,) = await db.rows_to_rotate(cipher, 10)
+    assert cipher.needs_rekey(stored_token(db_dsn))
+    (stale,) = await db.rows_to_rekey(cipher, 10)
     assert await db.reseal(stale, cipher.seal(TOKEN, "t_sync"))
     assert stored_token(db_dsn).startswith("enc:v1:")
 

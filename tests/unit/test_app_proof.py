@@ -17,7 +17,7 @@ from whatsapp_operator.model.secret_data import (
     with_proof,
 )
 from whatsapp_operator.model.spec import AppCredentialsRef, TenantSpec
-from whatsapp_operator.pools.publisher import resolved_config
+from whatsapp_operator.pools.publication import resolved_config
 from whatsapp_operator.runtime.kube import KubeForbidden, SecretSnapshot
 
 TOKEN = "EAAGproofTOKEN0123456789abcdefXYZ"
@@ -117,11 +117,11 @@ def spec(**extra: Any) -> TenantSpec:
 def test_the_published_config_carries_the_proof_never_the_app_secret() -> None:
     outcome = with_proof(token_outcome(), PROOF, "")
     assert outcome.token is not None
-    config = resolved_config(spec(), outcome.token, "v25.0", "STANDARD")
+    config = resolved_config(spec(), outcome.token, "v25.0", None)
     assert config.appsecret_proof is not None
     assert config.appsecret_proof.get_secret_value() == PROOF
     assert PROOF not in repr(config)
     assert APP_SECRET not in config.model_dump_json()
     plain = token_outcome().token
     assert plain is not None
-    assert resolved_config(spec(), plain, "v25.0", "STANDARD").appsecret_proof is None
+    assert resolved_config(spec(), plain, "v25.0", None).appsecret_proof is None

@@ -10,7 +10,7 @@ import pytest
 
 from whatsapp_operator.postgres import audit_writer
 from whatsapp_operator.postgres.audit_writer import AuditWriter
-from whatsapp_operator.postgres.database import DatabaseUnavailable
+from whatsapp_operator.postgres.errors import DatabaseUnavailable
 
 
 class FlakyLog:

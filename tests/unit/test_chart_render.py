@@ -496,7 +496,8 @@ def test_one_projected_volume_lists_every_possible_shard_secret(
 
 def test_shard_secret_names_are_the_publishers() -> None:
     """The names the chart lists are the ones the operator writes (whatsapp_contract.resolved)."""
-    from whatsapp_contract.resolved import MAX_SHARDS, shard_name
+    from whatsapp_contract.resolved import MAX_CONFIG_SHARDS as MAX_SHARDS
+    from whatsapp_contract.resolved import config_shard_name as shard_name
 
     assert shard_names("p", 4) == [shard_name("p", i, n) for n in (1, 2, 4) for i in range(n)]
     assert MAX_SHARDS == 1024  # values.schema.json's largest workers.maxShards

@@ -14,13 +14,13 @@ import pytest
 
 from whatsapp_contract.resolved import (
     TenantConfig,
-    build_shards,
     dump_document,
     parse_document,
-    parse_shard_key,
     pool_hash,
     tenant_config,
 )
+from whatsapp_contract.resolved import build_config_shards as build_shards
+from whatsapp_contract.resolved import parse_config_shard_key as parse_shard_key
 from whatsapp_testkit.kubelet import DATA, KubeletVolume
 from whatsapp_worker import config as config_module
 from whatsapp_worker.config import READ_ATTEMPTS, ConfigStore, Snapshot

@@ -11,13 +11,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from whatsapp_contract.heartbeat import Heartbeat
-from whatsapp_contract.resolved import (
-    build_shards,
-    combine_hashes,
-    parse_shard_name,
-    shard_name,
-    tenant_config,
-)
+from whatsapp_contract.resolved import build_config_shards as build_shards
+from whatsapp_contract.resolved import combine_hashes, tenant_config
+from whatsapp_contract.resolved import config_shard_name as shard_name
+from whatsapp_contract.resolved import parse_config_shard_name as parse_shard_name
 from whatsapp_operator.pools.convergence import HeartbeatListener, PoolConvergence, summarise
 from whatsapp_operator.pools.publisher import Publisher
 from whatsapp_worker.config import ConfigStore

@@ -1,4 +1,4 @@
-"""Tokens at rest (operator/whatsapp_operator/postgres/crypto.py): AES-GCM, key rotation, modes."""
+"""Tokens at rest (operator/whatsapp_operator/postgres/crypto.py): AES-GCM, rekey, modes."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def test_round_trip_and_format() -> None:
     assert "=" not in sealed  # URL-safe base64 without padding
     assert c.open(sealed, TENANT) == TOKEN
     assert c.key_id(sealed) == "2026-05"
-    assert not c.needs_rotation(sealed)
+    assert not c.needs_rekey(sealed)
 
 
 def test_random_nonce_makes_every_ciphertext_different() -> None:
@@ -85,21 +85,21 @@ def test_unknown_key_id_reads_as_none() -> None:
     assert cipher(k2=OLD).open(sealed, TENANT) is None
 
 
-def test_rotation_old_keys_read_new_writes_use_primary() -> None:
+def test_rekey_old_keys_read_new_writes_use_primary() -> None:
     old = TokenCipher("encrypted", Keyring({"2026-05": OLD}))
     sealed_old = old.seal(TOKEN, TENANT)
     both = TokenCipher("encrypted", Keyring({"2026-05": OLD, "2026-11": NEW}))
     assert both.keyring is not None
     assert both.keyring.primary == "2026-11"
     assert both.open(sealed_old, TENANT) == TOKEN
-    assert both.needs_rotation(sealed_old)
+    assert both.needs_rekey(sealed_old)
     sealed_new = both.seal(TOKEN, TENANT)
     assert both.key_id(sealed_new) == "2026-11"
-    assert not both.needs_rotation(sealed_new)
+    assert not both.needs_rekey(sealed_new)
     assert old.open(sealed_new, TENANT) is None  # the old keyring lacks the new key
     pinned = TokenCipher("encrypted", Keyring({"2026-05": OLD, "2026-11": NEW}, "2026-05"))
     assert pinned.key_id(pinned.seal(TOKEN, TENANT)) == "2026-05"
-    assert pinned.needs_rotation(sealed_new)
+    assert pinned.needs_rekey(sealed_new)
 
 
 def test_modes() -> None:
@@ -115,12 +115,12 @@ def test_modes() -> None:
         assert c.open(TOKEN, TENANT) == TOKEN  # legacy plaintext row
         assert c.open(sealed, TENANT) == TOKEN
         assert c.open("", TENANT) is None
-        assert not c.needs_rotation("")
-    assert enc.needs_rotation(TOKEN)  # plaintext while encrypting
-    assert not plain.needs_rotation(TOKEN)
-    assert plain.needs_rotation(sealed)  # ciphertext while in plaintext mode
-    assert none.needs_rotation(TOKEN)
-    assert none.needs_rotation(sealed)
+        assert not c.needs_rekey("")
+    assert enc.needs_rekey(TOKEN)  # plaintext while encrypting
+    assert not plain.needs_rekey(TOKEN)
+    assert plain.needs_rekey(sealed)  # ciphertext while in plaintext mode
+    assert none.needs_rekey(TOKEN)
+    assert none.needs_rekey(sealed)
     assert TokenCipher("plaintext", None).open(sealed, TENANT) is None
     assert TokenCipher.key_id(TOKEN) is None
     with pytest.raises(ValueError, match="needs a keyring"):

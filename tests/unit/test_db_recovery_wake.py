@@ -16,11 +16,12 @@ import pytest
 
 from whatsapp_contract.resolved import Entry, TenantConfig
 from whatsapp_operator.model.conditions import Reason
-from whatsapp_operator.model.facts import PhoneFacts, TokenFacts, Verdict
+from whatsapp_operator.model.facts import CheckResult, PhoneFacts, TokenFacts, Verdict
+from whatsapp_operator.postgres.outcome import SyncResult
 from whatsapp_operator.runtime.kube import SecretSnapshot
 from whatsapp_operator.runtime.registry import Registry
-from whatsapp_operator.tenant.compose import CheckResult, SyncResult
-from whatsapp_operator.tenant.reconcile import Runtime, reconcile_once
+from whatsapp_operator.runtime.services import Runtime
+from whatsapp_operator.tenant.reconcile import reconcile_once
 
 T0 = datetime(2026, 9, 1, 12, 0, 0, tzinfo=UTC)
 TOKEN = "EAAGm0PX4ZCpsBAKZBwakeTOKEN1234567890"

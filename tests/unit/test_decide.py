@@ -15,14 +15,16 @@ from whatsapp_operator.model import conditions as c
 from whatsapp_operator.model.claims import Claim, find_conflict
 from whatsapp_operator.model.conditions import Reason
 from whatsapp_operator.model.facts import (
+    CheckResult,
     PhoneFacts,
     TokenFacts,
     Verdict,
     not_checked,
     unavailable,
 )
+from whatsapp_operator.model.fragment import Decision
 from whatsapp_operator.model.secret_data import SecretOutcome, fingerprint, resolve_token
-from whatsapp_operator.tenant.compose import CheckResult, Decision, Inputs, decide
+from whatsapp_operator.tenant.compose import Inputs, decide
 
 TOKEN = "EAAGm0PX4ZCpsBAKZBdecideTOKEN1234567890"
 NEW_TOKEN = "EAAGm0PX4ZCpsBAKZBrotatedTOKEN0987654321"

@@ -23,8 +23,9 @@ from whatsapp_operator.model.blocking import (
     reported_block,
 )
 from whatsapp_operator.model.conditions import Reason
-from whatsapp_operator.model.facts import Verdict
-from whatsapp_operator.tenant.compose import CheckResult, Decision, decide
+from whatsapp_operator.model.facts import CheckResult, Verdict
+from whatsapp_operator.model.fragment import Decision
+from whatsapp_operator.tenant.compose import decide
 
 PHONE = "106540352242922"
 LATER = T0 + timedelta(minutes=6)

@@ -14,9 +14,10 @@ import pytest
 
 from whatsapp_operator.model import conditions as c
 from whatsapp_operator.model.conditions import Condition, Reason
-from whatsapp_operator.model.facts import TokenFacts, Verdict
+from whatsapp_operator.model.facts import CheckResult, TokenFacts, Verdict
+from whatsapp_operator.model.fragment import Decision
 from whatsapp_operator.model.secret_data import SecretOutcome, fingerprint, resolve_token
-from whatsapp_operator.tenant.compose import CheckResult, Decision, Inputs, decide
+from whatsapp_operator.tenant.compose import Inputs, decide
 from whatsapp_operator.tokens.rotation import (
     RefreshOutcome,
     RotationInputs,

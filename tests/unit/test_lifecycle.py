@@ -13,11 +13,10 @@ from prometheus_client import REGISTRY
 
 from whatsapp_operator.model import conditions as c
 from whatsapp_operator.model.conditions import Reason
-from whatsapp_operator.model.facts import TokenFacts, Verdict, unavailable
+from whatsapp_operator.model.facts import CheckResult, TokenFacts, Verdict, unavailable
 from whatsapp_operator.model.secret_data import ResolvedToken, fingerprint
 from whatsapp_operator.model.spec import REFRESH_ANNOTATION, REVALIDATE_ANNOTATION, TenantSpec
 from whatsapp_operator.runtime.kube import SecretSnapshot
-from whatsapp_operator.tenant.compose import CheckResult
 from whatsapp_operator.tokens.refresh import PREVIOUS_KEY, Refresher, RefreshError
 from whatsapp_operator.tokens.rotation import (
     RefreshOutcome,

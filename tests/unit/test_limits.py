@@ -10,7 +10,8 @@ from collections.abc import Callable
 import pytest
 
 from whatsapp_graph.errors import ThrottleScope
-from whatsapp_worker.limits import Gcra, Limiter, PairLimit, Reservation, window_counts
+from whatsapp_worker.limits import Gcra, Limiter, PairLimit, Reservation
+from whatsapp_worker.send_window import window_counts
 
 PHONE = "1001"
 WABA = "w1"
@@ -409,7 +410,7 @@ def test_window_counts_rejects_bad_window(window: float) -> None:
 
 
 def test_send_window_counts_a_request_until_a_second_after_its_answer_or_spread() -> None:
-    from whatsapp_worker.limits import SendWindow
+    from whatsapp_worker.send_window import SendWindow
 
     window = SendWindow(spread=0.05)
     assert [window.admit("p", 80, 10.0) for _ in range(80)] == [0.0] * 80
@@ -434,7 +435,7 @@ def _arrivals_at_meta(
     """Requests admitted by a SendWindow at 80/s for 20 s. `pick` says how long each admitted
     request waits before it leaves (then `depart`) and how long it then takes to reach Meta;
     answers come 1-50 ms after that. Returns the arrival times at Meta."""
-    from whatsapp_worker.limits import SendWindow
+    from whatsapp_worker.send_window import SendWindow
 
     rnd = random.Random(seed)
     rate, window = 80, SendWindow(spread=0.05)
@@ -478,7 +479,7 @@ def test_send_window_holds_at_meta_whatever_the_delays_within_spread(seed: int) 
 
 
 def test_a_request_that_leaves_late_counts_from_when_it_leaves() -> None:
-    from whatsapp_worker.limits import SendWindow
+    from whatsapp_worker.send_window import SendWindow
 
     window = SendWindow(spread=0.05)
     assert window.admit("p", 80, 10.0) == 0.0
@@ -506,7 +507,7 @@ def test_send_window_holds_when_requests_wait_before_they_leave(seed: int) -> No
 
 @pytest.mark.parametrize(("latency", "floor"), [(0.02, 0.97), (0.5, 0.95)])
 def test_send_window_throughput_costs_at_most_the_spread(latency: float, floor: float) -> None:
-    from whatsapp_worker.limits import SendWindow
+    from whatsapp_worker.send_window import SendWindow
 
     window, now, sent = SendWindow(spread=0.05), 0.0, 0
     answers: list[tuple[float, float]] = []

@@ -16,7 +16,7 @@ import pytest
 from whatsapp_operator.runtime import memory
 from whatsapp_operator.runtime.body_dictionary import TENANT_DICTIONARY
 from whatsapp_operator.runtime.handlers import tenants_by_tenant_id
-from whatsapp_operator.tenant.reconcile import KOPF_ANNOTATIONS
+from whatsapp_operator.tenant.loop import KOPF_ANNOTATIONS
 
 BODY: dict[str, Any] = {
     "apiVersion": "whatsapp.operator.dev/v1alpha1",

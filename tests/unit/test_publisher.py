@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from whatsapp_contract.resolved import INITIAL_CONFIG_SHARDS as INITIAL_SHARDS
 from whatsapp_contract.resolved import (
-    INITIAL_SHARDS,
     TenantConfig,
     content_hash,
     entry_hash,

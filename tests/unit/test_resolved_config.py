@@ -16,20 +16,20 @@ from pydantic import SecretStr, ValidationError
 from whatsapp_contract.resolved import (
     DEFAULT_MAX_BYTES,
     Entry,
-    ShardDocument,
-    ShardSizeError,
     TenantConfig,
-    build_shards,
     dump_document,
     entry_hash,
     fingerprint,
     parse_document,
-    parse_shard_key,
     pool_hash,
-    shard_index,
-    shard_key,
     tenant_config,
 )
+from whatsapp_contract.resolved import ConfigShardDocument as ShardDocument
+from whatsapp_contract.resolved import ConfigShardSizeError as ShardSizeError
+from whatsapp_contract.resolved import build_config_shards as build_shards
+from whatsapp_contract.resolved import config_shard_index as shard_index
+from whatsapp_contract.resolved import config_shard_key as shard_key
+from whatsapp_contract.resolved import parse_config_shard_key as parse_shard_key
 
 TOKEN = "EAAGm0PX4ZCpsBAKZCZAsecretZCtokenZD"
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

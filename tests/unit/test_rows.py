@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from whatsapp_operator.model.facts import PhoneFacts
 from whatsapp_operator.model.spec import parse_spec
 from whatsapp_operator.postgres.rows import (
     HASHED_COLUMNS,
@@ -40,7 +41,9 @@ def desired(**changes: Any) -> DesiredRow:
         generation=3,
         token=changes.pop("token", TOKEN),
         token_fingerprint="sha256:abc",
-        phone=changes.pop("phone", {"displayPhoneNumber": "+1 555", "qualityRating": "GREEN"}),
+        phone=PhoneFacts.from_status(
+            changes.pop("phone", {"displayPhoneNumber": "+1 555", "qualityRating": "GREEN"})
+        ),
         ready=changes.pop("ready", True),
         was_configured=changes.pop("was_configured", False),
     )

@@ -17,13 +17,14 @@ from whatsapp_contract.signals import TenantSignal
 from whatsapp_operator.model import conditions as c
 from whatsapp_operator.model.blocking import Pending, publishable
 from whatsapp_operator.model.conditions import Reason
-from whatsapp_operator.model.facts import PhoneFacts, TokenFacts, Verdict
+from whatsapp_operator.model.facts import CheckResult, PhoneFacts, TokenFacts, Verdict
 from whatsapp_operator.model.recheck import BLOCKED_RECHECK, JITTER
 from whatsapp_operator.model.secret_data import fingerprint
 from whatsapp_operator.runtime.kube import SecretSnapshot
 from whatsapp_operator.runtime.registry import Registry
-from whatsapp_operator.tenant.compose import CheckResult
-from whatsapp_operator.tenant.reconcile import Requests, Runtime, reconcile_once
+from whatsapp_operator.runtime.services import Runtime
+from whatsapp_operator.tenant.gather import Requests
+from whatsapp_operator.tenant.reconcile import reconcile_once
 
 T0 = datetime(2026, 9, 1, 12, 0, 0, tzinfo=UTC)
 TOKEN = "EAAGm0PX4ZCpsBAKZBsignalTOKEN1234567890"

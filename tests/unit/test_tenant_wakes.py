@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from whatsapp_operator.runtime.handlers import tenant_changed
 from whatsapp_operator.runtime.registry import Registry
 from whatsapp_operator.runtime.scheduler import Scheduler
-from whatsapp_operator.tenant.reconcile import TenantLoop
+from whatsapp_operator.tenant.loop import TenantLoop
 
 REVALIDATE = {"whatsapp.operator.dev/revalidate": "1"}
 

@@ -2,13 +2,14 @@
 
 kubelet writes a Secret volume as `<dir>/..data -> ..<timestamp>` (a symlink to a hidden,
 timestamped directory holding the real files) and swaps it atomically on every change. The
-store reads `..data` once, reads every shard from that one timestamped directory (never
-through the visible symlinks, which may point into the next version mid-read), validates
-them with the shared contract and replaces one reference to an immutable snapshot. Readers
-never lock and never see a half-loaded state.
+store reads `..data` once, reads every config shard (the pool's Secret-sized documents of
+`whatsapp_contract.resolved`, one file each; not the queue shards of `queue_shards.py`) from
+that one timestamped directory (never through the visible symlinks, which may point into the
+next version mid-read), validates them with the shared contract and replaces one reference to
+an immutable snapshot. Readers never lock and never see a half-loaded state.
 
-A bad or missing shard never drops tenants: the previous good state of that shard is kept
-and the problem is listed in `errors` (and logged, without any token).
+A bad or missing config shard never drops tenants: the previous good state of that shard is
+kept and the problem is listed in `errors` (and logged, without any token).
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ from types import MappingProxyType
 from pydantic import ValidationError
 
 from whatsapp_contract.resolved import (
-    ShardDocument,
+    ConfigShardDocument,
     TenantConfig,
     combine_hashes,
+    config_shard_index,
     content_hash,
+    parse_config_shard_key,
     parse_document,
-    parse_shard_key,
-    shard_index,
 )
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,10 @@ READ_ATTEMPTS = 5  # a swap during a read restarts it; kubelet swaps seconds apa
 
 
 @dataclass(frozen=True)
-class LoadedShard:
+class LoadedConfigShard:
     key: str
     content_hash: str
-    document: ShardDocument
+    document: ConfigShardDocument
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Snapshot:
     pool: str | None
     tenants: Mapping[str, TenantConfig] = field(default_factory=dict)
     phones: Mapping[str, TenantConfig] = field(default_factory=dict)
-    shards: Mapping[str, LoadedShard] = field(default_factory=dict)
+    shards: Mapping[str, LoadedConfigShard] = field(default_factory=dict)
     content_hash: str | None = None
     loaded_at: float | None = None
     errors: tuple[str, ...] = ()
@@ -69,7 +70,7 @@ Listener = Callable[[Snapshot], None]
 
 
 class ConfigStore:
-    """The tenants of one sender pool, from a mounted directory of shard files."""
+    """The tenants of one sender pool, from a mounted directory of config shard files."""
 
     def __init__(
         self,
@@ -204,9 +205,9 @@ class ConfigStore:
 
 def _parse(
     files: dict[str, bytes], pool: str | None, errors: list[str]
-) -> tuple[dict[str, LoadedShard], list[str], str | None]:
-    """The valid shards of the pool, the keys of the others, and the pool."""
-    good: dict[str, LoadedShard] = {}
+) -> tuple[dict[str, LoadedConfigShard], list[str], str | None]:
+    """The valid config shards of the pool, the keys of the others, and the pool."""
+    good: dict[str, LoadedConfigShard] = {}
     bad: list[str] = []
     for key, data in sorted(files.items()):
         try:
@@ -220,21 +221,21 @@ def _parse(
             errors.append(f"{key}: belongs to pool {document.pool!r}, not {pool!r}")
             bad.append(key)
             continue
-        good[key] = LoadedShard(key, content_hash(data), document)
+        good[key] = LoadedConfigShard(key, content_hash(data), document)
     return good, bad, pool
 
 
 def _gaps(
-    good: dict[str, LoadedShard],
+    good: dict[str, LoadedConfigShard],
     bad: list[str],
-    previous: Mapping[str, LoadedShard],
+    previous: Mapping[str, LoadedConfigShard],
     errors: list[str],
 ) -> set[tuple[int, int]]:
-    """(index, count) of every shard that is bad or missing."""
+    """(index, count) of every config shard that is bad or missing."""
     gaps: set[tuple[int, int]] = set()
     for key in bad:
         kept = previous.get(key)
-        placement = parse_shard_key(key) or (
+        placement = parse_config_shard_key(key) or (
             (kept.document.shard, kept.document.shards) if kept else None
         )
         if placement is not None:
@@ -264,7 +265,7 @@ def _read_files(base: Path) -> dict[str, bytes]:
 
 
 def _merge(
-    good: Iterable[LoadedShard],
+    good: Iterable[LoadedConfigShard],
     gaps: set[tuple[int, int]],
     previous: Mapping[str, TenantConfig],
 ) -> dict[str, TenantConfig]:
@@ -275,7 +276,7 @@ def _merge(
             tenants.setdefault(tenant.tenant_id, tenant)
     # A shard that is bad or missing keeps the tenants it held before: never a gap.
     for tenant_id, tenant in previous.items() if gaps else ():
-        if tenant_id not in tenants and any(shard_index(tenant_id, n) == i for i, n in gaps):
+        if tenant_id not in tenants and any(config_shard_index(tenant_id, n) == i for i, n in gaps):
             tenants[tenant_id] = tenant
     return tenants
 

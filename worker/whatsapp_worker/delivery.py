@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from whatsapp_graph.errors import GraphApiError
+
 from .messages import (
     INVALID_ENVELOPE,
     MAX_BODY_BYTES,
@@ -131,6 +133,17 @@ class Failure:
             error_class=decision.error_class,
             possible_duplicate=decision.possible_duplicate,
         )
+
+
+def error_detail(exc: GraphApiError) -> str:
+    """A dead letter's detail for Meta's refusal: Meta's own words (already scrubbed of tokens
+    by the client)."""
+    info = exc.info
+    text = f"Meta error {info.code}" + (f"/{info.subcode}" if info.subcode is not None else "")
+    text += f": {info.message}"
+    if info.details:
+        text += f" ({info.details})"
+    return text[:1000]
 
 
 def dead_letter_headers(

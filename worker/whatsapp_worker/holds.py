@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from whatsapp_contract.resolved import TenantConfig
-from whatsapp_graph.errors import GraphApiError
+from whatsapp_graph.errors import ErrorClass, GraphApiError
 
 from .metrics import WorkerMetrics
 from .pauses import Gate, NumberPauses
@@ -44,6 +44,16 @@ class Holds:
     def holding(self, tenant: TenantConfig) -> int | None:
         """The code of the number's pause, if it is paused (no side effects)."""
         return self.pauses.holding(tenant.phone_number_id)
+
+    async def meta_refused(self, tenant: TenantConfig, error: GraphApiError) -> bool:
+        """Meta refused a send: a block code pauses the number (`blocked`), a refused token is
+        reported (`refused`). True for a refused token: a rotated one may be mounted."""
+        kind = error.classification.error_class
+        if kind is ErrorClass.TENANT_BLOCKED:
+            await self.blocked(tenant, error)
+        elif kind is ErrorClass.CREDENTIAL:
+            await self.refused(tenant, error)
+        return kind is ErrorClass.CREDENTIAL
 
     async def blocked(self, tenant: TenantConfig, error: GraphApiError) -> None:
         """Meta answered a send with a block code: pause the number, tell the operator."""

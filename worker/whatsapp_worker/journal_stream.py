@@ -78,7 +78,7 @@ class JournalStream:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                await self._publish(encode_batch(self.worker, (entry for entry, _ in batch)))
+                await self._append(encode_batch(self.worker, (entry for entry, _ in batch)))
             except Exception as exc:
                 for _, future in batch:
                     if not future.done():
@@ -90,7 +90,7 @@ class JournalStream:
             if self._pending:
                 await asyncio.sleep(FLUSH_INTERVAL)
 
-    async def _publish(self, body: bytes) -> None:
+    async def _append(self, body: bytes) -> None:
         if self._channel is None:
             raise RuntimeError("the send journal is not started")
         await self._channel.default_exchange.publish(
@@ -121,7 +121,7 @@ class JournalStream:
         marker = uuid.uuid4().hex
         channel: AbstractChannel | None = None
         try:
-            await self._publish(encode_batch(self.worker, (), marker=marker))
+            await self._append(encode_batch(self.worker, (), marker=marker))
             channel = await self.connection.channel(publisher_confirms=False)
             await channel.set_qos(prefetch_count=ACK_EVERY * 2)
             queue = await channel.get_queue(self.queue, ensure=False)

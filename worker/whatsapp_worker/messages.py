@@ -50,13 +50,8 @@ from typing import Any, Final, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from whatsapp_worker.message_types import (
-    MESSAGE_TYPES,
-    Loc,
-    Problem,
-    check_type_object,
-    problems_of,
-)
+from whatsapp_worker.message_base import Loc, Problem, problems_of
+from whatsapp_worker.message_types import MESSAGE_TYPES, check_type_object
 from whatsapp_worker.recipients import RecipientError, international
 
 MAX_BODY_BYTES: Final = 256 * 1024
@@ -163,7 +158,31 @@ def parse_message(data: object) -> OutboundMessage:
         raise _invalid(INVALID_ENVELOPE, problems_of(exc)) from None
     waba = envelope.waba_payload
     _check_json_tree(waba, ("wabaPayload",), 1)
+    kind = _message_type(waba)
 
+    if "to" not in waba:
+        _fail(INVALID_RECIPIENT, "wabaPayload.to", "is required")
+    to = _normalise(waba["to"], "wabaPayload.to")
+    _check_reply_fields(waba)
+
+    problems = check_type_object(kind, waba[kind])
+    if problems:
+        raise _invalid(INVALID_PAYLOAD, [(("wabaPayload", kind, *loc), m) for loc, m in problems])
+
+    meta = envelope.metadata
+    return OutboundMessage(
+        tenant_id=meta.tenant_id,
+        phone_number_id=meta.phone_number_id,
+        message_id=meta.message_id,
+        to=to,
+        type=kind,
+        payload=_payload(waba, to, kind),
+    )
+
+
+def _message_type(waba: dict[str, Any]) -> str:
+    """The message's type, once the payload's top-level keys are the ones Meta accepts with it
+    (`messaging_product`, `recipient_type`, `type` and the one object it names)."""
     product = waba.get("messaging_product", "whatsapp")
     if product != "whatsapp":
         _fail(INVALID_PAYLOAD, "wabaPayload.messaging_product", 'must be "whatsapp"')
@@ -184,11 +203,11 @@ def parse_message(data: object) -> OutboundMessage:
             _fail(INVALID_PAYLOAD, f"wabaPayload.{key}", f'is not allowed with type "{kind}"')
     if kind not in waba:
         _fail(INVALID_PAYLOAD, f"wabaPayload.{kind}", f'is required for type "{kind}"')
+    return kind
 
-    if "to" not in waba:
-        _fail(INVALID_RECIPIENT, "wabaPayload.to", "is required")
-    to = _normalise(waba["to"], "wabaPayload.to")
 
+def _check_reply_fields(waba: dict[str, Any]) -> None:
+    """`context` (the message replied to) and `biz_opaque_callback_data`, when present."""
     if "context" in waba:
         try:
             _Context.model_validate(waba["context"])
@@ -202,10 +221,9 @@ def parse_message(data: object) -> OutboundMessage:
             "must be a string of at most 512 characters",
         )
 
-    problems = check_type_object(kind, waba[kind])
-    if problems:
-        raise _invalid(INVALID_PAYLOAD, [(("wabaPayload", kind, *loc), m) for loc, m in problems])
 
+def _payload(waba: dict[str, Any], to: str, kind: str) -> dict[str, Any]:
+    """The body to POST: the producer's objects copied, `to` normalised, Meta's fixed fields."""
     payload: dict[str, Any] = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
@@ -216,15 +234,7 @@ def parse_message(data: object) -> OutboundMessage:
     for key in ("context", "biz_opaque_callback_data"):
         if key in waba:
             payload[key] = copy.deepcopy(waba[key])
-    meta = envelope.metadata
-    return OutboundMessage(
-        tenant_id=meta.tenant_id,
-        phone_number_id=meta.phone_number_id,
-        message_id=meta.message_id,
-        to=to,
-        type=kind,
-        payload=payload,
-    )
+    return payload
 
 
 class _Context(BaseModel):

@@ -11,9 +11,18 @@ LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0)
 
 
 class WorkerMetrics:
+    """The worker's metrics, registered in this order (a group of related metrics per method)."""
+
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
+        self._outcomes(self.registry)
+        self._holds(self.registry)
+        self._recovery(self.registry)
+        self._timings(self.registry)
+        self._pool(self.registry)
+
+    def _outcomes(self, r: CollectorRegistry) -> None:
+        """What became of the attempts: sent, dead-lettered, to be tried again."""
         self.sent = Counter(
             "whatsapp_worker_messages_sent",
             "Messages accepted by the Graph API",
@@ -32,6 +41,9 @@ class WorkerMetrics:
             ["pool", "action"],
             registry=r,
         )
+
+    def _holds(self, r: CollectorRegistry) -> None:
+        """Messages kept in the queue, numbers paused after a block, signals to the operator."""
         self.holds = Counter(
             "whatsapp_worker_holds",
             "Messages kept in the queue instead of sent, by reason: tenant_unavailable, "
@@ -52,6 +64,9 @@ class WorkerMetrics:
             ["pool", "kind"],
             registry=r,
         )
+
+    def _recovery(self, r: CollectorRegistry) -> None:
+        """Sends that may reach Meta twice, and deliveries given again after their owner stopped."""
         self.possible_duplicates = Counter(
             "whatsapp_worker_possible_duplicates",
             "Sends that timed out after the request was written: retrying may deliver twice",
@@ -65,6 +80,9 @@ class WorkerMetrics:
             ["pool", "verdict"],
             registry=r,
         )
+
+    def _timings(self, r: CollectorRegistry) -> None:
+        """How long sends, limiter waits and queues take."""
         self.send_seconds = Histogram(
             "whatsapp_worker_send_seconds",
             "Graph API send latency",
@@ -86,6 +104,9 @@ class WorkerMetrics:
             buckets=LAG_BUCKETS,
             registry=r,
         )
+
+    def _pool(self, r: CollectorRegistry) -> None:
+        """The loaded config and the pool: tenants, config problems, queue shards, members."""
         self.config_tenants = Gauge(
             "whatsapp_worker_config_tenants",
             "Tenants in the loaded resolved config",
@@ -98,7 +119,7 @@ class WorkerMetrics:
             ["pool"],
             registry=r,
         )
-        self.shards_held = Gauge(
+        self.queue_shards_held = Gauge(
             "whatsapp_worker_shards_held",
             "Shard queues this process consumes",
             ["pool"],

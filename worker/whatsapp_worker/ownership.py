@@ -1,4 +1,4 @@
-"""Which worker process consumes which shard of its pool: pure decisions, no I/O.
+"""Which worker process consumes which queue shard of its pool: pure decisions, no I/O.
 
 Every worker publishes a heartbeat (its id, the shards it holds, its config hash) and hears
 everyone else's, so each one knows the live members of its pool. The target layout is
@@ -6,7 +6,7 @@ deterministic: shards dealt round-robin over the sorted live workers, so replica
 without talking to each other, and two workers hold 4 shards each out of 8.
 
 A worker releases a shard whose target is someone else (after finishing what it has started:
-`service.py` drains before closing the shard's channel) and claims a shard whose target is
+`queue_shards.py` drains before closing the shard's channel) and claims a shard whose target is
 itself. A shard consumer is exclusive at the broker, so a claim made while the old owner is
 still draining is refused and simply tried again on the next tick: never two consumers. A
 shard that nobody has held for `orphan_after` seconds is claimed by anyone, so a wrong view

@@ -148,39 +148,52 @@ def after_error(
     )
 
     if cls in (ErrorClass.RETRY, ErrorClass.UNKNOWN):
-        limit = min(policy.max_attempts, c.max_attempts or policy.max_attempts)
-        if attempt.attempts + 1 >= limit:
-            return replace(base, reason="retries_exhausted")
-        if code is None:
-            reason = "graph_unavailable"
-        else:
-            reason = "unknown_error" if cls is ErrorClass.UNKNOWN else "transient_error"
-        # Meta's floor (131057: ~1 min, 133015: >= 5 min) wins over max_delay.
-        delay = max(backoff(policy, attempt.attempts, rand), c.min_delay)
-        return replace(base, action=Action.RETRY, delay=delay, reason=reason)
-
+        return _retry(policy, attempt, c, base, rand)
     if cls is ErrorClass.THROTTLE:
-        if attempt.throttles + 1 >= policy.max_throttles:
-            return replace(base, reason="throttled_too_long", scope=c.throttle_scope)
-        if c.throttle_scope is ThrottleScope.PAIR:
-            # Meta: retry after 4^X seconds, X = consecutive pair-rate errors (this one too).
-            x = min(attempt.pair_throttles + 1, _MAX_EXPONENT)
-            delay = max(c.min_delay, min(policy.max_delay, 4.0**x))
-        else:
-            delay = max(c.min_delay, backoff(policy, attempt.throttles, rand))
-        return replace(
-            base, action=Action.THROTTLE, delay=delay, scope=c.throttle_scope, reason="throttled"
-        )
-
+        return _throttle(policy, attempt, c, base, rand)
     if cls is ErrorClass.CREDENTIAL:
         return _hold(policy, attempt, now, replace(base, reason="credential_rejected"))
-
     if cls is ErrorClass.TENANT_BLOCKED:
         # every later message of the number would fail alike: the caller pauses the number
         blocked = replace(base, reason="tenant_blocked")
         return _hold(policy, attempt, now, blocked, policy.blocked_hold_window)
     # PERMANENT and REGISTRATION: this message can never succeed as sent.
     return replace(base, reason="permanent_error")
+
+
+def _retry(
+    policy: RetryPolicy, attempt: Attempt, c: Classification, base: Decision, rand: float
+) -> Decision:
+    """A transient failure (or an unknown one, or no answer from Meta): RETRY with backoff,
+    until the attempts run out."""
+    limit = min(policy.max_attempts, c.max_attempts or policy.max_attempts)
+    if attempt.attempts + 1 >= limit:
+        return replace(base, reason="retries_exhausted")
+    if base.code is None:
+        reason = "graph_unavailable"
+    else:
+        reason = "unknown_error" if c.error_class is ErrorClass.UNKNOWN else "transient_error"
+    # Meta's floor (131057: ~1 min, 133015: >= 5 min) wins over max_delay.
+    delay = max(backoff(policy, attempt.attempts, rand), c.min_delay)
+    return replace(base, action=Action.RETRY, delay=delay, reason=reason)
+
+
+def _throttle(
+    policy: RetryPolicy, attempt: Attempt, c: Classification, base: Decision, rand: float
+) -> Decision:
+    """Meta throttled a scope (app, WABA, number or pair): THROTTLE it for a while, until
+    throttled too long."""
+    if attempt.throttles + 1 >= policy.max_throttles:
+        return replace(base, reason="throttled_too_long", scope=c.throttle_scope)
+    if c.throttle_scope is ThrottleScope.PAIR:
+        # Meta: retry after 4^X seconds, X = consecutive pair-rate errors (this one too).
+        x = min(attempt.pair_throttles + 1, _MAX_EXPONENT)
+        delay = max(c.min_delay, min(policy.max_delay, 4.0**x))
+    else:
+        delay = max(c.min_delay, backoff(policy, attempt.throttles, rand))
+    return replace(
+        base, action=Action.THROTTLE, delay=delay, scope=c.throttle_scope, reason="throttled"
+    )
 
 
 def tenant_unavailable(policy: RetryPolicy, attempt: Attempt, now: float) -> Decision:

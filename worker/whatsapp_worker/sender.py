@@ -1,6 +1,7 @@
 """One message from delivery to outcome: decode, find the tenant, wait for the limits, send,
 then classify the result and hand the delivery to `settle.Settler`. Decisions come from the
-pure modules (`delivery`, `limits`, `policy`); this module only sequences the I/O.
+pure modules (`delivery`, `limits`, `policy`); `pacing.Pacer` waits for the limits, and this
+module only sequences the I/O.
 
 A process killed before a delivery is settled leaves it unacked, so RabbitMQ delivers it
 again. Meta has no idempotency key, so each send is journalled (`journal.py`) before it goes
@@ -30,16 +31,17 @@ from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
 from whatsapp_contract.resolved import TenantConfig
 from whatsapp_graph.client import GraphClient
-from whatsapp_graph.errors import ErrorClass, GraphApiError, GraphUnavailable, ThrottleScope
+from whatsapp_graph.errors import GraphApiError, GraphUnavailable
 
 from .config import ConfigStore
-from .delivery import PHONE_MISMATCH, Failure, answer_of, decode, read_attempt
+from .delivery import PHONE_MISMATCH, Failure, answer_of, decode, error_detail, read_attempt
 from .holds import Holds
 from .journal import NOT_SENT, Known, Outcomes, UncertainSends
 from .journal_stream import JournalStream
-from .limits import ARRIVAL_SPREAD, Limiter, SendWindow
+from .limits import Limiter
 from .messages import InvalidMessage, OutboundMessage
 from .metrics import WorkerMetrics
+from .pacing import Pacer
 from .pauses import Verdict
 from .policy import (
     Action,
@@ -52,6 +54,7 @@ from .policy import (
 )
 from .policy import tenant_unavailable as unavailable_decision
 from .recovery import Progress, Recovery, orphaned
+from .send_window import ARRIVAL_SPREAD
 from .settle import Settler
 from .topology import PoolTopology
 
@@ -105,9 +108,14 @@ class Sender:
         self.inflight = asyncio.Semaphore(concurrency)
         self.inline_wait = inline_wait
         self.clock = clock
-        self._locks: dict[str, asyncio.Lock] = {}  # per phone number, while anyone waits
-        self._lock_users: dict[str, int] = {}
-        self._window = SendWindow(arrival_spread)  # limits.py: requests at Meta, per number
+        self.pacer = Pacer(
+            pool=self.pool,
+            limiter=limiter,
+            metrics=metrics,
+            inline_wait=inline_wait,
+            arrival_spread=arrival_spread,
+            clock=clock,
+        )
 
     async def handle(self, delivery: AbstractIncomingMessage, shard: int) -> None:
         """Process one delivery; never raises (a failure leaves it unacked for redelivery)."""
@@ -194,46 +202,21 @@ class Sender:
         rotated_once = False
         error = ""
         while True:
-            started = await self._wait_for_limits(
-                delivery, shard, message, tenant, attempt, headers
+            started = await self._cleared(
+                delivery, shard, message, tenant, attempt, headers, progress
             )
             if started is None:
-                return  # parked in a delay queue
-            paused = None if progress.probe else self.holds.holding(tenant)
-            if paused is not None:  # the number was paused while this message waited
-                self._window.done(tenant.phone_number_id, started, time.monotonic())
-                decision = number_blocked(self.policy, attempt, self.clock(), paused)
-                await self.settler.settle(delivery, shard, message, decision, attempt, headers)
-                return
+                return  # parked, or held: settled
             sent_at = self.clock()
             try:
-                try:
-                    async with self.inflight:  # journalled once a request slot is free
-                        if orphaned(delivery) or not await self.recovery.sent(delivery, shard, key):
-                            # The broker connection or channel is gone, so RabbitMQ has
-                            # requeued this delivery and another process may be sending it
-                            # already: sending it here too would be a duplicate at Meta, and
-                            # its ack could not be sent anyway.
-                            self.metrics.retried.labels(self.pool, "requeued").inc()
-                            return
-                        # it counts in the number's window from now, when it really leaves
-                        started = self._window.depart(
-                            tenant.phone_number_id, started, time.monotonic()
-                        )
-                        progress.outcome = None  # from here on, Meta may have it
-                        response = await self._post(message, tenant)
-                finally:  # the request counts in the number's window until a second after
-                    self._window.done(tenant.phone_number_id, started, time.monotonic())
+                response = await self._send(
+                    delivery, shard, key, message, tenant, started, progress
+                )
             except GraphApiError as exc:
                 progress.outcome = NOT_SENT  # Meta refused it
-                error = _describe_error(exc)
+                error = error_detail(exc)
                 decision = self._decide(attempt, exc.code, exc.subcode, maybe_sent=False)
-                kind = exc.classification.error_class
-                if kind is ErrorClass.TENANT_BLOCKED:
-                    await self.holds.blocked(tenant, exc)
-                elif kind is ErrorClass.CREDENTIAL:
-                    await self.holds.refused(tenant, exc)
-                if kind is ErrorClass.CREDENTIAL and not rotated_once:
+                if await self.holds.meta_refused(tenant, exc) and not rotated_once:
                     rotated_once = True
                     fresh = await self._fresh_token(tenant)
                     if fresh is not None:
@@ -246,41 +229,21 @@ class Sender:
                     self.metrics.possible_duplicates.labels(self.pool).inc()
                 decision = self._decide(attempt, None, None, maybe_sent=exc.maybe_sent)
             else:
-                answer = answer_of(response)
-                progress.outcome = Known(
-                    accepted=True, wamid=answer.wamid, attempt=attempt, answer=answer
-                )
-                self.holds.accepted(tenant, sent_at, probe=progress.probe)
-                await self.settler.accepted(
-                    delivery,
-                    shard,
-                    message,
-                    attempt,
-                    answer.wamid,
-                    possible_duplicate=possible_duplicate,
-                    answer=answer,
-                )
+                if response is not None:  # None: requeued meanwhile, and not sent
+                    await self._accepted(
+                        delivery, shard, message, tenant, attempt, response, sent_at,
+                        possible_duplicate, progress,
+                    )  # fmt: skip
                 return
-            if decision.action is Action.THROTTLE and decision.scope is not None:
-                scope_key = _scope_key(decision.scope, tenant, message)
-                self.limiter.pause(decision.scope, scope_key, self.clock() + decision.delay)
-            attempt = next_attempt(attempt, decision, self.clock())
-            if decision.action is Action.DEAD_LETTER:
-                failure = Failure.from_decision(decision, detail=error)
-                if possible_duplicate:
-                    failure = dataclasses.replace(failure, possible_duplicate=True)
-                await self.settler.dead_letter(delivery, shard, message, failure, attempt, headers)
+            retry = await self._after_failure(
+                delivery, shard, message, tenant, attempt, headers, decision, error,
+                possible_duplicate,
+            )  # fmt: skip
+            if retry is None:
                 return
-            self.settler.count(decision)
-            if decision.action in (Action.RETRY, Action.THROTTLE) and (
-                decision.delay <= self.inline_wait
-            ):
-                await asyncio.sleep(decision.delay)
-                continue
-            await self.settler.later(delivery, shard, attempt, headers, decision.delay)
-            return
+            attempt = retry
 
-    async def _wait_for_limits(
+    async def _cleared(
         self,
         delivery: AbstractIncomingMessage,
         shard: int,
@@ -288,55 +251,108 @@ class Sender:
         tenant: TenantConfig,
         attempt: Attempt,
         headers: dict[str, Any],
+        progress: Progress,
     ) -> float | None:
-        """Wait (in memory, up to `inline_wait` in all) until the number's and the pair's
-        limits and any pause let this message go: the moment it was let go (monotonic), or
-        None when it was parked instead.
+        """Wait until the limits let the message go (`pacing.Pacer.wait`): the moment it was
+        let go (monotonic), or None when it was parked in a delay queue instead, or held
+        because its number was paused while it waited."""
+        paced = await self.pacer.wait(message, tenant)
+        if paced.started is None:  # parked in a delay queue
+            await self.settler.later(delivery, shard, attempt, headers, paced.park_for)
+            return None
+        paused = None if progress.probe else self.holds.holding(tenant)
+        if paused is not None:  # the number was paused while this message waited
+            self.pacer.window.done(tenant.phone_number_id, paced.started, time.monotonic())
+            decision = number_blocked(self.policy, attempt, self.clock(), paused)
+            await self.settler.settle(delivery, shard, message, decision, attempt, headers)
+            return None
+        return paced.started
 
-        Messages of one number take their slots one at a time (a FIFO lock held only while
-        waiting for a number slot): a slot is reserved when the previous one is due, never a
-        prefetch-worth ahead, so a late wake-up (a busy event loop) shifts the following
-        sends instead of bunching them into one window.
-        """
-        phone = tenant.phone_number_id
-        waited = 0.0
-        while True:
-            self._lock_users[phone] = self._lock_users.get(phone, 0) + 1
-            try:
-                async with self._locks.setdefault(phone, asyncio.Lock()):
-                    reservation = self.limiter.reserve(
-                        phone,
-                        message.to,
-                        rate=float(tenant.messages_per_second),
-                        waba_id=tenant.waba_id,
-                        now=self.clock(),
-                    )
-                    if reservation.reserved and waited + reservation.delay <= self.inline_wait:
-                        if reservation.delay > 0:
-                            self.metrics.limiter_wait.labels(self.pool).observe(reservation.delay)
-                            await asyncio.sleep(reservation.delay)
-                        rate = tenant.messages_per_second
-                        while True:  # the number's window of requests at Meta has room
-                            started = time.monotonic()
-                            wait = self._window.admit(phone, rate, started)
-                            if wait <= 0:
-                                return started
-                            await asyncio.sleep(wait)
-            finally:
-                self._lock_users[phone] -= 1
-                if not self._lock_users[phone]:
-                    del self._lock_users[phone], self._locks[phone]
-                    self._window.forget_idle(phone, time.monotonic())
-            if waited + reservation.delay > self.inline_wait:
-                if reservation.reserved:  # give the slot back: the message waits elsewhere
-                    self.limiter.cancel(phone, message.to, reservation, now=self.clock())
-                self.metrics.retried.labels(self.pool, "limit_wait").inc()
-                await self.settler.later(delivery, shard, attempt, headers, reservation.delay)
-                return None
-            # a pause or the pair's limit: wait outside the number's queue, then ask again
-            waited += reservation.delay
-            self.metrics.limiter_wait.labels(self.pool).observe(reservation.delay)
-            await asyncio.sleep(reservation.delay)
+    async def _send(
+        self,
+        delivery: AbstractIncomingMessage,
+        shard: int,
+        key: str | None,
+        message: OutboundMessage,
+        tenant: TenantConfig,
+        started: float,
+        progress: Progress,
+    ) -> dict[str, Any] | None:
+        """Post the message once a request slot is free and the send is journalled: Meta's
+        answer, or None when the delivery went back to the broker meanwhile (not sent)."""
+        window = self.pacer.window
+        try:
+            async with self.inflight:  # journalled once a request slot is free
+                if orphaned(delivery) or not await self.recovery.sent(delivery, shard, key):
+                    # The broker connection or channel is gone, so RabbitMQ has requeued
+                    # this delivery and another process may be sending it already: sending
+                    # it here too would be a duplicate at Meta, and its ack could not be
+                    # sent anyway.
+                    self.metrics.retried.labels(self.pool, "requeued").inc()
+                    return None
+                # it counts in the number's window from now, when it really leaves
+                started = window.depart(tenant.phone_number_id, started, time.monotonic())
+                progress.outcome = None  # from here on, Meta may have it
+                return await self._post(message, tenant)
+        finally:  # the request counts in the number's window until a second after
+            window.done(tenant.phone_number_id, started, time.monotonic())
+
+    async def _accepted(
+        self,
+        delivery: AbstractIncomingMessage,
+        shard: int,
+        message: OutboundMessage,
+        tenant: TenantConfig,
+        attempt: Attempt,
+        response: dict[str, Any],
+        sent_at: float,
+        possible_duplicate: bool,
+        progress: Progress,
+    ) -> None:
+        """Meta accepted the message: publish the result and ack."""
+        answer = answer_of(response)
+        progress.outcome = Known(accepted=True, wamid=answer.wamid, attempt=attempt, answer=answer)
+        self.holds.accepted(tenant, sent_at, probe=progress.probe)
+        await self.settler.accepted(
+            delivery,
+            shard,
+            message,
+            attempt,
+            answer.wamid,
+            possible_duplicate=possible_duplicate,
+            answer=answer,
+        )
+
+    async def _after_failure(
+        self,
+        delivery: AbstractIncomingMessage,
+        shard: int,
+        message: OutboundMessage,
+        tenant: TenantConfig,
+        attempt: Attempt,
+        headers: dict[str, Any],
+        decision: Decision,
+        error: str,
+        possible_duplicate: bool,
+    ) -> Attempt | None:
+        """Carry out the decision after a failed send: the next attempt when it is tried again
+        here (after a wait short enough to take in memory), or None once it is settled."""
+        self.pacer.throttled(decision, tenant, message)
+        attempt = next_attempt(attempt, decision, self.clock())
+        if decision.action is Action.DEAD_LETTER:
+            failure = Failure.from_decision(decision, detail=error)
+            if possible_duplicate:
+                failure = dataclasses.replace(failure, possible_duplicate=True)
+            await self.settler.dead_letter(delivery, shard, message, failure, attempt, headers)
+            return None
+        self.settler.count(decision)
+        if decision.action in (Action.RETRY, Action.THROTTLE) and (
+            decision.delay <= self.inline_wait
+        ):
+            await asyncio.sleep(decision.delay)
+            return attempt
+        await self.settler.later(delivery, shard, attempt, headers, decision.delay)
+        return None
 
     def _decide(
         self, attempt: Attempt, code: int | None, subcode: int | None, *, maybe_sent: bool
@@ -374,23 +390,3 @@ class Sender:
             return None
         log.info("tenant %s: retrying with the token found on reload", tenant.tenant_id)
         return fresh
-
-
-def _scope_key(scope: ThrottleScope, tenant: TenantConfig, message: OutboundMessage) -> str:
-    if scope is ThrottleScope.APP:
-        return ""
-    if scope is ThrottleScope.WABA:
-        return tenant.waba_id
-    if scope is ThrottleScope.PAIR:
-        return f"{tenant.phone_number_id}:{message.to}"
-    return tenant.phone_number_id
-
-
-def _describe_error(exc: GraphApiError) -> str:
-    """Meta's own words (already scrubbed of tokens by the client)."""
-    info = exc.info
-    text = f"Meta error {info.code}" + (f"/{info.subcode}" if info.subcode is not None else "")
-    text += f": {info.message}"
-    if info.details:
-        text += f" ({info.details})"
-    return text[:1000]

@@ -1,4 +1,4 @@
-"""The sender service of one worker process: connect, declare, hold shards, send, reload.
+"""The sender service of one worker process: connect, declare, hold queue shards, send, reload.
 
 It runs in its own thread with its own asyncio loop inside the Celery worker (see
 `celery_app.py`), so all sending is async: one process keeps hundreds of Graph requests in
@@ -15,6 +15,7 @@ import time
 
 import aio_pika
 import httpx
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
 from whatsapp_graph.client import GraphClient
 from whatsapp_graph.http import new_http_client
@@ -26,9 +27,9 @@ from .journal_stream import JournalStream
 from .limits import Limiter
 from .metrics import WorkerMetrics
 from .policy import RetryPolicy
+from .queue_shards import QueueShardHolder
 from .sender import Sender
 from .settings import WorkerSettings
-from .shards import ShardHolder
 from .topology import SIGNALS_EXCHANGE, PoolTopology, declare_exchanges, declare_pool
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class SenderService:
         )
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()  # set once shards can be claimed (tests, probes)
-        self.holder: ShardHolder | None = None
+        self.holder: QueueShardHolder | None = None
         # outcomes of sends this process could not settle, kept across broker sessions
         self.outcomes = Outcomes()
         # numbers Meta blocked, and the signals to the operator: across sessions too
@@ -81,8 +82,8 @@ class SenderService:
             f", {len(snapshot.errors)} problems" if snapshot.errors else "",
         )
 
-    def _on_shards(self, held: int, members: int) -> None:
-        self.metrics.shards_held.labels(self.topology.pool).set(held)
+    def _on_queue_shards(self, held: int, members: int) -> None:
+        self.metrics.queue_shards_held.labels(self.topology.pool).set(held)
         self.metrics.live_workers.labels(self.topology.pool).set(members)
 
     async def run(self) -> None:
@@ -141,78 +142,23 @@ class SenderService:
             url, client_properties={"connection_name": self.settings.worker_id}
         )
         try:
-            declare = await connection.channel()
-            await declare_pool(declare, self.topology)
-            results, _ = await declare_exchanges(declare)
-            await declare.close()
-            publishing = await connection.channel(publisher_confirms=True)
-            # Result events go out on a channel without confirms: a publish returns once its
-            # frames are written to the connection, before the delivery's ack is written to
-            # the same connection. If the broker saw the ack, it saw the result too.
-            events = await connection.channel(publisher_confirms=False)
-            results = await events.get_exchange(results.name, ensure=False)
-            # tenant signals to the operator: like heartbeats, on a channel without confirms
-            self.holds.signaller.exchange = await events.get_exchange(
-                SIGNALS_EXCHANGE, ensure=False
-            )
-            journal = None
-            if self.settings.journal_lookback > 0:
-                journal = JournalStream(
-                    connection,
-                    self.topology,
-                    self.settings.worker_id,
-                    lookback=self.settings.journal_lookback,
-                )
-                try:
-                    await journal.start()
-                except aio_pika.exceptions.ChannelClosed as exc:  # no streams (RabbitMQ < 3.9)
-                    log.warning(
-                        "the send journal is off (%s): messages a killed worker had sent may "
-                        "be sent again",
-                        exc,
-                    )
-                    journal = None
-            sender = Sender(
-                topology=self.topology,
-                store=self.store,
-                graphs=graphs,
-                limiter=self.limiter,
-                policy=self.policy,
-                publisher=publishing.default_exchange,
-                results=results,
-                metrics=self.metrics,
-                concurrency=self.settings.concurrency,
-                inline_wait=self.settings.inline_wait,
-                arrival_spread=self.settings.arrival_spread,
-                journal=journal,
-                uncertain_sends=self.settings.uncertain_sends,
-                outcomes=self.outcomes,
-                holds=self.holds,
-            )
-            holder = ShardHolder(
+            publishing, results = await self._channels(connection)
+            journal = await self._journal(connection)
+            sender = self._sender(graphs, publishing.default_exchange, results, journal)
+            holder = QueueShardHolder(
                 connection,
                 self.settings,
                 self.topology,
                 sender.handle,
                 config_hash=lambda: self.store.content_hash,
                 tenants=lambda: self.store.tenants_count,
-                on_change=self._on_shards,
+                on_change=self._on_queue_shards,
                 on_claim=journal.claimed if journal is not None else lambda shard: None,
             )
             self.holder = holder
             await holder.start()
             self.ready.set()
-            lost = asyncio.create_task(_closed(connection))
-            balancing = asyncio.create_task(holder.run(self.stop))
-            done, _ = await asyncio.wait({lost, balancing}, return_when=asyncio.FIRST_COMPLETED)
-            if lost in done:
-                balancing.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await balancing
-                raise ConnectionError("the broker connection was lost")
-            lost.cancel()
-            balancing.result()
-            await holder.close()  # drain: started sends finish and are acked
+            await self._serve(connection, holder)
         finally:
             self.ready.clear()
             self.holder = None
@@ -220,8 +166,87 @@ class SenderService:
             with contextlib.suppress(Exception):
                 await connection.close()
 
+    async def _channels(
+        self, connection: AbstractConnection
+    ) -> tuple[AbstractChannel, AbstractExchange]:
+        """Declare the pool's objects; open the channel messages are published on (with
+        confirms), and the one of result events and tenant signals (without): its results
+        exchange is returned, the signals exchange given to the signaller."""
+        declare = await connection.channel()
+        await declare_pool(declare, self.topology)
+        results, _ = await declare_exchanges(declare)
+        await declare.close()
+        publishing = await connection.channel(publisher_confirms=True)
+        # Result events go out on a channel without confirms: a publish returns once its
+        # frames are written to the connection, before the delivery's ack is written to
+        # the same connection. If the broker saw the ack, it saw the result too.
+        events = await connection.channel(publisher_confirms=False)
+        results = await events.get_exchange(results.name, ensure=False)
+        # tenant signals to the operator: like heartbeats, on a channel without confirms
+        self.holds.signaller.exchange = await events.get_exchange(SIGNALS_EXCHANGE, ensure=False)
+        return publishing, results
 
-async def _closed(connection: aio_pika.abc.AbstractConnection) -> None:
+    async def _journal(self, connection: AbstractConnection) -> JournalStream | None:
+        """The send journal, started; None when it is off or the broker has no streams."""
+        if self.settings.journal_lookback <= 0:
+            return None
+        journal = JournalStream(
+            connection,
+            self.topology,
+            self.settings.worker_id,
+            lookback=self.settings.journal_lookback,
+        )
+        try:
+            await journal.start()
+        except aio_pika.exceptions.ChannelClosed as exc:  # no streams (RabbitMQ < 3.9)
+            log.warning(
+                "the send journal is off (%s): messages a killed worker had sent may be sent again",
+                exc,
+            )
+            return None
+        return journal
+
+    def _sender(
+        self,
+        graphs: list[GraphClient],
+        publisher: AbstractExchange,
+        results: AbstractExchange,
+        journal: JournalStream | None,
+    ) -> Sender:
+        return Sender(
+            topology=self.topology,
+            store=self.store,
+            graphs=graphs,
+            limiter=self.limiter,
+            policy=self.policy,
+            publisher=publisher,
+            results=results,
+            metrics=self.metrics,
+            concurrency=self.settings.concurrency,
+            inline_wait=self.settings.inline_wait,
+            arrival_spread=self.settings.arrival_spread,
+            journal=journal,
+            uncertain_sends=self.settings.uncertain_sends,
+            outcomes=self.outcomes,
+            holds=self.holds,
+        )
+
+    async def _serve(self, connection: AbstractConnection, holder: QueueShardHolder) -> None:
+        """Hold queue shards until `stop` (then drain them) or until the connection is lost."""
+        lost = asyncio.create_task(_closed(connection))
+        balancing = asyncio.create_task(holder.run(self.stop))
+        done, _ = await asyncio.wait({lost, balancing}, return_when=asyncio.FIRST_COMPLETED)
+        if lost in done:
+            balancing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await balancing
+            raise ConnectionError("the broker connection was lost")
+        lost.cancel()
+        balancing.result()
+        await holder.close()  # drain: started sends finish and are acked
+
+
+async def _closed(connection: AbstractConnection) -> None:
     """Returns when the connection closes for any reason."""
     future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 

@@ -119,7 +119,7 @@ class Settler:
             answer=answer,
         )
         # the result, then (journalled as settled) the ack, on one connection (module doc)
-        await self._publish_result(event)
+        await self._emit_result(event)
         await self.ack(delivery, shard)
 
     async def dead_letter(
@@ -148,7 +148,7 @@ class Settler:
             now=now,
             failure=failure,
         )
-        await self._publish_result(event)
+        await self._emit_result(event)
         log.warning(
             "dead-lettered a message%s: %s%s",
             f" of tenant {tenant_id}" if tenant_id else "",
@@ -165,7 +165,7 @@ class Settler:
             await self.journal.record(shard, key, SETTLED)
         await delivery.ack()
 
-    async def _publish_result(self, event: dict[str, Any]) -> None:
+    async def _emit_result(self, event: dict[str, Any]) -> None:
         await self.results.publish(
             aio_pika.Message(
                 json.dumps(event, separators=(",", ":")).encode(),

@@ -10,7 +10,7 @@
     heartbeats: exchange `whatsapp.heartbeats` (topic), routing key `<pool>`
     signals: exchange `whatsapp.signals` (topic), routing key `<pool>` (worker -> operator)
 
-Why shards: Meta limits each phone number (80/1,000/20 msg/s) and each business-number ->
+Why queue shards: Meta limits each phone number (80/1,000/20 msg/s) and each business-number ->
 recipient pair. The consistent-hash exchange sends every message of one number to one shard,
 and a shard has one consumer at a time, so a local limiter in that consumer is exact across
 all replicas of the pool, with no shared state to call per message. Replicas split the shards

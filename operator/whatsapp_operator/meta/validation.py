@@ -29,6 +29,7 @@ from whatsapp_operator.model.facts import (
     PHONE_READ,
     TOKEN_CHECK,
     WABA_NUMBERS,
+    CheckResult,
     Ownership,
     PhoneFacts,
     TokenFacts,
@@ -40,7 +41,6 @@ from whatsapp_operator.model.facts import (
     unavailable,
 )
 from whatsapp_operator.model.spec import TenantSpec
-from whatsapp_operator.tenant.compose import CheckResult
 
 
 class Validator:

@@ -70,11 +70,16 @@ class Pending:
         return Pending(self.refused | other.refused, other.blocked or self.blocked)
 
 
-def publishable(status: Mapping[str, Any]) -> bool:
+def publishable_when(ready_status: str, ready_reason: str) -> bool:
     """Ready, or not Ready only because Meta blocks the number: a blocked tenant stays
     published (with its `blocked_code`) so that its workers hold its messages."""
+    return ready_status == "True" or ready_reason == Reason.SENDING_BLOCKED
+
+
+def publishable(status: Mapping[str, Any]) -> bool:
+    """`publishable_when`, read from a tenant's status."""
     ready = c.find(status.get("conditions") or (), c.READY) or {}
-    return ready.get("status") == "True" or ready.get("reason") == Reason.SENDING_BLOCKED
+    return publishable_when(str(ready.get("status", "")), str(ready.get("reason", "")))
 
 
 def blocked_code(status: Mapping[str, Any]) -> int | None:
@@ -152,7 +157,7 @@ def reported_block(pending: Pending | None, phone_number_id: str, now: datetime)
 
 
 class Check(Protocol):
-    """decide.CheckResult, as read here."""
+    """model.facts.CheckResult, as read here."""
 
     @property
     def token_verdict(self) -> Verdict: ...

@@ -242,19 +242,37 @@ class PhoneFacts:
 
     def to_status(self) -> dict[str, str]:
         """`status.phone`: what Meta reports about the number."""
-        pairs = {
-            "displayPhoneNumber": self.display_phone_number,
-            "verifiedName": self.verified_name,
-            "qualityRating": self.quality_rating,
-            "throughputLevel": self.throughput_level,
-            "codeVerificationStatus": self.code_verification_status,
-            "nameStatus": self.name_status,
-            "messagingLimit": self.messaging_limit,
-            "platformType": self.platform_type,
-            "status": self.status,
-            "canSendMessage": self.can_send_message,
-        }
+        pairs = {key: getattr(self, name) for key, name in _STATUS_FIELDS.items()}
         return {k: v for k, v in pairs.items() if v is not None}
+
+    @classmethod
+    def from_status(cls, stored: Mapping[str, Any] | None) -> PhoneFacts | None:
+        """The facts a previous check stored in `status.phone` (None: none stored). The
+        number's health entities are not stored: only a check this pass has them."""
+        if not stored:
+            return None
+        values = {name: _text(stored, key) for key, name in _STATUS_FIELDS.items()}
+        return cls(**values)  # type: ignore[arg-type]  # every one a str | None field
+
+    @property
+    def high_throughput(self) -> bool:
+        """Meta raised the number to its high throughput level (1,000 msg/s, not 80)."""
+        return self.throughput_level == "HIGH"
+
+
+# status.phone's keys, and the PhoneFacts fields they hold
+_STATUS_FIELDS = {
+    "displayPhoneNumber": "display_phone_number",
+    "verifiedName": "verified_name",
+    "qualityRating": "quality_rating",
+    "throughputLevel": "throughput_level",
+    "codeVerificationStatus": "code_verification_status",
+    "nameStatus": "name_status",
+    "messagingLimit": "messaging_limit",
+    "platformType": "platform_type",
+    "status": "status",
+    "canSendMessage": "can_send_message",
+}
 
 
 @dataclass(frozen=True)
@@ -357,6 +375,21 @@ def judge_error(info: GraphApiErrorInfo, error_class: ErrorClass, what: str) -> 
 
 def unavailable(message: str) -> Verdict:
     return Verdict("Unknown", Reason.GRAPH_API_UNAVAILABLE, message)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one Graph API check of a tenant's token and phone number."""
+
+    token_verdict: Verdict
+    phone_verdict: Verdict
+    token: TokenFacts | None = None
+    phone: PhoneFacts | None = None
+    checked_at: datetime | None = None
+
+    @property
+    def transient(self) -> bool:
+        return self.token_verdict.transient or self.phone_verdict.transient
 
 
 def not_checked(message: str) -> Verdict:

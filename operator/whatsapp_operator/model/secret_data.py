@@ -41,44 +41,77 @@ class SecretOutcome:
         return self.token is not None
 
 
-def resolve_token(data: Mapping[str, str] | None, secret_name: str, key: str) -> SecretOutcome:
-    """The token from a Secret's data map, or why there is none. `data` None: no Secret."""
+@dataclass(frozen=True)
+class Decoded:
+    """One value of a Secret's `data` map decoded: the one decoder of Secret data (tokens,
+    app credentials, a signup's code and PIN). `problem` is empty when the value is text;
+    otherwise `no-secret`, `no-key`, `not-base64` or `not-text`. Each reader says in its own
+    words what it wanted and why this is not it."""
+
+    problem: str
+    message: str = ""  # the problem in words the Secret's author understands
+    raw_size: int = 0
+    text: str = field(default="", repr=False)  # as written (UTF-8), not stripped
+
+    @property
+    def stripped(self) -> str:
+        return self.text.strip()
+
+    @property
+    def one_value(self) -> bool:
+        """A single printable value: no whitespace or control character inside."""
+        return not any(ch.isspace() or not ch.isprintable() for ch in self.stripped)
+
+
+def decode(data: Mapping[str, str] | None, secret_name: str, key: str) -> Decoded:
+    """The value under `key` of a Secret's data map (base64 values; `data` None: no Secret)."""
     if data is None:
-        return SecretOutcome(None, Reason.SECRET_NOT_FOUND, f"Secret {secret_name!r} not found")
+        return Decoded("no-secret", f"Secret {secret_name!r} not found")
     if key not in data:
         present = ", ".join(sorted(data)) or "none"
-        return SecretOutcome(
-            None,
-            Reason.SECRET_KEY_MISSING,
-            f"Secret {secret_name!r} has no key {key!r} (keys present: {present})",
-        )
-    where = f"Secret {secret_name!r} key {key!r}"
+        message = f"Secret {secret_name!r} has no key {key!r} (keys present: {present})"
+        return Decoded("no-key", message)
     try:
         raw = base64.b64decode(data[key] or "", validate=True)
     except (binascii.Error, ValueError):
+        return Decoded("not-base64")
+    try:
+        return Decoded("", raw_size=len(raw), text=raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return Decoded("not-text", raw_size=len(raw))
+
+
+def resolve_token(data: Mapping[str, str] | None, secret_name: str, key: str) -> SecretOutcome:
+    """The token from a Secret's data map, or why there is none. `data` None: no Secret."""
+    found = decode(data, secret_name, key)
+    if found.problem == "no-secret":
+        return SecretOutcome(None, Reason.SECRET_NOT_FOUND, found.message)
+    if found.problem == "no-key":
+        return SecretOutcome(None, Reason.SECRET_KEY_MISSING, found.message)
+    where = f"Secret {secret_name!r} key {key!r}"
+    if found.problem == "not-base64":
         return SecretOutcome(None, Reason.TOKEN_MALFORMED, f"{where} is not valid base64")
-    if len(raw) > MAX_TOKEN_BYTES:
+    if found.raw_size > MAX_TOKEN_BYTES:
         return SecretOutcome(
             None,
             Reason.TOKEN_MALFORMED,
-            f"{where} holds {len(raw)} bytes; a Meta access token is at most {MAX_TOKEN_BYTES}",
+            f"{where} holds {found.raw_size} bytes; a Meta access token is at most "
+            f"{MAX_TOKEN_BYTES}",
         )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
+    if found.problem == "not-text":
         return SecretOutcome(None, Reason.TOKEN_MALFORMED, f"{where} is binary, not text")
-    if not text:
+    if not found.text:
         return SecretOutcome(None, Reason.TOKEN_EMPTY, f"{where} is empty")
-    token = text.strip()
+    token = found.stripped
     if not token:
         return SecretOutcome(None, Reason.TOKEN_EMPTY, f"{where} holds only whitespace")
-    if any(ch.isspace() or not ch.isprintable() for ch in token):
+    if not found.one_value:
         return SecretOutcome(
             None,
             Reason.TOKEN_MALFORMED,
             f"{where} contains whitespace or control characters inside the token",
         )
-    trimmed = token != text
+    trimmed = token != found.text
     note = " (surrounding whitespace ignored)" if trimmed else ""
     return SecretOutcome(
         ResolvedToken(token, fingerprint(token), trimmed),
@@ -102,11 +135,8 @@ class AppCredentials:
 
 def decode_value(data: Mapping[str, str], key: str) -> str | None:
     """A base64 value of a Secret as stripped text; None when absent, empty or not text."""
-    try:
-        value = base64.b64decode(data.get(key) or "", validate=True).decode().strip()
-    except (binascii.Error, ValueError):
-        return None
-    return value or None
+    found = decode(data, "", key)
+    return (found.stripped or None) if not found.problem else None
 
 
 def read_app_credentials(

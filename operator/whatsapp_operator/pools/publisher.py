@@ -17,21 +17,20 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from whatsapp_contract.resolved import (
-    INITIAL_SHARDS,
+    INITIAL_CONFIG_SHARDS,
+    ConfigShard,
     Entry,
-    Shard,
     TenantConfig,
-    build_shards,
+    build_config_shards,
     combine_hashes,
     entry_hash,
+    parse_config_shard_name,
     parse_document,
-    parse_shard_name,
 )
-from whatsapp_operator.model.secret_data import ResolvedToken
-from whatsapp_operator.model.spec import GROUP, TenantSpec
+from whatsapp_operator.model.spec import GROUP
 from whatsapp_operator.runtime.kube import Kube, KubeError
 
 log = logging.getLogger(__name__)
@@ -42,25 +41,6 @@ DEBOUNCE = 0.2  # seconds: a burst of tenant changes becomes one write per shard
 # onboarding): each pass re-packs whole pools and rewrites their changed shards, and every
 # write is a large Secret that the API server stores and every watcher receives again.
 MIN_PASS_INTERVAL = 1.0
-
-
-def resolved_config(
-    spec: TenantSpec, token: ResolvedToken, default_version: str, throughput: str
-) -> TenantConfig:
-    """The contract's view of a tenant (the token, and its appsecret_proof when the app
-    secret is known, travel inside SecretStrs; the app secret itself never does)."""
-    proof = SecretStr(token.proof) if token.proof else None
-    return TenantConfig(
-        tenant_id=spec.tenant_id,
-        waba_id=spec.waba_id,
-        phone_number_id=spec.phone_number_id,
-        graph_api_version=spec.graph_api_version or default_version,
-        throughput_level="HIGH" if throughput == "HIGH" else "STANDARD",
-        suspended=False,
-        token=SecretStr(token.value),
-        token_fingerprint=token.fingerprint,
-        appsecret_proof=proof,
-    )
 
 
 @dataclass(frozen=True, slots=True)  # one per published tenant
@@ -78,7 +58,7 @@ class Publisher:
     def __init__(
         self, kube: Kube, namespace: str, *, on_published: Callable[[set[str]], object],
         clock: Callable[[], float] = time.monotonic, startup_grace: float = 60.0,
-        initial_shards: int = INITIAL_SHARDS,
+        initial_shards: int = INITIAL_CONFIG_SHARDS,
     ) -> None:  # fmt: skip
         self.kube = kube
         self.initial_shards = initial_shards
@@ -202,7 +182,7 @@ class Publisher:
         """Per pool, the hash a worker that loaded every current shard reports."""
         shards: dict[str, list[tuple[str, str]]] = {}
         for name, value in self.published.items():
-            pool, count = parse_shard_name(name)
+            pool, count = parse_config_shard_name(name)
             if pool is not None and count == self.counts.get(pool, 1) and name in self.keys:
                 shards.setdefault(pool, []).append((self.keys[name], value))
         return {pool: combine_hashes(pairs) for pool, pairs in shards.items()}
@@ -232,7 +212,7 @@ class Publisher:
                     continue
                 first = False
                 dirty |= set(self.entries) | {
-                    p for n in self.published if (p := parse_shard_name(n)[0])
+                    p for n in self.published if (p := parse_config_shard_name(n)[0])
                 }
             for pool in sorted(dirty):
                 try:
@@ -263,7 +243,7 @@ class Publisher:
         # What this pass writes: tenant loops may change the entries while a write is awaited
         # (their changes mark the pool for the next pass), so locations come from this copy.
         snapshot = dict(self.entries.get(pool, {}))
-        shards = build_shards(
+        shards = build_config_shards(
             pool, list(snapshot.values()), min_shards=self.counts.get(pool, self.initial_shards)
         )
         self.counts[pool] = len(shards)
@@ -288,7 +268,7 @@ class Publisher:
         # place, they would bring deleted tenants back in the workers' mounts.
         current = {s.name for s in shards}
         for name in sorted(self.published):
-            if parse_shard_name(name)[0] == pool and name not in current:
+            if parse_config_shard_name(name)[0] == pool and name not in current:
                 await self.kube.delete_secret(self.namespace, name)
                 del self.published[name]
                 self.keys.pop(name, None)
@@ -298,7 +278,7 @@ class Publisher:
             self.on_published(woken)
         return written
 
-    async def _write(self, shard: Shard) -> None:
+    async def _write(self, shard: ConfigShard) -> None:
         body = {
             "apiVersion": "v1",
             "kind": "Secret",

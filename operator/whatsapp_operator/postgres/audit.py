@@ -31,7 +31,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from whatsapp_operator.postgres.database import Database, DatabaseError
+from whatsapp_operator.postgres.database import Database
+from whatsapp_operator.postgres.errors import DatabaseError
 from whatsapp_operator.postgres.migrations import AUDIT_TABLE
 
 DATABASE_URL_ENV = "WHATSAPP_OPERATOR_DATABASE_URL"

@@ -14,7 +14,7 @@ import asyncio
 import logging
 
 from whatsapp_operator.postgres.audit import AuditEvent, AuditLog, Entry, checked_fields
-from whatsapp_operator.postgres.database import DatabaseError
+from whatsapp_operator.postgres.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 500

@@ -36,7 +36,8 @@ from typing import Any, Literal
 from whatsapp_operator.model import secret_data as tokens
 from whatsapp_operator.postgres.audit import LIMITS, AuditEvent, AuditLog
 from whatsapp_operator.postgres.crypto import Keyring, TokenCipher
-from whatsapp_operator.postgres.database import Database, DatabaseError
+from whatsapp_operator.postgres.database import Database
+from whatsapp_operator.postgres.errors import DatabaseError
 
 DATABASE_URL_ENV = "WHATSAPP_OPERATOR_DATABASE_URL"
 KEYS_ENV = "WHATSAPP_TOKEN_KEYS"

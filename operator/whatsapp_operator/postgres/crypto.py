@@ -1,4 +1,4 @@
-"""Access tokens at rest: AES-256-GCM under rotating keys, each ciphertext bound to its tenant.
+"""Access tokens at rest: AES-256-GCM under a keyring, each ciphertext bound to its tenant.
 
 Stored form of an encrypted token (the `access_token` column)::
 
@@ -11,8 +11,9 @@ another tenant's row does not decrypt. Values not starting with ``enc:`` are pla
 Keys come from a Kubernetes Secret (`Keyring.from_secret_data`, or mounted as a folder:
 `Keyring.from_directory`) or from an env var (`Keyring.from_env`). The primary key, used for
 new writes, is the entry named by an optional `primary` entry, else the greatest key id, so
-date-named keys rotate by themselves: add "2026-11" next to "2026-05" and new writes use it,
-while rows under "2026-05" still decrypt until re-sealed (`TokenCipher.needs_rotation`).
+date-named keys take over by themselves: add "2026-11" next to "2026-05" and new writes use it,
+while rows under "2026-05" still decrypt until re-sealed by the rekey pass
+(`TokenCipher.needs_rekey`, postgres/maintenance.py).
 
 Pure: no I/O besides reading the files it is pointed at. Nothing here ever puts key material
 or a token into a message, a repr or an exception.
@@ -294,10 +295,10 @@ class TokenCipher:
             return None
         return parts[2]
 
-    def needs_rotation(self, value: str) -> bool:
+    def needs_rekey(self, value: str) -> bool:
         """Whether the stored form is not what this cipher writes now: encrypted under a key
         other than the primary, plaintext while encrypting, ciphertext while in plaintext
-        mode, or any token while in `none` mode. Empty values never need rotation."""
+        mode, or any token while in `none` mode. Empty values never need a rekey."""
         if not value:
             return False
         encrypted = value.startswith(PREFIX)

@@ -1,4 +1,4 @@
-"""Operator-wide background work: drift detection and re-encryption under a new key.
+"""Operator-wide background work: drift detection and rekey (re-encryption under a new key).
 
 Both are cheap and idempotent (one query per drift pass; compare-and-set writes), so two
 replicas running them at once do no harm.
@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable
 
 from whatsapp_operator.postgres.crypto import Keyring, TokenCipher
-from whatsapp_operator.postgres.database import DatabaseError, DatabaseUnavailable
+from whatsapp_operator.postgres.errors import DatabaseError, DatabaseUnavailable
 from whatsapp_operator.postgres.sync import RowSync
 from whatsapp_operator.runtime.registry import Registry
 
@@ -36,7 +36,7 @@ async def drift_pass(rows: RowSync, registry: Registry) -> int:
     return woken
 
 
-async def rotation_pass(rows: RowSync, load_keyring: Callable[[], Keyring] | None) -> int:
+async def rekey_pass(rows: RowSync, load_keyring: Callable[[], Keyring] | None) -> int:
     """Pick up new keys, then re-seal a batch of rows written under an older key."""
     if load_keyring is not None:
         try:
@@ -50,14 +50,14 @@ async def rotation_pass(rows: RowSync, load_keyring: Callable[[], Keyring] | Non
                 rows.cipher = TokenCipher(rows.cipher.mode, keyring)
                 log.info("token encryption keys reloaded; primary key %s", keyring.primary)
     done = 0
-    for stored in await rows.db.rows_to_rotate(rows.cipher, 100):
+    for stored in await rows.db.rows_to_rekey(rows.cipher, 100):
         token = rows.cipher.open(stored.access_token, stored.tenant_id)
         if token is None:
             continue  # unreadable: the tenant's reconcile rewrites it from the Secret
         if await rows.db.reseal(stored, rows.cipher.seal(token, stored.tenant_id)):
             done += 1
     if done:
-        log.info("re-encrypted %d tokens under key %s", done, rows.cipher.keyring_primary)
+        log.info("rekey: %d tokens re-encrypted under key %s", done, rows.cipher.keyring_primary)
     return done
 
 

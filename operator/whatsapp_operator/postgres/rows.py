@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from whatsapp_operator.model.facts import PhoneFacts
+
 DEFAULT_OWNER = "whatsapp-operator"
 SEP = "\x1f"  # unit separator: cannot occur in ids, names or our token encodings
 
@@ -114,19 +116,21 @@ def desired_row(
     generation: int,
     token: str | None,
     token_fingerprint: str | None,
-    phone: Mapping[str, Any],
+    phone: PhoneFacts | None,
     ready: bool,
     was_configured: bool,
     owner: str = DEFAULT_OWNER,
 ) -> DesiredRow:
-    """The row for a tenant. `spec` is a TenantSpec; `phone` is status.phone (Meta's facts)."""
+    """The row for a tenant. `spec` is a TenantSpec; `phone` is what Meta said of the number
+    (this pass's check, or the last one's, from the status; None: never checked)."""
+    phone = phone or PhoneFacts()
     return DesiredRow(
         tenant_id=spec.tenant_id,
         waba_id=spec.waba_id,
         phone_number_id=spec.phone_number_id,
         business_id=spec.business_id,
-        display_phone_number=_clip(phone.get("displayPhoneNumber"), 50),
-        quality_rating=_clip(phone.get("qualityRating"), 50),
+        display_phone_number=_clip(phone.display_phone_number, 50),
+        quality_rating=_clip(phone.quality_rating, 50),
         is_active=bool(spec.active),
         configured=ready or was_configured,
         token=token,

@@ -2,8 +2,9 @@
 
 Thin on purpose: read the stored row, ask the pure `rows.plan_write` what to do, do it with
 optimistic concurrency (a row changed between read and write is re-read, never overwritten
-blindly), and report the outcome as a `SyncResult` for `decide`. Two operator processes
-racing cannot duplicate a row (unique tenant_id, insert-if-absent) or lose an update (CAS).
+blindly), and report the outcome as a `SyncResult` (outcome.py) for the pass. Two operator
+processes racing cannot duplicate a row (unique tenant_id, insert-if-absent) or lose an
+update (CAS).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from whatsapp_operator.postgres.crypto import TokenCipher
-from whatsapp_operator.postgres.database import Database, DatabaseError, DatabaseUnavailable
+from whatsapp_operator.postgres.database import Database
+from whatsapp_operator.postgres.errors import DatabaseError, DatabaseUnavailable
+from whatsapp_operator.postgres.outcome import SyncResult
 from whatsapp_operator.postgres.rows import DesiredRow, StoredRow, WriteKind, plan_write
-from whatsapp_operator.tenant.compose import SyncResult
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 3
@@ -40,7 +42,7 @@ class RowSync:
         if (
             stored is not None
             and stored_token == desired.token
-            and not self.cipher.needs_rotation(stored.access_token)
+            and not self.cipher.needs_rekey(stored.access_token)
         ):
             return stored.access_token
         return self.cipher.seal(desired.token, desired.tenant_id)

@@ -1,8 +1,8 @@
 """Wiring of the PostgreSQL sync into the operator's life cycle (start, stop, deletion).
 
 Keeps handlers.py free of database details: connect and migrate at start (an unreachable
-database is reported on the tenants, never a crash), background drift and re-encryption
-passes, and the deletion policy under the finalizer.
+database is reported on the tenants, never a crash), background drift and rekey
+(re-encryption) passes, and the deletion policy under the finalizer.
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ from typing import Any
 import kopf
 
 from whatsapp_operator.postgres.crypto import Keyring, TokenCipher
-from whatsapp_operator.postgres.database import (
-    Database,
+from whatsapp_operator.postgres.database import Database
+from whatsapp_operator.postgres.errors import (
     DatabaseConfigError,
     DatabaseError,
     DatabaseUnavailable,
 )
-from whatsapp_operator.postgres.maintenance import drift_pass, every, rotation_pass
+from whatsapp_operator.postgres.maintenance import drift_pass, every, rekey_pass
 from whatsapp_operator.postgres.sync import RowSync
 from whatsapp_operator.runtime.registry import Registry
+from whatsapp_operator.runtime.services import Runtime
 from whatsapp_operator.settings import OperatorConfig
-from whatsapp_operator.tenant.reconcile import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +89,11 @@ def start_background(cfg: OperatorConfig, rt: Runtime) -> list[asyncio.Task[None
         ),
         asyncio.create_task(
             every(
-                cfg.rotation_interval.total_seconds(),
-                lambda: rotation_pass(rows, loader),
-                "token re-encryption",
+                cfg.rekey_interval.total_seconds(),
+                lambda: rekey_pass(rows, loader),
+                "token rekey",
             ),
-            name="token-re-encryption",
+            name="token-rekey",
         ),
     ]
 

@@ -27,6 +27,7 @@ from whatsapp_graph.http import new_http_client
 from whatsapp_operator.meta.budget import RequestBudget
 from whatsapp_operator.meta.validation import Validator
 from whatsapp_operator.model.claims import Claim
+from whatsapp_operator.model.fragment import Event
 from whatsapp_operator.model.spec import GROUP, PLURAL, VERSION
 from whatsapp_operator.pools.convergence import HeartbeatListener
 from whatsapp_operator.pools.publisher import POOL_LABEL, Publisher
@@ -39,9 +40,10 @@ from whatsapp_operator.runtime.kube import Kube
 from whatsapp_operator.runtime.registry import Registry, TenantKey
 from whatsapp_operator.runtime.scheduler import Scheduler, wait_ended
 from whatsapp_operator.runtime.secret_watch import SecretWatch
+from whatsapp_operator.runtime.services import Runtime
 from whatsapp_operator.settings import OperatorConfig
-from whatsapp_operator.tenant.compose import Event
-from whatsapp_operator.tenant.reconcile import Runtime, TenantLoop, claim_of, revalidation_requested
+from whatsapp_operator.tenant.gather import claim_of, revalidation_requested
+from whatsapp_operator.tenant.loop import TenantLoop
 from whatsapp_operator.tokens.refresh import Refresher
 from whatsapp_operator.tokens.stage import refresh_requested
 
@@ -95,17 +97,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> 
     cfg: OperatorConfig = memo.config
     configure_settings(settings, cfg)
     diagnostics.install()
-    timeout = default_timeout()
-    timeout.read = cfg.graph_timeout
-    memo.http = new_http_client(
-        max_connections=GRAPH_CONNECTIONS, timeout=timeout, backend=cfg.http_backend
-    )
-    graph = GraphClient(
-        memo.http,
-        base_url=cfg.graph_api_url,
-        version=cfg.graph_api_version,
-        max_in_flight=GRAPH_CONNECTIONS,  # queue here, not in httpx's pool (see GraphClient)
-    )
+    graph = _graph_client(cfg, memo)
     budget = RequestBudget(cfg.graph_rate, cfg.graph_burst)
     memo.kube = await Kube.connect(cfg.kubeconfig)
     diagnostics.REPORTERS["kubernetes client"] = memo.kube.connection_stats
@@ -131,44 +123,9 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> 
     metrics.watch_scheduler(memo.scheduler)
     metrics.serve(cfg.metrics_port, cfg.liveness_host)
     memo.background = storage.start_background(cfg, memo.runtime)
-    memo.background.append(asyncio.create_task(memo.scheduler.run(), name="scheduler"))
-    memo.background.append(asyncio.create_task(memory.trimming(), name="malloc-trim"))
-    memo.background.append(
-        asyncio.create_task(
-            SecretWatch(
-                memo.kube,
-                [] if cfg.all_namespaces else cfg.namespace_list,
-                SECRET_SELECTOR,
-                registry.wake_secret,  # the tenants reading their token from it look again
-            ).run(),
-            name="secret-watch",
-        )
-    )
-    if memo.runtime.rows is not None:
-        memo.runtime.audit = AuditWriter(AuditLog(memo.runtime.rows.db))
-        memo.background.append(asyncio.create_task(memo.runtime.audit.run(), name="audit"))
+    _start_core_tasks(cfg, memo, registry, memo.background)
     if cfg.workers_namespace:
-        memo.runtime.publisher = Publisher(
-            memo.kube,
-            cfg.workers_namespace,
-            on_published=lambda ids: registry.wake_tenants(ids, "published"),
-            initial_shards=cfg.initial_shards,
-        )
-        await memo.runtime.publisher.load()
-        memo.background.append(asyncio.create_task(publishing(memo.runtime), name="publisher"))
-        if cfg.amqp_url:
-            publisher = memo.runtime.publisher
-            memo.runtime.convergence = HeartbeatListener(
-                cfg.amqp_url,
-                publisher.pool_hashes,
-                on_change=lambda pool: registry.wake_tenants(publisher.tenants_in(pool), "workers"),
-            )
-            memo.background.append(
-                asyncio.create_task(memo.runtime.convergence.run(), name="heartbeats")
-            )
-            memo.background.append(
-                asyncio.create_task(_signals(cfg.amqp_url, registry), name="tenant-signals")
-            )
+        await _start_publishing(cfg, memo.runtime, cfg.workers_namespace, memo.background)
     for task in memo.background:
         diagnostics.supervise(task)
     log.info(
@@ -181,6 +138,70 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> 
         type(asyncio.get_running_loop()).__module__.split(".")[0],
         cfg.http_backend,
     )
+
+
+def _graph_client(cfg: OperatorConfig, memo: Any) -> GraphClient:
+    """The Graph API client of every tenant, on one HTTP client (kept in `memo.http`)."""
+    timeout = default_timeout()
+    timeout.read = cfg.graph_timeout
+    memo.http = new_http_client(
+        max_connections=GRAPH_CONNECTIONS, timeout=timeout, backend=cfg.http_backend
+    )
+    return GraphClient(
+        memo.http,
+        base_url=cfg.graph_api_url,
+        version=cfg.graph_api_version,
+        max_in_flight=GRAPH_CONNECTIONS,  # queue here, not in httpx's pool (see GraphClient)
+    )
+
+
+def _start_core_tasks(
+    cfg: OperatorConfig, memo: Any, registry: Registry, tasks: list[asyncio.Task[None]]
+) -> None:
+    """The scheduler, the heap trimming, the Secret watch and (with a database) the audit
+    writer, each appended to `tasks` as it starts."""
+    tasks.append(asyncio.create_task(memo.scheduler.run(), name="scheduler"))
+    tasks.append(asyncio.create_task(memory.trimming(), name="malloc-trim"))
+    tasks.append(
+        asyncio.create_task(
+            SecretWatch(
+                memo.kube,
+                [] if cfg.all_namespaces else cfg.namespace_list,
+                SECRET_SELECTOR,
+                registry.wake_secret,  # the tenants reading their token from it look again
+            ).run(),
+            name="secret-watch",
+        )
+    )
+    rt: Runtime = memo.runtime
+    if rt.rows is not None:
+        rt.audit = AuditWriter(AuditLog(rt.rows.db))
+        tasks.append(asyncio.create_task(rt.audit.run(), name="audit"))
+
+
+async def _start_publishing(
+    cfg: OperatorConfig, rt: Runtime, namespace: str, tasks: list[asyncio.Task[None]]
+) -> None:
+    """The pools' resolved config published in `namespace` and, with AMQP, the workers'
+    heartbeats and tenant signals; each task appended to `tasks` as it starts."""
+    registry = rt.registry
+    rt.publisher = Publisher(
+        rt.kube,
+        namespace,
+        on_published=lambda ids: registry.wake_tenants(ids, "published"),
+        initial_shards=cfg.initial_shards,
+    )
+    await rt.publisher.load()
+    tasks.append(asyncio.create_task(publishing(rt), name="publisher"))
+    if cfg.amqp_url:
+        publisher = rt.publisher
+        rt.convergence = HeartbeatListener(
+            cfg.amqp_url,
+            publisher.pool_hashes,
+            on_change=lambda pool: registry.wake_tenants(publisher.tenants_in(pool), "workers"),
+        )
+        tasks.append(asyncio.create_task(rt.convergence.run(), name="heartbeats"))
+        tasks.append(asyncio.create_task(_signals(cfg.amqp_url, registry), name="tenant-signals"))
 
 
 async def _signals(amqp_url: str, registry: Registry) -> None:

@@ -13,9 +13,9 @@ import sys
 
 import kopf
 import uvloop
-from kopf._core.engines.activities import ActivityError  # raised by kopf.operator, not exported
 
 from whatsapp_operator.runtime import listing, toggles
+from whatsapp_operator.runtime.kopf_compat import ActivityError  # kopf.operator's, not exported
 from whatsapp_operator.runtime.logs import install_redaction, quiet_routine
 from whatsapp_operator.settings import OperatorConfig
 

@@ -21,6 +21,7 @@ from whatsapp_graph.errors import ErrorClass, GraphApiError, GraphUnavailable, T
 from whatsapp_operator.model.secret_data import fingerprint, resolve_token
 from whatsapp_operator.runtime.kube import KubeConflict
 from whatsapp_operator.runtime.logs import REDACTOR
+from whatsapp_operator.runtime.services import Runtime
 from whatsapp_operator.signup import judge
 from whatsapp_operator.signup.flow import (
     CODE_EXCHANGED,
@@ -41,7 +42,6 @@ from whatsapp_operator.signup.model import (
     token_secret_body,
     token_secret_name,
 )
-from whatsapp_operator.tenant.reconcile import Runtime
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -9,7 +9,6 @@ that a retry of the same signup recognises them and nothing else is ever overwri
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from whatsapp_operator.model.secret_data import fingerprint
+from whatsapp_operator.model.secret_data import decode, fingerprint
 from whatsapp_operator.model.spec import API_VERSION, GROUP, KIND, DeletionPolicy
 
 SIGNUP_PLURAL = "whatsappsignups"
@@ -135,22 +134,17 @@ class SecretValue:
 
 def secret_value(data: Mapping[str, str] | None, secret: str, key: str) -> SecretValue:
     """A text value from a Secret's data map (base64 values), stripped; never echoed."""
-    if data is None:
-        return SecretValue(None, f"Secret {secret!r} not found", missing=True)
-    if key not in data:
-        present = ", ".join(sorted(data)) or "none"
-        return SecretValue(None, f"Secret {secret!r} has no key {key!r} (keys present: {present})")
+    found = decode(data, secret, key)
+    if found.problem in ("no-secret", "no-key"):
+        return SecretValue(None, found.message, missing=found.problem == "no-secret")
     where = f"Secret {secret!r} key {key!r}"
-    try:
-        raw = base64.b64decode(data[key] or "", validate=True)
-        text = raw.decode("utf-8").strip()
-    except (binascii.Error, ValueError):
+    if found.problem:
         return SecretValue(None, f"{where} is not valid base64-encoded text")
-    if not text:
+    if not found.stripped:
         return SecretValue(None, f"{where} is empty")
-    if len(raw) > MAX_SECRET_VALUE or any(ch.isspace() or not ch.isprintable() for ch in text):
+    if found.raw_size > MAX_SECRET_VALUE or not found.one_value:
         return SecretValue(None, f"{where} is not a single printable value")
-    return SecretValue(text)
+    return SecretValue(found.stripped)
 
 
 def _b64(text: str) -> str:

@@ -14,9 +14,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from whatsapp_operator.model.conditions import Condition, merge
+from whatsapp_operator.model.fragment import Event
 from whatsapp_operator.model.patches import merge_patch
 from whatsapp_operator.model.recheck import backoff
 from whatsapp_operator.runtime.kube import KubeError
+from whatsapp_operator.runtime.services import Runtime
 from whatsapp_operator.signup.exchange import ClaimedBy
 from whatsapp_operator.signup.flow import (
     READY,
@@ -28,8 +30,6 @@ from whatsapp_operator.signup.flow import (
 )
 from whatsapp_operator.signup.model import SIGNUP_PLURAL, SignupSpec, parse_signup_spec
 from whatsapp_operator.signup.steps import SignupSteps
-from whatsapp_operator.tenant.compose import Event
-from whatsapp_operator.tenant.reconcile import Runtime
 
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]

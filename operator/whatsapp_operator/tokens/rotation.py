@@ -15,6 +15,7 @@ from typing import Any
 
 from whatsapp_operator.model import conditions as c
 from whatsapp_operator.model.conditions import Condition, Reason
+from whatsapp_operator.model.fragment import AuditNote, Event, Fragment
 from whatsapp_operator.model.recheck import parse_time
 
 ASSUMED_LIFETIME = timedelta(days=60)  # Meta's expiring system user tokens
@@ -207,7 +208,7 @@ def next_rotation_moment(
 
 @dataclass(frozen=True)
 class RotationInputs:
-    """What the reconcile learned about renewal this pass, for `decide`."""
+    """What the token stage learned about renewal this pass (`rotation_fragment` reports it)."""
 
     strategy: str
     renew_before: timedelta | None
@@ -225,3 +226,46 @@ class RotationInputs:
 
     def renewal(self) -> datetime | None:
         return renewal_time(self.times.issued_at, self.times.expires_at, self.renew_before)
+
+
+def rotation_fragment(
+    rotation: RotationInputs, stored: Mapping[str, Any], now: datetime, fingerprint: str | None
+) -> Fragment:
+    """The token stage's report: `TokenRotation` (a warning beside Ready), the renewal time
+    for `status.token`, `status.rotation` (for strategy Refresh, or once there is one), the
+    refresh and retirement Events and audit entries. `fingerprint`: the current token's."""
+    renewal = rotation.renewal()
+    keep_state = rotation.strategy == "Refresh" or bool(stored.get("rotation"))
+    return Fragment(
+        condition=rotation.condition(now),
+        status={"rotation": rotation.state.to_status()} if keep_state else {},
+        token={"renewalTime": c.rfc3339(renewal)} if renewal is not None else {},
+        events=tuple(_events(rotation)),
+        audit=tuple(_audit(rotation, stored, fingerprint)),
+    )
+
+
+def _events(rotation: RotationInputs) -> list[Event]:
+    events = []
+    if rotation.outcome is not None:
+        if rotation.outcome.ok:
+            events.append(Event("Normal", Reason.TOKEN_REFRESHED, rotation.outcome.message))
+        else:
+            events.append(Event("Warning", Reason.REFRESH_FAILED, rotation.outcome.message))
+    if rotation.retired:
+        events.append(Event("Normal", Reason.PREVIOUS_TOKEN_RETIRED, rotation.retired))
+    return events
+
+
+def _audit(
+    rotation: RotationInputs, stored: Mapping[str, Any], fingerprint: str | None
+) -> list[AuditNote]:
+    notes = []
+    if rotation.outcome is not None:
+        outcome = rotation.outcome
+        event = "refreshed" if outcome.ok else "refresh_failed"
+        notes.append(AuditNote(event, outcome.previous_fingerprint or fingerprint, outcome.message))
+    if rotation.retired and "revoked" in rotation.retired:
+        previous = (stored.get("rotation") or {}).get("previousTokenFingerprint")
+        notes.append(AuditNote("revoked", previous, rotation.retired))
+    return notes

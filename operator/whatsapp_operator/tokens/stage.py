@@ -1,6 +1,7 @@
-"""Token lifecycle steps of a reconcile: renewal (refresh or warnings), the retirement of the
-previous token, and the Graph API version's end of life. Orchestration only; the decisions
-are in rotation.py and whatsapp_graph.versions, the I/O in refresh.py."""
+"""The token stage of a tenant's pass: renewal (refresh or warnings), the retirement of the
+previous token, and the Graph API version's end of life. It plans from the gathered facts
+(the pure decisions are in rotation.py and whatsapp_graph.versions), applies (refresh.py) and
+is reported by `rotation.rotation_fragment`."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from typing import Any
 from whatsapp_graph.versions import VersionState, version_state
 from whatsapp_operator.model import conditions as c
 from whatsapp_operator.model.conditions import Condition
+from whatsapp_operator.model.facts import CheckResult
 from whatsapp_operator.model.secret_data import ResolvedToken
 from whatsapp_operator.model.spec import REFRESH_ANNOTATION, TenantSpec
 from whatsapp_operator.runtime import metrics
 from whatsapp_operator.runtime.kube import SecretSnapshot
-from whatsapp_operator.tenant.compose import CheckResult
 from whatsapp_operator.tokens.refresh import PREVIOUS_KEY, Refresher, RefreshError
 from whatsapp_operator.tokens.rotation import (
     RotationInputs,

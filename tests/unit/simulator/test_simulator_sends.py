@@ -4,13 +4,12 @@ https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from whatsapp_simulator import RunningSimulator, SimState, apply_seed, run_simulator
+from whatsapp_simulator import RunningSimulator, SimState, apply_seed
 from whatsapp_simulator.numbers import country_calling_code, wa_id_for
 
 APP, SECRET = "1111111111", "demo-app-secret"
@@ -28,17 +27,15 @@ WORLD: dict[str, Any] = {
 TO = "+16505550123"
 
 
+# sim and http: conftest.py (http on /v25.0)
 @pytest.fixture
-async def sim() -> AsyncIterator[RunningSimulator]:
-    async with run_simulator(state=apply_seed(SimState(), WORLD)) as running:
-        yield running
+def sim_state() -> SimState:
+    return apply_seed(SimState(), WORLD)
 
 
 @pytest.fixture
-async def http(sim: RunningSimulator) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    async with httpx.AsyncClient(base_url=f"{sim.url}/v25.0", headers=headers) as client:
-        yield client
+def http_token() -> str:
+    return TOKEN
 
 
 def msg(kind: str, content: Any, **top: Any) -> dict[str, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,11 +13,8 @@ from whatsapp_simulator import (
     SimState,
     apply_seed,
     fingerprint,
-    load_seed,
-    run_simulator,
 )
 
-SEED = Path(__file__).parents[2] / "examples" / "simulator-seed.yaml"
 APP, SECRET = "1111111111", "demo-app-secret"
 APP_TOKEN = f"{APP}|{SECRET}"
 WABA = "102290129340398"
@@ -36,22 +31,15 @@ EXTRA = {
 }
 
 
+# clock, sim and http: conftest.py (http on /v25.0)
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-async def sim(clock: ManualClock) -> AsyncIterator[RunningSimulator]:
-    state = apply_seed(apply_seed(SimState(clock=clock), load_seed(SEED)), EXTRA)
-    async with run_simulator(state=state) as running:
-        yield running
+def sim_state(sim_state: SimState) -> SimState:
+    return apply_seed(sim_state, EXTRA)  # the seed, then EXTRA
 
 
 @pytest.fixture
-async def http(sim: RunningSimulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"{sim.url}/v25.0") as client:
-        yield client
+def http_token() -> None:
+    return None  # each call says its token
 
 
 async def debug(

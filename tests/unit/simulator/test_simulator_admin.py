@@ -16,7 +16,7 @@ import pytest
 from whatsapp_simulator import SimulatorAdmin, SimulatorThread, fingerprint
 from whatsapp_simulator.cli import main as cli_main
 
-SEED = Path(__file__).parents[2] / "examples" / "simulator-seed.yaml"
+SEED = Path(__file__).parents[3] / "examples" / "simulator-seed.yaml"
 APP, SECRET = "1111111111", "demo-app-secret"
 WABA = "102290129340398"
 PHONE = "106540352242922"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,11 +12,8 @@ from whatsapp_simulator import (
     RunningSimulator,
     SimState,
     apply_seed,
-    load_seed,
-    run_simulator,
 )
 
-SEED = Path(__file__).parents[2] / "examples" / "simulator-seed.yaml"
 APP = "1111111111"
 WABA = "102290129340398"
 PHONE = "106540352242922"
@@ -43,23 +38,10 @@ EXTRA = {
 }
 
 
+# clock, sim and http: conftest.py (http on /v25.0 with the seed's TOKEN)
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-async def sim(clock: ManualClock) -> AsyncIterator[RunningSimulator]:
-    state = apply_seed(apply_seed(SimState(clock=clock), load_seed(SEED)), EXTRA)
-    async with run_simulator(state=state) as running:
-        yield running
-
-
-@pytest.fixture
-async def http(sim: RunningSimulator) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    async with httpx.AsyncClient(base_url=f"{sim.url}/v25.0", headers=headers) as client:
-        yield client
+def sim_state(sim_state: SimState) -> SimState:
+    return apply_seed(sim_state, EXTRA)  # the seed, then EXTRA
 
 
 def error(response: httpx.Response) -> dict[str, Any]:

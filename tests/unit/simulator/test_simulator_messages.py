@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,11 +13,8 @@ from whatsapp_simulator import (
     SimState,
     apply_seed,
     fingerprint,
-    load_seed,
-    run_simulator,
 )
 
-SEED = Path(__file__).parents[2] / "examples" / "simulator-seed.yaml"
 APP = "1111111111"
 WABA = "102290129340398"
 PHONE = "106540352242922"
@@ -45,22 +40,20 @@ def text(to: str = "+16505550123", body: str = "hello") -> dict[str, Any]:
     return {"messaging_product": "whatsapp", "to": to, "type": "text", "text": {"body": body}}
 
 
+# clock, sim and http: conftest.py
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-async def sim(clock: ManualClock) -> AsyncIterator[RunningSimulator]:
-    state = apply_seed(apply_seed(SimState(clock=clock), load_seed(SEED)), EXTRA)
-    async with run_simulator(state=state) as running:
-        yield running
+def sim_state(sim_state: SimState) -> SimState:
+    return apply_seed(sim_state, EXTRA)  # the seed, then EXTRA
 
 
 @pytest.fixture
-async def http(sim: RunningSimulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=sim.url) as client:
-        yield client
+def http_root() -> str:
+    return ""
+
+
+@pytest.fixture
+def http_token() -> None:
+    return None  # each call says its token (send)
 
 
 async def send(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -18,7 +17,6 @@ from whatsapp_simulator import (
     RunningSimulator,
     SimState,
     apply_seed,
-    run_simulator,
 )
 from whatsapp_simulator.auth import appsecret_proof
 from whatsapp_simulator.codes import lookup
@@ -55,22 +53,25 @@ WORLD: dict[str, Any] = {
 }
 
 
+# sim and http: conftest.py
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(TODAY)
 
 
 @pytest.fixture
-async def sim(clock: ManualClock) -> AsyncIterator[RunningSimulator]:
-    async with run_simulator(state=apply_seed(SimState(clock=clock), WORLD)) as running:
-        yield running
+def sim_state(clock: ManualClock) -> SimState:
+    return apply_seed(SimState(clock=clock), WORLD)
 
 
 @pytest.fixture
-async def http(sim: RunningSimulator) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    async with httpx.AsyncClient(base_url=sim.url, headers=headers) as client:
-        yield client
+def http_root() -> str:
+    return ""
+
+
+@pytest.fixture
+def http_token() -> str:
+    return TOKEN
 
 
 def error(response: httpx.Response) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,10 @@ from whatsapp_simulator import (
     apply_seed,
     fingerprint,
     load_seed,
-    run_simulator,
 )
 from whatsapp_simulator.faults import parse_rule
 
-SEED = Path(__file__).parents[2] / "examples" / "simulator-seed.yaml"
+SEED = Path(__file__).parents[3] / "examples" / "simulator-seed.yaml"
 APP = "1111111111"
 PHONE = "106540352242922"
 TOKEN = "EAAdemoTOKEN0000000000000000000000000000000000000000000001"
@@ -29,20 +27,18 @@ SCOPES = ["whatsapp_business_management", "whatsapp_business_messaging"]
 BODY = {"messaging_product": "whatsapp", "to": "16505550123", "type": "text", "text": {"body": "x"}}
 
 
+# sim and http: conftest.py (http with the seed's TOKEN)
 @pytest.fixture
-async def sim() -> AsyncIterator[RunningSimulator]:
+def sim_state() -> SimState:
     state = apply_seed(SimState(rng_seed=7), load_seed(SEED))
     apply_seed(state, {"tokens": [{"token": SECOND, "app_id": APP, "scopes": SCOPES}]})
     state.phones[PHONE].pair_limit_enabled = False
-    async with run_simulator(state=state) as running:
-        yield running
+    return state
 
 
 @pytest.fixture
-async def http(sim: RunningSimulator) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    async with httpx.AsyncClient(base_url=sim.url, headers=headers, timeout=5.0) as client:
-        yield client
+def http_root() -> str:
+    return ""
 
 
 async def fault(http: httpx.AsyncClient, **rule: Any) -> str:

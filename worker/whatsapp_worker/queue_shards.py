@@ -1,5 +1,8 @@
-"""Holding shard queues: claim (an exclusive consumer), drain, release. The I/O half of
+"""Holding queue shards: claim (an exclusive consumer), drain, release. The I/O half of
 `ownership.py`, driven by heartbeats.
+
+A queue shard is one of the pool's message queues `whatsapp.<pool>.shard.<k>` (`topology.py`),
+not a config shard (a Secret-sized document of the resolved config: `config.py`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ HANDOVER_QUIET = 1.0  # seconds a newly held shard waits before its first send (
 
 
 @dataclass
-class HeldShard:
+class HeldQueueShard:
     shard: int
     channel: AbstractChannel
     queue: AbstractQueue
@@ -45,8 +48,8 @@ class HeldShard:
     quiet_until: float = 0.0  # the previous owner's last second of sends must be over
 
 
-class ShardHolder:
-    """The shards this process consumes, kept in line with the pool's membership."""
+class QueueShardHolder:
+    """The queue shards this process consumes, kept in line with the pool's membership."""
 
     def __init__(
         self,
@@ -70,7 +73,7 @@ class ShardHolder:
         self.on_claim = on_claim  # before the first delivery of a newly held shard
         self.me = settings.worker_id
         self.membership = Membership(topology.pool)
-        self.held: dict[int, HeldShard] = {}
+        self.held: dict[int, HeldQueueShard] = {}
         self.unheld_since: dict[int, float] = {}
         self._control: AbstractChannel | None = None
         self._beats: AbstractExchange | None = None
@@ -171,7 +174,7 @@ class ShardHolder:
             queue = await channel.declare_queue(self.topology.shard_queue(shard), passive=True)
             # Meta counts a number's sends over any 1-s window, and the previous holder of this
             # shard may have sent for its numbers until a moment ago: wait that second out.
-            held = HeldShard(
+            held = HeldQueueShard(
                 shard, channel, queue, "", quiet_until=time.monotonic() + HANDOVER_QUIET
             )
 
