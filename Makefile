@@ -42,11 +42,12 @@ test-integration: venv control-plane tools ## integration tests only
 reliability: venv control-plane tools ## the fault scenarios under load; writes docs/reliability.md
 	$(BIN)/pytest -m reliability --reliability-report=docs/reliability.md $(PYTEST_ARGS)
 
-check: venv ## formatting, lint, types (hack/audit.py too), import layering, Dockerfile, audit
+check: venv ## formatting, lint, types (hack/ too), import layering, size limits, Dockerfile, audit
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/mypy hack/audit.py
+	$(BIN)/mypy hack/audit.py hack/limits.py
+	$(BIN)/python hack/limits.py
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 	@dupes=$$(find tests -name 'test_*.py' -printf '%f\n' | sort | uniq -d); \

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from whatsapp_operator.model import secret_data as tokens
+from whatsapp_operator.model import secret_data
 from whatsapp_operator.postgres import rows
 from whatsapp_operator.postgres.audit import GENESIS, AuditEvent, AuditLog
 from whatsapp_operator.postgres.credentials_cli import read_credentials
@@ -127,7 +127,9 @@ async def test_concurrent_appends_from_two_replicas_make_one_chain(
 
 async def test_no_token_is_ever_stored(db: Database) -> None:
     log = AuditLog(db)
-    await log.append(TENANT, "rotated", "operator", tokens.fingerprint(TOKEN), "new key 2026-05")
+    await log.append(
+        TENANT, "rotated", "operator", secret_data.fingerprint(TOKEN), "new key 2026-05"
+    )
     for bad in (
         {"detail": f"token was {TOKEN}"},
         {"detail": "x" * 290 + TOKEN},  # past the 300 characters kept: still refused
@@ -238,9 +240,9 @@ async def test_ids_skipped_by_a_rolled_back_append_are_harmless(db: Database) ->
 # -- the commands ---------------------------------------------------------------------------
 async def test_cli_verify_and_show(db: Database, db_dsn: str) -> None:
     log = AuditLog(db)
-    await log.append(TENANT, "signup", "embedded-signup", tokens.fingerprint(TOKEN), "waba 1")
+    await log.append(TENANT, "signup", "embedded-signup", secret_data.fingerprint(TOKEN), "waba 1")
     await log.append("t_other", "validated", "operator")
-    await log.append(TENANT, "revoked", "kubectl:alice", tokens.fingerprint(TOKEN))
+    await log.append(TENANT, "revoked", "kubectl:alice", secret_data.fingerprint(TOKEN))
     ok = audit_cli("verify", dsn=db_dsn)
     assert (ok.returncode, ok.stderr) == (0, "")
     assert ok.stdout.startswith("audit chain intact: 3 entries")
@@ -248,7 +250,7 @@ async def test_cli_verify_and_show(db: Database, db_dsn: str) -> None:
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert [line.split("  ")[3] for line in lines] == ["signup", "revoked"]
-    assert tokens.fingerprint(TOKEN) in lines[0]
+    assert secret_data.fingerprint(TOKEN) in lines[0]
     assert TOKEN not in shown.stdout
     last = audit_cli("show", "--tenant-id", TENANT, "--limit", "1", dsn=db_dsn)
     assert [line.split("  ")[3] for line in last.stdout.splitlines()] == ["revoked"]
@@ -273,7 +275,7 @@ async def seed_row(db: Database, cipher: TokenCipher) -> None:
         is_active=True,
         configured=True,
         token=TOKEN,
-        token_fingerprint=tokens.fingerprint(TOKEN),
+        token_fingerprint=secret_data.fingerprint(TOKEN),
         managed_by=rows.DEFAULT_OWNER,
         k8s_uid="uid-1",
         k8s_namespace="shop",
@@ -313,7 +315,7 @@ async def test_credentials_reads_are_audited(db: Database, db_dsn: str, tmp_path
         (TENANT, "credentials_read", "python:reports"),
     ]
     assert entries[1].actor.startswith("legacy:")  # the OS user by default
-    fingerprint = tokens.fingerprint(TOKEN)
+    fingerprint = secret_data.fingerprint(TOKEN)
     assert [e.token_fingerprint for e in entries] == [fingerprint, None, fingerprint]
     outcomes = [e.detail.split()[0] for e in entries]
     assert outcomes == ["outcome=ok", "outcome=not_found", "outcome=ok"]

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from whatsapp_operator.model import secret_data as tokens
+from whatsapp_operator.model import secret_data
 from whatsapp_operator.postgres.audit import LIMITS, AuditEvent, AuditLog
 from whatsapp_operator.postgres.crypto import Keyring, TokenCipher
 from whatsapp_operator.postgres.database import Database
@@ -156,7 +156,7 @@ async def _record(
             read.tenant_id[: LIMITS["tenant_id"]],  # longer ids match no row: still recorded
             AuditEvent.CREDENTIALS_READ,
             caller or f"legacy:{_os_user()}",
-            tokens.fingerprint(token) if token else None,
+            secret_data.fingerprint(token) if token else None,
             f"outcome={read.outcome} ({_program()})",
         )
     except DatabaseError as err:

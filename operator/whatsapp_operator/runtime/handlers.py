@@ -32,7 +32,7 @@ from whatsapp_operator.model.spec import GROUP, PLURAL, VERSION
 from whatsapp_operator.pools.convergence import HeartbeatListener
 from whatsapp_operator.pools.publisher import POOL_LABEL, Publisher
 from whatsapp_operator.pools.signals import SignalListener, SignalRouter
-from whatsapp_operator.postgres import wiring as storage
+from whatsapp_operator.postgres import wiring
 from whatsapp_operator.postgres.audit import AuditLog
 from whatsapp_operator.postgres.audit_writer import AuditWriter
 from whatsapp_operator.runtime import diagnostics, memory, metrics, toggles
@@ -110,7 +110,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> 
         clock=utcnow,
         post_event=_post_event,
         grace=cfg.unavailable_grace,
-        rows=await storage.connect(cfg, registry, utcnow),
+        rows=await wiring.connect(cfg, registry, utcnow),
         owner=cfg.database_owner,
         refresher=Refresher(memo.kube, graph, budget, utcnow),
         default_version=cfg.graph_api_version,
@@ -122,7 +122,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> 
     )
     metrics.watch_scheduler(memo.scheduler)
     metrics.serve(cfg.metrics_port, cfg.liveness_host)
-    memo.background = storage.start_background(cfg, memo.runtime)
+    memo.background = wiring.start_background(cfg, memo.runtime)
     _start_core_tasks(cfg, memo, registry, memo.background)
     if cfg.workers_namespace:
         await _start_publishing(cfg, memo.runtime, cfg.workers_namespace, memo.background)
@@ -238,7 +238,7 @@ async def cleanup(memo: Any, **_: Any) -> None:
     if "runtime" in memo:
         if memo.runtime.audit is not None:
             await memo.runtime.audit.flush(seconds=5.0)
-        await storage.stop(memo.runtime, memo.get("background", []))
+        await wiring.stop(memo.runtime, memo.get("background", []))
     if "http" in memo:
         await memo.http.aclose()
     if "kube" in memo:
@@ -290,7 +290,7 @@ async def tenant_deleted(spec: kopf.Spec, meta: kopf.Meta, memo: Any, **_: Any) 
     held = rt.registry.release(tenant_id, (str(meta.get("namespace")), str(meta.get("name"))))
     if held and rt.publisher is not None:
         rt.publisher.forget(tenant_id)  # the workers stop sending for it at once
-    await storage.release(rt, spec, meta)
+    await wiring.release(rt, spec, meta)
     metrics.forget(str(meta.get("namespace")), str(meta.get("name")))
 
 
