@@ -4,9 +4,10 @@ the operator (which config each live worker runs). Published to the topic exchan
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from whatsapp_contract.wire import dump, load_object
 
 EXCHANGE = "whatsapp.heartbeats"
 
@@ -38,16 +39,13 @@ def dump_heartbeat(beat: Heartbeat) -> bytes:
     }
     if beat.bye:
         body["bye"] = True
-    return json.dumps(body, separators=(",", ":")).encode()
+    return dump(body)
 
 
 def parse_heartbeat(data: bytes) -> Heartbeat | None:
     """The heartbeat in `data`, or None if it is not one."""
-    try:
-        body = json.loads(data)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(body, dict):
+    body = load_object(data)
+    if body is None:
         return None
     worker, pool, at, interval = (body.get(k) for k in ("worker", "pool", "at", "interval"))
     shards, config_hash = body.get("shards", []), body.get("configHash")

@@ -18,9 +18,10 @@ worker; they never hold a token.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
+
+from whatsapp_contract.wire import dump, load_object
 
 EXCHANGE = "whatsapp.signals"
 SignalKind = Literal["credential_rejected", "sending_blocked"]
@@ -56,16 +57,13 @@ def dump_signal(signal: TenantSignal) -> bytes:
     }
     if signal.subcode is not None:
         body["subcode"] = signal.subcode
-    return json.dumps(body, separators=(",", ":")).encode()
+    return dump(body)
 
 
 def parse_signal(data: bytes) -> TenantSignal | None:
     """The signal in `data`, or None if it is not one (a consumer drops it with a log line)."""
-    try:
-        body = json.loads(data)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(body, dict):
+    body = load_object(data)
+    if body is None:
         return None
     kind, code, subcode, at = (body.get(k) for k in ("kind", "code", "subcode", "at"))
     texts = [

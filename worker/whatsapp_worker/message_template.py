@@ -8,7 +8,7 @@ if any, are checked.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -31,7 +31,7 @@ class DateTime(OpenObject):
     fallback_value: str = Field(min_length=1)
 
 
-PARAMETER_VALUES = (
+ParameterType = Literal[
     "text",
     "currency",
     "date_time",
@@ -46,26 +46,12 @@ PARAMETER_VALUES = (
     "tap_target_configuration",
     "order_status",
     "product",
-)
+]
+PARAMETER_VALUES: tuple[str, ...] = get_args(ParameterType)
 
 
 class TemplateParameter(ClosedObject):
-    type: Literal[
-        "text",
-        "currency",
-        "date_time",
-        "image",
-        "document",
-        "video",
-        "location",
-        "payload",
-        "action",
-        "coupon_code",
-        "limited_time_offer",
-        "tap_target_configuration",
-        "order_status",
-        "product",
-    ]
+    type: ParameterType
     parameter_name: str | None = Field(default=None, min_length=1)
     text: str | None = Field(default=None, min_length=1)
     payload: str | None = Field(default=None, min_length=1)
