@@ -22,6 +22,7 @@ COPY worker ./worker
 COPY graph ./graph
 COPY contract ./contract
 COPY simulator ./simulator
+COPY webhook ./webhook
 RUN python -m pip wheel --no-deps --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}

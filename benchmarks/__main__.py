@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from benchmarks import limiter, meta_calls, reconcile, scale, sending, validation
+from benchmarks import limiter, meta_calls, reconcile, scale, sending, validation, webhook
 
 BENCHMARKS = {
     "validation": validation.main,
@@ -16,6 +16,7 @@ BENCHMARKS = {
     "limiter": limiter.main,
     "meta_calls": meta_calls.main,
     "scale": scale.main,
+    "webhook": webhook.main,
 }
 
 

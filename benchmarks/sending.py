@@ -30,6 +30,7 @@ import httpx
 
 from benchmarks import write_results
 from benchmarks.cpu import CpuWindow
+from whatsapp_contract.webhook import decode_callback
 from whatsapp_simulator.client import SimulatorAdmin
 from whatsapp_testkit.amqp import Broker
 from whatsapp_testkit.pools import PoolWorld, new_pool_name, recipient
@@ -169,7 +170,7 @@ async def latency_at(
     finally:
         worker.stop()
     lags = sorted(
-        (m["time"] - sent[m["body"]["biz_opaque_callback_data"]]) * 1000
+        (m["time"] - sent[str(decode_callback(m["body"]["biz_opaque_callback_data"])[0])]) * 1000
         for t in pool.tenants.values()
         for m in admin.messages(t.phone)
     )

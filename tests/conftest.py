@@ -262,6 +262,9 @@ def operator(
             "2s",
             "--workers-namespace",
             WORKERS_NAMESPACE,
+            # the receiver's config Secret (and WhatsAppApps' Secrets: the operator's own
+            # namespace defaults to the workers' outside a pod), tests/integration/test_apps.py
+            "--webhook-receiver",
             "--signup-callback-host",
             "127.0.0.1",
             "--signup-callback-port",

@@ -102,6 +102,10 @@ class TenantConfig(BaseModel):
     # while the tenant's SendingBlocked condition is True: workers hold its messages in the
     # queue instead of sending, and resume when the operator clears it.
     blocked_code: int | None = Field(default=None, ge=0)
+    # The Meta app (`WhatsAppApp`) whose webhooks the receiver takes for this number, when the
+    # receiver runs (the operator's --webhook-receiver): the worker then checks the 24-hour
+    # customer-service window and resolves unanswered sends from the status webhooks.
+    webhook_app_id: str | None = Field(default=None, pattern=_META_ID)
 
     @model_validator(mode="after")
     def _fingerprint_matches(self) -> TenantConfig:
@@ -148,7 +152,7 @@ class ConfigShardDocument(BaseModel):
         return config_shard_key(self.shard, self.shards)
 
 
-_OPTIONAL = ("appsecret_proof", "blocked_code")
+_OPTIONAL = ("appsecret_proof", "blocked_code", "webhook_app_id")
 
 
 def _entry(tenant: TenantConfig) -> dict[str, Any]:

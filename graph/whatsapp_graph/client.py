@@ -351,6 +351,32 @@ class GraphClient:
             secrets=(app_secret, token, caller_token),
         )
 
+    async def app(
+        self,
+        app_id: str,
+        app_secret: str,
+        *,
+        fields: tuple[str, ...] = ("id", "name"),
+        version: str | None = None,
+    ) -> dict[str, Any]:
+        """`GET /{app-id}?fields=id,name` with the app access token `{app-id}|{app-secret}`
+        (Meta: https://developers.facebook.com/docs/facebook-login/guides/access-tokens#apptokens;
+        the Application node: https://developers.facebook.com/docs/graph-api/reference/
+        application/). Proves that Meta knows the app and that the secret is its secret."""
+        app_token = f"{app_id}|{app_secret}"
+        body = await self.request(
+            "GET",
+            quote(app_id, safe=""),
+            operation="app",
+            token=app_token,
+            params={"fields": ",".join(fields)},
+            version=version,
+            secrets=(app_secret, app_token),
+        )
+        if not isinstance(body, dict):
+            raise GraphUnavailable("app: response is not an object")
+        return body
+
     async def subscribe_app(
         self, token: str, waba_id: str, *, version: str | None = None, proof: str | None = None
     ) -> None:

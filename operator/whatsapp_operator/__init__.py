@@ -14,7 +14,9 @@ One folder per concern (the README's layout table lists them):
 - `pools/`: the sender pools: their published config, their workers' heartbeats and signals;
 - `runtime/`: the controller runtime on kopf: handlers, scheduler, registry, Secret watch,
   the kopf patches, the Kubernetes door, logs, metrics, memory;
-- `signup/`: Embedded Signup, from an OAuth code to a WhatsAppTenant.
+- `signup/`: Embedded Signup, from an OAuth code to a WhatsAppTenant;
+- `apps/`: shared Meta apps (the cluster-scoped WhatsAppApp), what a tenant's `appRef`
+  resolves to, and the webhook receiver's config.
 
 Importing this package has no side effect; `cli.main` installs the lazy kubernetes_asyncio
 (`runtime/lazy_client.py`) before kopf is imported.

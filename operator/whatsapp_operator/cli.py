@@ -75,6 +75,18 @@ def _pool_flags(p: argparse.ArgumentParser) -> None:
         help="a new pool's shard layout (a power of two, at most the workers' mounts; default 4)",
     )
     p.add_argument(
+        "--operator-namespace",
+        help="the operator's own namespace: WhatsAppApps' Secrets are read there (default: the "
+        "pod's namespace, else --workers-namespace)",
+    )
+    p.add_argument(
+        "--webhook-receiver",
+        action="store_true",
+        default=None,
+        help="publish the webhook receiver's config (Secret whatsapp-webhook-config in the "
+        "operator's namespace) and mark its tenants' resolved config",
+    )
+    p.add_argument(
         "--amqp-url",
         help="RabbitMQ URL, to report which workers run the published config and to act on the "
         "workers' tenant signals (prefer the env var: it holds a password)",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -16,6 +17,8 @@ from whatsapp_contract.resolved import INITIAL_CONFIG_SHARDS, MAX_CONFIG_SHARDS
 from whatsapp_graph.client import DEFAULT_BASE_URL, DEFAULT_VERSION
 from whatsapp_operator.model.spec import parse_duration
 
+# In a pod: the namespace of its service account (the operator's own namespace).
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a DNS label
 
 
@@ -87,6 +90,13 @@ class OperatorConfig(BaseSettings):
     signup_app_credentials_secret: str | None = Field(
         default=None, description="name of the Meta app credentials Secret in signup_namespace"
     )
+    # The operator's own namespace: where WhatsAppApps' Secrets are read and, with
+    # webhook_receiver, the receiver's config Secret is written. Unset: the pod's namespace
+    # (its service account's), else workers_namespace (resolved_operator_namespace).
+    operator_namespace: str | None = Field(
+        default=None, pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+    )
+    webhook_receiver: bool = False  # publish the webhook receiver's config (apps/receiver.py)
     log_level: str = "INFO"
     log_format: str = Field(default="plain", pattern="^(plain|full|json)$")
 
@@ -124,6 +134,25 @@ class OperatorConfig(BaseSettings):
             if missing:
                 raise ValueError(f"signup_callback_port needs {', '.join(missing)}")
         return self
+
+    @model_validator(mode="after")
+    def _receiver(self) -> OperatorConfig:
+        if self.webhook_receiver and not self.resolved_operator_namespace():
+            raise ValueError(
+                "webhook_receiver needs operator_namespace (or workers_namespace): where the "
+                "receiver's config Secret goes"
+            )
+        return self
+
+    def resolved_operator_namespace(self, service_account: Path = SERVICE_ACCOUNT) -> str | None:
+        """--operator-namespace, else the pod's namespace, else --workers-namespace."""
+        if self.operator_namespace:
+            return self.operator_namespace
+        try:
+            own = service_account.read_text().strip()
+        except OSError:
+            own = ""
+        return own or self.workers_namespace
 
     @property
     def namespace_list(self) -> list[str]:

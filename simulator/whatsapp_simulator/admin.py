@@ -12,12 +12,13 @@ from typing import Any
 
 from aiohttp import web
 
-from whatsapp_simulator import enforcement
+from whatsapp_simulator import enforcement, webhook_admin
 from whatsapp_simulator.seed import (
     app_from,
     apply_config,
     apply_latency,
     apply_seed,
+    apply_webhooks,
     code_from,
     fault_data,
     patch_app,
@@ -106,6 +107,8 @@ def stats(state: SimState) -> dict[str, Any]:
         "peak_window": dict(state.peak_window),
         "faults_applied": state.faults.applied,
         "faults_active": len(state.faults.rules),
+        # the webhook delivery log's counts (GET /_sim/webhooks lists the deliveries)
+        "webhooks": state.webhooks.summary(),
     }
 
 
@@ -236,6 +239,7 @@ async def set_config(request: web.Request) -> web.Response:
     state, body = _state(request), await _body(request)
     if "rng_seed" in body:
         state.faults.seed(body["rng_seed"])
+    apply_webhooks(state, body.get("webhooks") or {})
     return web.json_response(apply_config(state.config, body).describe())
 
 
@@ -304,4 +308,5 @@ def admin_app(state: SimState) -> web.Application:
     r.add_get("/messages", messages)
     r.add_get("/calls", calls)
     r.add_get("/stats", get_stats)
+    webhook_admin.add_routes(r)
     return app

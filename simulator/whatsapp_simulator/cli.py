@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from whatsapp_simulator.seed import apply_seed, load_seed
+from whatsapp_simulator.seed import apply_seed, apply_webhooks, load_seed
 from whatsapp_simulator.server import build_app
 from whatsapp_simulator.state import SimState, fingerprint
 
@@ -181,9 +181,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="default added latency")
     parser.add_argument("--port-file", type=Path, help="write the bound port here once listening")
     parser.add_argument(
+        "--webhook",
+        action="append",
+        default=[],
+        metavar="SETTING=VALUE",
+        help="a webhook setting (docs/simulator.md), e.g. read_ratio=0.5; repeatable",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     return parser.parse_args(argv)
+
+
+def webhook_settings(items: Sequence[str]) -> dict[str, str]:
+    """`--webhook read_ratio=0.5 --webhook seed=7` -> {"read_ratio": "0.5", "seed": "7"}."""
+    settings = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--webhook takes SETTING=VALUE, got {item!r}")
+        settings[name.strip()] = value.strip()
+    return settings
 
 
 def write_port_file(path: Path, port: int) -> None:
@@ -225,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         apply_seed(state, load_seed(args.seed))
     if args.latency_ms:
         state.config.default_latency_ms = args.latency_ms
+    apply_webhooks(state, webhook_settings(args.webhook))
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(serve(args, state))
     return 0

@@ -12,12 +12,18 @@ from typing import Any
 
 import httpx
 
+from whatsapp_simulator.webhook_client import WebhookAdminMixin
+
 
 def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-class SimulatorAdmin:
+class SimulatorAdmin(WebhookAdminMixin):
+    """Webhook methods (set_webhook, subscribe_app, webhook_config, webhooks,
+    webhook_summary, inject_inbound, inject_notice, inject_status, drain_webhooks) come
+    from `WebhookAdminMixin` (webhook_client.py)."""
+
     def __init__(self, base_url: str, timeout: float = 10.0) -> None:
         """`base_url` is the simulator's root (`http://127.0.0.1:PORT`)."""
         self._http = httpx.Client(base_url=base_url.rstrip("/") + "/_sim", timeout=timeout)
@@ -37,10 +43,17 @@ class SimulatorAdmin:
         self.close()
 
     def _call(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None, **query: Any
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        http_timeout: float | None = None,
+        **query: Any,
     ) -> Any:
         params = _clean(query) or None
-        response = self._http.request(method, path, json=body, params=params)
+        timeout = self._http.timeout if http_timeout is None else httpx.Timeout(http_timeout)
+        response = self._http.request(method, path, json=body, params=params, timeout=timeout)
         response.raise_for_status()
         return response.json()
 

@@ -9,6 +9,8 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from whatsapp_simulator.webhook_model import WebhookConfig
+
 NEVER = 0
 STANDARD_MPS = 80
 HIGH_MPS = 1000
@@ -36,6 +38,10 @@ class App:
     # App Dashboard > Settings > Advanced > "Require App Secret": every call with this app's
     # user or system-user token must carry `appsecret_proof` (see auth.py)
     require_app_secret_proof: bool = False
+    # App Dashboard > WhatsApp > Configuration: the webhook Callback URL and Verify Token
+    # (webhooks.py); "" = no webhooks for this app
+    callback_url: str = ""
+    verify_token: str = ""
 
 
 @dataclass
@@ -182,6 +188,7 @@ class Config:
     held_templates: list[str] = field(default_factory=list)
     default_latency_ms: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig)  # webhook_model.py
 
     def latency_for(self, kind: str) -> float:
         """Seconds to wait before answering a request of this endpoint kind."""

@@ -1,8 +1,8 @@
 """From plain data (a seed file, an admin request body) to the simulator's model.
 
 A seed file is YAML or JSON with optional top-level lists `apps`, `wabas`, `phones`,
-`tokens`, `codes`, `faults` and mappings `config`, `latency`; each item has the same
-shape as the matching admin API request body (docs/simulator.md lists them).
+`tokens`, `codes`, `faults` and mappings `config`, `latency`, `webhooks`; each item has the
+same shape as the matching admin API request body (docs/simulator.md lists them).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from whatsapp_simulator.state import (
     Waba,
     fingerprint,
 )
+from whatsapp_simulator.webhook_model import apply_webhook_config
 
 PHONE_TEXT_FIELDS = (
     "display_phone_number",
@@ -74,6 +75,9 @@ def app_from(data: Mapping[str, Any]) -> App:
         secret=_require(data, "secret"),
         name=str(data.get("name", "")),
         require_app_secret_proof=bool(data.get("require_app_secret_proof", False)),
+        # set without the verification GET (the receiver may not be up yet): webhooks.py
+        callback_url=str(data.get("callback_url") or ""),
+        verify_token=str(data.get("verify_token") or ""),
     )
 
 
@@ -94,6 +98,7 @@ def waba_from(data: Mapping[str, Any]) -> Waba:
         name=str(data.get("name", "")),
         business_id=str(data.get("business_id", "")),
         enforcement=enforcement.parse(data.get("enforcement")),
+        subscribed_apps=[str(a) for a in data.get("subscribed_apps") or []],
     )
 
 
@@ -205,6 +210,14 @@ def apply_config(config: Config, data: Mapping[str, Any]) -> Config:
     return config
 
 
+def apply_webhooks(state: SimState, data: Mapping[str, Any]) -> SimState:
+    """Webhook settings (webhook_model.WebhookConfig names); a `seed` reseeds their RNG."""
+    apply_webhook_config(state.config.webhooks, data)
+    if "seed" in data:
+        state.webhooks.reseed()
+    return state
+
+
 def apply_latency(config: Config, data: Mapping[str, Any]) -> Config:
     """`default_ms` for every endpoint kind, `per_endpoint` {kind: ms} overrides."""
     if "default_ms" in data:
@@ -218,8 +231,11 @@ def apply_latency(config: Config, data: Mapping[str, Any]) -> Config:
 def apply_seed(state: SimState, data: Mapping[str, Any]) -> SimState:
     """Add everything a seed mapping describes to `state` (existing entries stay)."""
     now = state.now()
-    apply_config(state.config, data.get("config") or {})
+    config = data.get("config") or {}
+    apply_config(state.config, config)
+    apply_webhooks(state, config.get("webhooks") or {})
     apply_latency(state.config, data.get("latency") or {})
+    apply_webhooks(state, data.get("webhooks") or {})
     for item in data.get("apps") or []:
         state.add_app(app_from(item))
     for item in data.get("wabas") or []:

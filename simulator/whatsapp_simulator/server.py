@@ -18,6 +18,7 @@ from aiohttp import web
 
 from whatsapp_simulator import oauth
 from whatsapp_simulator.admin import admin_app
+from whatsapp_simulator.app_node import app_node, is_app_token
 from whatsapp_simulator.auth import Call, authenticate, credentials, require
 from whatsapp_simulator.enforcement import send_block
 from whatsapp_simulator.faults import GraphError, inject
@@ -35,6 +36,7 @@ from whatsapp_simulator.params import required
 from whatsapp_simulator.sends import check_read, check_send
 from whatsapp_simulator.state import Phone, SimState, Token, fingerprint
 from whatsapp_simulator.versions import ServedVersion, resolve, today_of, unknown_path
+from whatsapp_simulator.webhooks import WEBHOOKS_KEY, install
 
 STATE_KEY = web.AppKey("graph_state", SimState)
 MESSAGING = "whatsapp_business_messaging"
@@ -102,6 +104,8 @@ async def send_message(request: web.Request, state: SimState, call: Call) -> dic
     if throttled is not None:
         raise GraphError(throttled, status=state.config.throttle_http_status)
     message = state.record_message(phone.id, send.to, body, token.fingerprint, wa_id)
+    # status webhooks (sent, delivered, ...) are queued, never awaited here (webhooks.py)
+    request.config_dict[WEBHOOKS_KEY].message_accepted(phone, message)
     accepted: dict[str, Any] = {"id": message.wamid}
     if send.kind == "template":  # `message_status` on template sends: accepted, or held
         # (https://developers.facebook.com/documentation/business-messaging/whatsapp/templates/template-pacing)
@@ -119,6 +123,8 @@ def field_context(state: SimState, call: Call, token: Token, waba_id: str) -> Fi
 
 
 async def get_phone(request: web.Request, state: SimState, call: Call) -> dict[str, Any]:
+    if is_app_token(call.token):  # the app node, asked with an app access token (app_node.py)
+        return app_node(request, state, call.token)
     token = authenticate(state, call)
     phone = find_phone(request, state)
     require(token, phone.waba_id, MANAGEMENT, MESSAGING)
@@ -253,10 +259,12 @@ def graph_route(kind: str, fn: GraphFn) -> Handler:
 
 
 def build_app(state: SimState | None = None) -> web.Application:
-    """The simulator as an aiohttp application: Graph routes plus the admin API at /_sim/."""
+    """The simulator as an aiohttp application: Graph routes, the admin API at /_sim/ and
+    the webhook sender (webhooks.py)."""
     sim_state = state if state is not None else SimState()
     app = web.Application()
     app[STATE_KEY] = sim_state
+    install(app, sim_state)  # the webhook sender, started and stopped with the app
     app.add_subapp("/_sim", admin_app(sim_state))
     routes = app.router
     version = "/{version}"

@@ -31,6 +31,7 @@ from whatsapp_simulator.model import (
     Waba,
     fingerprint,
 )
+from whatsapp_simulator.webhook_model import WebhookBook
 
 __all__ = [
     "NEVER",
@@ -73,8 +74,12 @@ class SimState:
         self.reset()
 
     def reset(self) -> None:
+        previous: WebhookBook | None = getattr(self, "webhooks", None)
+        if previous is not None:
+            previous.cancel_all()  # queued deliveries of the old world are never sent
         self.clock_offset = 0.0  # moved by the admin API, for servers in another process
         self.config = Config()
+        self.webhooks = WebhookBook(self.config.webhooks)  # the webhook delivery log
         self.apps: dict[str, App] = {}
         self.tokens: dict[str, Token] = {}
         self.wabas: dict[str, Waba] = {}

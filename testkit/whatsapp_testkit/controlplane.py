@@ -60,7 +60,11 @@ def find_kubectl(bin_dir: Path | None = None) -> Path:
     return folder / "kubectl" if os.access(folder / "kubectl", os.X_OK) else _build() / "kubectl"
 
 
-CRD_NAMES = ("whatsapptenants.whatsapp.operator.dev", "whatsappsignups.whatsapp.operator.dev")
+CRD_NAMES = (
+    "whatsapptenants.whatsapp.operator.dev",
+    "whatsappsignups.whatsapp.operator.dev",
+    "whatsappapps.whatsapp.operator.dev",
+)
 
 
 def install_crds(
@@ -79,10 +83,16 @@ def install_crds(
         *(["create", "namespace", ns] for ns in namespaces),
     ]
     for args in steps:
-        proc = subprocess.run(
-            [binary, "--kubeconfig", str(kubeconfig), *args],
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+        for attempt in range(20):
+            proc = subprocess.run(
+                [binary, "--kubeconfig", str(kubeconfig), *args],
+                capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            # `kubectl wait` on a CRD created a moment ago can find no status yet (".status.
+            # conditions accessor error: <nil>"): asked again, it waits as meant
+            if proc.returncode == 0 or "accessor error" not in proc.stderr or attempt == 19:
+                break
+            time.sleep(0.25)
         if proc.returncode != 0:
             raise ControlPlaneError(f"kubectl {' '.join(args[:2])}: {proc.stderr.strip()}")
 

@@ -1,9 +1,12 @@
 """`make demo`: the whole system on this machine, no Docker.
 
 Starts the control plane (hack/control-plane), PostgreSQL, RabbitMQ, the Graph API simulator
-seeded with the demo tenant, the operator and a sender worker; applies examples/tenant.yaml;
-waits for Ready; enqueues the seed's message and shows Meta's (the simulator's) wamid and the
-matching result event. `make demo-down` stops everything. State and logs live in .run/demo/.
+seeded with the demo tenant, the operator, a sender worker and the webhook receiver; applies
+examples/app.yaml and examples/tenant.yaml (pointed at the app); waits for Ready; enqueues the
+customer's message (whatsapp.inbound; it opens the 24-hour service window), then the seed's
+message, followed from accepted to sent and delivered (Meta's status webhooks), and the
+customer's reply (demo_webhooks.py). `make
+demo-down` stops everything. State and logs live in .run/demo/.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from whatsapp_testkit import controlplane
+from whatsapp_testkit import controlplane, demo_webhooks
 from whatsapp_testkit.procs import ControlPlaneError, pid_running, spawn, stop_pid
 from whatsapp_testkit.services import GraphSimulator, Operator, Worker
 
@@ -23,6 +26,7 @@ ROOT = controlplane.REPO_ROOT
 RUN = ROOT / ".run" / "demo"
 NAMESPACE = "whatsapp-demo"
 WORKERS = "whatsapp-workers"
+OPERATOR_NS = "whatsapp-system"  # the shared app's Secrets, the receiver's config
 
 
 def say(text: str) -> None:
@@ -66,27 +70,18 @@ SEED_MESSAGE = {
 }
 
 
-def send_seed_message(amqp_url: str, sim_url: str) -> None:
-    import asyncio
-
+def show_simulator_log(sim_url: str) -> None:
     from whatsapp_simulator.client import SimulatorAdmin
-    from whatsapp_testkit.amqp import Broker
 
-    async def run() -> list[dict[str, object]]:
-        async with Broker(amqp_url, "default") as broker:  # its results queue is bound first
-            await broker.publish([SEED_MESSAGE])
-            return await broker.collect(1, within=30)
-
-    print(json.dumps(SEED_MESSAGE, indent=2))
-    events = asyncio.run(run())
-    if not events:
-        sys.exit("no result event within 30 s: see the worker's log")
-    say("the result event (exchange whatsapp.results, routing key default.accepted)")
-    print(json.dumps(events[0], indent=2))
-    say("what Meta (the simulator) received and answered")
+    say("what Meta (the simulator) received and answered, and the webhooks it sent")
     with SimulatorAdmin(sim_url) as admin:
         for message in admin.messages("106540352242922"):
             print(f"    wamid {message['wamid']}  to {message['to']}  body {message['body']}")
+        for delivery in admin.webhooks(kind="status"):
+            print(
+                f"    webhook {delivery['status']:<9} {delivery['wamid']}  attempts "
+                f"{delivery['attempts']}  answered {delivery['last_code']}"
+            )
 
 
 def show_row(dsn: str, tenant_id: str) -> None:
@@ -95,7 +90,8 @@ def show_row(dsn: str, tenant_id: str) -> None:
     with psycopg.connect(dsn) as conn:
         cur = conn.execute(
             "SELECT id, tenant_id, waba_id, phone_number_id, display_phone_number, "
-            "quality_rating, is_active, configured, managed_by, access_token, updated_at "
+            "quality_rating, is_active, configured, managed_by, access_token, verify_token, "
+            "updated_at "
             "FROM tenant_whatsapp_config WHERE tenant_id = %s",
             (tenant_id,),
         )
@@ -110,8 +106,9 @@ def down() -> int:
     if state_file.exists():
         state = json.loads(state_file.read_text())
         for name, pid in state.get("pids", {}).items():
-            if pid_running(int(pid), name):
-                stop_pid(int(pid), name)
+            binary = name.split(" ")[0]  # "kubelet.py (webhook config)": the binary first
+            if pid_running(int(pid), binary):
+                stop_pid(int(pid), binary)
                 say(f"stopped {name} (pid {pid})")
         state_file.unlink()
     subprocess.run([str(ROOT / "hack" / "control-plane"), "down"], check=False)
@@ -154,7 +151,7 @@ def start_simulator() -> GraphSimulator:
 def install_example(kubeconfig: Path) -> None:
     say("installing the CRD and the example tenant")
     try:
-        controlplane.install_crds(kubeconfig, NAMESPACE, WORKERS, field_manager="demo")
+        controlplane.install_crds(kubeconfig, NAMESPACE, WORKERS, OPERATOR_NS, field_manager="demo")
     except ControlPlaneError as exc:
         sys.exit(f"installing the CRDs failed: {exc}")
     print(
@@ -175,7 +172,15 @@ def start_operator(
         RUN / "operator.log",
         kubeconfig=kubeconfig,
         graph_api_url=sim.url,
-        extra_args=["--encryption-keys-dir", str(keys), "--workers-namespace", WORKERS],
+        extra_args=[
+            "--encryption-keys-dir",
+            str(keys),
+            "--workers-namespace",
+            WORKERS,
+            "--operator-namespace",
+            OPERATOR_NS,
+            "--webhook-receiver",
+        ],
         extra_env={"WHATSAPP_OPERATOR_DATABASE_URL": dsn, "WHATSAPP_OPERATOR_AMQP_URL": amqp_url},
     )
     op.start()
@@ -203,7 +208,7 @@ def wait_tenant_ready(kubeconfig: Path) -> None:
 
 
 def show_stored_and_published(kubeconfig: Path, dsn: str) -> None:
-    say("the tenant's row in tenant_whatsapp_config (access_token as stored: ciphertext)")
+    say("the tenant's row in tenant_whatsapp_config (tokens as stored: ciphertext)")
     show_row(dsn, "t_a3eecb94bb822a92")
 
     say(f"the resolved config published for the workers (namespace {WORKERS})")
@@ -266,7 +271,8 @@ def show_what_next(kubeconfig: Path, dsn: str, keys: Path, op: Operator, amqp_ur
     kubectl get wat -A -w
     kubectl -n {NAMESPACE} annotate wat demo-tenant whatsapp.operator.dev/revalidate=now
     kubectl -n {NAMESPACE} delete secret demo-tenant-meta-token   # watch Ready turn False
-    tail -f {op.log_path} {RUN / "worker.log"}
+    kubectl get waapp -o wide
+    tail -f {op.log_path} {RUN / "worker.log"} {RUN / "webhook.log"}
     export WHATSAPP_WORKER_AMQP_URL='{amqp_url}'
     .venv/bin/whatsapp-send --tenant-id t_a3eecb94bb822a92 --phone-number-id 106540352242922 \\
         --to 919876543220 --text 'Hello again'
@@ -285,11 +291,24 @@ def up() -> int:
     pids = {"whatsapp-graph-sim": sim.proc.pid, "whatsapp-operator": op.proc.pid}  # type: ignore[union-attr]
     save_pids(pids)
     print(f"operator pid {op.proc.pid} (log {op.log_path})")  # type: ignore[union-attr]
+
+    def run_kubectl(*args: str) -> str:
+        return kubectl(kubeconfig, *args)
+
+    demo_webhooks.install_app(run_kubectl, ROOT, OPERATOR_NS, NAMESPACE)
+    demo_webhooks.wait_app_ready(run_kubectl)
     wait_tenant_ready(kubeconfig)
     show_stored_and_published(kubeconfig, dsn)
     start_worker(kubeconfig, amqp_url, sim, pids)
+    receiver = demo_webhooks.start_receiver(kubeconfig, amqp_url, RUN, OPERATOR_NS, pids)
+    save_pids(pids)
+    demo_webhooks.point_meta_at(sim.url, receiver, demo_webhooks.verify_token(ROOT))
+    demo_webhooks.inbound_message(amqp_url, sim.url, "Hi! Is my order ready?")
     say("enqueueing the seed's message (plain JSON to the pool's exchange, key phoneNumberId)")
-    send_seed_message(amqp_url, sim.url)
+    demo_webhooks.follow_seed_message(amqp_url, sim.url, SEED_MESSAGE)
+    show_simulator_log(sim.url)
+    demo_webhooks.inbound_message(amqp_url, sim.url, "Thanks, got it!")
+    demo_webhooks.describe(kubeconfig, NAMESPACE)
     show_current_workers(kubeconfig)
     show_what_next(kubeconfig, dsn, keys, op, amqp_url)
     return 0

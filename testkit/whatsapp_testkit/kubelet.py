@@ -91,7 +91,8 @@ def mirror_pool_secrets(
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m whatsapp_testkit.kubelet KUBECTL KUBECONFIG NAMESPACE POOL DIR`: mirror the
-    pool's published Secrets into DIR every half second, kubelet's way (the demo's kubelet)."""
+    pool's published Secrets into DIR every half second, kubelet's way (the demo's kubelet).
+    POOL `secret/NAME` mirrors the one Secret NAME instead (the webhook receiver's config)."""
     import json
     import subprocess
     import sys
@@ -102,11 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     volume.target.mkdir(parents=True, exist_ok=True)
 
     def list_secrets(ns: str, selector: str) -> list[dict[str, Any]]:
+        name = pool.removeprefix("secret/") if pool.startswith("secret/") else None
+        query = ["--ignore-not-found", name] if name else ["-l", selector]
         out = subprocess.run(
-            [kubectl, "--kubeconfig", kubeconfig, "get", "secrets", "-n", ns, "-l", selector,
+            [kubectl, "--kubeconfig", kubeconfig, "get", "secrets", "-n", ns, *query,
              "-o", "json"],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
+        if name:
+            return [json.loads(out)] if out.strip() else []
         items: list[dict[str, Any]] = json.loads(out)["items"]
         return items
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from whatsapp_contract.resolved import TenantConfig, build_config_shards, tenant_config
+from whatsapp_contract.webhook import decode_callback
 from whatsapp_testkit.kubelet import KubeletVolume
 from whatsapp_testkit.world import SCOPES, new_id, new_token
 
@@ -135,11 +136,13 @@ def sent_to(written: str) -> str:
 
 
 def delivered_ids(sim: Any, phones: list[str]) -> list[str]:
-    """biz_opaque_callback_data of every message the simulator accepted for these numbers."""
+    """The message id of every message the simulator accepted for these numbers: the worker
+    sends `wo1:<message id>|<producer's value>` as biz_opaque_callback_data (issue 18); a
+    message sent without an id keeps the producer's value (`message` puts the id there too)."""
     ids: list[str] = []
     for phone in phones:
         for message in sim.messages(phone):
-            mid = message["body"].get("biz_opaque_callback_data")
-            if isinstance(mid, str):
-                ids.append(mid)
+            mid, producer = decode_callback(message["body"].get("biz_opaque_callback_data"))
+            if mid or producer:
+                ids.append(mid or producer or "")
     return ids

@@ -276,6 +276,25 @@ def can_i(kubectl: Kubectl, user: str, *args: str) -> bool:
     return proc.stdout.strip() == "yes"
 
 
+def allowed(
+    kubectl: Kubectl, user: str, verb: str, group: str, resource: str, **extra: str
+) -> bool:
+    """A SubjectAccessReview: unlike `kubectl auth can-i`, it needs no discovery (the CRD of
+    `resource` may be missing), only the authorizer's answer."""
+    attributes = {"verb": verb, "group": group, "resource": resource, **extra}
+    spec: dict[str, Any] = {"user": user, "resourceAttributes": attributes}
+    if user.startswith("system:serviceaccount:"):
+        namespace = user.split(":")[2]
+        spec["groups"] = [
+            "system:serviceaccounts",
+            f"system:serviceaccounts:{namespace}",
+            "system:authenticated",
+        ]
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
+    out = kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review))
+    return bool(json.loads(out.stdout)["status"].get("allowed"))
+
+
 def permissions(kubectl: Kubectl, user: str, namespace: str) -> str:
     return kubectl("auth", "can-i", f"--as={user}", "--list", "-n", namespace).stdout
 
@@ -320,6 +339,16 @@ def secrets_policy_narrows_what_rbac_allows(kubectl: Kubectl, sa: str, ns: dict[
     assert denied.returncode != 0
     assert "writes only its resolved-config Secrets" in denied.stderr
     kubectl("delete", "secret", "whatsapp-pool-p-0-of-1", f"--as={sa}", "-n", ns["workers"])
+    # its own namespace (webhook.enabled): the receiver's config Secret, and no other
+    config = create_secret_as(kubectl, sa, ns["release"], "whatsapp-webhook-config", type="Opaque")
+    assert config.returncode == 0, config.stderr
+    body = '{"stringData": {"config.json": "{}"}}'
+    patched = kubectl("patch", "secret", "whatsapp-webhook-config", f"--as={sa}",
+                      "-n", ns["release"], "-p", body, check=False)  # fmt: skip
+    assert patched.returncode == 0, patched.stderr
+    other = create_secret_as(kubectl, sa, ns["release"], "not-the-config", type="Opaque")
+    assert other.returncode != 0
+    assert "writes only the Secret whatsapp-webhook-config" in other.stderr
 
 
 def test_install_grants_least_privilege_and_uninstall_keeps_crds_and_tenants(
@@ -351,21 +380,40 @@ def test_install_grants_least_privilege_and_uninstall_keeps_crds_and_tenants(
         assert not can_i(kubectl, sa, "update", "whatsapptenants", "-n", watched)
     assert not can_i(kubectl, sa, "get", "secrets", "-n", ns["unwatched"])
     assert not can_i(kubectl, sa, "list", "whatsapptenants", "-n", ns["unwatched"])
-    assert not can_i(kubectl, sa, "get", "secrets", "-n", ns["release"])
     assert not can_i(kubectl, sa, "list", "secrets", "--all-namespaces")
-    assert not can_i(kubectl, sa, "list", "namespaces")
     assert not can_i(kubectl, sa, "get", "customresourcedefinitions")
+    # WhatsAppApps (cluster-scoped) and the namespaces their selectors match: read and patch
+    group = "whatsapp.operator.dev"
+    assert allowed(kubectl, sa, "watch", group, "whatsappapps")
+    assert allowed(kubectl, sa, "patch", group, "whatsappapps", subresource="status")
+    assert can_i(kubectl, sa, "list", "namespaces")
+    for verb in ("create", "delete", "update"):
+        assert not allowed(kubectl, sa, verb, group, "whatsappapps")
+        assert not can_i(kubectl, sa, verb, "namespaces")
+    assert not allowed(kubectl, worker, "watch", group, "whatsappapps")
+    # its own namespace: the apps' Secrets (read), the receiver's config (write, by name)
+    own = ns["release"]
+    assert can_i(kubectl, sa, "watch", "secrets", "-n", own)
+    assert can_i(kubectl, sa, "create", "events", "-n", own)
+    assert can_i(kubectl, sa, "create", "secrets", "-n", own)
+    assert can_i(kubectl, sa, "update", "secrets/whatsapp-webhook-config", "-n", own)
+    assert not can_i(kubectl, sa, "update", "secrets/whatsapp-operator-database", "-n", own)
+    assert not can_i(kubectl, sa, "patch", "secrets/whatsapp-operator-database", "-n", own)
+    assert not can_i(kubectl, sa, "delete", "secrets", "-n", own)
     # the workers namespace: the published config, and nothing else
     assert can_i(kubectl, sa, "delete", "secrets", "-n", ns["workers"])
     assert can_i(kubectl, sa, "create", "secrets", "-n", ns["workers"])
     assert not can_i(kubectl, sa, "watch", "secrets", "-n", ns["workers"])
     assert not can_i(kubectl, sa, "list", "pods", "-n", ns["workers"])
-    # the workers: exactly what every authenticated identity has, nothing more
+    # the workers and the webhook receiver: exactly what every authenticated identity has
     nobody = f"system:serviceaccount:{ns['workers']}:nobody-{uuid.uuid4().hex[:6]}"
-    for where in (ns["workers"], ns["shop"]):
+    receiver = f"system:serviceaccount:{own}:{release}-whatsapp-operator-webhook"
+    for where in (ns["workers"], ns["shop"], own):
         assert permissions(kubectl, worker, where) == permissions(kubectl, nobody, where)
+        assert permissions(kubectl, receiver, where) == permissions(kubectl, nobody, where)
     assert "selfsubjectaccessreviews" in permissions(kubectl, worker, ns["workers"])
     assert not can_i(kubectl, worker, "get", "secrets", "-n", ns["workers"])
+    assert not can_i(kubectl, receiver, "get", "secrets/whatsapp-webhook-config", "-n", own)
     secrets_policy_narrows_what_rbac_allows(kubectl, sa, ns)
 
     # upgrade and roll back: the policy goes with a value and comes back with revision 1

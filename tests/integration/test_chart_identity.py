@@ -1,7 +1,8 @@
 """RBAC proven, not assumed: the chart installed into the test API server, then the operator
 run as the chart's own ServiceAccount (a token from the TokenRequest API, nothing else). It
 reconciles and publishes a tenant in its watched namespace, ignores one elsewhere, and that
-identity cannot read Secrets outside its namespaces; the workers' identity can do nothing."""
+identity cannot read Secrets outside its namespaces; the workers' and the webhook receiver's
+identities can do nothing."""
 
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ def installed(kubectl: Kubectl, namespace: str) -> Iterator[str]:
         "-n", release_ns, "--set", f"watchNamespaces={{{namespace}}}",
         "--set", "workers.pools[0].name=default",
         "--set", "amqp.existingSecret=whatsapp-amqp",
+        "--set", "webhook.enabled=true",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "PodSecurity" not in out.stderr, out.stderr  # no "would violate PodSecurity" warning
@@ -99,8 +101,17 @@ def test_the_operator_works_as_the_charts_service_account_and_no_more(
         graph_api_url=graph_sim.url,
         namespaces=[namespace],
         # the chart's own arguments: peering on (its KopfPeering object is installed), the
-        # resolved config published in the release namespace
-        extra_args=["--workers-namespace", release_ns, "--peering", FULLNAME],
+        # resolved config published in the release namespace; with webhook.enabled it reads
+        # (and would write) the receiver's config there and watches the apps' Secrets
+        extra_args=[
+            "--workers-namespace",
+            release_ns,
+            "--peering",
+            FULLNAME,
+            "--operator-namespace",
+            release_ns,
+            "--webhook-receiver",
+        ],
         extra_env={"WHATSAPP_OPERATOR_PRIORITY": "0"},
     )
     operator.start()
@@ -138,3 +149,42 @@ def test_the_operator_works_as_the_charts_service_account_and_no_more(
     assert worker_pods, "the chart installed no worker Deployment"
     for deployment in worker_pods:
         assert deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+def test_the_webhook_receivers_identity_can_do_nothing(
+    kubectl: Kubectl, namespace: str, installed: str, tmp_path: Path
+) -> None:
+    """The receiver's ServiceAccount, logged in with a real token: every request it makes to
+    the API server is refused, its own config Secret included (the kubelet mounts it)."""
+    release_ns = installed
+    account = f"{FULLNAME}-webhook"
+    deployment = kubectl.json("get", "deployment", account, "-n", release_ns)
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account
+    assert pod["automountServiceAccountToken"] is False
+    sa = kubectl.json("get", "serviceaccount", account, "-n", release_ns)
+    assert sa["automountServiceAccountToken"] is False
+    kubectl(
+        "create", "secret", "generic", "whatsapp-webhook-config", "-n", release_ns,
+        "--from-literal=config.json={}",
+    )  # fmt: skip
+    kubeconfig = token_kubeconfig(kubectl, release_ns, account, tmp_path / "webhook.kubeconfig")
+    as_receiver = [kubectl.cluster.kubectl_bin, "--kubeconfig", str(kubeconfig)]
+    for args in (
+        ("get", "secret", "whatsapp-webhook-config", "-n", release_ns),
+        ("get", "secrets", "-n", release_ns),
+        ("get", "pods", "-n", release_ns),
+        ("get", "configmaps", "-n", release_ns),
+        ("get", "whatsapptenants", "-n", namespace),
+        ("get", "namespaces"),
+    ):
+        out = subprocess.run([*as_receiver, *args], capture_output=True, text=True, timeout=60,
+                             check=False)  # fmt: skip
+        assert out.returncode != 0, args
+        assert "Forbidden" in out.stderr, (args, out.stderr)
+    # the same, asked of the authorizer: nothing beyond what every identity may do
+    who = f"system:serviceaccount:{release_ns}:{account}"
+    for verb, resource in (("get", "secrets"), ("list", "pods"), ("create", "events"),
+                           ("get", "whatsapptenants"), ("create", "tokenreviews")):  # fmt: skip
+        assert not can_i(kubectl, who, verb, resource, "-n", release_ns)
+        assert not can_i(kubectl, who, verb, resource, "-n", namespace)

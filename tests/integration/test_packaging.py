@@ -1,6 +1,7 @@
 """The wheel the Dockerfile installs: built from the tree, installed with the pinned
 requirements into a clean virtualenv, and its programs start from it and answer: the
-simulator, the operator (against the test API server) and a worker (against RabbitMQ)."""
+simulator, the operator (against the test API server), a worker and the webhook receiver
+(against RabbitMQ)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 
 from conftest import Cluster
 from whatsapp_testkit.services import GraphSimulator, Operator, Worker
+from whatsapp_testkit.webhook import Receiver, receiver_config
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +43,7 @@ def test_the_wheel_installs_from_the_lock_and_its_programs_start(
         "whatsapp_graph",
         "whatsapp_contract",
         "whatsapp_simulator",
+        "whatsapp_webhook",
     }  # no testkit
 
     env_dir = tmp_path / "venv"
@@ -55,7 +58,7 @@ def test_the_wheel_installs_from_the_lock_and_its_programs_start(
 
     for command in (
         "whatsapp-operator", "whatsapp-worker", "whatsapp-send", "whatsapp-graph-sim",
-        "whatsapp-credentials", "whatsapp-audit",
+        "whatsapp-credentials", "whatsapp-audit", "whatsapp-webhook",
     ):  # fmt: skip
         started = run(env_dir / "bin" / command, "--help", cwd=tmp_path)
         assert started.returncode == 0, f"{command}: {started.stderr}"
@@ -78,7 +81,11 @@ def test_the_wheel_installs_from_the_lock_and_its_programs_start(
         tmp_path / "worker.log", amqp_url=rabbitmq.amqp_url, graph_api_url=sim.url,
         config_dir=tmp_path / "config", pool="wheel",
     )  # fmt: skip
-    services = (sim, operator, worker)
+    receiver = Receiver(
+        tmp_path / "webhook.log", amqp_url=rabbitmq.amqp_url,
+        config=receiver_config([], []), config_dir=tmp_path / "webhook-config",
+    )  # fmt: skip
+    services = (sim, operator, worker, receiver)
     try:
         for service in services:
             service.bin_dir = env_dir / "bin"

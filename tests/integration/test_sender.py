@@ -18,6 +18,7 @@ from conftest import APP_ID, ISSUED_TOKENS
 from whatsapp_contract.resolved import TenantConfig
 from whatsapp_contract.signals import EXCHANGE as SIGNALS_EXCHANGE
 from whatsapp_contract.signals import TenantSignal, parse_signal
+from whatsapp_contract.webhook import decode_callback
 from whatsapp_testkit.amqp import Broker
 from whatsapp_testkit.pools import (
     PoolWorld,
@@ -28,6 +29,7 @@ from whatsapp_testkit.pools import (
     sent_to,
 )
 from whatsapp_testkit.reliability import Scenario
+from whatsapp_worker.callback import stamp
 from whatsapp_worker.celery_app import create_app
 from whatsapp_worker.delivery import H_REASON, TASK_NAME
 from whatsapp_worker.messages import parse_message
@@ -110,7 +112,11 @@ async def test_1000_mixed_messages_through_both_entry_points_arrive_exactly_as_s
         )
         for i in range(1000)
     ]
-    expected = {m["metadata"]["messageId"]: parse_message(m).payload for m in messages}
+    expected = {  # with the message id in front of the producer's callback data (issue 18)
+        mid: stamp(parse_message(m), mid).payload
+        for m in messages
+        if (mid := m["metadata"]["messageId"])
+    }
     async with Broker(rabbitmq.amqp_url, pool.name) as broker:
         started = time.monotonic()
         await broker.publish(messages[:500])  # the seed's plain JSON, any AMQP producer
@@ -123,7 +129,8 @@ async def test_1000_mixed_messages_through_both_entry_points_arrive_exactly_as_s
     bodies: dict[str, dict[str, Any]] = {}
     for tenant in tenants:
         for message in sim.messages(tenant.phone):
-            bodies[message["body"]["biz_opaque_callback_data"]] = message
+            mid, _ = decode_callback(message["body"]["biz_opaque_callback_data"])
+            bodies[str(mid)] = message
     assert set(bodies) == set(expected)  # each delivered once
     for mid, payload in expected.items():
         assert bodies[mid]["body"] == payload, mid  # exactly as sent (plus messaging_product)
@@ -391,7 +398,10 @@ async def test_recipients_reach_meta_in_e164_with_their_plus(
         events = await broker.collect(len(written) + 1, within=30)
         dead = await broker.dead_letters(expect=1, within=10)
     by_id = {e["messageId"]: e for e in events}
-    at_meta = {m["body"]["biz_opaque_callback_data"]: m for m in sim.messages(tenant.phone)}
+    at_meta = {
+        str(decode_callback(m["body"]["biz_opaque_callback_data"])[0]): m
+        for m in sim.messages(tenant.phone)
+    }
     for case, (_, e164) in written.items():
         mid = f"{pool.name}-{case}"
         assert at_meta[mid]["body"]["to"] == e164, case  # what Meta received, + and all

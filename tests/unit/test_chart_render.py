@@ -94,6 +94,14 @@ def pod_specs(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+def worker_deployments(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        d
+        for d in of_kind(docs, "Deployment")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+    ]
+
+
 def env_of(container: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
 
@@ -122,6 +130,17 @@ WATCHED = (
     | grants("create", "", "events")
 )
 PUBLISHER = grants("get list create patch delete", "", "secrets")
+# Whatever the watched namespaces: the cluster-scoped WhatsAppApps, and the namespaces their
+# namespaceSelector matches (ClusterRole <ns>-<fullname>-operator-apps) ...
+APPS = (
+    grants("get list watch patch", "whatsapp.operator.dev", "whatsappapps")
+    | grants("get patch", "whatsapp.operator.dev", "whatsappapps/status")
+    | grants("get list watch", "", "namespaces")
+)
+# ... and in its own namespace the apps' Secrets and the Events of cluster-scoped objects
+# (Role <fullname>-operator-apps; the webhook receiver's config Secret: test_chart_webhook.py).
+OWN_NAMESPACE = grants("get list watch", "", "secrets") | grants("create", "", "events")
+APPS_CLUSTER_ROLE = "ops-rel-whatsapp-operator-operator-apps"
 
 
 @pytest.fixture(scope="module")
@@ -184,14 +203,18 @@ def test_default_values_render_the_operator_alone(default_docs: list[dict[str, A
     kinds = sorted(d["kind"] for d in default_docs)
     assert kinds == [
         "ClusterKopfPeering",
-        "ClusterRole",
+        "ClusterRole",  # the watched namespaces (all)
+        "ClusterRole",  # WhatsAppApps and namespaces
         "ClusterRoleBinding",
-        "Role",
+        "ClusterRoleBinding",
+        "Role",  # the workers namespace
+        "Role",  # its own namespace: the apps' Secrets
+        "RoleBinding",
         "RoleBinding",
         "Service",
         "ServiceAccount",
         "StatefulSet",
-    ]
+    ]  # no webhook receiver unless webhook.enabled
     sts = one(default_docs, "StatefulSet")
     assert sts["spec"]["replicas"] == 1
     container = sts["spec"]["template"]["spec"]["containers"][0]
@@ -200,6 +223,7 @@ def test_default_values_render_the_operator_alone(default_docs: list[dict[str, A
     assert container["args"] == [
         "--all-namespaces",
         "--workers-namespace=ops",
+        "--operator-namespace=ops",  # the apps' Secrets (and the receiver's config) live here
         "--initial-shards=4",
         "--graph-api-version=v25.0",
         "--graph-rate=10",
@@ -222,20 +246,24 @@ def test_production_values_render(production_docs: list[dict[str, Any]]) -> None
         counts[d["kind"]] = counts.get(d["kind"], 0) + 1
     assert counts == {
         "StatefulSet": 1,
-        "Deployment": 2,
-        "ServiceAccount": 2,
-        "Role": 4,  # 3 watched namespaces + the workers namespace
-        "RoleBinding": 4,
+        "Deployment": 3,  # two pools and the webhook receiver
+        "ServiceAccount": 3,
+        "Role": 5,  # 3 watched namespaces + the workers namespace + its own (apps, receiver)
+        "RoleBinding": 5,
+        "ClusterRole": 1,  # WhatsAppApps and namespaces
+        "ClusterRoleBinding": 1,
         "KopfPeering": 3,
-        "Service": 3,
-        "ServiceMonitor": 2,
-        "NetworkPolicy": 2,
-        "PodDisruptionBudget": 3,  # one per pool, and the operator (2 replicas)
+        "Service": 5,  # operator, two pools, the receiver's webhooks and its metrics
+        "ServiceMonitor": 3,
+        "NetworkPolicy": 3,
+        "PodDisruptionBudget": 4,  # one per pool, the operator (2 replicas), the receiver
+        "Ingress": 1,
+        "HorizontalPodAutoscaler": 1,
     }
     sts = one(production_docs, "StatefulSet")
     assert sts["spec"]["replicas"] == 2
     assert sts["metadata"]["namespace"] == "whatsapp-system"
-    for deployment in of_kind(production_docs, "Deployment"):
+    for deployment in worker_deployments(production_docs):
         assert deployment["spec"]["replicas"] == 3
         assert deployment["metadata"]["namespace"] == "whatsapp-workers"
     pdbs = {
@@ -311,22 +339,28 @@ def test_operator_reads_its_secrets_from_existing_secrets(
 
 
 @needs_helm
-def test_watch_namespaces_give_a_role_in_each_and_no_cluster_role() -> None:
+def test_watch_namespaces_give_a_role_in_each_and_no_cluster_role_but_the_apps() -> None:
     docs = render("watchNamespaces={shop,payments}", "workersNamespace=senders")
-    assert of_kind(docs, "ClusterRole") == []
-    assert of_kind(docs, "ClusterRoleBinding") == []
+    # only the cluster-scoped WhatsAppApps (and namespaces) are granted cluster-wide
+    [cluster_role] = of_kind(docs, "ClusterRole")
+    assert cluster_role["metadata"]["name"] == APPS_CLUSTER_ROLE
+    assert rules_of(cluster_role) == APPS
+    [cluster_binding] = of_kind(docs, "ClusterRoleBinding")
+    assert cluster_binding["roleRef"]["name"] == APPS_CLUSTER_ROLE
     roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in of_kind(docs, "Role")}
     peering = grants("get list watch patch", "kopf.dev", "kopfpeerings")
     assert set(roles) == {
         ("shop", "rel-whatsapp-operator-operator"),
         ("payments", "rel-whatsapp-operator-operator"),
         ("senders", "rel-whatsapp-operator-operator-publisher"),
+        ("ops", "rel-whatsapp-operator-operator-apps"),
     }
     for ns in ("shop", "payments"):
         assert rules_of(roles[(ns, "rel-whatsapp-operator-operator")]) == WATCHED | peering
     assert rules_of(roles[("senders", "rel-whatsapp-operator-operator-publisher")]) == PUBLISHER
+    assert rules_of(roles[("ops", "rel-whatsapp-operator-operator-apps")]) == OWN_NAMESPACE
     bindings = of_kind(docs, "RoleBinding")
-    assert len(bindings) == 3
+    assert len(bindings) == 4
     for b in bindings:
         assert b["subjects"] == [
             {"kind": "ServiceAccount", "name": "rel-whatsapp-operator-operator", "namespace": "ops"}
@@ -337,11 +371,12 @@ def test_watch_namespaces_give_a_role_in_each_and_no_cluster_role() -> None:
 
 @needs_helm
 def test_all_namespaces_give_one_cluster_role(default_docs: list[dict[str, Any]]) -> None:
-    role = one(default_docs, "ClusterRole")
+    role = one(default_docs, "ClusterRole", "ops-rel-whatsapp-operator-operator")
     assert rules_of(role) == WATCHED | grants(
         "get list watch patch", "kopf.dev", "clusterkopfpeerings"
     )
-    binding = one(default_docs, "ClusterRoleBinding")
+    assert rules_of(one(default_docs, "ClusterRole", APPS_CLUSTER_ROLE)) == APPS
+    binding = one(default_docs, "ClusterRoleBinding", "ops-rel-whatsapp-operator-operator")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "ClusterRole",
@@ -349,7 +384,7 @@ def test_all_namespaces_give_one_cluster_role(default_docs: list[dict[str, Any]]
     }
     assert binding["subjects"][0]["name"] == "rel-whatsapp-operator-operator"
     # the workers namespace (the release's by default) has its own narrow Role
-    publisher = one(default_docs, "Role")
+    publisher = one(default_docs, "Role", "rel-whatsapp-operator-operator-publisher")
     assert publisher["metadata"]["namespace"] == "ops"
     assert rules_of(publisher) == PUBLISHER
 
@@ -361,19 +396,26 @@ def test_no_rbac_rule_grants_wildcards_crds_or_namespaces(
     for doc in default_docs + production_docs:
         if doc["kind"] not in ("Role", "ClusterRole"):
             continue
-        for group, resource, verb in rules_of(doc):
-            assert "*" not in (group, resource, verb), doc["metadata"]["name"]
-            assert resource not in ("customresourcedefinitions", "namespaces")
-            assert verb not in ("update", "deletecollection", "escalate", "bind", "impersonate")
-            if verb == "delete":  # only the superseded shard layouts, in the workers namespace
-                assert doc["metadata"]["name"].endswith("-publisher")
+        name = doc["metadata"]["name"]
+        for rule in doc["rules"]:
+            for group, resource, verb in rules_of({"rules": [rule]}):
+                assert "*" not in (group, resource, verb), name
+                assert resource != "customresourcedefinitions", name
+                if resource == "namespaces":  # an app's namespaceSelector, read-only
+                    assert name.endswith("-operator-apps"), name
+                    assert verb in ("get", "list", "watch"), name
+                assert verb not in ("deletecollection", "escalate", "bind", "impersonate")
+                if verb == "update":  # the receiver's config Secret, by name, nothing else
+                    assert rule["resourceNames"] == ["whatsapp-webhook-config"], name
+                if verb == "delete":  # only the superseded shard layouts, in the workers namespace
+                    assert name.endswith("-publisher")
 
 
 @needs_helm
 def test_peering_off_drops_peering_rules_and_objects() -> None:
     docs = render("operator.peering.enabled=false")
     assert not of_kind(docs, "ClusterKopfPeering")
-    assert rules_of(one(docs, "ClusterRole")) == WATCHED
+    assert rules_of(one(docs, "ClusterRole", "ops-rel-whatsapp-operator-operator")) == WATCHED
     args = one(docs, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert not [a for a in args if a.startswith("--peering")]
     assert "--all-namespaces" in args
@@ -384,7 +426,7 @@ def test_workers_have_no_token_and_no_rbac(production_docs: list[dict[str, Any]]
     sa = one(production_docs, "ServiceAccount", "rel-whatsapp-operator-worker")
     assert sa["automountServiceAccountToken"] is False
     assert sa["metadata"]["namespace"] == "whatsapp-workers"
-    for deployment in of_kind(production_docs, "Deployment"):
+    for deployment in worker_deployments(production_docs):
         spec = deployment["spec"]["template"]["spec"]
         assert spec["serviceAccountName"] == "rel-whatsapp-operator-worker"
         assert spec["automountServiceAccountToken"] is False
@@ -406,7 +448,7 @@ def test_every_container_is_restricted(
 ) -> None:
     docs = default_docs if which == "default" else production_docs
     specs = pod_specs(docs)
-    assert len(specs) == (1 if which == "default" else 3)
+    assert len(specs) == (1 if which == "default" else 4)  # production: pools and receiver
     for name, spec in specs:
         pod = spec["securityContext"]
         assert pod["runAsNonRoot"] is True, name

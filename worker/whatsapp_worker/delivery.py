@@ -186,9 +186,11 @@ def result_event(
     failure: Failure | None = None,
     possible_duplicate: bool = False,
     answer: SendAnswer | None = None,
+    resolved_by: str | None = None,
 ) -> dict[str, Any]:
     """The outcome of one message, for the results exchange (producers correlate by id).
-    `answer` (an accepted send): Meta's `message_status` and the recipient's `wa_id`."""
+    `answer` (an accepted send): Meta's `message_status` and the recipient's `wa_id`;
+    `resolved_by` ("webhook"): accepted as Meta's status webhook said, its answer never came."""
     event: dict[str, Any] = {
         "schemaVersion": 1,
         "pool": pool,
@@ -219,6 +221,8 @@ def result_event(
         possible_duplicate = possible_duplicate or failure.possible_duplicate
     if possible_duplicate:
         event["possibleDuplicate"] = True
+    if resolved_by is not None:
+        event["resolvedBy"] = resolved_by
     return event
 
 

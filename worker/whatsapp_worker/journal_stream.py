@@ -130,13 +130,19 @@ class JournalStream:
 
             async def on_entry(message: AbstractIncomingMessage) -> None:
                 nonlocal read
+                if reached.is_set():
+                    # never ack once the marker is in: the channel closes now, and an ack the
+                    # broker gets after the close costs the whole connection (504 CHANNEL_ERROR
+                    # "expected 'channel.open'"; seen under load, right after a hand-over)
+                    return
                 read += 1
                 batch = decode_batch(message.body)
                 if batch is not None:
                     recollection.apply(batch.entries)
                     if batch.marker == marker:
                         reached.set()
-                if read % ACK_EVERY == 0 or reached.is_set():
+                        return
+                if read % ACK_EVERY == 0:  # credit for the stream consumer (prefetch 2x)
                     await message.ack(multiple=True)
 
             await queue.consume(on_entry, arguments={"x-stream-offset": since})

@@ -80,6 +80,20 @@ class WorkerMetrics:
             ["pool", "verdict"],
             registry=r,
         )
+        self.status_waits = Counter(
+            "whatsapp_worker_status_waits",
+            "Uncertain sends (case: timeout, redelivery) that waited for Meta's status webhook, "
+            "by outcome: found (settled as accepted, not resent), none (resent), unknown (the "
+            "statuses were not caught up: as without the receiver)",
+            ["pool", "case", "outcome"],
+            registry=r,
+        )
+        self.streams_caught_up = Gauge(
+            "whatsapp_worker_webhook_streams_caught_up",
+            "1 while this process has read its pool's webhook stream (statuses, windows) up to now",
+            ["pool", "stream"],
+            registry=r,
+        )
 
     def _timings(self, r: CollectorRegistry) -> None:
         """How long sends, limiter waits and queues take."""

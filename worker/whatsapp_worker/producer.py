@@ -26,6 +26,7 @@ from typing import Any
 
 from kombu import Connection, Queue
 
+from .callback import callback_id, stamp
 from .celery_app import AMQP_ENV, create_app, pool_exchange
 from .delivery import TASK_NAME
 from .messages import InvalidMessage, message_key, parse_message
@@ -71,7 +72,7 @@ class Producer:
 
     def send(self, message: Mapping[str, Any], *, validate: bool = True) -> str:
         """Publish one message; returns its id (metadata.messageId, or a content hash)."""
-        key = message_key(parse_message(message)) if validate else None
+        key = checked_key(message) if validate else None
         body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
         phone = str(message.get("metadata", {}).get("phoneNumberId", "-"))
         self._producer.publish(
@@ -99,6 +100,16 @@ class Producer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def checked_key(message: Mapping[str, Any]) -> str:
+    """The message's id once it passes the worker's checks (raises InvalidMessage): those of
+    `parse_message`, and its `biz_opaque_callback_data` still fitting with the id in front
+    (the id is the AMQP message_id `send` publishes it with: `callback.py`)."""
+    parsed = parse_message(message)
+    key = message_key(parsed)
+    stamp(parsed, callback_id(parsed, key))
+    return key
 
 
 def build_message(args: argparse.Namespace) -> dict[str, Any]:
@@ -140,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--amqp-url or ${AMQP_ENV} is required")
     message = build_message(args)
     try:
-        key = message_key(parse_message(message))
+        key = checked_key(message)
     except InvalidMessage as exc:
         print(f"whatsapp-send: invalid message ({exc.reason}): {exc.detail}", file=sys.stderr)
         return 2

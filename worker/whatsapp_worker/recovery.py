@@ -1,6 +1,8 @@
 """What a delivery given again needs, for `sender.py`: its send-journal key, the journal's
 verdict and what follows from it (`journal.decide`), the *sent* entry before each request, and
 what this process remembers of the sends it could not settle (its connection went away).
+A send that may be at Meta unanswered (an uncertain verdict, or a request that timed out)
+waits for its status webhook first, when the receiver runs for its tenant (`unanswered.py`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
+from whatsapp_contract.resolved import TenantConfig
+
 from .delivery import TASK_ID, Failure
 from .journal import (
     ABANDONED,
@@ -22,7 +26,6 @@ from .journal import (
     Outcomes,
     Redelivery,
     UncertainSends,
-    decide,
     delivery_key,
     uncertain_detail,
 )
@@ -31,6 +34,9 @@ from .messages import OutboundMessage
 from .metrics import WorkerMetrics
 from .policy import Attempt
 from .settle import Settler
+from .statuses import redelivery
+from .unanswered import Unanswered
+from .webhooks import Webhooks
 
 
 @dataclass
@@ -39,6 +45,7 @@ class Progress:
 
     outcome: Known | None = NOT_SENT
     probe: bool = False  # the one message let through to test a paused number
+    identity: str | None = None  # the id in its biz_opaque_callback_data (callback.py)
 
 
 class Recovery:
@@ -51,6 +58,7 @@ class Recovery:
         uncertain_sends: UncertainSends,
         settler: Settler,
         metrics: WorkerMetrics,
+        webhooks: Webhooks | None = None,
     ) -> None:
         self.pool = pool
         self.journal = journal
@@ -58,6 +66,18 @@ class Recovery:
         self.uncertain_sends: UncertainSends = uncertain_sends
         self.settler = settler
         self.metrics = metrics
+        self.unanswered = (
+            None
+            if webhooks is None
+            else Unanswered(
+                pool=pool,
+                webhooks=webhooks,
+                settler=settler,
+                metrics=metrics,
+                uncertain_sends=uncertain_sends,
+                unknown_detail=lambda: uncertain_detail(journal.lookback if journal else 0),
+            )
+        )
 
     def key(
         self, delivery: AbstractIncomingMessage, message: OutboundMessage, headers: dict[str, Any]
@@ -71,6 +91,30 @@ class Recovery:
             return None
         return delivery_key(delivery.body, str(identity), headers)
 
+    async def resume(
+        self,
+        delivery: AbstractIncomingMessage,
+        shard: int,
+        message: OutboundMessage,
+        attempt: Attempt,
+        headers: dict[str, Any],
+        key: str | None,
+        tenant: TenantConfig | None,
+        identity: str | None,
+    ) -> bool | None:
+        """Before a delivery is sent: a redelivered journalled one (`redelivered`), and a copy
+        parked while the webhooks lagged (`Unanswered.returned`). None once it is settled
+        here; else it is to be sent, and True means as a possible duplicate."""
+        if key is not None and delivery.redelivered:
+            resumed = await self.redelivered(
+                delivery, shard, message, attempt, headers, key, tenant, identity
+            )
+            if resumed is not False:
+                return resumed
+        if self.unanswered is None:
+            return False
+        return await self.unanswered.returned(delivery, shard, message, attempt, headers, identity)
+
     async def redelivered(
         self,
         delivery: AbstractIncomingMessage,
@@ -79,10 +123,12 @@ class Recovery:
         attempt: Attempt,
         headers: dict[str, Any],
         key: str,
+        tenant: TenantConfig | None = None,
+        identity: str | None = None,
     ) -> bool | None:
         """A journalled delivery RabbitMQ gives again: None once it is settled here (acked,
-        settled from memory, or dead-lettered as outcome_unknown); else it is to be sent, and
-        True means as a possible duplicate."""
+        settled from memory or from its status webhook, or dead-lettered as outcome_unknown);
+        else it is to be sent, and True means as a possible duplicate."""
         known = self.outcomes.take(key)
         if known is not None:  # this process sent it before its connection went away
             self.metrics.redeliveries.labels(self.pool, "remembered").inc()
@@ -100,7 +146,27 @@ class Recovery:
             return False
         verdict = await self.journal.verdict(shard, key)
         self.metrics.redeliveries.labels(self.pool, verdict.value).inc()
-        redelivery = decide(verdict, self.uncertain_sends)
+        watching = self.unanswered is not None and self.unanswered.watching(tenant, identity)
+        decided = redelivery(verdict, self.uncertain_sends, watched=watching)
+        if decided is None:  # uncertain: Meta's status webhook may tell
+            assert self.unanswered is not None
+            assert identity is not None
+            return await self.unanswered.redelivered(
+                delivery, shard, message, attempt, headers, identity
+            )
+        return await self._carry_out(decided, delivery, shard, message, attempt, headers)
+
+    async def _carry_out(
+        self,
+        redelivery: Redelivery,
+        delivery: AbstractIncomingMessage,
+        shard: int,
+        message: OutboundMessage,
+        attempt: Attempt,
+        headers: dict[str, Any],
+    ) -> bool | None:
+        """The journal's decision for a redelivered delivery (see `redelivered`)."""
+        assert self.journal is not None
         if redelivery is Redelivery.ACK:  # its outcome is published already
             await delivery.ack()
             return None
@@ -116,6 +182,30 @@ class Recovery:
             self.metrics.possible_duplicates.labels(self.pool).inc()
             return True
         return False
+
+    async def timed_out(
+        self,
+        delivery: AbstractIncomingMessage,
+        shard: int,
+        message: OutboundMessage,
+        tenant: TenantConfig,
+        attempt: Attempt,
+        headers: dict[str, Any],
+        progress: Progress,
+    ) -> bool:
+        """A request that may have reached Meta got no answer: wait for its status webhook.
+        True once it is settled here (accepted from the status, then `progress` says so; or
+        parked while the webhooks lag); False: retried as before."""
+        identity = progress.identity
+        if self.unanswered is None or not self.unanswered.watching(tenant, identity):
+            return False
+        assert identity is not None  # watching() needs one
+        settled, wamid = await self.unanswered.timed_out(
+            delivery, shard, message, attempt, headers, identity
+        )
+        if wamid is not None:
+            progress.outcome = Known(accepted=True, wamid=wamid, attempt=attempt)
+        return settled
 
     async def sent(self, delivery: AbstractIncomingMessage, shard: int, key: str | None) -> bool:
         """Journal the send before it happens (confirmed); False when the delivery's channel

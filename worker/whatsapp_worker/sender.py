@@ -1,18 +1,13 @@
 """One message from delivery to outcome: decode, find the tenant, wait for the limits, send,
 then classify the result and hand the delivery to `settle.Settler`. Decisions come from the
-pure modules (`delivery`, `limits`, `policy`); `pacing.Pacer` waits for the limits, and this
-module only sequences the I/O.
+pure modules (`delivery`, `limits`, `policy`, `windows`); `pacing.Pacer` waits for the limits.
 
-A process killed before a delivery is settled leaves it unacked, so RabbitMQ delivers it
-again. Meta has no idempotency key, so each send is journalled (`journal.py`) before it goes
-out and before its ack: a delivery given again is acked if its outcome was published, and
-dead-lettered (or resent, by the pool's choice) if Meta may have it (`recovery.py`). A send
-that timed out after the request was written is counted (`possible_duplicates`) and retried.
-
-A number Meta blocked (`errors.TENANT_BLOCKED_CODES`) is paused in this process and its
-messages are held without calling Meta (`holds.py`: `pauses.py` decides which, and
-`policy.number_blocked` for how long); the operator is told, and so it is of a token Meta
-refused (`signalling.py`).
+Meta has no idempotency key: each send is journalled (`journal.py`); a delivery given again
+after its worker died, or a request that timed out after it was written, is settled from what
+the journal and Meta's status webhooks tell (`recovery.py`, `unanswered.py`). Every send
+carries its message id for those webhooks (`callback.py`); a free-form message outside the
+customer service window is refused (`webhooks.py`). A number Meta blocked is paused and its
+messages held without calling Meta (`holds.py`); the operator is told (`signalling.py`).
 """
 
 from __future__ import annotations
@@ -23,7 +18,6 @@ import dataclasses
 import logging
 import random
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +27,7 @@ from whatsapp_contract.resolved import TenantConfig
 from whatsapp_graph.client import GraphClient
 from whatsapp_graph.errors import GraphApiError, GraphUnavailable
 
+from .callback import callback_id, stamp
 from .config import ConfigStore
 from .delivery import PHONE_MISMATCH, Failure, answer_of, decode, error_detail, read_attempt
 from .holds import Holds
@@ -53,10 +48,12 @@ from .policy import (
     number_blocked,
 )
 from .policy import tenant_unavailable as unavailable_decision
+from .posting import Poster
 from .recovery import Progress, Recovery, orphaned
 from .send_window import ARRIVAL_SPREAD
 from .settle import Settler
 from .topology import PoolTopology
+from .webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +78,13 @@ class Sender:
         uncertain_sends: UncertainSends = "dead_letter",
         outcomes: Outcomes | None = None,
         holds: Holds | None = None,  # kept across broker sessions, like `outcomes`
+        webhooks: Webhooks | None = None,  # the receiver's statuses and service windows
     ) -> None:
         self.pool = topology.pool
         self.holds = holds or Holds(pool=self.pool, worker="", metrics=metrics, clock=clock)
         self.store = store
-        self.graphs = graphs
+        self.poster = Poster(pool=self.pool, graphs=graphs, store=store, metrics=metrics)
+        self.webhooks = webhooks
         self.limiter = limiter
         self.policy = policy
         self.settler = Settler(
@@ -103,6 +102,7 @@ class Sender:
             uncertain_sends=uncertain_sends,
             settler=self.settler,
             metrics=metrics,
+            webhooks=webhooks,
         )
         self.metrics = metrics
         self.inflight = asyncio.Semaphore(concurrency)
@@ -142,24 +142,26 @@ class Sender:
             self.metrics.queue_lag.labels(self.pool).observe(
                 max(0.0, self.clock() - delivery.timestamp.timestamp())
             )
+        message: OutboundMessage | None = None
         try:
             message = decode(delivery.body, headers)
+            identity = callback_id(message, delivery.message_id)
+            message = stamp(message, identity)  # the id Meta's status webhooks will echo
         except InvalidMessage as exc:
             failure = Failure(reason=exc.reason, detail=exc.detail)
-            await self.settler.dead_letter(delivery, shard, None, failure, attempt, headers)
+            await self.settler.dead_letter(delivery, shard, message, failure, attempt, headers)
             return
         key = self.recovery.key(delivery, message, headers)
         possible_duplicate = False
+        tenant = self.store.get(message.tenant_id)
         if key is not None:
             self.settler.keys[(shard, delivery.delivery_tag)] = key
-            if delivery.redelivered:
-                resumed = await self.recovery.redelivered(
-                    delivery, shard, message, attempt, headers, key
-                )
-                if resumed is None:
-                    return  # settled without a send
-                possible_duplicate = resumed
-        tenant = self.store.get(message.tenant_id)
+        resumed = await self.recovery.resume(
+            delivery, shard, message, attempt, headers, key, tenant, identity
+        )
+        if resumed is None:
+            return  # settled without a send
+        possible_duplicate = resumed
         if tenant is None or tenant.suspended:
             decision = unavailable_decision(self.policy, attempt, self.clock())
             await self.settler.settle(delivery, shard, message, decision, attempt, headers)
@@ -177,7 +179,12 @@ class Sender:
             decision = number_blocked(self.policy, attempt, self.clock(), gate.code)
             await self.settler.settle(delivery, shard, message, decision, attempt, headers)
             return
-        progress = Progress(probe=gate.verdict is Verdict.PROBE)
+        if self.webhooks is not None:
+            outside = await self.webhooks.window(message, tenant)
+            if outside is not None:  # free-form, and the customer service window is closed
+                await self.settler.dead_letter(delivery, shard, message, outside, attempt, headers)
+                return
+        progress = Progress(probe=gate.verdict is Verdict.PROBE, identity=identity)
         try:
             await self._send_loop(
                 delivery, shard, message, tenant, attempt, headers, key, possible_duplicate,
@@ -218,12 +225,16 @@ class Sender:
                 decision = self._decide(attempt, exc.code, exc.subcode, maybe_sent=False)
                 if await self.holds.meta_refused(tenant, exc) and not rotated_once:
                     rotated_once = True
-                    fresh = await self._fresh_token(tenant)
+                    fresh = await self.poster.fresh_token(tenant)
                     if fresh is not None:
                         tenant = fresh  # a rotated token is already mounted: use it now
                         continue
             except GraphUnavailable as exc:
                 progress.outcome = None if exc.maybe_sent else NOT_SENT
+                if exc.maybe_sent and await self._unanswered(
+                    delivery, shard, message, tenant, attempt, headers, progress
+                ):
+                    return
                 error = str(exc)
                 if exc.maybe_sent:
                     self.metrics.possible_duplicates.labels(self.pool).inc()
@@ -293,7 +304,7 @@ class Sender:
                 # it counts in the number's window from now, when it really leaves
                 started = window.depart(tenant.phone_number_id, started, time.monotonic())
                 progress.outcome = None  # from here on, Meta may have it
-                return await self._post(message, tenant)
+                return await self.poster.post(message, tenant)
         finally:  # the request counts in the number's window until a second after
             window.done(tenant.phone_number_id, started, time.monotonic())
 
@@ -313,6 +324,8 @@ class Sender:
         answer = answer_of(response)
         progress.outcome = Known(accepted=True, wamid=answer.wamid, attempt=attempt, answer=answer)
         self.holds.accepted(tenant, sent_at, probe=progress.probe)
+        if self.webhooks is not None:
+            self.webhooks.accepted(message, tenant, answer.wa_id)
         await self.settler.accepted(
             delivery,
             shard,
@@ -322,6 +335,26 @@ class Sender:
             possible_duplicate=possible_duplicate,
             answer=answer,
         )
+
+    async def _unanswered(
+        self,
+        delivery: AbstractIncomingMessage,
+        shard: int,
+        message: OutboundMessage,
+        tenant: TenantConfig,
+        attempt: Attempt,
+        headers: dict[str, Any],
+        progress: Progress,
+    ) -> bool:
+        """A request that timed out after it was written: True once its status webhook said
+        Meta has it (settled as accepted), or it was parked to wait for one."""
+        if not await self.recovery.timed_out(
+            delivery, shard, message, tenant, attempt, headers, progress
+        ):
+            return False
+        if progress.outcome is not None and progress.outcome.accepted:
+            self.holds.accepted(tenant, self.clock(), probe=progress.probe)
+        return True
 
     async def _after_failure(
         self,
@@ -357,36 +390,6 @@ class Sender:
     def _decide(
         self, attempt: Attempt, code: int | None, subcode: int | None, *, maybe_sent: bool
     ) -> Decision:
-        return after_error(
-            self.policy,
-            attempt,
-            code=code,
-            subcode=subcode,
-            maybe_sent=maybe_sent,
-            now=self.clock(),
-            rand=random.random(),  # jitter, not security
-        )
-
-    async def _post(self, message: OutboundMessage, tenant: TenantConfig) -> dict[str, Any]:
-        started = time.perf_counter()
-        try:
-            graph = self.graphs[zlib.crc32(tenant.phone_number_id.encode()) % len(self.graphs)]
-            proof = tenant.appsecret_proof
-            return await graph.send_message(
-                tenant.token.get_secret_value(),
-                tenant.phone_number_id,
-                message.payload,
-                version=tenant.graph_api_version,
-                proof=proof.get_secret_value() if proof is not None else None,
-            )
-        finally:
-            self.metrics.send_seconds.labels(self.pool).observe(time.perf_counter() - started)
-
-    async def _fresh_token(self, tenant: TenantConfig) -> TenantConfig | None:
-        """Meta rejected the token: re-read the mounted config; a rotated one may be there."""
-        await asyncio.to_thread(self.store.reload)
-        fresh = self.store.get(tenant.tenant_id)
-        if fresh is None or fresh.token_fingerprint == tenant.token_fingerprint:
-            return None
-        log.info("tenant %s: retrying with the token found on reload", tenant.tenant_id)
-        return fresh
+        now, rand = self.clock(), random.random()  # jitter, not security
+        return after_error(self.policy, attempt, code=code, subcode=subcode,
+                           maybe_sent=maybe_sent, now=now, rand=rand)  # fmt: skip

@@ -31,6 +31,7 @@ from .queue_shards import QueueShardHolder
 from .sender import Sender
 from .settings import WorkerSettings
 from .topology import SIGNALS_EXCHANGE, PoolTopology, declare_exchanges, declare_pool
+from .webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,20 @@ class SenderService:
             metrics=self.metrics,
             probe_interval=settings.block_probe_interval,
         )
+        # what the webhook receiver tells of the pool (statuses, service windows): read from
+        # the pool's streams each session, remembered across sessions
+        self.webhooks = Webhooks(
+            pool=settings.pool,
+            metrics=self.metrics,
+            status_wait=settings.status_wait,
+            status_lookback=settings.status_lookback,
+            window_check=settings.service_window_check,
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _on_config(self, snapshot: Snapshot) -> None:
+        if self._loop is not None and _served(snapshot):  # (called in a reload thread)
+            self._loop.call_soon_threadsafe(self.webhooks.ensure)
         self.metrics.config_tenants.labels(self.topology.pool).set(len(snapshot.tenants))
         self.metrics.config_errors.labels(self.topology.pool).set(len(snapshot.errors))
         log.info(
@@ -88,6 +101,7 @@ class SenderService:
 
     async def run(self) -> None:
         """Until `stop` is set: sessions, reconnecting after broker failures."""
+        self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self.store.reload)
         watcher = asyncio.create_task(
             self.store.watch(self.settings.reload_interval, self.stop), name="config-watch"
@@ -144,6 +158,9 @@ class SenderService:
         try:
             publishing, results = await self._channels(connection)
             journal = await self._journal(connection)
+            self.webhooks.attach(connection)
+            if _served(self.store.snapshot):
+                self.webhooks.ensure()  # read the streams before a send may need them
             sender = self._sender(graphs, publishing.default_exchange, results, journal)
             holder = QueueShardHolder(
                 connection,
@@ -162,6 +179,7 @@ class SenderService:
         finally:
             self.ready.clear()
             self.holder = None
+            await self.webhooks.detach()
             self.holds.signaller.exchange = None
             with contextlib.suppress(Exception):
                 await connection.close()
@@ -229,6 +247,7 @@ class SenderService:
             uncertain_sends=self.settings.uncertain_sends,
             outcomes=self.outcomes,
             holds=self.holds,
+            webhooks=self.webhooks,
         )
 
     async def _serve(self, connection: AbstractConnection, holder: QueueShardHolder) -> None:
@@ -244,6 +263,11 @@ class SenderService:
         lost.cancel()
         balancing.result()
         await holder.close()  # drain: started sends finish and are acked
+
+
+def _served(snapshot: Snapshot) -> bool:
+    """Whether the webhook receiver serves a tenant of this config (`webhooks.py`)."""
+    return any(t.webhook_app_id for t in snapshot.tenants.values())
 
 
 async def _closed(connection: AbstractConnection) -> None:

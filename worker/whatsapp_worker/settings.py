@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from whatsapp_graph.http import HttpBackend
 
 from .journal import MAX_LOOKBACK, UncertainSends
+from .windows import WindowCheck
 
 
 def default_worker_id() -> str:
@@ -98,6 +99,30 @@ class WorkerSettings(BaseSettings):
         le=MAX_LOOKBACK,
         description="seconds of the send journal read when a delivery comes again; 0 turns "
         "the journal off (redelivered messages are then sent again)",
+    )
+    status_wait: float = Field(
+        20.0,
+        ge=0,
+        le=300,
+        description="for tenants whose webhooks reach the receiver (webhook_app_id): how long "
+        "a send that may have reached Meta unanswered (a timeout, a killed worker) waits in "
+        "memory for its status webhook (found: settled as accepted, no resend; later statuses "
+        "of its number: sent again); while the webhooks lag it is then parked in the delay "
+        "queue and looked at again. 0: never wait (as without the receiver)",
+    )
+    status_lookback: float = Field(
+        120.0,
+        ge=0,
+        le=86_400,
+        description="seconds of the pool's status stream read when the worker starts reading "
+        "it (the statuses of sends a killed worker left); also how long after its wait began "
+        "an unanswered send may stay parked while the webhooks lag",
+    )
+    service_window_check: WindowCheck = Field(
+        "auto",
+        description="auto: for tenants whose webhooks reach the receiver, dead-letter a "
+        "free-form (non-template) message to a customer without a message in the last 24 "
+        "hours (outside_service_window) instead of sending it; off: let Meta refuse it (131047)",
     )
     heartbeat_interval: float = Field(2.0, gt=0)
     reload_interval: float = Field(1.0, gt=0, description="how often `..data` is checked")

@@ -106,6 +106,7 @@ class Settler:
         *,
         possible_duplicate: bool = False,
         answer: SendAnswer | None = None,
+        resolved_by: str | None = None,
     ) -> None:
         self.metrics.sent.labels(self.pool).inc()
         event = result_event(
@@ -117,6 +118,7 @@ class Settler:
             wamid=wamid,
             possible_duplicate=possible_duplicate,
             answer=answer,
+            resolved_by=resolved_by,
         )
         # the result, then (journalled as settled) the ack, on one connection (module doc)
         await self._emit_result(event)

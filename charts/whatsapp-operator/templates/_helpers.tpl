@@ -23,6 +23,26 @@ enough that "<fullname>-worker-<pool>" and friends stay DNS labels for short poo
 {{- printf "%s-operator" (include "wa.fullname" .) -}}
 {{- end -}}
 
+{{- define "wa.webhookName" -}}
+{{- printf "%s-webhook" (include "wa.fullname" .) -}}
+{{- end -}}
+
+{{/* The Secret the operator (--webhook-receiver) writes in its namespace for the receiver
+(whatsapp_contract.webhook.CONFIG_SECRET, key CONFIG_KEY). */}}
+{{- define "wa.webhookConfigSecret" -}}
+whatsapp-webhook-config
+{{- end -}}
+
+{{/* Whether the receiver's NetworkPolicy is rendered: webhook.networkPolicy.enabled, or
+networkPolicy.enabled when that is null. */}}
+{{- define "wa.webhookNetworkPolicy" -}}
+{{- $on := .Values.webhook.networkPolicy.enabled -}}
+{{- if kindIs "invalid" $on -}}
+{{- $on = .Values.networkPolicy.enabled -}}
+{{- end -}}
+{{- if and .Values.webhook.enabled $on -}}true{{- end -}}
+{{- end -}}
+
 {{- define "wa.workerSA" -}}
 {{- printf "%s-worker" (include "wa.fullname" .) -}}
 {{- end -}}
@@ -154,6 +174,19 @@ volume sources, all optional (kubelet mounts whichever exist). (dict "root" $ "p
 {{- end -}}
 {{- if and $v.watchNamespaces (not (has .namespace $v.watchNamespaces)) -}}
 {{- fail (printf "operator.signupCallback.namespace %q must be one of watchNamespaces: the operator serves the signups it creates there" .namespace) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- with $v.webhook -}}
+{{- if .enabled -}}
+{{- if not $v.amqp.existingSecret -}}
+{{- fail "webhook.enabled needs amqp.existingSecret: the receiver publishes every webhook to RabbitMQ (the Secret in the release namespace)" -}}
+{{- end -}}
+{{- if and .ingress.enabled (not .ingress.hosts) -}}
+{{- fail "webhook.ingress.enabled needs webhook.ingress.hosts: the host names of Meta's Callback URLs" -}}
+{{- end -}}
+{{- if and .hpa.enabled (gt (int .hpa.minReplicas) (int .hpa.maxReplicas)) -}}
+{{- fail "webhook.hpa.minReplicas must not exceed webhook.hpa.maxReplicas" -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}

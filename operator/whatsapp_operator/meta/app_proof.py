@@ -5,7 +5,8 @@ that does not carry it. The app secret comes from the tenant's
 `spec.rotation.appCredentialsSecretRef` (a signup sets it to the signup's app credentials);
 the proof is computed once per pass for the token in hand and travels with it
 (`ResolvedToken.proof`) to every Graph call of the pass and into the published config, so
-that workers send it too. The app secret itself goes nowhere: not to workers, status, logs or
+that workers send it too. A tenant with `spec.appRef` gets it from its WhatsAppApp's secret
+instead (`app_proof`). The app secret itself goes nowhere: not to workers, status, logs or
 events. A Secret that cannot be read is said in SecretResolved's message and the calls go
 without a proof (Meta then answers AppSecretProofRequired if the app needs one).
 """
@@ -45,3 +46,12 @@ async def attach_proof(
     proof = appsecret_proof(outcome.token.value, credentials.app_secret)
     REDACTOR.add(proof)
     return with_proof(outcome, proof, f"appsecret_proof from Secret {ref.name!r}")
+
+
+def app_proof(outcome: SecretOutcome, app: str, app_secret: str) -> SecretOutcome:
+    """`outcome` with its token's proof keyed by a WhatsAppApp's secret (spec.appRef)."""
+    if outcome.token is None:
+        return outcome
+    proof = appsecret_proof(outcome.token.value, app_secret)
+    REDACTOR.add(proof)
+    return with_proof(outcome, proof, f"appsecret_proof from WhatsAppApp {app!r}")

@@ -16,21 +16,27 @@ Status = Literal["True", "False", "Unknown"]
 
 # Condition types.
 SECRET_RESOLVED = "SecretResolved"
+APP_RESOLVED = "AppResolved"  # only for a tenant with spec.appRef (apps/tenant_ref.py)
+APP_VERIFIED = "AppVerified"  # a WhatsAppApp's check at Meta (apps/decide.py)
 TOKEN_VALID = "TokenValid"
 PHONE_NUMBER_VERIFIED = "PhoneNumberVerified"
 SENDING_BLOCKED = "SendingBlocked"  # True while Meta blocks the number (blocking.py)
 SYNCED = "Synced"
 TOKEN_ROTATION = "TokenRotation"  # a warning channel: never part of Ready
 API_VERSION = "ApiVersionSupported"  # likewise
+ACCOUNT_HEALTHY = "AccountHealthy"  # Meta's notices (health.py): False gates Ready for some
 READY = "Ready"
 ORDER = (
     SECRET_RESOLVED,
+    APP_RESOLVED,
+    APP_VERIFIED,
     TOKEN_VALID,
     PHONE_NUMBER_VERIFIED,
     SENDING_BLOCKED,
     SYNCED,
     TOKEN_ROTATION,
     API_VERSION,
+    ACCOUNT_HEALTHY,
     READY,
 )
 
@@ -48,6 +54,10 @@ class Reason:
     TOKEN_MALFORMED = "TokenMalformed"
     SECRET_FORBIDDEN = "SecretForbidden"
     KUBERNETES_UNAVAILABLE = "KubernetesUnavailable"
+    # AppResolved (a tenant's spec.appRef; Ready carries the same reason)
+    APP_NOT_FOUND = "AppNotFound"
+    APP_NOT_ALLOWED = "AppNotAllowed"
+    APP_NOT_READY = "AppNotReady"
     # TokenValid
     TOKEN_VALID = "TokenValid"
     TOKEN_EXPIRED = "TokenExpired"

@@ -77,6 +77,12 @@ class RotationSpec(_Model):
         return parse_duration(value) if isinstance(value, str) else value
 
 
+class AppRef(_Model):
+    """The cluster-scoped WhatsAppApp a tenant uses (its secret, verify token, version)."""
+
+    name: str = Field(min_length=1)
+
+
 class TenantSpec(_Model):
     tenant_id: str = Field(alias="tenantId", min_length=1, max_length=50)
     waba_id: str = Field(alias="wabaId", pattern=r"^[0-9]+$")
@@ -91,6 +97,7 @@ class TenantSpec(_Model):
     deletion_policy: DeletionPolicy = Field(default="Deactivate", alias="deletionPolicy")
     adopt_existing_row: bool = Field(default=False, alias="adoptExistingRow")
     rotation: RotationSpec = RotationSpec()
+    app_ref: AppRef | None = Field(default=None, alias="appRef")
 
 
 def parse_spec(spec: Any) -> tuple[TenantSpec | None, str]:

@@ -42,17 +42,22 @@ def plan_publication(
     blocked_code: int | None,
     phone: PhoneFacts | None,
     default_version: str,
+    webhook_app_id: str | None = None,
 ) -> TenantConfig | None:
     """The config to publish, or None to withdraw the tenant: only a tenant whose token and
     number check out, active and not suspended (the kill switch), is published. Readiness
     here leaves PostgreSQL out: an unreachable database must not stop the sending. A number
     Meta blocks stays published, with its `blocked_code`: its workers hold its messages
-    instead of taking the tenant for unknown."""
+    instead of taking the tenant for unknown. `webhook_app_id`: the app whose webhooks the
+    receiver takes for the number (--webhook-receiver), for the workers' status and
+    customer-service-window checks."""
     if not (publishable and spec.active and not spec.suspend) or token is None:
         return None
     config = resolved_config(spec, token, default_version, phone)
     if blocked_code is not None:
         config = config.model_copy(update={"blocked_code": blocked_code})
+    if webhook_app_id is not None:
+        config = config.model_copy(update={"webhook_app_id": webhook_app_id})
     return config
 
 

@@ -5,7 +5,10 @@ Stored form of an encrypted token (the `access_token` column)::
     enc:v1:<key id>:<urlsafe base64 (no padding) of nonce(12) || ciphertext || tag(16)>
 
 The associated data is ``b"tenant_whatsapp_config:" + tenant_id``, so a ciphertext copied into
-another tenant's row does not decrypt. Values not starting with ``enc:`` are plaintext tokens
+another tenant's row does not decrypt. The `verify_token` column (a WhatsAppApp's webhook
+verify token) is sealed the same way, its associated data naming the column too
+(``b"tenant_whatsapp_config:verify_token:" + tenant_id``; tenant ids hold no colon), so neither
+column's ciphertext opens as the other's. Values not starting with ``enc:`` are plaintext tokens
 (rows written in `plaintext` mode, or by the legacy service) and read back as they are.
 
 Keys come from a Kubernetes Secret (`Keyring.from_secret_data`, or mounted as a folder:
@@ -42,6 +45,13 @@ PRIMARY_ENTRY = "primary"
 AAD_PREFIX = b"tenant_whatsapp_config:"
 _KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _B64_TEXT = re.compile(rb"\s*[A-Za-z0-9+/_-]{43}=?\s*")  # 32 bytes as base64 text
+
+
+def _aad(tenant_id: str, column: str) -> bytes:
+    """The associated data of a sealed value: the row's tenant, and the column unless it is
+    `access_token` (whose form predates the others)."""
+    named = b"" if column == "access_token" else column.encode() + b":"
+    return AAD_PREFIX + named + tenant_id.encode()
 
 
 def generate_key() -> bytes:
@@ -244,8 +254,8 @@ class TokenCipher:
 
     __str__ = __repr__
 
-    def seal(self, token: str, tenant_id: str) -> str:
-        """The `access_token` column value for `token` in this tenant's row."""
+    def seal(self, token: str, tenant_id: str, column: str = "access_token") -> str:
+        """The `access_token` (or `column`) value for `token` in this tenant's row."""
         if not token or self.mode == "none":
             return ""
         if self.mode == "plaintext":
@@ -257,11 +267,11 @@ class TokenCipher:
         aead = self.keyring.aead(kid)
         assert aead is not None
         nonce = os.urandom(NONCE_BYTES)
-        sealed = aead.encrypt(nonce, token.encode(), AAD_PREFIX + tenant_id.encode())
+        sealed = aead.encrypt(nonce, token.encode(), _aad(tenant_id, column))
         body = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
         return f"{PREFIX}{VERSION}:{kid}:{body}"
 
-    def open(self, value: str, tenant_id: str) -> str | None:
+    def open(self, value: str, tenant_id: str, column: str = "access_token") -> str | None:
         """The token in a stored value, or None: empty, unknown key, tampered, another
         tenant's ciphertext, unknown format. Never raises for what the column holds."""
         if not value or not isinstance(value, str):
@@ -278,9 +288,7 @@ class TokenCipher:
             blob = _b64decode(parts[3])
             if len(blob) <= NONCE_BYTES + 16:
                 return None
-            plain = aead.decrypt(
-                blob[:NONCE_BYTES], blob[NONCE_BYTES:], AAD_PREFIX + tenant_id.encode()
-            )
+            plain = aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _aad(tenant_id, column))
             return plain.decode() or None
         except (InvalidTag, binascii.Error, ValueError):
             return None

@@ -47,27 +47,37 @@ class Database(DatabasePool):
         found = await self._query(f"{SELECT_ROW} WHERE tenant_id = %s", (tenant_id,))
         return rows.StoredRow(**found[0]) if found else None
 
-    async def insert(self, row: rows.DesiredRow, access_token: str) -> int | None:
-        """Insert if no row has this tenant_id; the new id, or None if one already exists."""
-        values = _written(row, access_token)
-        columns = ("tenant_id", *WRITE_COLUMNS)
+    async def insert(
+        self, row: rows.DesiredRow, access_token: str, verify_token: str | None = None
+    ) -> int | None:
+        """Insert if no row has this tenant_id; the new id, or None if one already exists.
+        `verify_token`: the column's stored form, written when the row manages it."""
+        values = _written(row, access_token, verify_token)
+        columns = ("tenant_id", *WRITE_COLUMNS, *_verify(row))
         found = await self._query(
             f"INSERT INTO {TABLE} ({', '.join(columns)}) "
             f"VALUES ({', '.join(f'%({c})s' for c in columns)}) "
             "ON CONFLICT (tenant_id) DO NOTHING RETURNING id",
             {"tenant_id": row.tenant_id, **values},
-            (access_token, row.token),
+            (access_token, row.token, verify_token, row.verify_token),
         )
         return int(found[0]["id"]) if found else None
 
-    async def update(self, stored: rows.StoredRow, row: rows.DesiredRow, access_token: str) -> bool:
+    async def update(
+        self,
+        stored: rows.StoredRow,
+        row: rows.DesiredRow,
+        access_token: str,
+        verify_token: str | None = None,
+    ) -> bool:
         """Write every managed column; False if the row changed since `stored` was read."""
-        values = _written(row, access_token)
+        values = _written(row, access_token, verify_token)
+        columns = (*WRITE_COLUMNS, *_verify(row))
         found = await self._query(
-            f"UPDATE {TABLE} SET {', '.join(f'{c} = %({c})s' for c in WRITE_COLUMNS)}, "
+            f"UPDATE {TABLE} SET {', '.join(f'{c} = %({c})s' for c in columns)}, "
             f"updated_at = now() WHERE {UNCHANGED} RETURNING id",
             {**_read(stored), **values, "tenant_id": row.tenant_id},
-            (access_token, row.token),
+            (access_token, row.token, verify_token, row.verify_token),
         )
         return bool(found)
 
@@ -86,7 +96,7 @@ class Database(DatabasePool):
             found = await self._run(
                 conn,
                 f"UPDATE {TABLE} SET is_active = false, access_token = '', "
-                "token_fingerprint = NULL, updated_at = now() "
+                "verify_token = NULL, token_fingerprint = NULL, updated_at = now() "
                 "WHERE tenant_id = %s AND managed_by = %s AND k8s_uid = %s RETURNING id",
                 (tenant_id, self.owner, k8s_uid),
             )
@@ -173,10 +183,19 @@ class Database(DatabasePool):
         return found[0] if found else None
 
 
-def _written(row: rows.DesiredRow, access_token: str) -> dict[str, Any]:
+def _verify(row: rows.DesiredRow) -> tuple[str, ...]:
+    """The verify_token column, when the row manages it (its tenant's app gives one)."""
+    return ("verify_token",) if row.verify_token is not None else ()
+
+
+def _written(
+    row: rows.DesiredRow, access_token: str, verify_token: str | None = None
+) -> dict[str, Any]:
     values: dict[str, Any] = {c: getattr(row, c) for c in WRITE_COLUMNS[:-1] if c != "access_token"}
     values["access_token"] = access_token
     values["row_hash"] = rows.row_hash(values)
+    if row.verify_token is not None:
+        values["verify_token"] = verify_token or None  # not part of row_hash (rows.py)
     return values
 
 

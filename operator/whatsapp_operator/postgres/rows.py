@@ -5,6 +5,11 @@ says what to do: nothing (the common case: no UPDATE, no `updated_at` churn), in
 named columns, or refuse because the row belongs to someone else. Drift (a row edited behind
 the operator's back) is recognised by `row_hash`: the hash of the managed columns exactly as
 the operator last wrote them, which PostgreSQL can recompute in one query for every row.
+
+The seed's `verify_token` column (the webhook handshake's secret) is written only for a tenant
+whose WhatsAppApp gives one (`spec.appRef`), stored like the token (encrypted by default) and
+compared on every pass like it; it is not part of `row_hash`, so rows written before it
+existed, or of tenants without an app (a legacy service's value stays untouched), keep theirs.
 """
 
 from __future__ import annotations
@@ -75,6 +80,8 @@ class DesiredRow:
     k8s_namespace: str
     k8s_name: str
     synced_generation: int
+    # the app's webhook verify token (spec.appRef); None: the column is not the operator's
+    verify_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,7 @@ class StoredRow:
     synced_generation: int | None = None
     row_hash: str | None = None
     updated_at: Any = None
+    verify_token: str | None = field(default=None, repr=False)  # as stored (ciphertext)
 
     def values(self) -> dict[str, Any]:
         return {col: getattr(self, col) for col in HASHED_COLUMNS}
@@ -120,6 +128,7 @@ def desired_row(
     ready: bool,
     was_configured: bool,
     owner: str = DEFAULT_OWNER,
+    verify_token: str | None = None,
 ) -> DesiredRow:
     """The row for a tenant. `spec` is a TenantSpec; `phone` is what Meta said of the number
     (this pass's check, or the last one's, from the status; None: never checked)."""
@@ -140,6 +149,7 @@ def desired_row(
         k8s_namespace=namespace,
         k8s_name=name,
         synced_generation=generation,
+        verify_token=verify_token,
     )
 
 
@@ -177,9 +187,13 @@ def plan_write(
     stored_token: str | None,
     store_token: bool,
     adopt: bool,
+    stored_verify: str | None = None,
+    verify_stale: bool = False,
 ) -> WritePlan:
     """What to write. `stored_token` is the stored token decrypted (None if unreadable or
-    empty); `store_token` False means the `none` storage mode (the column stays empty)."""
+    empty); `store_token` False means the `none` storage mode (the column stays empty).
+    `stored_verify`: the stored verify token decrypted; `verify_stale`: it is stored under an
+    old key or mode (rewritten, as the rekey pass does for tokens)."""
     if stored is None:
         return WritePlan(WriteKind.INSERT, ("*",))
     adopting = stored.managed_by != desired.managed_by
@@ -193,6 +207,14 @@ def plan_write(
         not wanted_token and stored.access_token
     ):
         columns.insert(2, "access_token")
+    if desired.verify_token is not None:
+        wanted_verify = desired.verify_token if store_token else None
+        if (
+            wanted_verify != (stored_verify or None)
+            or verify_stale
+            or (not wanted_verify and stored.verify_token)
+        ):
+            columns.append("verify_token")
     if not columns and not stored.drifted:
         return WritePlan(WriteKind.NOOP)
     return WritePlan(WriteKind.UPDATE, tuple(columns), drift=stored.drifted, adopting=adopting)

@@ -47,6 +47,26 @@ class RowSync:
             return stored.access_token
         return self.cipher.seal(desired.token, desired.tenant_id)
 
+    def _verify(self, desired: DesiredRow, stored: StoredRow | None) -> tuple[str | None, bool]:
+        """(the stored verify_token decrypted, whether its stored form is stale)."""
+        value = stored.verify_token if stored is not None else None
+        if not value:
+            return None, False
+        plain = self.cipher.open(value, desired.tenant_id, "verify_token")
+        return plain, self.cipher.needs_rekey(value)
+
+    def _verify_value(
+        self, desired: DesiredRow, stored: StoredRow | None, plain: str | None, stale: bool
+    ) -> str | None:
+        """The verify_token column value: the stored one while it holds the same token in
+        the current form (no needless rewrite), else freshly sealed; None: NULL (the `none`
+        mode)."""
+        if desired.verify_token is None or self.cipher.mode == "none":
+            return None
+        if stored is not None and plain == desired.verify_token and not stale:
+            return stored.verify_token
+        return self.cipher.seal(desired.verify_token, desired.tenant_id, "verify_token") or None
+
     async def release(self, tenant_id: str, uid: str, policy: str) -> bool:
         """Apply the deletion policy to the tenant's row; True if a row was changed.
 
@@ -77,12 +97,15 @@ class RowSync:
             stored_token = (
                 self.cipher.open(stored.access_token, desired.tenant_id) if stored else None
             )
+            stored_verify, verify_stale = self._verify(desired, stored)
             plan = plan_write(
                 stored,
                 desired,
                 stored_token=stored_token,
                 store_token=self.cipher.mode != "none",
                 adopt=adopt,
+                stored_verify=stored_verify,
+                verify_stale=verify_stale,
             )
             if plan.kind is WriteKind.NOT_MANAGED:
                 assert stored is not None
@@ -97,13 +120,14 @@ class RowSync:
                 assert stored is not None
                 return SyncResult.synced(stored.id, wrote=False, at=None)
             sealed = self._sealed(desired, stored, stored_token)
+            verify = self._verify_value(desired, stored, stored_verify, verify_stale)
             if plan.kind is WriteKind.INSERT:
-                row_id = await self.db.insert(desired, sealed)
+                row_id = await self.db.insert(desired, sealed, verify)
                 if row_id is None:
                     continue  # inserted by someone else meanwhile: read it and decide again
                 return SyncResult.synced(row_id, wrote=True, at=self.clock())
             assert stored is not None
-            if await self.db.update(stored, desired, sealed):
+            if await self.db.update(stored, desired, sealed, verify):
                 return SyncResult.synced(
                     stored.id,
                     wrote=True,

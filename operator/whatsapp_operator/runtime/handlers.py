@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -24,12 +24,14 @@ import kopf
 
 from whatsapp_graph.client import GraphClient, default_timeout
 from whatsapp_graph.http import new_http_client
+from whatsapp_operator.apps import wiring as apps_wiring
 from whatsapp_operator.meta.budget import RequestBudget
 from whatsapp_operator.meta.validation import Validator
 from whatsapp_operator.model.claims import Claim
 from whatsapp_operator.model.fragment import Event
 from whatsapp_operator.model.spec import GROUP, PLURAL, VERSION
 from whatsapp_operator.pools.convergence import HeartbeatListener
+from whatsapp_operator.pools.notices import NoticeListener, NoticeRouter
 from whatsapp_operator.pools.publisher import POOL_LABEL, Publisher
 from whatsapp_operator.pools.signals import SignalListener, SignalRouter
 from whatsapp_operator.postgres import wiring
@@ -116,6 +118,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> 
         default_version=cfg.graph_api_version,
         by_tenant_id=_claims(kwargs, "tenants_by_tenant_id"),  # kopf's live indexes
         by_phone=_claims(kwargs, "tenants_by_phone_number_id"),
+        namespace_labels=kwargs.get("namespace_labels", {}),  # apps/handlers.py's index
     )
     memo.scheduler = Scheduler(
         cfg.max_concurrent_reconciles, paused=toggles.paused_set(), registry=registry
@@ -124,8 +127,17 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> 
     metrics.serve(cfg.metrics_port, cfg.liveness_host)
     memo.background = wiring.start_background(cfg, memo.runtime)
     _start_core_tasks(cfg, memo, registry, memo.background)
+    memo.apps = await apps_wiring.start(
+        cfg, memo.runtime, graph, budget, memo.background, SECRET_SELECTOR,
+        kwargs.get("whatsapp_apps", {}),  # apps/handlers.py's index of the apps that exist
+    )  # fmt: skip
     if cfg.workers_namespace:
         await _start_publishing(cfg, memo.runtime, cfg.workers_namespace, memo.background)
+    if cfg.amqp_url:  # Meta's notices from the webhook receiver: status.health, AccountHealthy
+        notices = NoticeListener(
+            cfg.amqp_url, NoticeRouter(registry).route, paused=toggles.paused_set()
+        )
+        memo.background.append(asyncio.create_task(notices.run(), name="notices"))
     for task in memo.background:
         diagnostics.supervise(task)
     log.info(
@@ -168,7 +180,7 @@ def _start_core_tasks(
                 memo.kube,
                 [] if cfg.all_namespaces else cfg.namespace_list,
                 SECRET_SELECTOR,
-                registry.wake_secret,  # the tenants reading their token from it look again
+                _secret_changed(memo.runtime),  # its tenants (and apps) look again
             ).run(),
             name="secret-watch",
         )
@@ -177,6 +189,14 @@ def _start_core_tasks(
     if rt.rows is not None:
         rt.audit = AuditWriter(AuditLog(rt.rows.db))
         tasks.append(asyncio.create_task(rt.audit.run(), name="audit"))
+
+
+def _secret_changed(rt: Runtime) -> Callable[[str, str], None]:
+    def changed(namespace: str, name: str) -> None:
+        rt.registry.wake_secret(namespace, name)  # the tenants reading their token from it
+        rt.apps.wake_secret(namespace, name)  # the WhatsAppApps reading it (apps/index.py)
+
+    return changed
 
 
 async def _start_publishing(
@@ -290,6 +310,10 @@ async def tenant_deleted(spec: kopf.Spec, meta: kopf.Meta, memo: Any, **_: Any) 
     held = rt.registry.release(tenant_id, (str(meta.get("namespace")), str(meta.get("name"))))
     if held and rt.publisher is not None:
         rt.publisher.forget(tenant_id)  # the workers stop sending for it at once
+    key = (str(meta.get("namespace")), str(meta.get("name")))
+    rt.apps.refer(key, None)
+    if rt.receiver is not None:
+        rt.receiver.forget_number(key)  # the receiver stops routing to it
     await wiring.release(rt, spec, meta)
     metrics.forget(str(meta.get("namespace")), str(meta.get("name")))
 
@@ -330,6 +354,9 @@ async def tenant_changed(
     gone = type == "DELETED" or _deleting(meta)
     new = await _follow(memo, key, body, gone)
     registry.refer(key, None if gone else (spec.get("tokenSecretRef") or {}).get("name"))
+    apps = getattr(memo.runtime, "apps", None)  # the WhatsAppApps index (apps/index.py)
+    if apps is not None:
+        apps.refer(key, None if gone else (spec.get("appRef") or {}).get("name"))
     if gone:
         claims = None
     else:

@@ -347,6 +347,23 @@ class Kube:
             return None
         return str((result.get("metadata") or {}).get("resourceVersion") or "")
 
+    async def patch_cluster_status(
+        self, plural: str, name: str, patch: dict[str, Any]
+    ) -> str | None:
+        """Merge-patch the status of a cluster-scoped object of this operator's group (a
+        WhatsAppApp); its new resourceVersion, or None if it is gone."""
+        result = await self._call(
+            f"patching {plural} {name} status",
+            self._custom.patch_cluster_custom_object_status(
+                GROUP, VERSION, plural, name, {"status": patch},
+                _content_type="application/merge-patch+json",  # type: ignore[call-arg]
+            ),
+            missing=None,
+        )  # fmt: skip
+        if not isinstance(result, dict):
+            return None
+        return str((result.get("metadata") or {}).get("resourceVersion") or "")
+
     async def remove_tenant_annotation(self, namespace: str, name: str, key: str) -> None:
         """Drop one annotation from a tenant (gone tenants are fine)."""
         await self.patch_custom(namespace, name, {"metadata": {"annotations": {key: None}}})

@@ -12,16 +12,23 @@ from typing import Literal, Protocol
 
 from whatsapp_contract.signals import TenantSignal
 from whatsapp_operator.model.blocking import Pending
+from whatsapp_operator.model.notices import Notice
 from whatsapp_operator.runtime import metrics
 
 TenantKey = tuple[str, str]  # (namespace, name)
 # Why a tenant's pass ran before its timer (whatsapp_operator_wakes_total{reason}): its spec
 # or a request annotation, ids released by another tenant, its Secret, its config published
 # or moved to another shard, its pool's workers, PostgreSQL back, its row edited outside, a
-# worker's signal (tenant_signals.py).
+# worker's signal (tenant_signals.py), one of Meta's notices (pools/notices.py), its
+# WhatsAppApp changed (apps/index.py), its namespace's labels changed.
 WakeReason = Literal[
-    "spec", "claim", "secret", "published", "workers", "database", "drift", "signal"
-]
+    "spec", "claim", "secret", "published", "workers", "database", "drift", "signal", "notice",
+    "app", "namespace",
+]  # fmt: skip
+# Meta's notices waiting for a tenant's pass: at most this many per tenant (the oldest go),
+# and for at most this many tenants not (yet) known here (a tenant listed late still gets them)
+MAX_NOTICES = 500
+MAX_NOTICE_TENANTS = 10_000
 
 
 class Wakeable(Protocol):
@@ -67,6 +74,10 @@ class Registry:
     by_secret: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     # what workers reported about a tenant (tenant_signals.py), for its next pass to take
     signals: dict[TenantKey, Pending] = field(default_factory=dict)
+    # Meta's notices about a tenant (pools/notices.py), in arrival order, for its next pass.
+    # Kept when the tenant is unregistered (a pause by peering): its next pass, here or after
+    # a resume, takes them; only MAX_NOTICE_TENANTS tenants' worth are kept for unknown ones.
+    notices: dict[TenantKey, tuple[Notice, ...]] = field(default_factory=dict)
 
     def register(self, key: TenantKey, target: Wakeable | None = None) -> Wakeable:
         """The tenant's wake target from now on (`target`, or a new Flag); the one it has if
@@ -100,6 +111,28 @@ class Registry:
         if pending is not None and key in self.wakers:
             newer = self.signals.get(key)
             self.signals[key] = pending.merge(newer) if newer is not None else pending
+
+    def post_notice(self, key: TenantKey, notice: Notice) -> int:
+        """File a notice for the tenant's next pass (the caller wakes it); how many were
+        dropped to make room (the oldest of the tenant's, or the notices of tenants unknown
+        here)."""
+        dropped = 0
+        if key not in self.notices and len(self.notices) >= MAX_NOTICE_TENANTS:
+            for stray in [k for k in self.notices if k not in self.wakers]:
+                dropped += len(self.notices.pop(stray))
+        queued = (*self.notices.get(key, ()), notice)
+        dropped += max(0, len(queued) - MAX_NOTICES)
+        self.notices[key] = queued[-MAX_NOTICES:]
+        return dropped
+
+    def take_notices(self, key: TenantKey) -> tuple[Notice, ...]:
+        """The notices since the tenant's last pass (its pass applies them once)."""
+        return self.notices.pop(key, ())
+
+    def return_notices(self, key: TenantKey, notices: tuple[Notice, ...]) -> None:
+        """A pass that failed hands back what it took, before any newer ones."""
+        if notices:
+            self.notices[key] = (*notices, *self.notices.get(key, ()))[-MAX_NOTICES:]
 
     def wake(self, key: TenantKey, reason: WakeReason) -> bool:
         event = self.wakers.get(key)

@@ -36,6 +36,7 @@ def main(cfg: OperatorConfig) -> None:
     install_redaction()
     if cfg.log_level != "DEBUG":
         quiet_routine()
+    from whatsapp_operator.apps import handlers as _apps  # noqa: F401 - WhatsAppApps
     from whatsapp_operator.runtime import handlers  # noqa: F401 - registers the handlers with kopf
     from whatsapp_operator.signup import handlers as _signup  # noqa: F401 - Embedded Signup
 

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from whatsapp_graph.client import DEFAULT_VERSION
+from whatsapp_operator.apps.index import AppIndex
+from whatsapp_operator.apps.receiver import ReceiverPublisher
 from whatsapp_operator.meta.validation import Validator
 from whatsapp_operator.model.claims import Claim
 from whatsapp_operator.model.fragment import Event
@@ -38,6 +40,11 @@ class Runtime:
     # kopf's live indexes of the ids the tenants claim (tenantId, phoneNumberId -> claims)
     by_tenant_id: Mapping[Any, Iterable[Claim]] = field(default_factory=dict)
     by_phone: Mapping[Any, Iterable[Claim]] = field(default_factory=dict)
+    # the WhatsAppApps as tenants see them (apps/), kopf's index of the Namespaces' labels
+    # (namespace name -> its labels) and, with --webhook-receiver, the receiver's config
+    apps: AppIndex = field(default_factory=AppIndex)
+    namespace_labels: Mapping[Any, Iterable[Mapping[str, str]]] = field(default_factory=dict)
+    receiver: ReceiverPublisher | None = None
 
     actor: str = "whatsapp-operator"
 

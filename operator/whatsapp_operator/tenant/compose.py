@@ -20,8 +20,10 @@ from whatsapp_operator.model import conditions as c
 from whatsapp_operator.model.blocking import STATUS_KEY, SendingFacts
 from whatsapp_operator.model.claims import Conflict
 from whatsapp_operator.model.conditions import Condition, Reason
-from whatsapp_operator.model.facts import CheckResult
+from whatsapp_operator.model.facts import CheckResult, Verdict
 from whatsapp_operator.model.fragment import Decision, Event, Fragment
+from whatsapp_operator.model.health import health_fragment
+from whatsapp_operator.model.notices import Notice
 from whatsapp_operator.model.secret_data import SecretOutcome
 from whatsapp_operator.pools.publication import published_fragment
 from whatsapp_operator.postgres.outcome import SyncResult, sync_fragment
@@ -43,18 +45,21 @@ def compose(
     row: Fragment | None = None,
     publication: Fragment | None = None,
     api_version: Condition | None = None,
+    health: Fragment | None = None,
 ) -> Decision:
     facts = view.facts
     stages = [f for f in (row, rotation, publication) if f is not None]
     gates = [f.condition for f in stages if f.gates_ready and f.condition is not None]
     warnings = [f.condition for f in stages if not f.gates_ready and f.condition is not None]
     warnings += [api_version] if api_version is not None else []
-    ready = view.ready_with(gates)
+    # AccountHealthy (model/health.py): beside Ready, or gating it (a disabled account)
+    account = [health.condition] if health is not None and health.condition is not None else []
+    ready = view.ready_with(gates + (account if health is not None and health.gates_ready else []))
     status: dict[str, Any] = {
         "observedGeneration": facts.generation,
         "conditions": c.merge(
-            facts.status.get("conditions") or (),
-            [*view.conditions(), *gates, *warnings, ready],
+            _without_app(facts),
+            [*view.conditions(), *gates, *warnings, *account, ready],
             generation=facts.generation,
             now=facts.now,
         ),
@@ -71,6 +76,7 @@ def compose(
     if view.block.block is not None:
         status[STATUS_KEY] = view.block.block.to_status()
     status.update(rotation.status if rotation is not None else {})
+    status.update(health.status if health is not None else {})
     gated = [e for f in stages if f.gates_ready for e in f.events]
     events = _ready_events(facts.status, ready) + gated
     events += user_token_events(view)
@@ -78,8 +84,15 @@ def compose(
         events += _warning_events(facts.status, warning)
     events += [Event(*event) for event in view.block.events]
     events += [e for f in stages if not f.gates_ready for e in f.events]
+    events += list(health.events) if health is not None else []  # one per notice that changed
     audit = audit_notes(view) + [note for f in stages for note in f.audit]
     return Decision(status, events, audit)
+
+
+def _without_app(facts: Facts) -> list[Mapping[str, Any]]:
+    """The stored conditions; AppResolved left out once the tenant names no app."""
+    stored = facts.status.get("conditions") or ()
+    return [x for x in stored if facts.app is not None or x.get("type") != c.APP_RESOLVED]
 
 
 def _warning_events(stored: Mapping[str, Any], cond: Condition) -> list[Event]:
@@ -124,11 +137,14 @@ class Inputs:
     api_version: Condition | None = None
     published: Mapping[str, str] | None = None  # where the resolved config carries it
     sending: SendingFacts | None = None  # the tenant's number, and a block reported now
+    notices: tuple[Notice, ...] = ()  # Meta's notices since the last pass
+    tenant_id: str | None = None  # the tenant's id (notices about another are ignored)
+    app: Verdict | None = None  # AppResolved (spec.appRef), None: the tenant names no app
 
     def facts(self) -> Facts:
         return Facts(
             self.generation, self.spec_error, self.secret, self.conflict, self.check,
-            self.status, self.now, self.grace, self.sending,
+            self.status, self.now, self.grace, self.sending, self.app,
         )  # fmt: skip
 
 
@@ -152,4 +168,11 @@ def decide(inputs: Inputs) -> Decision:
         ),
         publication=published_fragment(inputs.published),
         api_version=inputs.api_version,
+        health=health_fragment(
+            inputs.status,
+            inputs.notices,
+            tenant_id=inputs.tenant_id,
+            phone=view.phone_facts,
+            now=inputs.now,
+        ),
     )

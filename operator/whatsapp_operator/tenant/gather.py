@@ -8,10 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from whatsapp_operator.meta.app_proof import attach_proof
+from whatsapp_operator.apps.tenant_ref import (
+    AppRefOutcome,
+    ResolvedApp,
+    app_pending,
+    judge_app_ref,
+    require_proof,
+)
+from whatsapp_operator.meta.app_proof import app_proof, attach_proof
 from whatsapp_operator.model import blocking
 from whatsapp_operator.model.claims import Claim, Conflict, find_conflict
 from whatsapp_operator.model.facts import CheckResult
+from whatsapp_operator.model.notices import Notice
 from whatsapp_operator.model.recheck import next_check
 from whatsapp_operator.model.secret_data import ResolvedToken, SecretOutcome, resolve_token
 from whatsapp_operator.model.spec import REVALIDATE_ANNOTATION, TenantSpec, parse_spec
@@ -42,6 +50,7 @@ class Requests:
     revalidate: bool = False
     refresh: bool = False
     signals: blocking.Pending | None = None  # what workers reported since the last pass
+    notices: tuple[Notice, ...] = ()  # Meta's notices since the last pass (model/health.py)
 
 
 @dataclass(frozen=True)
@@ -56,18 +65,25 @@ class Gathered:
     snapshot: SecretSnapshot | None = None
     check: CheckResult | None = None
     reported: blocking.Block | None = None  # a block workers reported since the last pass
+    app_ref: AppRefOutcome | None = None  # spec.appRef resolved (None: the tenant names none)
 
     @property
     def token(self) -> ResolvedToken | None:
         return self.secret.token if self.secret is not None else None
 
+    @property
+    def app(self) -> ResolvedApp | None:
+        """The tenant's WhatsAppApp, when it may use it."""
+        return self.app_ref.app if self.app_ref is not None else None
+
     def facts(self, status: Mapping[str, Any], now: datetime, grace: timedelta) -> Facts:
         if self.spec is None:
             return Facts(self.generation, self.spec_error, None, None, None, status, now, grace)
         sending = blocking.SendingFacts(self.spec.phone_number_id, self.reported)
+        app = self.app_ref.verdict if self.app_ref is not None else None
         return Facts(
             self.generation, "", self.secret, self.conflict, self.check, status, now, grace,
-            sending,
+            sending, app,
         )  # fmt: skip
 
 
@@ -93,10 +109,15 @@ async def gather(
         spec.phone_number_id,
         by_phone.get(spec.phone_number_id, ()),
     )
-    secret, snapshot = await _read_token(rt, meta["namespace"], spec)
+    spec, app_ref = _resolve_app(rt, meta["namespace"], spec)
+    if app_ref is not None and app_ref.pending:  # after a restart: its app's first pass
+        return Gathered(meta, generation, spec, "", now, conflict, app_ref=app_ref)
+    secret, snapshot = await _read_token(rt, meta["namespace"], spec, app_ref)
     token = secret.token
+    if app_ref is not None:
+        app_ref = require_proof(app_ref, token is not None, token is not None and bool(token.proof))
     check = None
-    if token is not None and conflict is None:
+    if token is not None and conflict is None and (app_ref is None or app_ref.usable):
         due = next_check(
             status, fingerprint=token.fingerprint, generation=generation,
             interval=spec.validation.interval, uid=meta.get("uid", ""), now=now,
@@ -105,13 +126,33 @@ async def gather(
         if due <= now or requests.revalidate or recheck:
             check = await rt.validator.check(token.value, spec, token.proof)
     reported = blocking.reported_block(requests.signals, spec.phone_number_id, now)
-    return Gathered(meta, generation, spec, "", now, conflict, secret, snapshot, check, reported)
+    return Gathered(
+        meta, generation, spec, "", now, conflict, secret, snapshot, check, reported, app_ref
+    )
+
+
+def _resolve_app(
+    rt: Runtime, namespace: str, spec: TenantSpec
+) -> tuple[TenantSpec, AppRefOutcome | None]:
+    """The tenant's WhatsAppApp (spec.appRef), judged against its namespace's labels; the
+    spec with the app's Graph API version when it names none itself."""
+    if spec.app_ref is None:
+        return spec, None
+    if rt.apps.pending(spec.app_ref.name):
+        return spec, app_pending(spec.app_ref.name)
+    labels = next(iter(rt.namespace_labels.get(namespace, ())), None)
+    outcome = judge_app_ref(spec.app_ref.name, rt.apps.get(spec.app_ref.name), namespace, labels)
+    app = outcome.app
+    if app is not None and spec.graph_api_version is None and app.graph_api_version:
+        spec = spec.model_copy(update={"graph_api_version": app.graph_api_version})
+    return spec, outcome
 
 
 async def _read_token(
-    rt: Runtime, namespace: str, spec: TenantSpec
+    rt: Runtime, namespace: str, spec: TenantSpec, app_ref: AppRefOutcome | None = None
 ) -> tuple[SecretOutcome, SecretSnapshot | None]:
-    """The token from the tenant's Secret, with its appsecret_proof attached."""
+    """The token from the tenant's Secret, with its appsecret_proof attached (keyed by its
+    WhatsAppApp's secret, or its app credentials Secret's)."""
     ref = spec.token_secret_ref
     try:
         snapshot = await rt.kube.read_secret(namespace, ref.name)
@@ -121,5 +162,10 @@ async def _read_token(
     outcome = resolve_token(snapshot.data if snapshot is not None else None, ref.name, ref.key)
     if outcome.token is not None:
         REDACTOR.add(outcome.token.value)
-    app = spec.rotation.app_credentials_secret_ref
-    return await attach_proof(rt.kube, namespace, app, outcome), snapshot
+    if app_ref is not None:
+        app = app_ref.app
+        if app is None or app.app_secret is None:
+            return outcome, snapshot  # AppResolved says why the app cannot be used
+        return app_proof(outcome, app.name, app.app_secret), snapshot
+    credentials = spec.rotation.app_credentials_secret_ref
+    return await attach_proof(rt.kube, namespace, credentials, outcome), snapshot

@@ -126,7 +126,10 @@ class TenantLoop:
         status = self._status(body)
         asked = self._asked(body)  # taken now: a request arriving mid-pass waits for the next
         signals = self.rt.registry.take_signals(self.key)
-        requests = Requests(REVALIDATE_ANNOTATION in asked, REFRESH_ANNOTATION in asked, signals)
+        notices = self.rt.registry.take_notices(self.key)
+        requests = Requests(
+            REVALIDATE_ANNOTATION in asked, REFRESH_ANNOTATION in asked, signals, notices
+        )
         try:
             outcome = await reconcile_once(
                 self.rt, body, status, self.rt.by_tenant_id, self.rt.by_phone, requests
@@ -137,8 +140,12 @@ class TenantLoop:
             if not isinstance(exc, KubeUnavailable):
                 log.error("tenant %s/%s: %s", *self.key, exc)
             self.rt.registry.return_signals(self.key, signals)  # for the retry
+            self.rt.registry.return_notices(self.key, notices)
             self.failures += 1
             return backoff(self.failures)
+        except BaseException:  # cancelled (a pause by peering, a deletion) or a bug
+            self.rt.registry.return_notices(self.key, notices)  # Meta sends them only once
+            raise
         metrics.RECONCILES.labels("transient" if outcome.transient else "ok").inc()
         if outcome.transient:
             self.failures += 1

@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from whatsapp_operator.apps.tenant_ref import number_entry
 from whatsapp_operator.model.conditions import Reason
 from whatsapp_operator.model.fragment import Decision, Fragment
+from whatsapp_operator.model.health import health_fragment
 from whatsapp_operator.model.recheck import next_check
 from whatsapp_operator.pools.publication import plan_publication
 from whatsapp_operator.pools.stage import Publication
@@ -37,6 +39,9 @@ IDLE_RECHECK = 6 * 3600.0
 # Seconds between timer-driven checks of one tenant, whatever the schedule says.
 MIN_RECHECK = 30.0
 NO_REQUESTS = Requests()
+# Seconds a tenant waits for its WhatsAppApp's first pass after a restart (it is woken as soon
+# as the app is filed; this only bounds the wait).
+APP_PENDING = 10.0
 
 
 @dataclass(frozen=True)
@@ -56,19 +61,31 @@ async def reconcile_once(
 ) -> Outcome:
     """Gather -> stages -> compose for one tenant. Raises KubeUnavailable when it cannot read."""
     got = await gather(rt, body, status, (by_tenant_id, by_phone), requests)
+    if got.app_ref is not None and got.app_ref.pending:
+        # nothing decided (its app's first pass wakes it): what workers and Meta reported
+        # meanwhile is handed back for that pass
+        key = (got.meta["namespace"], got.meta["name"])
+        rt.registry.return_signals(key, requests.signals)
+        rt.registry.return_notices(key, requests.notices)
+        return Outcome(None, APP_PENDING)
     if got.spec is None:
         view = view_of(got.facts(status, got.now, rt.grace))
         skipped = await _row_stage(rt, got, view, status) if rt.rows is not None else None
-        return Outcome(compose(view, row=skipped.fragment if skipped else None), IDLE_RECHECK)
+        row_fragment = skipped.fragment if skipped else None
+        _report_number(rt, got, view)
+        health = _health(view, status, requests, None)  # kept as stored: no id to check against
+        return Outcome(compose(view, row=row_fragment, health=health), IDLE_RECHECK)
     rotation = None
     if got.token is not None and got.conflict is None:
         rotation = await rotate(
             rt.refresher, meta=got.meta, spec=got.spec, snapshot=got.snapshot, token=got.token,
             check=got.check, status=status, now=rt.clock(), forced=requests.refresh,
+            app=(got.app.app_id, got.app.app_secret) if got.app and got.app.app_secret else None,
         )  # fmt: skip
     version = got.spec.graph_api_version or rt.default_version
     api_version = api_version_condition(version, rt.clock())
     view = view_of(got.facts(status, rt.clock(), rt.grace))
+    _report_number(rt, got, view)
     row, publication = await _publish_and_sync(rt, got, view, status)
     fingerprint = got.token.fingerprint if got.token is not None else None
     decision = compose(
@@ -81,8 +98,18 @@ async def reconcile_once(
         row=row.fragment if row is not None else None,
         publication=publication,
         api_version=api_version,
+        health=_health(view, status, requests, got.spec.tenant_id),
     )
     return _outcome(rt, got, decision, row, rotation)
+
+
+def _health(
+    view: View, status: Mapping[str, Any], requests: Requests, tenant_id: str | None
+) -> Fragment | None:
+    """status.health and AccountHealthy: the stored health with Meta's new notices applied."""
+    return health_fragment(
+        status, requests.notices, tenant_id=tenant_id, phone=view.phone_facts, now=view.facts.now
+    )
 
 
 async def _publish_and_sync(
@@ -112,6 +139,7 @@ def _start_publication(rt: Runtime, got: Gathered, view: View) -> Publication | 
     config = plan_publication(
         spec, got.token, publishable=view.publishable, blocked_code=view.blocked_code,
         phone=view.phone_facts, default_version=rt.default_version,
+        webhook_app_id=got.app.app_id if got.app is not None and rt.receiver else None,
     )  # fmt: skip
     return Publication(rt.publisher, rt.convergence, spec.tenant_id, spec.sender_pool, config)
 
@@ -136,7 +164,26 @@ def _plan_row(rt: Runtime, got: Gathered, view: View) -> DesiredRow | str:
         ready=view.ready.status == "True",
         was_configured=False,
         owner=rt.owner,
+        verify_token=got.app.verify_token if got.app is not None else None,
     )
+
+
+def _report_number(rt: Runtime, got: Gathered, view: View) -> None:
+    """The tenant's number in the webhook receiver's config: routed while the tenant may use
+    its app and holds its ids (a duplicate does not), whatever its token's state (statuses
+    of earlier sends and customers' messages keep coming)."""
+    if rt.receiver is None:
+        return
+    namespace, name = got.meta["namespace"], got.meta["name"]
+    spec, app = got.spec, got.app
+    entry = None
+    if spec is not None and app is not None and got.conflict is None:
+        entry = number_entry(
+            app=app, tenant_id=spec.tenant_id, waba_id=spec.waba_id,
+            phone_number_id=spec.phone_number_id, namespace=namespace, name=name,
+            pool=spec.sender_pool, phone=view.phone_facts,
+        )  # fmt: skip
+    rt.receiver.set_number((namespace, name), entry)
 
 
 async def _row_stage(rt: Runtime, got: Gathered, view: View, status: Mapping[str, Any]) -> RowStage:

@@ -48,6 +48,7 @@ class Facts:
     now: datetime
     grace: timedelta = timedelta(minutes=15)
     sending: SendingFacts | None = None  # the tenant's number, and a block reported now
+    app: Verdict | None = None  # AppResolved: its spec.appRef (None: it names no app)
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class View:
         return _ready(self.facts, self._checks() + gates, self.block)
 
     def _checks(self) -> list[Condition]:
-        return _checks(self.secret, self.token, self.phone)
+        return _checks(self.secret, self.token, self.phone, self.facts.app)
 
     def conditions(self) -> list[Condition]:
         """SecretResolved, TokenValid, PhoneNumberVerified and SendingBlocked (once known)."""
@@ -103,13 +104,18 @@ def view_of(facts: Facts) -> View:
     check = facts.check
     phone = check.phone if check is not None and check.phone is not None else None
     phone = phone or PhoneFacts.from_status(facts.status.get("phone"))
-    ready = _ready(facts, _checks(secret_v, token_v, phone_v), block)
+    ready = _ready(facts, _checks(secret_v, token_v, phone_v, facts.app), block)
     return View(facts, secret_v, token_v, phone_v, block, phone, ready)
 
 
-def _checks(secret: Verdict, token: Verdict, phone: Verdict) -> list[Condition]:
+def _checks(
+    secret: Verdict, token: Verdict, phone: Verdict, app: Verdict | None = None
+) -> list[Condition]:
+    """The checks in the order Ready reads them (AppResolved only with spec.appRef)."""
+    apps = [] if app is None else [Condition(c.APP_RESOLVED, app.status, app.reason, app.message)]
     return [
         Condition(c.SECRET_RESOLVED, secret.status, secret.reason, secret.message),
+        *apps,
         Condition(c.TOKEN_VALID, token.status, token.reason, token.message),
         Condition(c.PHONE_NUMBER_VERIFIED, phone.status, phone.reason, phone.message),
     ]
@@ -134,6 +140,9 @@ def _verdicts(facts: Facts) -> tuple[Verdict, Verdict, Verdict]:
         return secret_v, not_checked(why), not_checked(why)
     if facts.conflict is not None:
         why = f"not checked while {facts.conflict.owner.ref} owns this tenant's ids"
+        return secret_v, not_checked(why), not_checked(why)
+    if facts.app is not None and not facts.app.ok:
+        why = f"not checked without its app: {facts.app.message}"
         return secret_v, not_checked(why), not_checked(why)
     if facts.check is not None:
         return secret_v, facts.check.token_verdict, facts.check.phone_verdict
@@ -190,7 +199,9 @@ def _first_failure(facts: Facts, checks: list[Condition]) -> Condition:
             )
         status: c.Status = "Unknown" if verdict.status == "Unknown" else "False"
         return Condition(c.READY, status, verdict.reason, verdict.message)
-    token, phone = checks[1], checks[2]
+    token, phone = (
+        next(x for x in checks if x.type == t) for t in (c.TOKEN_VALID, c.PHONE_NUMBER_VERIFIED)
+    )
     return Condition(c.READY, "True", Reason.READY, f"{token.message}; {phone.message}")
 
 

@@ -52,9 +52,18 @@ class Refresher:
         self.budget = budget
         self.clock = clock
 
-    async def _app(self, namespace: str, ref: AppCredentialsRef | None) -> tuple[str, str]:
+    async def _app(
+        self, namespace: str, ref: AppCredentialsRef | None, app: tuple[str, str] | None = None
+    ) -> tuple[str, str]:
+        """The app's id and secret: the tenant's WhatsAppApp's (`app`), else its app
+        credentials Secret's."""
+        if app is not None:
+            return app
         if ref is None:
-            raise RefreshError("app credentials", "spec.rotation.appCredentialsSecretRef unset")
+            raise RefreshError(
+                "app credentials",
+                "neither spec.appRef nor spec.rotation.appCredentialsSecretRef names the app",
+            )
         try:
             secret = await self.kube.read_secret(namespace, ref.name)
         except KubeError as exc:  # else the whole reconcile of the tenant fails with it
@@ -71,11 +80,12 @@ class Refresher:
         return credentials.app_id, credentials.app_secret
 
     async def refresh(
-        self, namespace: str, spec: TenantSpec, secret: SecretSnapshot, token: ResolvedToken
-    ) -> RefreshOutcome:
+        self, namespace: str, spec: TenantSpec, secret: SecretSnapshot, token: ResolvedToken,
+        *, app: tuple[str, str] | None = None,
+    ) -> RefreshOutcome:  # fmt: skip
         try:
             app_id, app_secret = await self._app(
-                namespace, spec.rotation.app_credentials_secret_ref
+                namespace, spec.rotation.app_credentials_secret_ref, app
             )
             new = await self._obtain(app_id, app_secret, spec, token)
             proof = appsecret_proof(new, app_secret)
@@ -138,15 +148,16 @@ class Refresher:
             raise RefreshError("write", str(exc)) from None
 
     async def retire_previous(
-        self, namespace: str, spec: TenantSpec, secret: SecretSnapshot, current: ResolvedToken
-    ) -> str:
+        self, namespace: str, spec: TenantSpec, secret: SecretSnapshot, current: ResolvedToken,
+        *, app: tuple[str, str] | None = None,
+    ) -> str:  # fmt: skip
         """Drop previousAccessToken from the Secret, revoking it first if asked. Returns
         what was done, for the Event; raises RefreshError (retried later) on failure."""
         previous = decode_value(secret.data, PREVIOUS_KEY)
         revoked = ""
         if previous and spec.rotation.revoke_previous and previous != current.value:
             app_id, app_secret = await self._app(
-                namespace, spec.rotation.app_credentials_secret_ref
+                namespace, spec.rotation.app_credentials_secret_ref, app
             )
             try:
                 await self.budget.acquire()

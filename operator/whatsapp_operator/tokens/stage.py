@@ -62,8 +62,10 @@ async def rotate(
     status: Mapping[str, Any],
     now: datetime,
     forced: bool = False,
+    app: tuple[str, str] | None = None,
 ) -> RotationInputs | None:
-    """Renew the token if due (strategy Refresh) and retire the previous one after its grace."""
+    """Renew the token if due (strategy Refresh) and retire the previous one after its grace.
+    `app`: the id and secret of the tenant's WhatsAppApp (spec.appRef), when it has one."""
     if token is None or snapshot is None:
         return None
     rot = spec.rotation
@@ -76,7 +78,7 @@ async def rotate(
     renewal = renewal_time(times.issued_at, times.expires_at, rot.renew_before)
     if refresh_due(strategy=rot.strategy, renewal=renewal, now=now, forced=forced, state=state):
         namespace = str(meta["namespace"])
-        outcome = await refresher.refresh(namespace, spec, snapshot, token)
+        outcome = await refresher.refresh(namespace, spec, snapshot, token, **_with(app))
         metrics.REFRESHES.labels("ok" if outcome.ok else outcome.step).inc()
         new_state = after_refresh(state, outcome, rot.grace_period)
         return RotationInputs(
@@ -85,7 +87,9 @@ async def rotate(
     retire_at = state.previous_retire_at
     if retire_at is not None and now >= retire_at and PREVIOUS_KEY in snapshot.data:
         try:
-            done = await refresher.retire_previous(str(meta["namespace"]), spec, snapshot, token)
+            done = await refresher.retire_previous(
+                str(meta["namespace"]), spec, snapshot, token, **_with(app)
+            )
         except RefreshError:
             return inputs  # the next pass tries again; the previous token stays meanwhile
         return RotationInputs(
@@ -96,6 +100,11 @@ async def rotate(
             rot.strategy, rot.renew_before, times, retired(state), token_ok=token_ok
         )
     return inputs
+
+
+def _with(app: tuple[str, str] | None) -> dict[str, Any]:
+    """The refresher's `app` argument, only when there is one (spec.appRef)."""
+    return {"app": app} if app is not None else {}
 
 
 def api_version_condition(version: str, today: datetime) -> Condition:

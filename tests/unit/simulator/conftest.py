@@ -6,6 +6,9 @@ and an httpx client for it.
     sim         the simulator serving `sim_state` on a free loopback port
     http        an httpx.AsyncClient on `sim`: base URL `sim.url + http_root`, a bearer token
                 `http_token` (none when None)
+    admin       an httpx.AsyncClient on `sim`'s admin API (/_sim)
+    recorder    a webhook receiver in this process (whatsapp_simulator.webhook_recorder) that
+                answers the verification GET for RECORDER_TOKEN
 
 A module changes its world by overriding `clock`, `sim_state` (it may ask for the seeded one
 under the same name and add to it), `http_root` or `http_token`.
@@ -27,9 +30,11 @@ from whatsapp_simulator import (
     load_seed,
     run_simulator,
 )
+from whatsapp_simulator.webhook_recorder import Recorder, run_recorder
 
 SEED = Path(__file__).parents[3] / "examples" / "simulator-seed.yaml"
 SEED_TOKEN = "EAAdemoTOKEN0000000000000000000000000000000000000000000001"  # the seed's token
+RECORDER_TOKEN = "verify-me"
 
 
 @pytest.fixture
@@ -68,3 +73,15 @@ async def http(
         base_url=f"{sim.url}{http_root}", headers=headers, timeout=5.0
     ) as client:
         yield client
+
+
+@pytest.fixture
+async def admin(sim: RunningSimulator) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=sim.admin_url, timeout=10.0) as client:
+        yield client
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[Recorder]:
+    async with run_recorder(verify_token=RECORDER_TOKEN) as running:
+        yield running

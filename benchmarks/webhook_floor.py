@@ -1,0 +1,82 @@
+"""The webhook benchmark's floor, a process of its own (`python -m benchmarks.webhook_floor`):
+the least a receiver can do and still keep Meta's promise. A bare aiohttp handler reads the
+body, checks `X-Hub-Signature-256` (HMAC-SHA256, constant-time compare), publishes the body
+once (persistent, publisher confirms, mandatory; the same aio-pika channel and aiormq
+publish as the receiver's `broker.py`) to the same exchange and quorum queues as
+`whatsapp-webhook`, and answers 200 when RabbitMQ confirmed it. No config, no routing, no
+parsing, no metrics. Same event loop (uvloop) and access log (off) as the receiver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import itertools
+import os
+import sys
+
+import aio_pika
+import uvloop
+from aiohttp import web
+from pamqp.commands import Basic
+
+from whatsapp_contract.webhook import INGRESS_EXCHANGE
+
+SECRET_ENV = "WEBHOOK_BENCH_SECRET"
+AMQP_ENV = "WEBHOOK_BENCH_AMQP_URL"
+
+
+async def serve(port: int, shards: int) -> None:
+    secret = os.environ[SECRET_ENV].encode()
+    connection = await aio_pika.connect_robust(os.environ[AMQP_ENV])
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+    await channel.get_exchange(INGRESS_EXCHANGE, ensure=True)  # declared by the benchmark
+    keys = itertools.cycle([str(i) for i in range(shards)])
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        given = request.headers.get("X-Hub-Signature-256", "").encode()
+        expected = b"sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest().encode()
+        if not hmac.compare_digest(expected, given):
+            return web.Response(status=403)
+        try:  # the receiver's own publish path (broker.py): no aio_pika.Message built
+            underlay = await channel.get_underlay_channel()
+            confirm = await underlay.basic_publish(
+                body, exchange=INGRESS_EXCHANGE, routing_key=next(keys),
+                properties=Basic.Properties(delivery_mode=2), mandatory=True, timeout=5.0,
+            )  # fmt: skip
+        except Exception:
+            return web.Response(status=503)
+        if not isinstance(confirm, Basic.Ack):
+            return web.Response(status=503)
+        return web.Response(text="ok")
+
+    async def ready(request: web.Request) -> web.Response:
+        return web.Response(text="ready")
+
+    app = web.Application(client_max_size=3_000_001)
+    app.router.add_post("/webhook", handle)
+    app.router.add_get("/readyz", ready)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
+    try:
+        await asyncio.Event().wait()  # until SIGTERM ends the process
+    finally:
+        await runner.cleanup()
+        await connection.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks.webhook_floor")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--shards", type=int, default=4)
+    opts = parser.parse_args(argv)
+    uvloop.run(serve(opts.port, opts.shards))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

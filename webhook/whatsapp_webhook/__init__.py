@@ -1,0 +1,1 @@
+"""whatsapp-webhook: the receiver of Meta's webhooks (docs/webhook.md)."""
