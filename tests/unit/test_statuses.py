@@ -94,7 +94,7 @@ def test_the_book_keeps_the_first_wamid_and_the_last_status() -> None:
     book = StatusBook(limit=3)
     add(book, "m-1", "delivered", "wamid.A")
     add(book, "m-1", "read", "wamid.B")
-    assert book.get("m-1") == Seen("read", "wamid.A")
+    assert book.get("2002", "m-1") == Seen("read", "wamid.A")
 
 
 def test_the_book_forgets_the_oldest_past_its_limit() -> None:
@@ -102,17 +102,23 @@ def test_the_book_forgets_the_oldest_past_its_limit() -> None:
     for i in range(5):
         add(book, f"m-{i}", wamid=f"w{i}")
     assert len(book) == 3
-    assert [book.get(f"m-{i}") is None for i in range(5)] == [True, True, False, False, False]
+    assert [book.get("2002", f"m-{i}") is None for i in range(5)] == [
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
     add(book, "m-2", "delivered", "w2")  # seen again: the newest now
     add(book, "m-5", wamid="w5")
-    assert book.get("m-2") is not None
-    assert book.get("m-3") is None
+    assert book.get("2002", "m-2") is not None
+    assert book.get("2002", "m-3") is None
 
 
 async def test_a_wait_ends_when_the_status_comes() -> None:
     book = StatusBook()
-    waiting = asyncio.create_task(book.wait("m-1", 5.0))
-    other = asyncio.create_task(book.wait("m-1", 5.0))  # two waiters of one message
+    waiting = asyncio.create_task(book.wait("2002", "m-1", 5.0))
+    other = asyncio.create_task(book.wait("2002", "m-1", 5.0))  # two waiters of one message
     await asyncio.sleep(0)
     add(book, "m-2", wamid="w2")
     assert not waiting.done()
@@ -125,12 +131,12 @@ async def test_a_wait_ends_when_the_status_comes() -> None:
 async def test_a_known_status_is_returned_at_once_and_a_missing_one_after_the_wait() -> None:
     book = StatusBook()
     add(book, "m-1", wamid="w1")
-    assert await book.wait("m-1", 0) == Seen("sent", "w1")
+    assert await book.wait("2002", "m-1", 0) == Seen("sent", "w1")
     loop = asyncio.get_running_loop()
     started = loop.time()
-    assert await book.wait("m-2", 0.05) is None
+    assert await book.wait("2002", "m-2", 0.05) is None
     assert loop.time() - started >= 0.04
-    assert await book.wait("m-3", 0) is None  # 0: no wait at all
+    assert await book.wait("2002", "m-3", 0) is None  # 0: no wait at all
     assert book._waiters == {}
 
 
@@ -359,3 +365,12 @@ def test_the_book_knows_when_statuses_are_due() -> None:
     assert book.unheard() == 6.0
     add(book, "m-1")  # a status: what was due may have come
     assert book.unheard() is None
+
+
+def test_a_status_settles_only_its_own_numbers_message() -> None:
+    """Message ids are the producers': another tenant's message with the same id, sent from
+    another number, never settles this one's send (which would then be lost)."""
+    book = StatusBook()
+    add(book, "order-42", wamid="wamid.OTHER", phone="3003")
+    assert book.get("2002", "order-42") is None
+    assert book.get("3003", "order-42") == Seen("sent", "wamid.OTHER")

@@ -124,20 +124,23 @@ class StatusBook:
         if record.timestamp is not None and record.timestamp > self._latest.get(phone, 0):
             self._latest[phone] = record.timestamp
         if record.message_id is not None:
-            self._remember(record.message_id, record.seen)
+            self._remember(_key(phone, record.message_id), record.seen)
 
-    def _remember(self, message_id: str, seen: Seen) -> None:
-        known = self._seen.pop(message_id, None)
+    def _remember(self, key: str, seen: Seen) -> None:
+        known = self._seen.pop(key, None)
         # the first wamid Meta gave stays (a later status names the same message)
-        self._seen[message_id] = Seen(seen.status, known.wamid) if known else seen
+        self._seen[key] = Seen(seen.status, known.wamid) if known else seen
         while len(self._seen) > self.limit:
             self._seen.popitem(last=False)
-        for waiter in self._waiters.pop(message_id, ()):
+        for waiter in self._waiters.pop(key, ()):
             if not waiter.done():
-                waiter.set_result(self._seen[message_id])
+                waiter.set_result(self._seen[key])
 
-    def get(self, message_id: str) -> Seen | None:
-        return self._seen.get(message_id)
+    def get(self, phone_number_id: str, message_id: str) -> Seen | None:
+        """The last status of the message `message_id` sent from `phone_number_id`: a message
+        id is the producer's, so only the number's own statuses can settle its sends (another
+        tenant's message with the same id never does)."""
+        return self._seen.get(_key(phone_number_id, message_id))
 
     def latest(self, phone_number_id: str) -> int | None:
         """Meta's timestamp of the latest status of this number read."""
@@ -157,23 +160,28 @@ class StatusBook:
         none): statuses that should have come by now did not when this grows."""
         return None if self._unheard_since is None else self.clock() - self._unheard_since
 
-    async def wait(self, message_id: str, within: float) -> Seen | None:
+    async def wait(self, phone_number_id: str, message_id: str, within: float) -> Seen | None:
         """The message's status: at once if known, else the first to come `within` seconds."""
-        known = self._seen.get(message_id)
+        key = _key(phone_number_id, message_id)
+        known = self._seen.get(key)
         if known is not None or within <= 0:
             return known
         waiter: asyncio.Future[Seen] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(message_id, []).append(waiter)
+        self._waiters.setdefault(key, []).append(waiter)
         try:
             return await asyncio.wait_for(asyncio.shield(waiter), within)
         except TimeoutError:
-            return self._seen.get(message_id)
+            return self._seen.get(key)
         finally:
-            waiters = self._waiters.get(message_id)
+            waiters = self._waiters.get(key)
             if waiters is not None and waiter in waiters:
                 waiters.remove(waiter)
                 if not waiters:
-                    del self._waiters[message_id]
+                    del self._waiters[key]
+
+
+def _key(phone_number_id: str, message_id: str) -> str:
+    return f"{phone_number_id}/{message_id}"  # number ids are digits: no ambiguity
 
 
 # --- decisions ------------------------------------------------------------------------------

@@ -176,7 +176,7 @@ class Webhooks:
         deadline = time.monotonic() + self.status_wait
         book = self.statuses
         while True:
-            seen = book.get(message_id)
+            seen = book.get(phone_number_id, message_id)
             caught_up = self._caught_up("statuses")
             latest = book.latest(phone_number_id)
             resolution = resolve(seen, caught_up=caught_up, latest=latest, since=since)
@@ -186,7 +186,7 @@ class Webhooks:
                                          unheard=book.unheard(), since=since)  # fmt: skip
             if resolution is not None:
                 break
-            await book.wait(message_id, min(left, TICK))
+            await book.wait(phone_number_id, message_id, min(left, TICK))
         self._count(case, resolution)
         return resolution, seen
 
@@ -195,7 +195,7 @@ class Webhooks:
     ) -> tuple[Resolution, Seen | None]:
         """A copy parked while the webhooks lagged is back (`statuses.on_return`)."""
         book = self.statuses
-        seen = book.get(message_id)
+        seen = book.get(phone_number_id, message_id)
         resolution = on_return(
             seen,
             caught_up=self._caught_up("statuses"),
