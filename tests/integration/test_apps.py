@@ -124,8 +124,10 @@ def test_an_app_goes_ready_with_its_conditions(kubectl: Kubectl, sim: Any, make_
     assert app.app_id in wide
     assert app.meta_name in wide
     wait_for(lambda: ("Normal", "Ready") in app_events(kubectl, app.name), 10, 0.2, "the Event")
-    config = receiver_config(kubectl)
-    entry = next(a for a in config.apps if a.app_id == app.app_id)
+    # the receiver's config follows, debounced (and after the empty one a fresh operator wrote)
+    wait_for(lambda: _app_entry(kubectl, app.app_id) is not None, 15, 0.2, "the app published")
+    entry = _app_entry(kubectl, app.app_id)
+    assert entry is not None
     assert entry.name == app.name
     assert entry.verify_token.get_secret_value() == app.verify
 
@@ -212,6 +214,10 @@ def test_a_missing_app_then_one_not_ready(
     kubectl.apply(dump(secret(app.name, {"appSecret": app.secret, "verifyToken": app.verify})),
                   OPERATOR_NAMESPACE)  # fmt: skip
     wait_reason(kubectl, namespace, "acme", "Ready", timeout=20)
+
+
+def _app_entry(kubectl: Kubectl, app_id: str) -> Any:
+    return next((a for a in receiver_config(kubectl).apps if a.app_id == app_id), None)
 
 
 def _routed(kubectl: Kubectl, phone_number_id: str) -> Any:

@@ -36,6 +36,12 @@ GOOD_SIGNUP: dict[str, Any] = {
     "appCredentialsSecretRef": {"name": "meta-app"},
     "tenant": {"tenantId": "t_acme"},
 }
+# The same signup with a WhatsAppApp instead of the app credentials Secret (issue 18)
+GOOD_SIGNUP_APP: dict[str, Any] = {
+    "codeSecretRef": {"name": "acme-code"},
+    "appRef": {"name": "shared-app"},
+    "tenant": {"tenantId": "t_acme"},
+}
 # What a user must never be shown instead of a message (the API server's or kubectl's).
 NOT_READABLE = (
     "Traceback (most recent call last)",
@@ -450,7 +456,26 @@ SIGNUP_REJECTED = [
         drop("spec.appCredentialsSecretRef"),
         "spec.appCredentialsSecretRef",
         "spec.appCredentialsSecretRef: Required value",
-        id="missing-appCredentialsSecretRef",
+        id="missing-appCredentialsSecretRef",  # and no appRef either
+    ),
+    case(
+        set_("spec.appRef", {"name": "shared-app"}),
+        "spec.appRef",
+        "spec.appRef: Invalid value: spec.appRef and spec.appCredentialsSecretRef are "
+        "mutually exclusive",
+        id="appRef-and-appCredentialsSecretRef",
+    ),
+    case(
+        set_("spec.appRef", {}),
+        "spec.appRef.name",
+        "spec.appRef.name: Required value",
+        id="appRef-without-name",
+    ),
+    case(
+        set_("spec.appRef", {"name": "Shared_App"}),
+        "spec.appRef.name",
+        pattern("spec.appRef.name", "Shared_App", DNS_SUBDOMAIN),
+        id="appRef-name-not-dns",
     ),
     case(drop("spec.tenant"), "spec.tenant", "spec.tenant: Required value", id="missing-tenant"),
     case(
@@ -669,7 +694,12 @@ def test_bad_signup_rejected(
 
 def test_the_good_manifests_are_accepted(kubectl: Any, ns: str) -> None:
     """The base of every case is valid: each rejection above is the edit's doing."""
-    for kind, spec in (("WhatsAppTenant", GOOD_TENANT), ("WhatsAppSignup", GOOD_SIGNUP)):
+    good = (
+        ("WhatsAppTenant", GOOD_TENANT),
+        ("WhatsAppSignup", GOOD_SIGNUP),
+        ("WhatsAppSignup", GOOD_SIGNUP_APP),
+    )
+    for kind, spec in good:
         text = yaml.safe_dump(manifest(kind, spec))
         kubectl(*SSA, "--validate=strict", "--dry-run=server", "-n", ns, "-f", "-", input=text)
 

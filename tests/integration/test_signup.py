@@ -49,10 +49,10 @@ class Onboarding:
 def onboarding(sim: Any) -> Callable[..., Onboarding]:
     def make(
         *, numbers: int = 1, ttl: float | None = None, waba_id: str | None = None,
-        targets: bool = True, scopes: tuple[str, ...] = SCOPES,
+        targets: bool = True, scopes: tuple[str, ...] = SCOPES, app_id: str = APP_ID,
     ) -> Onboarding:  # fmt: skip
         """`targets` False: a token whose granular scopes list no target_ids (Meta's
-        mid-2026 signup tokens)."""
+        mid-2026 signup tokens). `app_id`: the Meta app the code is for."""
         waba = waba_id or new_id("2")
         if waba_id is None:
             sim.add_waba(waba)
@@ -68,7 +68,7 @@ def onboarding(sim: Any) -> Callable[..., Onboarding]:
         SECRETS.extend([code, token])
         ISSUED_TOKENS.append(token)  # the session's final scan looks for it too
         grants = {s: [waba] for s in scopes if s.startswith("whatsapp")} if targets else None
-        sim.add_code(code, app_id=APP_ID, scopes=scopes, targets=grants, ttl=ttl, token=token)
+        sim.add_code(code, app_id=app_id, scopes=scopes, targets=grants, ttl=ttl, token=token)
         return Onboarding(waba, phones, code, token)
 
     return make
@@ -364,6 +364,66 @@ def test_registration_limit_is_never_looped_on(
     assert get(kubectl, "was", namespace, "acme")["status"]["registerAttempts"] == 1
     assert tenants(kubectl, namespace) == []
     assert ("Warning", "RegistrationLimitReached") in events(kubectl, namespace, "acme")
+
+
+# --- spec.appRef: a WhatsAppApp instead of the app credentials Secret (issue 18) ----------
+
+
+def apply_app_signup(kubectl: Kubectl, ns: str, ob: Onboarding, app: str) -> str:
+    """The code Secret and a signup naming WhatsAppApp `app` (no app credentials Secret)."""
+    tenant_id = f"t_app_{ns}"
+    body = signup("acme", tenant_id, appRef={"name": app})
+    del body["spec"]["appCredentialsSecretRef"]
+    kubectl.apply(dump(secret("acme-code", {"code": ob.code}), body), ns)
+    return tenant_id
+
+
+def test_signup_with_a_whatsapp_app_makes_a_tenant_naming_it(
+    kubectl: Kubectl, namespace: str, operator: Any, sim: Any, graph_sim: Any, onboarding: Any
+) -> None:
+    from test_apps import App
+
+    app = App(kubectl, sim, selector={})  # every namespace
+    try:
+        app.apply()
+        app.wait("Ready", "Ready")
+        ob = onboarding(app_id=app.app_id)  # a code for the shared app, not the session's
+        tenant_id = apply_app_signup(kubectl, namespace, ob, app.name)
+        obj = wait_condition(kubectl, namespace, "acme", "Ready", "True")
+        assert obj["status"]["exchangeAttempts"] == 1
+        assert calls_by_token(sim, "subscribed_apps", ob.token) == 1
+        subscribed = graph(graph_sim, "GET", f"{ob.waba_id}/subscribed_apps", ob.token).json()
+        assert [a["whatsapp_business_api_data"]["id"] for a in subscribed["data"]] == [app.app_id]
+        tenant = get(kubectl, "wat", namespace, "acme")
+        assert tenant["spec"]["tenantId"] == tenant_id
+        assert tenant["spec"]["appRef"] == {"name": app.name}
+        # the app is the appRef's; `rotation` holds only what the CRD defaults, no credentials
+        assert "appCredentialsSecretRef" not in tenant["spec"].get("rotation", {})
+        kubectl("wait", "--for=condition=Ready", "wat/acme", "-n", namespace, "--timeout=30s")
+        assert "meta-app" not in kubectl("get", "secret", "-n", namespace, "-o", "name").stdout
+    finally:
+        app.delete()
+
+
+def test_signup_in_a_namespace_the_app_does_not_select_stops_before_the_exchange(
+    kubectl: Kubectl, namespace: str, operator: Any, sim: Any, onboarding: Any
+) -> None:
+    from test_apps import App
+
+    app = App(kubectl, sim, selector={"matchLabels": {"apps.test/never": "yes"}})
+    try:
+        app.apply()
+        ob = onboarding(app_id=app.app_id)
+        apply_app_signup(kubectl, namespace, ob, app.name)
+        obj = wait_condition(kubectl, namespace, "acme", "Ready", "False")
+        cond = conditions(obj)["CodeExchanged"]
+        assert (cond["status"], cond["reason"]) == ("False", "AppNotAllowed")
+        assert f"namespace {namespace!r}" in cond["message"]
+        assert "exchangeAttempts" not in obj["status"]  # the code was never sent
+        assert tenants(kubectl, namespace) == []
+        assert ("Warning", "AppNotAllowed") in events(kubectl, namespace, "acme")
+    finally:
+        app.delete()
 
 
 # --- the OAuth callback endpoint ----------------------------------------------------------

@@ -77,8 +77,25 @@ def test_schema_is_structural_closed_and_documented(schema: Schema) -> None:
 
 def test_spec_is_immutable(schema: Schema) -> None:
     rules = schema["properties"]["spec"]["x-kubernetes-validations"]
-    assert [r["rule"] for r in rules] == ["self == oldSelf"]
+    assert rules[0]["rule"] == "self == oldSelf"
     assert "one-shot" in rules[0]["message"]
+
+
+def test_exactly_one_app(schema: Schema) -> None:
+    """appCredentialsSecretRef or appRef (a WhatsAppApp, by name only), never both; without
+    either, the API server still says `spec.appCredentialsSecretRef: Required value`."""
+    spec = schema["properties"]["spec"]
+    assert "appCredentialsSecretRef" not in spec["required"]
+    ref = spec["properties"]["appRef"]
+    assert ref["required"] == ["name"]
+    assert set(ref["properties"]) == {"name"}
+    rules = {r.get("fieldPath"): r for r in spec["x-kubernetes-validations"]}
+    needed = rules[".appCredentialsSecretRef"]
+    assert needed["rule"] == "has(self.appCredentialsSecretRef) || has(self.appRef)"
+    assert needed["reason"] == "FieldValueRequired"
+    both = rules[".appRef"]
+    assert both["rule"] == "!has(self.appCredentialsSecretRef) || !has(self.appRef)"
+    assert "mutually exclusive" in both["message"]
 
 
 def test_tenant_id_rule_is_the_tenants(schema: Schema) -> None:

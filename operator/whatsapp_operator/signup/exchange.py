@@ -6,7 +6,9 @@ status before each one; the exchange and the write of its token run to completio
 the operator is stopping; and a token obtained but not yet stored is kept for the next pass.
 The exchange never queues behind the shared request budget (the code lives about 30 s): it is
 charged to the budget and goes at once. The later steps send the token's appsecret_proof,
-from the signup's app credentials.
+from the signup's app credentials. With `spec.appRef` the app's id and secret come from the
+WhatsAppApp in the operator's apps index (no Secret is read), judged as for a tenant in the
+signup's namespace.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, TypeVar
 
 from whatsapp_graph.client import appsecret_proof
 from whatsapp_graph.errors import ErrorClass, GraphApiError, GraphUnavailable, ThrottleScope
+from whatsapp_operator.apps.tenant_ref import ResolvedApp
 from whatsapp_operator.model.secret_data import fingerprint, resolve_token
 from whatsapp_operator.runtime.kube import KubeConflict
 from whatsapp_operator.runtime.logs import REDACTOR
@@ -36,6 +39,7 @@ from whatsapp_operator.signup.model import (
     SIGNUP_ANNOTATION,
     SIGNUP_PLURAL,
     TOKEN_KEY,
+    SecretValue,
     SignupSpec,
     code_fingerprint,
     secret_value,
@@ -48,6 +52,14 @@ T = TypeVar("T")
 Record = Callable[[Mapping[str, Any]], Awaitable[None]]
 # The WhatsAppTenants ("namespace/name") claiming a tenantId, from the operator's index.
 ClaimedBy = Callable[[str], Sequence[str]]
+
+
+class AppBlocked(Exception):
+    """The signup's WhatsAppApp may not be used now (a wait or a stop: `result`)."""
+
+    def __init__(self, result: StepResult) -> None:
+        super().__init__(result.conditions[0].message)
+        self.result = result
 
 
 async def uninterrupted(coro: Coroutine[Any, Any, T]) -> T:
@@ -104,13 +116,40 @@ class CodeExchange:
         except ValueError as exc:  # refused fields; the Events still say what happened
             log.warning("signup %s/%s: audit entry refused: %s", self.namespace, self.name, exc)
 
-    async def _proof(self, token: str) -> str | None:
-        """The token's appsecret_proof (the app secret from the signup's app credentials
-        Secret; None when it cannot be read: the call then goes without one)."""
+    def _app(self, step: str) -> ResolvedApp | StepResult:
+        """The WhatsAppApp of spec.appRef from the apps index, if the signup may use it."""
+        ref = self.spec.app_ref
+        assert ref is not None
+        apps = self.rt.apps
+        labels = next(iter(self.rt.namespace_labels.get(self.namespace, ())), None)
+        return judge.app_ref(
+            step, ref.name, apps.get(ref.name), self.namespace, labels,
+            pending=apps.pending(ref.name),
+        )  # fmt: skip
+
+    async def _credentials(self, step: str) -> tuple[SecretValue, SecretValue] | StepResult:
+        """The app's id and secret: the WhatsAppApp's (spec.appRef), else read from the app
+        credentials Secret."""
+        if self.spec.app_ref is not None:
+            app = self._app(step)
+            if isinstance(app, StepResult):
+                return app
+            return SecretValue(app.app_id), SecretValue(app.app_secret)
+        ref = self.spec.app_credentials_secret_ref
+        assert ref is not None
+        data = await self.kube.secret_data(self.namespace, ref.name)
+        app_id = secret_value(data, ref.name, ref.app_id_key)
+        return app_id, secret_value(data, ref.name, ref.app_secret_key)
+
+    async def _proof(self, token: str, step: str) -> str | None:
+        """The token's appsecret_proof, keyed by the app secret (None when the app credentials
+        Secret cannot be read: the call then goes without one). A WhatsAppApp the signup may
+        not use (yet) raises AppBlocked: `step` waits or stops, as its reason says."""
         if self._app_secret is None:
-            ref = self.spec.app_credentials_secret_ref
-            data = await self.kube.secret_data(self.namespace, ref.name)
-            found = secret_value(data, ref.name, ref.app_secret_key).value
+            credentials = await self._credentials(step)
+            if isinstance(credentials, StepResult):
+                raise AppBlocked(credentials)
+            found = credentials[1].value
             if found is None:
                 return None
             REDACTOR.add(found)
@@ -122,13 +161,14 @@ class CodeExchange:
     # --- 1. CodeExchanged ------------------------------------------------------------------
 
     async def exchange(self, status: Mapping[str, Any]) -> StepResult:
-        ref, app = self.spec.code_secret_ref, self.spec.app_credentials_secret_ref
+        ref = self.spec.code_secret_ref
         code_data = await self.kube.secret_data(self.namespace, ref.name)
-        app_data = await self.kube.secret_data(self.namespace, app.name)
         code = secret_value(code_data, ref.name, ref.code_key)
         pin = secret_value(code_data, ref.name, ref.pin_key) if self.spec.register_number else None
-        app_id = secret_value(app_data, app.name, app.app_id_key)
-        app_secret = secret_value(app_data, app.name, app.app_secret_key)
+        credentials = await self._credentials(CODE_EXCHANGED)
+        if isinstance(credentials, StepResult):  # the WhatsAppApp: waited for, or not allowed
+            return judge.code_preflight(code, pin) or credentials
+        app_id, app_secret = credentials
         blocked = judge.preflight(code, pin, app_id, app_secret)
         if blocked is not None:
             return blocked

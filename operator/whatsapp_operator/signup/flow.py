@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from whatsapp_operator.model.conditions import Condition, Status, merge, rfc3339
+from whatsapp_operator.model.conditions import Reason as TenantReason
 from whatsapp_operator.signup.model import SignupSpec
 
 CODE_EXCHANGED = "CodeExchanged"
@@ -67,6 +68,10 @@ class Reason:
     TOKEN_SECRET_EXISTS = "TokenSecretExists"
     TOKEN_SECRET_NOT_FOUND = "TokenSecretNotFound"
     SIGNUP_IN_PROGRESS = "SignupInProgress"
+    # spec.appRef: the WhatsAppApp, judged as for a tenant (any step that needs its secret)
+    APP_NOT_FOUND = TenantReason.APP_NOT_FOUND
+    APP_NOT_ALLOWED = TenantReason.APP_NOT_ALLOWED
+    APP_NOT_READY = TenantReason.APP_NOT_READY
     # WabaDiscovered
     DISCOVERED = "Discovered"
     WABA_NOT_FOUND = "WabaNotFound"

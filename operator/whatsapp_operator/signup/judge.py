@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from whatsapp_graph.errors import ErrorClass, GraphApiErrorInfo
+from whatsapp_operator.apps.tenant_ref import ResolvedApp, app_pending, judge_app_ref
 from whatsapp_operator.signup.flow import (
     CODE_EXCHANGED,
     MAX_EXCHANGE_ATTEMPTS,
@@ -288,11 +289,38 @@ def register_unavailable(message: str, attempts: int) -> StepResult:
     return retry(NUMBER_REGISTERED, Reason.GRAPH_API_UNAVAILABLE, message)
 
 
-def preflight(
-    code: SecretValue, pin: SecretValue | None, app_id: SecretValue, app_secret: SecretValue
-) -> StepResult | None:
-    """What stops the exchange before the code is spent (None: nothing). A missing Secret is
-    waited for (it may be created right after the signup); a wrong one stops the signup."""
+def app_ref(
+    step: str,
+    name: str,
+    app: ResolvedApp | None,
+    namespace: str,
+    labels: Mapping[str, str] | None,
+    *,
+    pending: bool = False,
+) -> ResolvedApp | StepResult:
+    """The WhatsAppApp `name` (spec.appRef: `app` from the apps index, None when there is
+    none; `pending`: its first pass is still to come) when the signup in `namespace` (with
+    `labels`; None: not known yet) may use it, as a tenant there would. A missing, unread or
+    not Ready app is waited for, as are unknown labels (each can change in a moment: the app
+    created or fixed, the operator's first pass done); an app that does not select the
+    namespace stops the signup: that is the platform team's decision, not a delay."""
+    outcome = app_pending(name) if pending else judge_app_ref(name, app, namespace, labels)
+    if outcome.app is not None:
+        return outcome.app
+    verdict = outcome.verdict
+    if verdict.reason == Reason.APP_NOT_ALLOWED and labels is not None:
+        why = (
+            f"{verdict.message}: the signup stops; once the app allows the namespace (or "
+            f"with another app), {NEW_SIGNUP}"
+        )
+        return stop(step, Reason.APP_NOT_ALLOWED, why)
+    if outcome.pending:  # its message says it is waited for
+        return retry(step, Reason.APP_NOT_READY, verdict.message)
+    return retry(step, verdict.reason, f"{verdict.message}; waiting")
+
+
+def code_preflight(code: SecretValue, pin: SecretValue | None) -> StepResult | None:
+    """What in the code Secret stops the exchange (None: nothing): see `preflight`."""
     if code.missing:
         return retry(CODE_EXCHANGED, Reason.CODE_SECRET_NOT_FOUND, f"{code.message}; waiting")
     if not code.ok:
@@ -303,6 +331,17 @@ def preflight(
             return stop(CODE_EXCHANGED, Reason.PIN_INVALID, why)
         if PIN_PATTERN.match(pin.value or "") is None:
             return stop(CODE_EXCHANGED, Reason.PIN_INVALID, "the PIN must be exactly 6 digits")
+    return None
+
+
+def preflight(
+    code: SecretValue, pin: SecretValue | None, app_id: SecretValue, app_secret: SecretValue
+) -> StepResult | None:
+    """What stops the exchange before the code is spent (None: nothing). A missing Secret is
+    waited for (it may be created right after the signup); a wrong one stops the signup."""
+    blocked = code_preflight(code, pin)
+    if blocked is not None:
+        return blocked
     if app_id.missing:
         why = f"{app_id.message}; waiting"
         return retry(CODE_EXCHANGED, Reason.APP_CREDENTIALS_NOT_FOUND, why)

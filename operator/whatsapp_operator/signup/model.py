@@ -1,9 +1,10 @@
 """The WhatsAppSignup resource as typed Python, and the objects a signup creates. Pure.
 
-A signup names a Secret with the OAuth code (and maybe a PIN), the Meta app's credentials,
-and the tenant to create. It produces two objects in its own namespace: the token Secret
-`<tenant name>-meta-token` and the WhatsAppTenant, both annotated with the signup's name so
-that a retry of the same signup recognises them and nothing else is ever overwritten.
+A signup names a Secret with the OAuth code (and maybe a PIN), the Meta app (a Secret with
+its credentials, or a cluster-scoped WhatsAppApp by `appRef`), and the tenant to create. It
+produces two objects in its own namespace: the token Secret `<tenant name>-meta-token` and
+the WhatsAppTenant, both annotated with the signup's name so that a retry of the same signup
+recognises them and nothing else is ever overwritten.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from whatsapp_operator.model.secret_data import decode, fingerprint
-from whatsapp_operator.model.spec import API_VERSION, GROUP, KIND, DeletionPolicy
+from whatsapp_operator.model.spec import API_VERSION, GROUP, KIND, AppRef, DeletionPolicy
 
 SIGNUP_PLURAL = "whatsappsignups"
 SIGNUP_KIND = "WhatsAppSignup"
@@ -81,9 +82,16 @@ class SessionInfo(_Model):
     )
 
 
+ONE_APP = "exactly one of spec.appCredentialsSecretRef and spec.appRef names the Meta app"
+
+
 class SignupSpec(_Model):
     code_secret_ref: CodeSecretRef = Field(alias="codeSecretRef")
-    app_credentials_secret_ref: AppCredentialsRef = Field(alias="appCredentialsSecretRef")
+    # The Meta app: a Secret in the signup's namespace, or a WhatsAppApp (exactly one)
+    app_credentials_secret_ref: AppCredentialsRef | None = Field(
+        default=None, alias="appCredentialsSecretRef"
+    )
+    app_ref: AppRef | None = Field(default=None, alias="appRef")
     tenant: TenantTemplate
     phone_number_selector: PhoneNumberSelector | None = Field(
         default=None, alias="phoneNumberSelector"
@@ -91,6 +99,12 @@ class SignupSpec(_Model):
     subscribe_app: bool = Field(default=True, alias="subscribeApp")
     register_number: bool = Field(default=False, alias="register")
     session: SessionInfo | None = None
+
+    @model_validator(mode="after")
+    def _one_app(self) -> SignupSpec:
+        if (self.app_credentials_secret_ref is None) == (self.app_ref is None):
+            raise ValueError(ONE_APP)
+        return self
 
     def tenant_name(self, signup_name: str) -> str:
         return self.tenant.name or signup_name
@@ -102,7 +116,8 @@ def parse_signup_spec(spec: Any) -> tuple[SignupSpec | None, str]:
         return SignupSpec.model_validate(dict(spec or {})), ""
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            ": ".join(filter(None, (".".join(str(p) for p in err["loc"]), err["msg"])))
+            for err in exc.errors()
         )
         return None, f"spec is invalid: {problems}"
 
@@ -172,10 +187,9 @@ def token_secret_body(name: str, signup: str, token: str, code_fp: str) -> dict[
 def tenant_spec(
     spec: SignupSpec, waba_id: str, phone_number_id: str, secret: str
 ) -> dict[str, Any]:
-    """The tenant's spec. It names the signup's app credentials (rotation
-    .appCredentialsSecretRef): its Graph calls then carry appsecret_proof, and switching it
-    to strategy Refresh needs nothing more."""
-    app = spec.app_credentials_secret_ref
+    """The tenant's spec. It names the signup's app: its WhatsAppApp (spec.appRef) or its app
+    credentials (rotation.appCredentialsSecretRef). Its Graph calls then carry
+    appsecret_proof, and switching it to strategy Refresh needs nothing more."""
     out: dict[str, Any] = {
         "tenantId": spec.tenant.tenant_id,
         "wabaId": waba_id,
@@ -183,14 +197,18 @@ def tenant_spec(
         "tokenSecretRef": {"name": secret, "key": TOKEN_KEY},
         "senderPool": spec.tenant.sender_pool,
         "deletionPolicy": spec.tenant.deletion_policy,
-        "rotation": {
+    }
+    app = spec.app_credentials_secret_ref
+    if spec.app_ref is not None:
+        out["appRef"] = {"name": spec.app_ref.name}
+    elif app is not None:
+        out["rotation"] = {
             "appCredentialsSecretRef": {
                 "name": app.name,
                 "appIdKey": app.app_id_key,
                 "appSecretKey": app.app_secret_key,
             }
-        },
-    }
+        }
     if spec.session is not None and spec.session.business_id:
         out["businessId"] = spec.session.business_id
     return out

@@ -15,7 +15,7 @@ from whatsapp_operator.model.secret_data import resolve_token
 from whatsapp_operator.runtime.kube import KubeConflict, KubeError, KubeForbidden, KubeUnavailable
 from whatsapp_operator.runtime.logs import REDACTOR
 from whatsapp_operator.signup import judge
-from whatsapp_operator.signup.exchange import CodeExchange
+from whatsapp_operator.signup.exchange import AppBlocked, CodeExchange
 from whatsapp_operator.signup.flow import (
     APP_SUBSCRIBED,
     CODE_EXCHANGED,
@@ -53,6 +53,8 @@ class SignupSteps(CodeExchange):
             return stop(step, Reason.KUBERNETES_REJECTED, f"the API server refused: {exc}")
         except GraphUnavailable as exc:
             return retry(step, Reason.GRAPH_API_UNAVAILABLE, str(exc))
+        except AppBlocked as exc:  # spec.appRef's WhatsAppApp, needed for the proof
+            return exc.result
 
     async def _token_or_stop(self, step: str) -> str | StepResult:
         if self._token is not None:
@@ -72,7 +74,7 @@ class SignupSteps(CodeExchange):
         token = await self._token_or_stop(WABA_DISCOVERED)
         if isinstance(token, StepResult):
             return token
-        proof = await self._proof(token)
+        proof = await self._proof(token, WABA_DISCOVERED)
         try:
             await self.budget.acquire()
             data = await self.graph.debug_token(token, proof=proof)
@@ -86,7 +88,7 @@ class SignupSteps(CodeExchange):
         if isinstance(token, StepResult):
             return token
         waba = str(status["wabaId"])
-        proof = await self._proof(token)
+        proof = await self._proof(token, PHONE_NUMBER_SELECTED)
         try:  # every page through the budget; the read also confirms the token reaches it
             numbers = await self.graph.waba_phone_numbers(
                 token, waba, pace=lambda: self.budget.acquire(waba), proof=proof
@@ -103,7 +105,7 @@ class SignupSteps(CodeExchange):
         if isinstance(token, StepResult):
             return token
         waba = str(status["wabaId"])
-        proof = await self._proof(token)
+        proof = await self._proof(token, APP_SUBSCRIBED)
         try:
             await self.budget.acquire(waba)
             await self.graph.subscribe_app(token, waba, proof=proof)
@@ -126,7 +128,7 @@ class SignupSteps(CodeExchange):
         if attempts >= MAX_REGISTER_ATTEMPTS:
             return judge.register_unavailable("no answer from Meta", attempts)
         waba, phone = str(status["wabaId"]), str(status["phoneNumberId"])
-        proof = await self._proof(token)
+        proof = await self._proof(token, NUMBER_REGISTERED)
         await self.record({"registerAttempts": attempts + 1})
         try:
             await self.budget.acquire(waba)
