@@ -81,10 +81,13 @@ class BenchTenant:
 
 
 def start_cluster(namespaces: Sequence[str] = ()) -> ControlPlane:
-    """kube-apiserver + etcd with the project's CRDs applied (as tests/conftest.py does)."""
+    """kube-apiserver + etcd with the project's CRDs applied (as tests/conftest.py does), and
+    a WhatsAppTenantPolicy allowing every tenant id everywhere (the operator enforces policies
+    by default: docs/tenancy.md)."""
     cp = ControlPlane().start()
     try:
         cp.install_crds(*namespaces, field_manager="bench")
+        cp.allow_all_tenant_ids()
     except BaseException:
         cp.stop()
         raise

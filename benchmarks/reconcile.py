@@ -282,7 +282,8 @@ async def operator(
         namespaces=[ns], extra_env={"WHATSAPP_OPERATOR_DATABASE_URL": env.opts.dsn},
         extra_args=["--graph-rate", str(env.opts.graph_rate), "--graph-burst",
                     str(env.opts.graph_rate), "--log-level", "INFO", "--encryption-keys-dir",
-                    str(env.keys), "--workers-namespace", workers],
+                    str(env.keys), "--audit-key-file", str(env.keys.parent / "audit-key"),
+                    "--workers-namespace", workers],
     )  # fmt: skip
     try:
         await asyncio.to_thread(op.start)
@@ -368,6 +369,7 @@ def start_servers(stack: contextlib.ExitStack, base: Path, latency_ms: int) -> t
     stack.callback(cp.stop)
     cp.start()
     cp.install_crds(field_manager="bench")
+    cp.allow_all_tenant_ids()  # the operator enforces tenant policies by default
     pg = Postgres()
     stack.callback(pg.close)
     pg.start()
@@ -500,6 +502,7 @@ async def main(argv: list[str]) -> None:
     keys = logs / "keys"
     keys.mkdir()
     (keys / "2026-01").write_bytes(os.urandom(32))
+    (logs / "audit-key").write_bytes(os.urandom(32).hex().encode())  # the audit trail's HMAC key
     with contextlib.ExitStack() as stack:
         kubeconfig, pg, sim = await asyncio.to_thread(start_servers, stack, logs, opts.latency_ms)
         opts.dsn = pg.dsn

@@ -243,6 +243,7 @@ async def run(opts: argparse.Namespace, base: Path) -> Result:
     keys = base / "keys"
     keys.mkdir(exist_ok=True)
     (keys / "2026-01").write_bytes(os.urandom(32))
+    (base / "audit-key").write_bytes(os.urandom(32).hex().encode())  # the audit trail's HMAC key
     cp, pg, rabbit = None, Postgres(), RabbitMQ()
     sim = GraphSimulator(base / "sim.log")
     op: Operator | None = None
@@ -291,6 +292,7 @@ def new_operator(
         extra_args=["--graph-rate", str(opts.graph_rate),
                     "--graph-burst", str(int(opts.graph_rate)), "--log-level", "INFO",
                     "--encryption-keys-dir", str(keys),
+                    "--audit-key-file", str(keys.parent / "audit-key"),
                     "--workers-namespace", WORKERS_NAMESPACE],
         extra_env={"WHATSAPP_OPERATOR_DATABASE_URL": pg.dsn,
                    "WHATSAPP_OPERATOR_AMQP_URL": rabbit.amqp_url,

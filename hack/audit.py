@@ -5,9 +5,16 @@ pip-audit runs when its service answers: PyPI's per-release JSON API, whose `vul
 come from the PyPA advisory database and GitHub's advisories. Some networks (this project's
 builders among them) serve only PyPI's per-project JSON: its `vulnerabilities` are those of
 the newest release, so a pin that is the newest release is audited from there, the same data
-pip-audit would read. A pin older than the newest release cannot be audited that way: it is
-named, and fails the audit only with AUDIT_REQUIRED=1 (set it where the network allows). A
-vulnerable pin always fails, with the advisory ids and the fixed versions.
+pip-audit would read. No offline advisory database is served through a package registry here
+(OSV's and the PyPA database's homes are unreachable; the registries' "offline" packages
+download their data at run time), so a pin older than the newest release cannot be checked.
+
+Every pin that was not checked is printed as `NOT CHECKED name==version: why`. With
+AUDIT_REQUIRED=1 (CI: .ci/run and `make check` under CI=true) such a pin fails the audit,
+unless hack/audit-accepted.txt names that exact pin with the reason it has to stay (e.g. a
+dependency pins it exactly); an accepted pin is still printed as NOT CHECKED. The usual
+remedy is `make lock` (newest releases). A vulnerable pin always fails, with the advisory
+ids and the fixed versions.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "requirements.lock"
+ACCEPTED = ROOT / "hack" / "audit-accepted.txt"
 PYPI = "https://pypi.org/pypi"
 
 
@@ -37,13 +45,13 @@ class Verdict:
 
 
 def pins(text: str) -> list[tuple[str, str]]:
-    """(name, version) of each `name==version` line."""
+    """(name, version) of each `name==version` line (hashes and markers dropped)."""
     found = []
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
-        if "==" in line:
+        if "==" in line and not line.startswith("--"):
             name, version = (part.strip() for part in line.split("==", 1))
-            found.append((name, version.split(";", 1)[0].strip()))
+            found.append((name, version.split(";", 1)[0].split()[0].rstrip("\\")))
     return found
 
 
@@ -87,8 +95,48 @@ def audit_pin(name: str, version: str) -> Verdict:
     return judge(name, version, None, _get(f"{PYPI}/{name}/json"))
 
 
-def main() -> int:
-    locked = pins(LOCK.read_text())
+def accepted_pins(text: str) -> dict[tuple[str, str], str]:
+    """(name, version) -> reason, from `name==version  # reason` lines."""
+    found = {}
+    for line in text.splitlines():
+        pin, _, reason = line.partition("#")
+        for name, version in pins(pin):
+            found[_key(name), version] = reason.strip()
+    return found
+
+
+def _key(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def unchecked_lines(
+    unchecked: list[Verdict], accepted: dict[tuple[str, str], str]
+) -> tuple[list[str], int]:
+    """The NOT CHECKED lines, and how many of those pins are not accepted."""
+    lines, refused = [], 0
+    for v in unchecked:
+        reason = accepted.get((_key(v.name), v.version))
+        if reason is None:
+            refused += 1
+            lines.append(f"NOT CHECKED {v.name}=={v.version}: {v.unaudited}")
+        else:
+            lines.append(
+                f"NOT CHECKED {v.name}=={v.version}: {v.unaudited} (accepted in "
+                f"{ACCEPTED.name}: {reason or 'no reason given'})"
+            )
+    return lines, refused
+
+
+def verdict_code(vulnerable: int, refused: int, required: bool) -> int:
+    """1: a vulnerable pin; 3: pins not checked (and not accepted) while required; else 0."""
+    if vulnerable:
+        return 1
+    return 3 if refused and required else 0
+
+
+def main(lock: Path = LOCK, accepted_file: Path = ACCEPTED) -> int:
+    locked = pins(lock.read_text())
+    required = os.environ.get("AUDIT_REQUIRED") == "1"
     try:
         first = _get(f"{PYPI}/{locked[0][0]}/{locked[0][1]}/json")
     except (urllib.error.URLError, OSError) as exc:
@@ -96,30 +144,36 @@ def main() -> int:
     else:
         unreachable = ""
     if first is not None:  # pip-audit's own service answers: let pip-audit do it all
-        print(f"audit: pip-audit of {LOCK.name} ({len(locked)} pins)", flush=True)
+        print(f"audit: pip-audit of {lock.name} ({len(locked)} pins)", flush=True)
         return subprocess.call([
-            Path(sys.executable).with_name("pip-audit"), "--requirement", str(LOCK),
+            Path(sys.executable).with_name("pip-audit"), "--requirement", str(lock),
             "--no-deps", "--disable-pip", "--strict", "--progress-spinner", "off",
         ])  # fmt: skip
     if unreachable:
-        print(f"audit: NOT RUN: PyPI unreachable ({unreachable})", file=sys.stderr)
-        return 3 if os.environ.get("AUDIT_REQUIRED") == "1" else 0
+        print(f"audit: NOT CHECKED: all {len(locked)} pins of {lock.name}: PyPI unreachable "
+              f"({unreachable})", file=sys.stderr)  # fmt: skip
+        return verdict_code(0, len(locked), required)
     with ThreadPoolExecutor(8) as pool:
         verdicts = list(pool.map(lambda pin: audit_pin(*pin), locked))
     vulnerable = [v for v in verdicts if v.vulnerabilities]
     unaudited = [v for v in verdicts if v.unaudited]
+    accepted = accepted_pins(accepted_file.read_text()) if accepted_file.exists() else {}
+    lines, refused = unchecked_lines(unaudited, accepted)
     for v in vulnerable:
         print(f"VULNERABLE {v.name}=={v.version}: {'; '.join(v.vulnerabilities)}", file=sys.stderr)
-    for v in unaudited:
-        print(f"not audited {v.name}=={v.version}: {v.unaudited}", file=sys.stderr)
+    for line in lines:
+        print(line, file=sys.stderr)
     print(
-        f"audit: {len(locked)} pins in {LOCK.name}, {len(locked) - len(unaudited)} audited "
+        f"audit: {len(locked)} pins in {lock.name}, {len(locked) - len(unaudited)} checked "
         f"against PyPI's advisory data (per-project JSON), {len(vulnerable)} vulnerable, "
-        f"{len(unaudited)} not audited"
+        f"{len(unaudited)} NOT CHECKED ({len(unaudited) - refused} of them accepted)"
     )
-    if vulnerable:
-        return 1
-    return 3 if unaudited and os.environ.get("AUDIT_REQUIRED") == "1" else 0
+    code = verdict_code(len(vulnerable), refused, required)
+    if code == 3:
+        print(f"audit: FAILED: {refused} pins not checked and AUDIT_REQUIRED=1: run `make lock` "
+              f"(newest releases), or accept a pin in hack/{ACCEPTED.name} with its reason",
+              file=sys.stderr)  # fmt: skip
+    return code
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ never used by accident.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -27,7 +28,15 @@ from psycopg.rows import dict_row
 
 from whatsapp_operator.postgres.database import Database
 from whatsapp_testkit.procs import reachable
-from whatsapp_testkit.reliability import Scenario, render
+from whatsapp_testkit.reliability import (
+    Scenario,
+    description,
+    gone_tests,
+    read_descriptions,
+    render,
+    scenario_drift,
+)
+from whatsapp_testkit.rowwrites import RowWrites
 from whatsapp_testkit.world import SCOPES, World, new_id, new_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,11 +160,36 @@ def kubectl(cluster: Cluster) -> Kubectl:
     return Kubectl(cluster)
 
 
+# The operator enforces WhatsAppTenantPolicies (docs/tenancy.md): one session policy lets the
+# namespaces labelled OPEN_LABEL (those of the `namespace` and `ns` fixtures) hold any tenant id
+# and adopt rows. tests/integration/test_tenancy.py uses unlabelled namespaces and its own.
+OPEN_POLICY = "tests-open"
+OPEN_LABEL = "whatsapp.operator.dev/tests-open"
+
+
+@pytest.fixture(scope="session")
+def open_policy(kubectl: Kubectl) -> str:
+    """The session's WhatsAppTenantPolicy `tests-open`; returns the label that opts in."""
+    from whatsapp_testkit.controlplane import tenant_policy
+
+    selector = {"matchLabels": {OPEN_LABEL: "true"}}
+    kubectl.apply(json.dumps(tenant_policy(OPEN_POLICY, selector, ("*",), adopt=True)))
+    return OPEN_LABEL
+
+
+def open_namespace(kubectl: Kubectl, name: str) -> None:
+    """Create `name` (unless it exists) with the label the session policy selects."""
+    kubectl("create", "namespace", name, check=False)
+    kubectl("label", "--overwrite", "namespace", name, f"{OPEN_LABEL}=true")
+
+
 @pytest.fixture
-def namespace(kubectl: Kubectl) -> Iterator[str]:
-    """A fresh namespace per test (deleted afterwards, without waiting)."""
+def namespace(kubectl: Kubectl, open_policy: str) -> Iterator[str]:
+    """A fresh namespace per test (deleted afterwards, without waiting), labelled for the
+    session's WhatsAppTenantPolicy."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     kubectl("create", "namespace", name)
+    kubectl("label", "namespace", name, f"{open_policy}=true")
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 
@@ -173,11 +207,12 @@ SIGNUP_CALLBACK_SECRET = "callback-hmac-key-for-tests-0123456789"
 
 
 @pytest.fixture(scope="module")
-def ns(kubectl: Kubectl) -> Iterator[str]:
+def ns(kubectl: Kubectl, open_policy: str) -> Iterator[str]:
     """One namespace for a whole module whose tests leave nothing behind (rejected
-    manifests)."""
+    manifests), labelled for the session's WhatsAppTenantPolicy."""
     name = f"mod-{uuid.uuid4().hex[:10]}"
     kubectl("create", "namespace", name)
+    kubectl("label", "namespace", name, f"{open_policy}=true")
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 
@@ -228,12 +263,21 @@ def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def audit_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The audit trail's HMAC key, as a mounted Secret's file (postgres/audit_key.py)."""
+    path = tmp_path_factory.mktemp("audit-key") / "key"
+    path.write_text(base64.b64encode(os.urandom(48)).decode() + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
 def operator(
     cluster: Cluster,
     graph_sim: Any,
     artifacts: Path,
     postgres: Any,
     keys_dir: Path,
+    audit_key_file: Path,
     rabbitmq: Any,
 ) -> Iterator[Any]:
     """The operator as a real process (its console entry point) watching all namespaces,
@@ -256,6 +300,8 @@ def operator(
             "DEBUG",
             "--encryption-keys-dir",
             str(keys_dir),
+            "--audit-key-file",
+            str(audit_key_file),
             "--drift-interval",
             "2s",
             "--rekey-interval",
@@ -387,11 +433,21 @@ def sql(postgres: Any) -> Any:
     return run
 
 
+@pytest.fixture
+def row_writes(postgres: Any) -> Iterator[Callable[[str], RowWrites]]:
+    """Count the row writes PostgreSQL commits for tenants whose id is LIKE a pattern
+    (testkit/whatsapp_testkit/rowwrites.py); the counting trigger is dropped after the test."""
+    with contextlib.ExitStack() as stack:
+        yield lambda pattern: stack.enter_context(RowWrites(postgres.dsn, pattern))
+
+
 # --- the reliability report (testkit/whatsapp_testkit/reliability.py) -------------------
 
 SCENARIOS = pytest.StashKey[Scenario]()
 METRIC_PAGES: list[str] = []  # workers' /metrics pages, read before they stop (leak scan)
 REPORTED: list[Scenario] = []
+DESELECTED: list[str] = []  # node ids -k/-m left out (a scenario left out is not gone)
+COMMITTED_REPORT = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -423,6 +479,31 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(render(REPORTED, command=command))
     print(f"\nreliability report: {len(REPORTED)} scenarios written to {path}")
+    if Path(path).resolve() != COMMITTED_REPORT and COMMITTED_REPORT.exists():
+        drift = committed_report_drift(session)
+        if drift:
+            print(
+                "\ndocs/reliability.md describes its scenarios otherwise than the tests that "
+                "just ran (figures are not compared): run `make reliability` and commit it\n"
+                + "\n".join(drift)
+            )
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    DESELECTED.extend(item.nodeid for item in items)
+
+
+def committed_report_drift(session: pytest.Session) -> list[str]:
+    """The committed report's scenario descriptions against those of the tests that ran (CI:
+    `make test` runs them all): a unified diff, empty when they agree."""
+    committed = read_descriptions(COMMITTED_REPORT.read_text())
+    collected = {item.nodeid for item in session.items} | set(DESELECTED)
+    root = session.config.rootpath
+    gone = gone_tests(committed, collected, lambda file: (root / file).exists())
+    ran = {row.test: description(row) for row in REPORTED if row.name}  # described
+    return scenario_drift(committed, ran, gone=gone)
 
 
 @pytest.hookimpl(hookwrapper=True)

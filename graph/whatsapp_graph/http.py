@@ -6,7 +6,11 @@ Two transports under the same `httpx.AsyncClient` API:
   maintainer; the OpenAI and Anthropic SDKs ship it as their aiohttp backend). Measured on
   the sending benchmark: the worker's CPU per message fell by about 40 % (py-spy: httpcore's
   pool checks every idle connection with a `getpeername` system call on each request).
-- `httpcore`: httpx's own transport; needed for HTTP/2.
+- `httpcore`: httpx's own transport.
+
+Both speak HTTP/1.1 only. HTTP/2 was a worker setting once (it forced `httpcore`, the
+transport that costs more CPU per message) and was removed untested: `h2` was never installed,
+the simulator serves HTTP/1.1, and no measurement showed a gain over pooled warm connections.
 
 httpx-aiohttp maps every `aiohttp.ClientConnectionError` without a better match to
 `httpx.ConnectTimeout`, including a server that closed the connection after the request
@@ -34,14 +38,13 @@ def new_http_client(
     max_connections: int,
     timeout: httpx.Timeout,
     backend: HttpBackend = "aiohttp",
-    http2: bool = False,
 ) -> httpx.AsyncClient:
-    """An `httpx.AsyncClient` with a pool of `max_connections` (HTTP/2 needs `httpcore`)."""
+    """An `httpx.AsyncClient` (HTTP/1.1) with a pool of `max_connections`."""
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
-    if backend == "httpcore" or http2:
-        return without_cookies(httpx.AsyncClient(limits=limits, timeout=timeout, http2=http2))
+    if backend == "httpcore":
+        return without_cookies(httpx.AsyncClient(limits=limits, timeout=timeout))
     return without_cookies(
         httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=timeout)
     )

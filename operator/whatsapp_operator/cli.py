@@ -41,12 +41,27 @@ def _kubernetes_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-A", "--all-namespaces", action="store_true", default=None)
     p.add_argument("--kubeconfig")
+    p.add_argument(
+        "--liveness-host",
+        help="address of the liveness endpoint (default 127.0.0.1; a pod: 0.0.0.0)",
+    )
     p.add_argument("--liveness-port", type=int, help="0 disables the liveness endpoint")
+    p.add_argument(
+        "--metrics-host",
+        help="address of the /metrics endpoint (default 127.0.0.1; a pod: 0.0.0.0)",
+    )
     p.add_argument("--metrics-port", type=int, help="Prometheus /metrics port; 0 disables")
     p.add_argument(
         "--max-concurrent-reconciles",
         type=int,
         help="tenant reconcile passes at once (default 500); the rest wait, earliest due first",
+    )
+    p.add_argument(
+        "--tenant-policy",
+        choices=["enforce", "off"],
+        help="enforce (default): a tenant id is held only in the namespaces a "
+        "WhatsAppTenantPolicy allows, rows stay with their namespace and adoption needs the "
+        "policy's approval; off: none of that (unsafe on a shared cluster)",
     )
     p.add_argument("--peering", help="kopf peering name (HA); standalone when not given")
     p.add_argument("--priority", type=int, help="peering priority of this replica")
@@ -106,7 +121,15 @@ def _database_flags(p: argparse.ArgumentParser) -> None:
         choices=["encrypted", "plaintext", "none"],
         help="how access_token is stored (default encrypted)",
     )
-    p.add_argument("--encryption-keys-dir", help="folder of AES-256 keys (a mounted Secret)")
+    p.add_argument(
+        "--encryption-keys-dir",
+        help="folder of AES-256 keys (a mounted Secret); with several, a `primary` entry names "
+        "the one that encrypts new writes",
+    )
+    p.add_argument(
+        "--audit-key-file",
+        help="the audit trail's HMAC key (a mounted Secret's file); needed with a database",
+    )
     p.add_argument("--drift-interval", help="how often rows are checked for drift (e.g. 60s)")
     p.add_argument(
         "--rekey-interval",

@@ -20,6 +20,7 @@ from whatsapp_operator.model.spec import parse_duration
 # In a pod: the namespace of its service account (the operator's own namespace).
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a DNS label
+LOOPBACK = "127.0.0.1"
 
 
 class OperatorConfig(BaseSettings):
@@ -42,8 +43,12 @@ class OperatorConfig(BaseSettings):
     http_backend: Literal["aiohttp", "httpcore"] = "aiohttp"
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     unavailable_grace: timedelta = timedelta(minutes=15)
-    liveness_host: str = "0.0.0.0"  # noqa: S104 - probes come from the kubelet
+    # Where the health and metrics endpoints listen: loopback unless told (nothing reachable
+    # from the network by default); in a pod the kubelet's probes reach the pod IP, so the chart
+    # passes 0.0.0.0 (metrics.listenAddress) and its NetworkPolicy says who may connect.
+    liveness_host: str = Field(default=LOOPBACK, min_length=1)
     liveness_port: int = Field(default=8080, ge=0, le=65535)
+    metrics_host: str = Field(default=LOOPBACK, min_length=1)
     metrics_port: int = Field(default=9090, ge=0, le=65535)
     workers_namespace: str | None = Field(
         default=None, description="where the resolved-config Secrets of the pools go; unset: off"
@@ -60,7 +65,9 @@ class OperatorConfig(BaseSettings):
     peering: str | None = None  # None: standalone (one replica)
     priority: int = 0
     database_url: str | None = Field(
-        default=None, description="PostgreSQL DSN; unset: no tenant_whatsapp_config sync"
+        default=None,
+        repr=False,
+        description="PostgreSQL DSN; unset: no tenant_whatsapp_config sync",
     )
     database_owner: str = Field(default="whatsapp-operator", max_length=100)
     token_storage: Literal["encrypted", "plaintext", "none"] = "encrypted"
@@ -68,6 +75,9 @@ class OperatorConfig(BaseSettings):
         default=None, repr=False, description="kid=base64key,... (or use encryption_keys_dir)"
     )
     encryption_keys_dir: str | None = None
+    # The audit trail's HMAC key (postgres/audit_key.py): a mounted Secret's file; needed with
+    # database_url, since every entry is chained with it.
+    audit_key_file: str | None = None
     drift_interval: timedelta = timedelta(seconds=60)
     # How often rows under an old key are re-encrypted under the primary one (the rekey pass,
     # postgres/maintenance.py). "rotation" names token renewal only (spec.rotation); the old
@@ -97,8 +107,20 @@ class OperatorConfig(BaseSettings):
         default=None, pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
     )
     webhook_receiver: bool = False  # publish the webhook receiver's config (apps/receiver.py)
+    # Which namespaces may hold which tenant ids (model/tenant_policy.py): `enforce` follows
+    # the WhatsAppTenantPolicies; `off` allows every tenant id in every namespace and adoption
+    # without approval (the behaviour before policies; unsafe on a shared cluster).
+    tenant_policy: Literal["enforce", "off"] = "enforce"
     log_level: str = "INFO"
     log_format: str = Field(default="plain", pattern="^(plain|full|json)$")
+
+    def liveness_endpoint(self) -> str | None:
+        """kopf's liveness endpoint URL (None: liveness_port 0, off); an IPv6 address in
+        brackets."""
+        if not self.liveness_port:
+            return None
+        host = f"[{self.liveness_host}]" if ":" in self.liveness_host else self.liveness_host
+        return f"http://{host}:{self.liveness_port}/healthz"
 
     @field_validator("unavailable_grace", "drift_interval", "rekey_interval", mode="before")
     @classmethod
@@ -133,6 +155,15 @@ class OperatorConfig(BaseSettings):
             missing = [name for name, value in needed.items() if not value]
             if missing:
                 raise ValueError(f"signup_callback_port needs {', '.join(missing)}")
+        return self
+
+    @model_validator(mode="after")
+    def _audit_key(self) -> OperatorConfig:
+        if self.database_url and not self.audit_key_file:
+            raise ValueError(
+                "database_url needs audit_key_file: the audit trail is chained with an HMAC key "
+                "(a mounted Secret; --audit-key-file or WHATSAPP_OPERATOR_AUDIT_KEY_FILE)"
+            )
         return self
 
     @model_validator(mode="after")

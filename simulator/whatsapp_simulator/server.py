@@ -21,7 +21,7 @@ from whatsapp_simulator.admin import admin_app
 from whatsapp_simulator.app_node import app_node, is_app_token
 from whatsapp_simulator.auth import Call, authenticate, credentials, require
 from whatsapp_simulator.enforcement import send_block
-from whatsapp_simulator.faults import GraphError, inject
+from whatsapp_simulator.faults import FaultRule, GraphError, inject
 from whatsapp_simulator.nodes import (
     DEFAULT_LIST_FIELDS,
     DEFAULT_PHONE_FIELDS,
@@ -234,9 +234,8 @@ def graph_route(kind: str, fn: GraphFn) -> Handler:
         faults = state.faults
         rule = faults.pick(kind, node, fp, after_accept=False) if faults.rules else None
         if rule is not None:
-            response, outcome = await inject(request, rule, None, whatsapp)
+            response = await injected(state, (kind, fp), request, rule, None, whatsapp)
             response.headers.update(headers)
-            state.count(kind, fp, outcome)
             return response
         try:
             if served is None:
@@ -251,11 +250,30 @@ def graph_route(kind: str, fn: GraphFn) -> Handler:
         if rule is None:
             state.count(kind, fp, "ok")
             return response
-        response, outcome = await inject(request, rule, response, whatsapp)
-        state.count(kind, fp, outcome)
-        return response
+        return await injected(state, (kind, fp), request, rule, response, whatsapp)
 
     return handle
+
+
+async def injected(
+    state: SimState,
+    counted_as: tuple[str, str],
+    request: web.Request,
+    rule: FaultRule,
+    accepted: web.Response | None,
+    whatsapp: bool,
+) -> web.Response:
+    """The fault's response, the call counted (kind, token fingerprint) with its outcome. A
+    caller that hangs up during a fault's delay cancels the handler (handler_cancellation):
+    it made the call all the same, so it is counted (as `timeout`, the only fault that
+    waits), or the call log would miss exactly the calls a client gave up on."""
+    try:
+        response, outcome = await inject(request, rule, accepted, whatsapp)
+    except asyncio.CancelledError:
+        state.count(*counted_as, "timeout" if rule.action == "timeout" else "abandoned")
+        raise
+    state.count(*counted_as, outcome)
+    return response
 
 
 def build_app(state: SimState | None = None) -> web.Application:

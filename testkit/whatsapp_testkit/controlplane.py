@@ -64,6 +64,7 @@ CRD_NAMES = (
     "whatsapptenants.whatsapp.operator.dev",
     "whatsappsignups.whatsapp.operator.dev",
     "whatsappapps.whatsapp.operator.dev",
+    "whatsapptenantpolicies.whatsapp.operator.dev",
 )
 
 
@@ -95,6 +96,38 @@ def install_crds(
             time.sleep(0.25)
         if proc.returncode != 0:
             raise ControlPlaneError(f"kubectl {' '.join(args[:2])}: {proc.stderr.strip()}")
+
+
+def tenant_policy(
+    name: str,
+    selector: dict[str, object],
+    tenant_ids: tuple[str, ...] = ("*",),
+    *,
+    adopt: bool = False,
+) -> dict[str, object]:
+    """A WhatsAppTenantPolicy (docs/tenancy.md): the namespaces `selector` selects ({}: all)
+    may use the tenant ids `tenant_ids` (shell-style patterns); `adopt` approves adoption."""
+    return {
+        "apiVersion": "whatsapp.operator.dev/v1alpha1",
+        "kind": "WhatsAppTenantPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "namespaceSelector": selector,
+            "tenantIds": list(tenant_ids),
+            "adoptExistingRows": adopt,
+        },
+    }
+
+
+def apply_object(kubeconfig: Path, obj: dict[str, object], *, kubectl: Path | None = None) -> None:
+    """`kubectl apply` one object (server-side); ControlPlaneError with kubectl's words."""
+    proc = subprocess.run(
+        [str(kubectl or find_kubectl()), "--kubeconfig", str(kubeconfig), "apply",
+         "--server-side", "--field-manager=whatsapp-testkit", "-f", "-"],
+        input=json.dumps(obj), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise ControlPlaneError(f"kubectl apply {obj.get('kind')}: {proc.stderr.strip()}")
 
 
 class ControlPlane(daemon.Harness):
@@ -290,6 +323,11 @@ class ControlPlane(daemon.Harness):
         install_crds(
             self.kubeconfig_path, *namespaces, field_manager=field_manager, kubectl=self.kubectl
         )
+
+    def allow_all_tenant_ids(self, name: str = "allow-all") -> None:
+        """A WhatsAppTenantPolicy letting every namespace use every tenant id (for a private
+        cluster with one team: benchmarks, single-tenant tests)."""
+        apply_object(self.kubeconfig_path, tenant_policy(name, {}), kubectl=self.kubectl)
 
     def restart_apiserver(self, while_down: Callable[[], object] | None = None) -> None:
         """Stop kube-apiserver and start it again on the same port, against the same etcd;

@@ -2,15 +2,16 @@
 
 Starts the control plane (hack/control-plane), PostgreSQL, RabbitMQ, the Graph API simulator
 seeded with the demo tenant, the operator, a sender worker and the webhook receiver; applies
-examples/app.yaml and examples/tenant.yaml (pointed at the app); waits for Ready; enqueues the
-customer's message (whatsapp.inbound; it opens the 24-hour service window), then the seed's
-message, followed from accepted to sent and delivered (Meta's status webhooks), and the
-customer's reply (demo_webhooks.py). `make
-demo-down` stops everything. State and logs live in .run/demo/.
+examples/tenant-policy.yaml, examples/app.yaml and examples/tenant.yaml (pointed at the
+app); waits for Ready; enqueues the customer's message (whatsapp.inbound; it opens the 24-hour
+service window), then the seed's message, followed from accepted to sent and delivered (Meta's
+status webhooks), and the customer's reply (demo_webhooks.py). `make demo-down` stops
+everything. State and logs live in .run/demo/.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -53,9 +54,34 @@ def harness(module: str, command: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "testkit")}
     proc = subprocess.run(
         [sys.executable, "-m", f"whatsapp_testkit.{module}", command],
-        stdout=subprocess.PIPE, text=True, env=env, check=command == "up",
+        stdout=subprocess.PIPE, text=True, env=env, check=False,
     )  # fmt: skip
+    if command == "up" and proc.returncode != 0:  # the harness said why, in one line
+        sys.exit(f"make demo: {module} did not start (the line above says why)")
     return proc.stdout.strip()
+
+
+def missing_system_deps() -> list[str]:
+    """Why PostgreSQL or RabbitMQ could not start here, one reason each (empty: all found)."""
+    from whatsapp_testkit import postgres, rabbitmq
+
+    found = []
+    for find in (postgres.find_bin_dir, rabbitmq.find_scripts_dir, rabbitmq.find_epmd):
+        try:
+            find()
+        except (postgres.PostgresError, rabbitmq.RabbitMQError) as exc:
+            found.append(str(exc))
+    return found
+
+
+def check() -> int:
+    """The demo's dependency check: ONE line and exit code 1 when something is missing."""
+    missing = missing_system_deps()
+    if missing:
+        print(f"make demo: {'; '.join(missing)}. Run `sudo hack/install-system-deps.sh`",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
 
 
 def postgres(command: str) -> str:
@@ -154,6 +180,8 @@ def install_example(kubeconfig: Path) -> None:
         controlplane.install_crds(kubeconfig, NAMESPACE, WORKERS, OPERATOR_NS, field_manager="demo")
     except ControlPlaneError as exc:
         sys.exit(f"installing the CRDs failed: {exc}")
+    say("the platform team allows the demo namespace the demo's tenant id (WhatsAppTenantPolicy)")
+    print(kubectl(kubeconfig, "apply", "-f", str(ROOT / "examples" / "tenant-policy.yaml")))
     print(
         kubectl(kubeconfig, "apply", "-n", NAMESPACE, "-f", str(ROOT / "examples" / "tenant.yaml"))
     )
@@ -162,6 +190,15 @@ def install_example(kubeconfig: Path) -> None:
 def save_pids(pids: dict[str, int]) -> None:
     """What `make demo-down` stops (besides the control plane, PostgreSQL and RabbitMQ)."""
     (RUN / "state.json").write_text(json.dumps({"pids": pids}))
+
+
+def audit_key_file() -> Path:
+    """The audit trail's HMAC key (made on the first run), as a mounted Secret's file."""
+    path = RUN / "audit-key"
+    if not path.exists():
+        path.write_text(base64.b64encode(os.urandom(48)).decode() + "\n")
+        path.chmod(0o600)
+    return path
 
 
 def start_operator(
@@ -175,6 +212,8 @@ def start_operator(
         extra_args=[
             "--encryption-keys-dir",
             str(keys),
+            "--audit-key-file",
+            str(audit_key_file()),
             "--workers-namespace",
             WORKERS,
             "--operator-namespace",
@@ -263,6 +302,7 @@ def show_what_next(kubeconfig: Path, dsn: str, keys: Path, op: Operator, amqp_ur
     say("the seed's credentials lookup, for legacy services (whatsapp-credentials)")
     print(
         f"    WHATSAPP_OPERATOR_DATABASE_URL={dsn} \\\n"
+        f"    WHATSAPP_OPERATOR_AUDIT_KEY_FILE={audit_key_file()} \\\n"
         f"      whatsapp-credentials get --tenant-id t_a3eecb94bb822a92 --keys-dir {keys} --json"
     )
 
@@ -280,6 +320,8 @@ Tear everything down with: make demo-down""")
 
 
 def up() -> int:
+    if check() != 0:
+        return 1
     down()
     RUN.mkdir(parents=True, exist_ok=True)
     kubeconfig = start_control_plane()
@@ -320,7 +362,9 @@ def main() -> int:
         return up()
     if command == "down":
         return down()
-    print("usage: python -m whatsapp_testkit.demo up|down", file=sys.stderr)
+    if command == "check":
+        return check()
+    print("usage: python -m whatsapp_testkit.demo up|down|check", file=sys.stderr)
     return 2
 
 

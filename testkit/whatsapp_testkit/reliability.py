@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import difflib
 import platform
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 COLUMNS = (
     ("scenario", "scenario"),
@@ -118,3 +120,75 @@ def render(scenarios: Iterable[Scenario], *, command: str) -> str:
         f"- `{s.test}`: {s.outcome}" + (f" in {s.seconds:.1f} s" if s.seconds else "") for s in rows
     ]
     return "\n".join(lines) + "\n"
+
+
+# --- the committed report's scenarios against the tests' own (CI: `make test`) ---------
+
+DESCRIBED = ("scenario", "load", "faults")  # the columns a scenario's test writes as text
+Description = tuple[str, str, str]
+_CELL_SPLIT = re.compile(r"(?<!\\) \| ")
+_TEST_LINE = re.compile(r"^- `(?P<test>[^`]+)`: ")
+
+
+def description(scenario: Scenario) -> Description:
+    """What the scenario says it holds and injects, as the table shows it."""
+    scenario_cell, load, faults = (_escape(scenario.cell(c)) for c in DESCRIBED)
+    return scenario_cell, load, faults
+
+
+def read_descriptions(text: str) -> dict[str, Description]:
+    """test id -> (scenario, load held, faults injected) of a report `render` wrote: its table
+    rows and its list of tests are in the same order (by test id)."""
+    lines = text.splitlines()
+    header = "| " + " | ".join(title for _, title in COLUMNS) + " |"
+    if header not in lines:
+        raise ValueError("not a reliability report: its table header is missing")
+    start = lines.index(header) + 2  # after the header and its separator
+    rows: list[Description] = []
+    for line in lines[start:]:
+        if not line.startswith("| "):
+            break
+        cells = _CELL_SPLIT.split(line[2:-2])
+        if len(cells) != len(COLUMNS):
+            raise ValueError(f"a table row without {len(COLUMNS)} cells: {line[:80]}")
+        rows.append((cells[0], cells[1], cells[2]))
+    tests = [m["test"] for line in lines if (m := _TEST_LINE.match(line))]
+    if len(tests) != len(rows):
+        raise ValueError(f"{len(rows)} table rows but {len(tests)} tests listed")
+    return dict(zip(tests, rows, strict=True))
+
+
+def _line(test: str, described: Description) -> str:
+    return f"{test}: " + " | ".join(described)
+
+
+def scenario_drift(
+    committed: Mapping[str, Description],
+    ran: Mapping[str, Description],
+    *,
+    gone: Collection[str] = (),
+) -> list[str]:
+    """How the committed report's scenarios differ from those the tests just described, as a
+    unified diff (empty: they agree). A scenario that did not run is compared only when it is
+    in `gone` (its test no longer exists); figures are never compared."""
+    tests = sorted(set(ran) | (set(committed) & set(gone)))
+    old = [_line(t, committed[t]) for t in tests if t in committed]
+    new = [_line(t, ran[t]) for t in tests if t in ran]
+    if old == new:
+        return []
+    return list(difflib.unified_diff(old, new, "committed", "the tests", lineterm="", n=0))
+
+
+def gone_tests(
+    committed: Iterable[str], collected: Collection[str], exists: Callable[[str], bool]
+) -> list[str]:
+    """The committed scenarios whose test no longer exists: its file is gone, or its file was
+    collected in this session (selected or deselected) without it. A file this session did
+    not collect at all tells nothing (a partial run)."""
+    files = {test.split("::")[0] for test in collected}
+    return [
+        test
+        for test in committed
+        if test not in collected
+        and (test.split("::")[0] in files or not exists(test.split("::")[0]))
+    ]

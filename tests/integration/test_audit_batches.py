@@ -9,14 +9,16 @@ import itertools
 import pytest
 
 from whatsapp_operator.postgres.audit import GENESIS, AuditLog
+from whatsapp_operator.postgres.audit_key import AuditKey
 from whatsapp_operator.postgres.audit_writer import AuditWriter
 from whatsapp_operator.postgres.database import Database
 
 pytestmark = pytest.mark.integration
+KEY = AuditKey(b"batches-audit-key-" * 2)
 
 
 async def test_a_batch_is_one_insert_chained_in_order(db: Database) -> None:
-    log = AuditLog(db)
+    log = AuditLog(db, KEY)
     first = await log.append("t_first", "validated", "operator")
     inserts = db.statement_count["INSERT"]
     batch = [(f"t_{i}", "validated", "operator", f"sha256:{i:016x}", f"n={i}") for i in range(50)]
@@ -35,7 +37,7 @@ async def test_a_batch_is_one_insert_chained_in_order(db: Database) -> None:
 
 
 async def test_a_refused_entry_writes_nothing_of_its_batch(db: Database) -> None:
-    log = AuditLog(db)
+    log = AuditLog(db, KEY)
     batch = [
         ("t_ok", "validated", "operator", None, ""),
         ("t_bad", "validated", "operator", None, "EAAGm0PX4ZCpsBAKZB7ZCZBdbAUDITtoken01234"),
@@ -46,7 +48,7 @@ async def test_a_refused_entry_writes_nothing_of_its_batch(db: Database) -> None
 
 
 async def test_a_thousand_tenants_submitting_at_once_land_in_a_few_batches(db: Database) -> None:
-    writer = AuditWriter(AuditLog(db), max_batch=200)
+    writer = AuditWriter(AuditLog(db, KEY), max_batch=200)
     task = asyncio.create_task(writer.run())
     try:
         inserts = db.statement_count["INSERT"]
@@ -59,7 +61,7 @@ async def test_a_thousand_tenants_submitting_at_once_land_in_a_few_batches(db: D
         assert await writer.flush(seconds=30)
         assert writer.written == 1000
         assert db.statement_count["INSERT"] - inserts <= 10  # batched, not one per tenant
-        result = await AuditLog(db).verify()
+        result = await AuditLog(db, KEY).verify()
         assert result.ok
         assert result.checked == 1000
         with pytest.raises(ValueError, match="unknown audit event"):

@@ -25,6 +25,7 @@ import yaml
 
 from conftest import ROOT, Cluster, Kubectl, make_world
 from whatsapp_contract.resolved import parse_document
+from whatsapp_testkit.controlplane import tenant_policy
 from whatsapp_testkit.procs import free_ports, reachable
 from whatsapp_testkit.reliability import Scenario
 from whatsapp_testkit.services import Service
@@ -148,8 +149,9 @@ def production_overrides(ns: dict[str, str]) -> list[str]:
 
 
 def variants(ns: dict[str, str]) -> dict[str, list[str]]:
+    # "default": the defaults with their one required choice made the wide way (a ClusterRole)
     return {
-        "default": ["--set", f"workersNamespace={ns['workers']}"],
+        "default": ["--set", "allNamespaces=true", "--set", f"workersNamespace={ns['workers']}"],
         "production": production_overrides(ns),
     }
 
@@ -168,7 +170,11 @@ def template(helm: Helm, ns: dict[str, str], values: list[str]) -> str:
 # --- lint, server-side validation, kubeconform ------------------------------------------------
 
 
-@pytest.mark.parametrize("values", [[], ["-f", str(PRODUCTION)]], ids=["default", "production"])
+@pytest.mark.parametrize(
+    "values",
+    [["--set", "allNamespaces=true"], ["-f", str(PRODUCTION)]],
+    ids=["all namespaces", "production"],
+)
 def test_helm_lint_strict(helm: Helm, values: list[str]) -> None:
     proc = helm("lint", "--strict", str(CHART), *values)
     assert "1 chart(s) linted, 0 chart(s) failed" in proc.stdout, proc.stdout
@@ -329,7 +335,9 @@ def secrets_policy_narrows_what_rbac_allows(kubectl: Kubectl, sa: str, ns: dict[
     stray = create_secret_as(kubectl, sa, ns["workers"], "not-a-shard", type="Opaque")
     assert stray.returncode != 0
     assert "writes only its resolved-config Secrets" in stray.stderr
-    pool = {"labels": {"whatsapp.operator.dev/pool": "p"}}
+    # as the publisher labels them (pools/publisher.py)
+    pool = {"labels": {"whatsapp.operator.dev/pool": "p",
+                       "app.kubernetes.io/managed-by": "whatsapp-operator"}}  # fmt: skip
     shard = create_secret_as(kubectl, sa, ns["workers"], "whatsapp-pool-p-0-of-1",
                              type="Opaque", metadata=pool)  # fmt: skip
     assert shard.returncode == 0, shard.stderr
@@ -340,7 +348,9 @@ def secrets_policy_narrows_what_rbac_allows(kubectl: Kubectl, sa: str, ns: dict[
     assert "writes only its resolved-config Secrets" in denied.stderr
     kubectl("delete", "secret", "whatsapp-pool-p-0-of-1", f"--as={sa}", "-n", ns["workers"])
     # its own namespace (webhook.enabled): the receiver's config Secret, and no other
-    config = create_secret_as(kubectl, sa, ns["release"], "whatsapp-webhook-config", type="Opaque")
+    owned = {"labels": {"app.kubernetes.io/managed-by": "whatsapp-operator"}}  # apps/receiver.py
+    config = create_secret_as(kubectl, sa, ns["release"], "whatsapp-webhook-config",
+                              type="Opaque", metadata=owned)  # fmt: skip
     assert config.returncode == 0, config.stderr
     body = '{"stringData": {"config.json": "{}"}}'
     patched = kubectl("patch", "secret", "whatsapp-webhook-config", f"--as={sa}",
@@ -545,6 +555,9 @@ def private(graph_sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         helm("install", "wa", str(CHART), "--namespace", release_ns,
              "--set", f"watchNamespaces={{{watched}}}", "--set", f"workersNamespace={workers}",
              "--set", f"graphApi.url={graph_sim.url}")  # fmt: skip
+        # the platform's WhatsAppTenantPolicy (the chart's CRD): the watched namespace's ids
+        policy = tenant_policy("shop", {"matchLabels": {"kubernetes.io/metadata.name": watched}})
+        kubectl.apply(json.dumps(policy))
         manifest = helm("get", "manifest", "wa", "--namespace", release_ns).stdout
         assert "kind: ValidatingAdmissionPolicy\n" in manifest  # the operator works under it
         (statefulset,) = [

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import psycopg
 import pytest
 
 from whatsapp_operator.postgres import rows
+from whatsapp_operator.postgres.audit_key import AuditKey
 from whatsapp_operator.postgres.credentials_cli import AUDIT_HOOKS, CredentialRead, read_credentials
 from whatsapp_operator.postgres.crypto import Keyring, TokenCipher, encode_key
 from whatsapp_operator.postgres.database import Database
@@ -29,13 +31,17 @@ from whatsapp_operator.postgres.errors import (
     DatabaseError,
     DatabaseUnavailable,
 )
+from whatsapp_operator.postgres.maintenance import rekey_pass
 from whatsapp_operator.postgres.migrations import MIGRATIONS, OPERATOR_COLUMNS, SEED_TABLE
+from whatsapp_operator.postgres.sync import RowSync
 from whatsapp_testkit.postgres import APP_PASSWORD, Postgres
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "EAAGm0PX4ZCpsBAKZB7ZCZBdbTESTtoken0123456789"
 OLD_KEY, NEW_KEY = b"\x01" * 32, b"\x02" * 32
+AUDIT_KEY_TEXT = "database-tests-audit-key-0123456789abc"
+AUDIT_KEY = AuditKey(AUDIT_KEY_TEXT.encode())
 SEED_DDL = SEED_TABLE.replace("IF NOT EXISTS ", "")
 VERSIONS = [m.version for m in MIGRATIONS]  # 1, 2, 3 (the audit table), ...
 
@@ -520,11 +526,17 @@ async def test_rekey_reseals_old_key_rows_only(db: Database, db_dsn: str) -> Non
     await db.insert(desired("t_drift", k8s_uid="uid-d"), old.seal(TOKEN, "t_drift"))
     await sql(db_dsn, "UPDATE tenant_whatsapp_config SET waba_id = '7' WHERE tenant_id='t_drift'")
 
-    both = TokenCipher("encrypted", Keyring({"2026-05": OLD_KEY, "2026-11": NEW_KEY}))
-    # under the old primary only the plaintext row needs work (encrypting it)
-    assert [r.tenant_id for r in await db.rows_to_rekey(old, 100)] == ["t_plain"]
+    # a key added next to the primary is a decryption key: nothing to re-seal (issue 19: adding
+    # a key re-encrypted every row, so legacy readers without it lost every token)
+    added = TokenCipher("encrypted", Keyring({"2026-05": OLD_KEY, "2026-11": NEW_KEY}, "2026-05"))
+    assert await db.rows_to_rekey(added, 100) == []
+    # nor under the old primary: a plaintext row is not a token while encrypting (crypto.py):
+    # its tenant's reconcile replaces it, the rekey pass never seals it
+    assert await db.rows_to_rekey(old, 100) == []
+    # naming the new key primary is the switch
+    both = TokenCipher("encrypted", Keyring({"2026-05": OLD_KEY, "2026-11": NEW_KEY}, "2026-11"))
     todo = await db.rows_to_rekey(both, 100)
-    assert [r.tenant_id for r in todo] == ["t_0", "t_1", "t_2", "t_3", "t_4", "t_plain"]
+    assert [r.tenant_id for r in todo] == ["t_0", "t_1", "t_2", "t_3", "t_4"]
     assert [r.tenant_id for r in await db.rows_to_rekey(both, 2)] == ["t_0", "t_1"]
     assert [r.tenant_id for r in await db.rows_to_rekey(both, 2, after_id=todo[1].id)] == [
         "t_2",
@@ -545,10 +557,45 @@ async def test_rekey_reseals_old_key_rows_only(db: Database, db_dsn: str) -> Non
         assert stored_row is not None
         assert new_only.open(stored_row.access_token, f"t_{n}") == f"{TOKEN}-{n}"
         assert not stored_row.drifted
-    assert await db.drifted() == ({"t_drift"}, {r.tenant_id for r in todo} | {"t_lost", "t_drift"})
+    assert await db.drifted() == (
+        {"t_drift"},
+        {r.tenant_id for r in todo} | {"t_lost", "t_drift", "t_plain"},
+    )
     # switching to plaintext mode re-writes ciphertexts as plaintext
     plain = TokenCipher("plaintext", both.keyring)
-    assert len(await db.rows_to_rekey(plain, 100)) == 6  # t_0..t_4 and t_plain
+    assert len(await db.rows_to_rekey(plain, 100)) == 5  # t_0..t_4
+
+
+async def test_a_new_key_rekeys_nothing_until_it_is_named_primary(
+    db: Database, tmp_path: Path
+) -> None:
+    """Issue 19: a key added to the Secret became primary by its greater id and the rekey
+    pass re-sealed every row under it within 30 s, while legacy readers lacked it."""
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "2026-05").write_bytes(OLD_KEY)
+
+    def load() -> Keyring:
+        return Keyring.from_directory(keys)
+
+    sync = RowSync(db, TokenCipher("encrypted", load()), lambda: datetime.now(UTC))
+    await db.insert(desired("t_0"), sync.cipher.seal(TOKEN, "t_0"))
+    before = await db.fetch("t_0")
+    assert before is not None
+    (keys / "2026-11").write_bytes(NEW_KEY)  # added, not named: a decryption key only
+    assert await rekey_pass(sync, load) == 0
+    assert sync.cipher.keyring is not None
+    assert "2026-11" in sync.cipher.keyring
+    assert sync.cipher.keyring_primary == "2026-05"
+    after = await db.fetch("t_0")
+    assert after is not None
+    assert after.access_token == before.access_token  # as it was: old readers still read it
+    (keys / "primary").write_text("2026-11\n")  # the switch
+    assert await rekey_pass(sync, load) == 1
+    switched = await db.fetch("t_0")
+    assert switched is not None
+    assert switched.access_token.startswith("enc:v1:2026-11:")
+    assert TokenCipher("plaintext", load()).open(switched.access_token, "t_0") == TOKEN
 
 
 # -- the legacy way in --------------------------------------------------------------------
@@ -561,22 +608,23 @@ async def test_read_credentials(db: Database, db_dsn: str) -> None:
     reads: list[CredentialRead] = []
     AUDIT_HOOKS.append(reads.append)
     try:
-        ok = await read_credentials(db, "t_ok", cipher)
+        ok = await read_credentials(db, "t_ok", cipher, audit_key=AUDIT_KEY)
         assert ok is not None
         assert (ok.access_token, ok.usable, ok.token_state) == (TOKEN, True, "ok")
         assert (ok.waba_id, ok.phone_number_id) == ("102290129340398", "106540352242922")
         assert TOKEN not in repr(ok)
         assert TOKEN not in str(ok)
-        off = await read_credentials(db, "t_off", cipher)
+        off = await read_credentials(db, "t_off", cipher, audit_key=AUDIT_KEY)
         assert off is not None
         assert (off.access_token, off.usable) == (TOKEN, False)
-        empty = await read_credentials(db, "t_empty", cipher)
+        empty = await read_credentials(db, "t_empty", cipher, audit_key=AUDIT_KEY)
         assert empty is not None
         assert (empty.access_token, empty.token_state) == (None, "empty")
-        moved = await read_credentials(db, "t_moved", cipher)
+        moved = await read_credentials(db, "t_moved", cipher, audit_key=AUDIT_KEY)
         assert moved is not None
         assert moved.token_state == "unreadable"
-        assert await read_credentials(db_dsn, "t_nobody", cipher) is None  # by DSN
+        nobody = await read_credentials(db_dsn, "t_nobody", cipher, audit_key=AUDIT_KEY)
+        assert nobody is None  # by DSN
     finally:
         AUDIT_HOOKS.remove(reads.append)
     assert [r.outcome for r in reads] == ["ok", "inactive", "empty", "unreadable", "not_found"]
@@ -593,7 +641,12 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-async def test_credentials_cli(db: Database, db_dsn: str, tmp_path: Path) -> None:
+async def test_credentials_cli(
+    db: Database, db_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audit_key = tmp_path / "audit-key"
+    audit_key.write_text(AUDIT_KEY_TEXT)
+    monkeypatch.setenv("WHATSAPP_OPERATOR_AUDIT_KEY_FILE", str(audit_key))  # for `cli`
     cipher = TokenCipher("encrypted", Keyring({"2026-05": OLD_KEY}))
     await db.insert(desired("t_ok"), cipher.seal(TOKEN, "t_ok"))
     await db.insert(desired("t_off", is_active=False), cipher.seal(TOKEN, "t_off"))

@@ -1,7 +1,7 @@
-"""The wheel the Dockerfile installs: built from the tree, installed with the pinned
-requirements into a clean virtualenv, and its programs start from it and answer: the
-simulator, the operator (against the test API server), a worker and the webhook receiver
-(against RabbitMQ)."""
+"""The wheel the Dockerfile installs: built from the tree, installed with the hashed pins of
+requirements.lock (`--require-hashes`, as the image) into a clean virtualenv, and its
+programs start from it and answer: the simulator, the operator (against the test API
+server), a worker and the webhook receiver (against RabbitMQ)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def run(*argv: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]
     )
 
 
+@pytest.mark.timeout(600)  # 57 wheels from the index, hash-checked: minutes on a busy machine
 def test_the_wheel_installs_from_the_lock_and_its_programs_start(
     tmp_path: Path, cluster: Cluster, namespace: str, rabbitmq: Any
 ) -> None:
@@ -49,7 +50,10 @@ def test_the_wheel_installs_from_the_lock_and_its_programs_start(
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
-    pinned = run(python, "-m", "pip", "install", "-q", "-r", ROOT / "requirements.lock")
+    # as the Dockerfile installs it: every file checked against the lock's hashes
+    lock = ROOT / "requirements.lock"
+    pinned = run(python, "-m", "pip", "install", "-q", "--require-hashes", "--only-binary=:all:",
+                 "-r", lock)  # fmt: skip
     assert pinned.returncode == 0, pinned.stderr
     installed = run(python, "-m", "pip", "install", "-q", "--no-deps", wheel)
     assert installed.returncode == 0, installed.stderr

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import glob
+import json
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -18,9 +20,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 from test_operator import apply_tenant, cond, events, get, wait_reason
 
 from conftest import APP_ID, ISSUED_TOKENS, Kubectl, make_world
+from whatsapp_operator.model.recheck import backoff
 from whatsapp_testkit.procs import reachable
 from whatsapp_testkit.reliability import Scenario
 from whatsapp_testkit.world import SCOPES, dump, new_token, secret, tenant, wait_for
@@ -39,8 +43,16 @@ def synced(kubectl: Kubectl, ns: str, name: str, timeout: float = 20) -> dict[st
     return wait_reason(kubectl, ns, name, "Synced", "Synced", timeout)
 
 
-def credentials(postgres: Any, keys_dir: Path, tenant_id: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "WHATSAPP_OPERATOR_DATABASE_URL": postgres.dsn}
+def credentials(
+    postgres: Any, keys_dir: Path, tenant_id: str, audit_key: Path
+) -> subprocess.CompletedProcess[str]:
+    """The legacy helper, as a reader runs it: the token keys, and the audit key that records
+    its read (postgres/audit_key.py)."""
+    env = {
+        **os.environ,
+        "WHATSAPP_OPERATOR_DATABASE_URL": postgres.dsn,
+        "WHATSAPP_OPERATOR_AUDIT_KEY_FILE": str(audit_key),
+    }
     return subprocess.run(
         [
             str(Path(os.sys.executable).parent / "whatsapp-credentials"),
@@ -67,6 +79,7 @@ def test_row_created_encrypted_and_readable_by_the_legacy_helper(
     sql: Any,
     postgres: Any,
     keys_dir: Path,
+    audit_key_file: Path,
 ) -> None:
     w = make_world(sim, "+44 20 0000")
     tenant_id = f"t_row_{namespace}"
@@ -84,7 +97,7 @@ def test_row_created_encrypted_and_readable_by_the_legacy_helper(
     assert row["managed_by"] == "whatsapp-operator"
     assert row["access_token"].startswith("enc:v1:")
     assert w.token not in row["access_token"]
-    proc = credentials(postgres, keys_dir, tenant_id)
+    proc = credentials(postgres, keys_dir, tenant_id, audit_key_file)
     assert proc.returncode == 0, proc.stderr
     assert w.token in proc.stdout
 
@@ -139,8 +152,9 @@ def test_update_on_change_and_no_write_when_nothing_changed(
 
 
 def test_token_replaced_in_the_secret_reaches_the_row(
-    kubectl: Kubectl, namespace: str, operator: Any, sim: Any, postgres: Any, keys_dir: Path
-) -> None:
+    kubectl: Kubectl, namespace: str, operator: Any, sim: Any, postgres: Any, keys_dir: Path,
+    audit_key_file: Path,
+) -> None:  # fmt: skip
     w = make_world(sim)
     tenant_id = f"t_rot_{namespace}"
     apply_tenant(kubectl, namespace, w, tenant_id=tenant_id)
@@ -150,7 +164,9 @@ def test_token_replaced_in_the_secret_reaches_the_row(
     sim.add_token(new, app_id=APP_ID, scopes=SCOPES, targets={s: [w.waba_id] for s in SCOPES[1:]})
     started = time.monotonic()
     kubectl.apply(dump(secret("acme-token", {"accessToken": new})), namespace)
-    wait_for(lambda: new in credentials(postgres, keys_dir, tenant_id).stdout, 10, 0.2)
+    wait_for(
+        lambda: new in credentials(postgres, keys_dir, tenant_id, audit_key_file).stdout, 10, 0.2
+    )
     print(f"\n[figure] token replaced -> row updated in {time.monotonic() - started:.2f} s")
 
 
@@ -269,10 +285,17 @@ def test_row_not_managed_until_adopted(
     assert row is not None
     assert row["managed_by"] == "whatsapp-operator"
     assert row["access_token"].startswith("enc:v1:")
-    assert any(e["reason"] == "RowAdopted" for e in events(kubectl, namespace, "acme"))
+    seen = events(kubectl, namespace, "acme")
+    assert any(e["reason"] == "RowAdopted" for e in seen)
+    # the legacy row's plaintext token is never taken for the tenant's (issue 19): replaced by
+    # the tenant's own, encrypted, and said so in an Event that names no value
+    (plain,) = [e for e in seen if e["reason"] == "PlaintextTokenReplaced"]
+    assert plain["type"] == "Warning"
+    assert "access_token" in plain["message"]
+    assert "legacy-token" not in plain["message"]
 
 
-def test_key_rotation_re_encrypts_in_the_background(
+def test_a_new_key_re_encrypts_only_once_named_primary(
     kubectl: Kubectl,
     namespace: str,
     operator: Any,
@@ -280,37 +303,82 @@ def test_key_rotation_re_encrypts_in_the_background(
     sql: Any,
     keys_dir: Path,
     postgres: Any,
+    audit_key_file: Path,
+    tmp_path: Path,
 ) -> None:
+    """Issue 19: a key added to the Secret became primary by its greater id, and every row was
+    re-encrypted under it within 30 s, locking out legacy readers not yet given the key. Now
+    an added key only decrypts; naming it in the `primary` entry is the switch."""
     w = make_world(sim)
     tenant_id = f"t_keys_{namespace}"
     apply_tenant(kubectl, namespace, w, tenant_id=tenant_id)
     synced(kubectl, namespace, "acme")
-    old_kid = row_of(sql, tenant_id)["access_token"].split(":")[2]  # type: ignore[index]
-    new_kid = "9999-rotated"
+    before = row_of(sql, tenant_id)
+    assert before is not None
+    old_kid, new_kid = before["access_token"].split(":")[2], "2026-11"
+    assert new_kid > old_kid  # the greatest id: what used to take over by itself
+    legacy_keys = tmp_path / "legacy-keys"  # a reader that has only the old key
+    legacy_keys.mkdir()
+    (legacy_keys / old_kid).write_bytes((keys_dir / old_kid).read_bytes())
     (keys_dir / new_kid).write_bytes(os.urandom(32))
-    try:
-        wait_for(
-            lambda: (
-                sql(
-                    "SELECT count(*) AS n FROM tenant_whatsapp_config "
-                    "WHERE access_token LIKE 'enc:v1:%%' AND access_token NOT LIKE %s",
-                    f"enc:v1:{new_kid}:%",
-                )[0]["n"]
-                == 0
-            ),
-            30,
-            0.5,
-            "every row re-encrypted under the new key",
-        )
-        assert old_kid != new_kid
-        proc = credentials(postgres, keys_dir, tenant_id)  # old and new keys both readable
-        assert w.token in proc.stdout
-    finally:
-        pass  # the new key stays: later tests write with it
+    loaded = f"token encryption keys reloaded ({old_kid}, {new_kid}); primary key {old_kid}"
+    wait_for(
+        lambda: loaded in operator.log_path.read_text(errors="replace"),
+        30,
+        0.5,
+        "the rekey pass reading the new key, as a decryption key",
+    )
+    time.sleep(5)  # and the passes after it (every 2 s: the operator fixture's interval)
+    after = row_of(sql, tenant_id)
+    assert after is not None
+    assert after["access_token"] == before["access_token"]  # left as it was
+    assert (
+        sql(
+            "SELECT count(*) AS n FROM tenant_whatsapp_config WHERE access_token LIKE %s",
+            f"enc:v1:{new_kid}:%",
+        )[0]["n"]
+        == 0
+    )
+    assert w.token in credentials(postgres, legacy_keys, tenant_id, audit_key_file).stdout
+    # the switch: the new key named primary (later tests, and restarts, write with it)
+    (keys_dir / "primary").write_text(new_kid + "\n")
+    wait_for(
+        lambda: (
+            sql(
+                "SELECT count(*) AS n FROM tenant_whatsapp_config "
+                "WHERE access_token LIKE 'enc:v1:%%' AND access_token NOT LIKE %s",
+                f"enc:v1:{new_kid}:%",
+            )[0]["n"]
+            == 0
+        ),
+        30,
+        0.5,
+        "every row re-encrypted under the new primary key",
+    )
+    proc = credentials(postgres, keys_dir, tenant_id, audit_key_file)  # both keys: readable
+    assert w.token in proc.stdout
 
 
 BURST = 1000  # tenants applied at once
 OUTAGE = 30.0  # seconds PostgreSQL stays down, from the first rows of the burst
+
+
+def backoff_alone(outage: float, tenants: int = BURST, trials: int = 10) -> float:
+    """When the last of `tenants` would retry after PostgreSQL's return if nothing woke them:
+    each failing from its first pass (within 10 s of the stop) on, with the operator's own
+    backoff (model/recheck.py). The smallest over `trials` seeded draws: a floor, not a mean."""
+    latest = []
+    for seed in range(trials):
+        rng = random.Random(seed)
+        last = 0.0
+        for _ in range(tenants):
+            at, attempt = rng.uniform(0, 10), 0
+            while at <= outage:
+                attempt += 1
+                at += backoff(attempt, rng=rng)
+            last = max(last, at - outage)
+        latest.append(last)
+    return min(latest)
 
 
 def database_wakes(operator: Any) -> float:
@@ -321,13 +389,16 @@ def database_wakes(operator: Any) -> float:
 
 
 @pytest.mark.reliability
+@pytest.mark.timeout(600)  # the burst, the outage, and up to 300 s for the rows
 def test_postgres_outage_during_a_1000_tenant_burst(
     kubectl: Kubectl, namespace: str, operator: Any, sim: Any, sql: Any, postgres: Any,
-    scenario: Scenario,
+    row_writes: Any, scenario: Scenario,
 ) -> None:  # fmt: skip
     """Nothing lost: every tenant's row is written, encrypted and configured, exactly once,
-    within 10 s of PostgreSQL's return; while it is down, tenants say so (Synced=False,
-    DatabaseUnavailable)."""
+    every waiting tenant woken by PostgreSQL's return; while it is down, tenants say so
+    (Synced=False, DatabaseUnavailable). "Exactly once" is counted in writes PostgreSQL
+    committed (a trigger of the test's own), not in rows: the table's UNIQUE(tenant_id) makes
+    one row per tenant the only possible count."""
     scenario.describe(
         "PostgreSQL stopped during a reconcile",
         load=f"{BURST} tenants and Secrets applied at once",
@@ -340,6 +411,8 @@ def test_postgres_outage_during_a_1000_tenant_burst(
         objects.append(tenant(f"t{i}", f"t_burst{i}_{namespace}", w, f"t{i}-token"))
     # The outage must begin mid-burst: once the first rows are written while most tenants are
     # still being created (a fixed sleep stopped overlapping once 200 tenants took < 1.5 s).
+    writes = row_writes(f"t_burst%_{namespace}")
+    wakes_before = database_wakes(operator)  # the metric counts since the operator started
     applying = threading.Thread(target=kubectl.apply, args=(dump(*objects), namespace))
     applying.start()
 
@@ -376,6 +449,20 @@ def test_postgres_outage_during_a_1000_tenant_burst(
     finally:
         postgres.start()
     returned = time.monotonic()
+    # The sanity bound, on the wake rather than on the rows: one prober finds PostgreSQL back
+    # and wakes every waiting tenant at once, seconds after the return whatever the load,
+    # while tenants left to their backoff are never woken. How long the rows then take is the
+    # machine's throughput (3.5 s quiet, 7.9-13 s on 2 shared cores, 26.8 s on a busy CI run,
+    # 81.7 s with six test runs sharing 2 cores): a figure to print, not a bound.
+    floor = backoff_alone(OUTAGE)  # about 30 s after a 30-s outage
+    assert reporting > 0, "no tenant was waiting for PostgreSQL: the outage missed the burst"
+    wait_for(
+        lambda: database_wakes(operator) - wakes_before >= reporting,
+        floor,
+        0.2,
+        f"the {reporting} waiting tenants woken before backoff alone would bring them back",
+    )
+    woken_after = time.monotonic() - returned
     scenario.note(
         f"{len(reported)}+ tenants reported DatabaseUnavailable first; {reporting} at the end "
         f"of the {OUTAGE:.0f}-s outage"
@@ -390,8 +477,8 @@ def test_postgres_outage_during_a_1000_tenant_burst(
             )[0]["n"]
         )
 
-    try:
-        wait_for(lambda: all_rows() == BURST, 30, 0.3, f"all {BURST} rows written")
+    try:  # the rows must come (a hang fails); how fast is a figure, not a bound (above)
+        wait_for(lambda: all_rows() == BURST, 300, 0.3, f"all {BURST} rows written")
     finally:
         converged = time.monotonic() - returned
         scenario.record(
@@ -400,23 +487,29 @@ def test_postgres_outage_during_a_1000_tenant_burst(
         )  # fmt: skip
     print(
         f"\n[figure] {BURST}-tenant burst: all rows correct {converged:.1f} s after PostgreSQL "
-        f"returned ({OUTAGE:.0f}-s outage from {before} rows written)"
+        f"returned ({OUTAGE:.0f}-s outage from {before} rows written); the {reporting} waiting "
+        f"tenants woken within {woken_after:.1f} s (backoff alone: the last after {floor:.1f} s)"
     )
-    # The tenants were woken by PostgreSQL's return (not left to their backoff, which after a
-    # 30-s outage is 8-32 s more per tenant): counted by the operator's own wake metric.
-    woken = database_wakes(operator)
-    assert woken >= len(reported), f"only {woken} tenants woken by PostgreSQL's return"
-    # Within 10 s on the machine this was written on (3.5 s); on today's slower 2 shared cores
-    # 7.9-13 s for this code and 9.8 s for the code before issue 17's restructure, measured
-    # alone: the bound says "promptly", the wake count above says why.
-    assert converged <= 20
-    dupes = sql(
-        "SELECT tenant_id FROM tenant_whatsapp_config WHERE tenant_id LIKE %s "
-        "GROUP BY tenant_id HAVING count(*) > 1",
-        f"t_burst%_{namespace}",
+    # Pass/fail rests on the wakes, not on the clock: every tenant still waiting for
+    # PostgreSQL at the end of the outage was woken by its return (the operator's own wake
+    # metric), none left to its backoff.
+    woken = database_wakes(operator) - wakes_before
+    scenario.note(f"{woken:.0f} tenants woken by PostgreSQL's return; {reporting} were waiting")
+    assert woken >= reporting, f"only {woken:.0f} of {reporting} waiting tenants woken"
+    # A write that PostgreSQL's stop rolled back is not counted (nor made): each tenant's row
+    # is inserted once, and never rewritten, since its desired row does not change
+    # (rows.plan_write writes only what differs). A retry that wrote again, or a pass after
+    # the return that rewrote a row already right, fails here.
+    written = writes.per_tenant()
+    duplicates = sum(n - 1 for n in written.values())
+    scenario.record(duplicates=duplicates)
+    scenario.note(
+        f"duplicates = row writes beyond one per tenant: {sum(written.values())} INSERTs and "
+        f"UPDATEs committed for {len(written)} tenants (counted by a trigger; rows per tenant "
+        "cannot exceed one, the table has UNIQUE(tenant_id))"
     )
-    scenario.record(duplicates=len(dupes))
-    assert dupes == []
+    assert len(written) == BURST
+    assert duplicates == 0, (written.most_common(3), writes.updates())
 
 
 def test_postgres_down_is_reported_and_recovered_within_10s(
@@ -431,7 +524,11 @@ def test_postgres_down_is_reported_and_recovered_within_10s(
         obj = wait_reason(kubectl, namespace, "acme", "DatabaseUnavailable", "Synced")
         assert cond(obj, "Synced")["status"] == "False"
         assert "PostgreSQL unavailable" in cond(obj, "Synced")["message"]
-        assert postgres.dsn.split("@")[0] not in cond(obj, "Synced")["message"] or True
+        # issue 19: the message named the database's user and host (postgresql://user@host)
+        info = conninfo_to_dict(postgres.dsn)
+        status = json.dumps(obj["status"])
+        for hidden in (str(info["user"]), str(info["host"]), "postgresql://"):
+            assert hidden not in status, hidden
     finally:
         postgres.start()
     returned = time.monotonic()
@@ -441,18 +538,35 @@ def test_postgres_down_is_reported_and_recovered_within_10s(
     assert took <= 10
 
 
+UNREACHABLE = "postgresql://u:hunter2secret@127.0.0.1:1/x?connect_timeout=1"
+
+
 @pytest.mark.parametrize(
-    ("dsn", "message"),
+    ("dsn", "setup", "message"),
     [
-        ("not a dsn =", "invalid database URL"),
-        ("postgresql://u:hunter2secret@127.0.0.1:1/x?connect_timeout=1", None),
+        ("not a dsn =", "", "invalid database URL"),
+        (UNREACHABLE, "", None),
+        (UNREACHABLE, "no audit key", "database_url needs audit_key_file"),
+        (UNREACHABLE, "two keys, no primary", "2 keys (a-2026-11, dev-key-1) and none named"),
     ],
-    ids=["unparsable URL: one line, exit 1", "unreachable server: reported, keeps running"],
+    ids=[
+        "unparsable URL: one line, exit 1",
+        "unreachable server: reported, keeps running",
+        "no audit key: one line, exit 1",
+        "several encryption keys, none named primary: one line, exit 1",
+    ],
 )
-def test_a_bad_database_url_is_one_clear_line(
-    cluster: Any, keys_dir: Path, tmp_path: Path, dsn: str, message: str | None
-) -> None:
+def test_a_bad_database_setup_is_one_clear_line(
+    cluster: Any, keys_dir: Path, audit_key_file: Path, tmp_path: Path, dsn: str, setup: str,
+    message: str | None,
+) -> None:  # fmt: skip
     from whatsapp_testkit.procs import free_ports
+
+    if setup == "two keys, no primary":  # `dev-key-1` used to outrank `a-2026-11` by its id
+        keys_dir = tmp_path / "keys"
+        keys_dir.mkdir()
+        for kid in ("dev-key-1", "a-2026-11"):
+            (keys_dir / kid).write_bytes(os.urandom(32))
 
     argv = [
         str(Path(sys.executable).parent / "whatsapp-operator"),
@@ -466,8 +580,10 @@ def test_a_bad_database_url_is_one_clear_line(
         str(free_ports(1)[0]),
         "--encryption-keys-dir",
         str(keys_dir),
+        *(["--audit-key-file", str(audit_key_file)] if setup != "no audit key" else []),
     ]
     env = {**os.environ, "WHATSAPP_OPERATOR_DATABASE_URL": dsn}
+    env.pop("WHATSAPP_OPERATOR_AUDIT_KEY_FILE", None)
     try:
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=12)
         output, code = proc.stdout + proc.stderr, proc.returncode
@@ -476,7 +592,7 @@ def test_a_bad_database_url_is_one_clear_line(
     assert "Traceback" not in output
     assert "hunter2secret" not in output
     if message is not None:
-        assert code == 1
+        assert code == 1, output
         assert message in output
     else:
         assert code is None, "an unreachable database is an outage to wait out, not a crash"

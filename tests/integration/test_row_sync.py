@@ -79,12 +79,40 @@ async def test_a_no_op_reconcile_costs_one_select_and_no_write(db: Database) -> 
 async def test_switching_to_encrypted_rewrites_a_plaintext_row(db: Database, db_dsn: str) -> None:
     await RowSync(db, TokenCipher("plaintext"), now).sync(desired(), adopt=False)
     assert stored_token(db_dsn) == TOKEN
-    # the plaintext row decrypts as itself: no reconcile write, the rekey pass seals it
+    # encrypting, a plaintext value is not a token (issue 19): the rekey pass leaves it, the
+    # reconcile writes the tenant's own token sealed, and says so (a Warning Event)
     cipher = TokenCipher("encrypted", KEYRING)
-    assert cipher.needs_rekey(stored_token(db_dsn))
-    (stale,) = await db.rows_to_rekey(cipher, 10)
-    assert await db.reseal(stale, cipher.seal(TOKEN, "t_sync"))
+    assert await db.rows_to_rekey(cipher, 10) == []
+    result = await RowSync(db, cipher, now).sync(desired(), adopt=False)
+    assert (result.wrote, result.plaintext_columns) == (True, ("access_token",))
     assert stored_token(db_dsn).startswith("enc:v1:")
+
+
+async def test_a_plaintext_token_written_into_an_encrypted_row_is_never_used(
+    db: Database, db_dsn: str
+) -> None:
+    """Issue 19: in encrypted mode a value without `enc:` was read as the tenant's token, so
+    whoever could write the row could swap in a token of their own, and the operator kept
+    it (it matched nothing to rewrite, the rekey pass even sealed it)."""
+    sync = RowSync(db, TokenCipher("encrypted", KEYRING), now)
+    await sync.sync(desired(), adopt=False)
+    planted = "EAAplantedByHand0123456789abcdef"
+    stored_row = await db.fetch("t_sync")
+    assert stored_row is not None
+    planted_hash = rows.row_hash({**stored_row.values(), "access_token": planted})
+    with psycopg.connect(db_dsn, autocommit=True) as conn:  # row_hash updated too: no drift
+        conn.execute(
+            "UPDATE tenant_whatsapp_config SET access_token = %s, row_hash = %s "
+            "WHERE tenant_id = 't_sync'",
+            (planted, planted_hash),
+        )
+    assert await db.rows_to_rekey(sync.cipher, 10) == []  # never sealed as if it were ours
+    result = await sync.sync(desired(), adopt=False)
+    assert result.wrote is True
+    assert result.plaintext_columns == ("access_token",)
+    stored = stored_token(db_dsn)
+    assert stored.startswith("enc:v1:")
+    assert sync.cipher.open(stored, "t_sync") == TOKEN
 
 
 async def test_two_writers_racing_never_duplicate_or_lose_an_update(db_dsn: str) -> None:

@@ -18,6 +18,8 @@ from whatsapp_operator.runtime.kube import Kube, KubeError
 from whatsapp_operator.runtime.secret_watch import SecretWatch
 from whatsapp_testkit.world import dump, secret
 
+pytestmark = pytest.mark.integration
+
 TOKEN = "EAAGwatchmustnevercarrythisvalue0123456789"
 
 

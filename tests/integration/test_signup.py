@@ -5,8 +5,11 @@ endpoint is on: see the `operator` fixture)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import json
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +26,7 @@ from conftest import (
     SIGNUP_CALLBACK_SECRET,
     SIGNUP_NAMESPACE,
     Kubectl,
+    open_namespace,
 )
 from whatsapp_operator.signup.callback import sign
 from whatsapp_testkit.world import SCOPES, dump, new_id, new_token, secret, wait_for
@@ -430,9 +434,8 @@ def test_signup_in_a_namespace_the_app_does_not_select_stops_before_the_exchange
 
 
 @pytest.fixture
-def callback_namespace(kubectl: Kubectl) -> str:
-    if kubectl("get", "namespace", SIGNUP_NAMESPACE, check=False).returncode != 0:
-        kubectl("create", "namespace", SIGNUP_NAMESPACE)
+def callback_namespace(kubectl: Kubectl, open_policy: str) -> str:
+    open_namespace(kubectl, SIGNUP_NAMESPACE)  # the session policy allows its tenant ids
     creds = secret("meta-app", {"appId": APP_ID, "appSecret": APP_SECRET})
     kubectl.apply(dump(creds), SIGNUP_NAMESPACE)
     return SIGNUP_NAMESPACE
@@ -547,6 +550,114 @@ def test_callback_rejects_a_bad_hmac_and_a_replay(
     replayed = post_callback(operator, body, headers)
     assert (replayed.status_code, replayed.json()) == (401, {"error": "unauthorized"})
     assert signup_names(kubectl, callback_namespace) == before | {first.json()["signup"]}
+
+
+async def _post_to_a_second_replica(
+    cluster: Any, namespace: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, Any]:
+    """A second replica of the callback endpoint: this process, its own (empty) memory, the
+    same API server as the session's operator."""
+    from aiohttp import test_utils
+    from kubernetes_asyncio import client, config
+
+    from whatsapp_operator.runtime.kube import Kube
+    from whatsapp_operator.signup import callback
+
+    cfg = client.Configuration()
+    await config.load_kube_config(
+        config_file=str(cluster.kubeconfig), context=cluster.context, client_configuration=cfg
+    )
+    kube = Kube(client.ApiClient(configuration=cfg))
+    settings = callback.CallbackSettings(
+        secret=SIGNUP_CALLBACK_SECRET, namespace=namespace, app_credentials_secret="meta-app"
+    )
+    app = callback.build_app(settings, functools.partial(callback.create_signup, kube, settings))
+    try:
+        async with test_utils.TestClient(test_utils.TestServer(app)) as replica:
+            answer = await replica.post(
+                "/signup", data=body, headers={"Content-Type": "application/json", **headers}
+            )
+            return answer.status, await answer.json()
+    finally:
+        await kube.close()
+
+
+def test_callback_with_a_random_state_and_a_replay_to_another_replica(
+    kubectl: Kubectl, callback_namespace: str, operator: Any, onboarding: Any, sim: Any
+) -> None:
+    """A random OAuth state beside the tenant id; the same signed request sent again to a
+    second replica (or a restarted one: an empty memory) creates nothing: the API server
+    holds the signup named after the code."""
+    ob = onboarding()
+    tenant_id = f"t_{uuid.uuid4().hex[:16]}"
+    state = secrets.token_urlsafe(32)
+    body = json.dumps({"code": ob.code, "tenantId": tenant_id, "state": state}).encode()
+    before = signup_names(kubectl, callback_namespace)
+    headers = signed(body)
+    first = post_callback(operator, body, headers)
+    assert first.status_code == 202, first.text
+    name = first.json()["signup"]
+    status, answer = asyncio.run(
+        _post_to_a_second_replica(kubectl.cluster, callback_namespace, body, headers)
+    )
+    assert (status, answer["signup"]) == (409, name)
+    again = post_callback(operator, body, signed(body))  # a retry, signed anew
+    assert (again.status_code, again.json()["signup"]) == (409, name)
+    assert signup_names(kubectl, callback_namespace) == before | {name}
+    obj = wait_condition(kubectl, callback_namespace, name, "Ready", "True")
+    tenant = get(kubectl, "wat", callback_namespace, obj["status"]["tenantName"])
+    assert tenant["spec"]["tenantId"] == tenant_id
+    assert state not in json.dumps(obj)  # the state is the integrator's: not kept
+    assert calls_by_token(sim, "subscribed_apps", ob.token) == 1  # one signup ran, once
+
+
+async def _slow_clients(port: int) -> list[tuple[float, bytes]]:
+    """Three connections at once: one that sends nothing, one that sends its headers a
+    byte at a time, one whose body never finishes; when each was cut off and what it got."""
+    body = json.dumps({"code": "never-used", "tenantId": "t_slow"}).encode()
+    head = (
+        "POST /signup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + "".join(f"{k}: {v}\r\n" for k, v in signed(body).items())
+        + f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+
+    async def idle(writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(3600)
+
+    async def trickle(writer: asyncio.StreamWriter) -> None:
+        for byte in head:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0.5)
+
+    async def half_body(writer: asyncio.StreamWriter) -> None:
+        writer.write(head + body[:5])
+        await writer.drain()
+        await asyncio.sleep(3600)
+
+    async def one(send: Any) -> tuple[float, bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        sender = asyncio.create_task(send(writer))
+        started = time.monotonic()
+        try:
+            data = await asyncio.wait_for(reader.read(), 60)  # until the server closes
+            return time.monotonic() - started, data
+        finally:
+            sender.cancel()
+            writer.close()
+
+    return list(await asyncio.gather(one(idle), one(trickle), one(half_body)))
+
+
+def test_callback_cuts_off_slow_clients(operator: Any) -> None:
+    from whatsapp_operator.signup.callback import BODY_TIMEOUT, HEADER_TIMEOUT
+
+    (idle, _), (trickled, _), (half, answer) = asyncio.run(_slow_clients(operator.signup_port))
+    bound = HEADER_TIMEOUT + 5  # scheduling slack on a busy machine
+    assert idle < bound
+    assert trickled < bound
+    assert half < BODY_TIMEOUT + HEADER_TIMEOUT + 5  # the body's bound, then the lingering
+    assert answer.startswith(b"HTTP/1.1 408")
 
 
 def test_zz_signup_leaves_no_secret_anywhere(kubectl: Kubectl, operator: Any) -> None:

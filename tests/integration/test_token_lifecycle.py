@@ -77,8 +77,9 @@ def test_external_strategy_tracks_expiry_and_warns(
 
 
 def test_refresh_before_expiry_end_to_end(
-    kubectl: Kubectl, namespace: str, operator: Any, sim: Any, postgres: Any, keys_dir: Any
-) -> None:
+    kubectl: Kubectl, namespace: str, operator: Any, sim: Any, postgres: Any, keys_dir: Any,
+    audit_key_file: Any,
+) -> None:  # fmt: skip
     from test_postgres_sync import credentials
 
     w = make_world(sim, expires_in=3600)
@@ -128,7 +129,8 @@ def test_refresh_before_expiry_end_to_end(
     assert not any(w.token in str(row) or new in str(row) for row in trail)
     verify = subprocess.run(
         [str(Path(sys.executable).parent / "whatsapp-audit"), "verify"],
-        env={**os.environ, "WHATSAPP_OPERATOR_DATABASE_URL": postgres.dsn},
+        env={**os.environ, "WHATSAPP_OPERATOR_DATABASE_URL": postgres.dsn,
+             "WHATSAPP_OPERATOR_AUDIT_KEY_FILE": str(audit_key_file)},
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert verify.returncode == 0, verify.stdout + verify.stderr

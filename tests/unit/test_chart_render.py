@@ -43,15 +43,29 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# The chart renders only once the served namespaces are chosen (watchNamespaces, or
+# allNamespaces: true): a test that chooses neither (no values file) gets this one.
+WATCHED_BY_DEFAULT = "watchNamespaces={shop}"
+# metrics.listenAddress's default: in a pod, the kubelet's probes reach the pod IP
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - the chart's value, checked, not bound here
+
+
+def choice(values: Iterable[str], files: Iterable[Path]) -> list[str]:
+    """The --set that chooses the served namespaces, unless the values or files do."""
+    chosen = any(v.startswith(("watchNamespaces=", "allNamespaces=")) for v in values)
+    return [] if chosen or list(files) else [WATCHED_BY_DEFAULT]
+
+
 def render_text(
     *values: str, files: Iterable[Path] = (), namespace: str = "ops", api: Iterable[str] = ()
 ) -> str:
+    files = list(files)
     args = ["template", "rel", str(CHART), "--namespace", namespace]
     for version in api:
         args += ["--api-versions", version]
     for f in files:
         args += ["-f", str(f)]
-    for v in values:
+    for v in [*choice(values, files), *values]:
         args += ["--set", v]
     proc = helm(*args)
     assert proc.returncode == 0, proc.stderr
@@ -65,11 +79,13 @@ def render(
     return [d for d in yaml.safe_load_all(text) if d]
 
 
-def render_fails(*values: str, files: Iterable[Path] = ()) -> str:
+def render_fails(*values: str, files: Iterable[Path] = (), choose: bool = True) -> str:
+    """helm's error output; `choose`: add the served namespaces if the values do not."""
+    files = list(files)
     args = ["template", "rel", str(CHART)]
     for f in files:
         args += ["-f", str(f)]
-    for v in values:
+    for v in [*(choice(values, files) if choose else []), *values]:
         args += ["--set", v]
     proc = helm(*args)
     assert proc.returncode != 0, f"rendered although it should not have:\n{proc.stdout[:2000]}"
@@ -117,6 +133,11 @@ def rules_of(role: dict[str, Any]) -> set[tuple[str, str, str]]:
     }
 
 
+def is_user_role(doc: dict[str, Any]) -> bool:
+    """A ClusterRole of userRoles (for people, bound by the platform team), not the operator's."""
+    return doc["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "user-roles"
+
+
 def grants(verbs: str, group: str, *resources: str) -> set[tuple[str, str, str]]:
     return {(group, r, v) for r in resources for v in verbs.split()}
 
@@ -136,6 +157,7 @@ APPS = (
     grants("get list watch patch", "whatsapp.operator.dev", "whatsappapps")
     | grants("get patch", "whatsapp.operator.dev", "whatsappapps/status")
     | grants("get list watch", "", "namespaces")
+    | grants("get list watch", "whatsapp.operator.dev", "whatsapptenantpolicies")  # read only
 )
 # ... and in its own namespace the apps' Secrets and the Events of cluster-scoped objects
 # (Role <fullname>-operator-apps; the webhook receiver's config Secret: test_chart_webhook.py).
@@ -145,9 +167,17 @@ APPS_CLUSTER_ROLE = "ops-rel-whatsapp-operator-operator-apps"
 
 @pytest.fixture(scope="module")
 def default_docs() -> list[dict[str, Any]]:
+    """The default values with the one choice they require: the served namespaces (shop)."""
     if not os.access(HELM, os.X_OK):
         pytest.skip(f"helm not built ({HELM} missing): run hack/build-tools.sh (make tools)")
-    return render()
+    return render(WATCHED_BY_DEFAULT)
+
+
+@pytest.fixture(scope="module")
+def all_namespaces_docs() -> list[dict[str, Any]]:
+    if not os.access(HELM, os.X_OK):
+        pytest.skip(f"helm not built ({HELM} missing): run hack/build-tools.sh (make tools)")
+    return render("allNamespaces=true")
 
 
 @pytest.fixture(scope="module")
@@ -202,13 +232,16 @@ def test_kopf_peering_crds_match_what_kopf_uses() -> None:
 def test_default_values_render_the_operator_alone(default_docs: list[dict[str, Any]]) -> None:
     kinds = sorted(d["kind"] for d in default_docs)
     assert kinds == [
-        "ClusterKopfPeering",
-        "ClusterRole",  # the watched namespaces (all)
         "ClusterRole",  # WhatsAppApps and namespaces
+        "ClusterRole",  # userRoles: tenant-editor (bound by the platform, not the chart)
+        "ClusterRole",  # userRoles: platform-admin
         "ClusterRoleBinding",
-        "ClusterRoleBinding",
+        "KopfPeering",  # in the watched namespace
+        "NetworkPolicy",  # on by default: the operator's
+        "Role",  # the watched namespace
         "Role",  # the workers namespace
         "Role",  # its own namespace: the apps' Secrets
+        "RoleBinding",
         "RoleBinding",
         "RoleBinding",
         "Service",
@@ -221,15 +254,18 @@ def test_default_values_render_the_operator_alone(default_docs: list[dict[str, A
     assert container["image"] == "whatsapp-operator:0.1.0"  # tag defaults to appVersion
     assert container["command"] == ["whatsapp-operator"]
     assert container["args"] == [
-        "--all-namespaces",
+        "--namespace=shop",
         "--workers-namespace=ops",
         "--operator-namespace=ops",  # the apps' Secrets (and the receiver's config) live here
+        "--tenant-policy=enforce",  # tenant ids only where a WhatsAppTenantPolicy allows them
         "--initial-shards=4",
         "--graph-api-version=v25.0",
         "--graph-rate=10",
         "--graph-burst=20",
         "--unavailable-grace=15m",
+        "--liveness-host=0.0.0.0",  # the kubelet's probes reach the pod IP
         "--liveness-port=8080",
+        "--metrics-host=0.0.0.0",
         "--metrics-port=9090",
         "--log-level=INFO",
         "--log-format=json",
@@ -250,7 +286,7 @@ def test_production_values_render(production_docs: list[dict[str, Any]]) -> None
         "ServiceAccount": 3,
         "Role": 5,  # 3 watched namespaces + the workers namespace + its own (apps, receiver)
         "RoleBinding": 5,
-        "ClusterRole": 1,  # WhatsAppApps and namespaces
+        "ClusterRole": 3,  # WhatsAppApps and namespaces; userRoles' tenant-editor, platform-admin
         "ClusterRoleBinding": 1,
         "KopfPeering": 3,
         "Service": 5,  # operator, two pools, the receiver's webhooks and its metrics
@@ -329,6 +365,15 @@ def test_operator_reads_its_secrets_from_existing_secrets(
     }
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert volumes["encryption-keys"]["secret"]["secretName"] == "whatsapp-operator-keys"
+    # the audit trail's HMAC key (issue 19): one file, read-only, named by the flag
+    assert "--audit-key-file=/etc/whatsapp-operator/audit-key/key" in args
+    assert mounts["audit-key"]["mountPath"] == "/etc/whatsapp-operator/audit-key"
+    assert mounts["audit-key"]["readOnly"] is True
+    assert volumes["audit-key"]["secret"] == {
+        "secretName": "whatsapp-operator-audit-key",
+        "defaultMode": 0o440,
+        "items": [{"key": "key", "path": "key"}],
+    }
     assert volumes["tmp"]["emptyDir"] == {"sizeLimit": "64Mi"}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"health": 8080, "metrics": 9090, "signup": 8443}
@@ -341,8 +386,9 @@ def test_operator_reads_its_secrets_from_existing_secrets(
 @needs_helm
 def test_watch_namespaces_give_a_role_in_each_and_no_cluster_role_but_the_apps() -> None:
     docs = render("watchNamespaces={shop,payments}", "workersNamespace=senders")
-    # only the cluster-scoped WhatsAppApps (and namespaces) are granted cluster-wide
-    [cluster_role] = of_kind(docs, "ClusterRole")
+    # only the cluster-scoped WhatsAppApps (and namespaces) are granted cluster-wide (the
+    # userRoles ClusterRoles are for people, bound by the platform: test_chart_user_roles.py)
+    [cluster_role] = [r for r in of_kind(docs, "ClusterRole") if not is_user_role(r)]
     assert cluster_role["metadata"]["name"] == APPS_CLUSTER_ROLE
     assert rules_of(cluster_role) == APPS
     [cluster_binding] = of_kind(docs, "ClusterRoleBinding")
@@ -370,12 +416,15 @@ def test_watch_namespaces_give_a_role_in_each_and_no_cluster_role_but_the_apps()
 
 
 @needs_helm
-def test_all_namespaces_give_one_cluster_role(default_docs: list[dict[str, Any]]) -> None:
+def test_all_namespaces_give_one_cluster_role(all_namespaces_docs: list[dict[str, Any]]) -> None:
+    default_docs = all_namespaces_docs
     role = one(default_docs, "ClusterRole", "ops-rel-whatsapp-operator-operator")
     assert rules_of(role) == WATCHED | grants(
         "get list watch patch", "kopf.dev", "clusterkopfpeerings"
     )
     assert rules_of(one(default_docs, "ClusterRole", APPS_CLUSTER_ROLE)) == APPS
+    args = one(default_docs, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[0] == "--all-namespaces"
     binding = one(default_docs, "ClusterRoleBinding", "ops-rel-whatsapp-operator-operator")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -389,13 +438,66 @@ def test_all_namespaces_give_one_cluster_role(default_docs: list[dict[str, Any]]
     assert rules_of(publisher) == PUBLISHER
 
 
+NO_CHOICE = "watchNamespaces is empty: list the namespaces the operator serves"
+
+
+@needs_helm
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        pytest.param((), NO_CHOICE, id="the defaults: no namespaces chosen"),
+        pytest.param(("allNamespaces=false",), NO_CHOICE, id="allNamespaces false, no list"),
+        pytest.param(("watchNamespaces=null",), NO_CHOICE, id="an explicitly empty list"),
+        pytest.param(
+            ("allNamespaces=true", "watchNamespaces={shop}"),
+            "set watchNamespaces or allNamespaces: true, not both",
+            id="both",
+        ),
+    ],
+)
+def test_the_served_namespaces_must_be_chosen(values: tuple[str, ...], message: str) -> None:
+    """No silent ClusterRole over every Secret: the render fails, with one line, until the
+    namespaces are listed or allNamespaces: true is set (and fails with both)."""
+    error = render_fails(*values, choose=False)
+    [line] = [ln for ln in error.splitlines() if ln.strip() and "--debug" not in ln]
+    assert message in line
+
+
+@needs_helm
+@pytest.mark.parametrize(
+    ("values", "cluster_wide"),
+    [
+        pytest.param(("allNamespaces=true",), True, id="allNamespaces: a ClusterRole"),
+        pytest.param(("watchNamespaces={shop,payments}",), False, id="a list: Roles only"),
+    ],
+)
+def test_secrets_cluster_wide_only_with_all_namespaces(
+    values: tuple[str, ...], cluster_wide: bool
+) -> None:
+    docs = render(*values)
+    cluster_secrets = [
+        d["metadata"]["name"]
+        for d in of_kind(docs, "ClusterRole")
+        if not is_user_role(d) and any(r == "secrets" for _, r, _ in rules_of(d))
+    ]
+    assert cluster_secrets == (["ops-rel-whatsapp-operator-operator"] if cluster_wide else [])
+    watched = {
+        r["metadata"]["namespace"]
+        for r in of_kind(docs, "Role")
+        if r["metadata"]["name"] == "rel-whatsapp-operator-operator"
+    }
+    assert watched == (set() if cluster_wide else {"shop", "payments"})
+
+
 @needs_helm
 def test_no_rbac_rule_grants_wildcards_crds_or_namespaces(
-    default_docs: list[dict[str, Any]], production_docs: list[dict[str, Any]]
+    default_docs: list[dict[str, Any]],
+    all_namespaces_docs: list[dict[str, Any]],
+    production_docs: list[dict[str, Any]],
 ) -> None:
-    for doc in default_docs + production_docs:
-        if doc["kind"] not in ("Role", "ClusterRole"):
-            continue
+    for doc in default_docs + all_namespaces_docs + production_docs:
+        if doc["kind"] not in ("Role", "ClusterRole") or is_user_role(doc):
+            continue  # the roles for people: test_chart_user_roles.py
         name = doc["metadata"]["name"]
         for rule in doc["rules"]:
             for group, resource, verb in rules_of({"rules": [rule]}):
@@ -413,7 +515,7 @@ def test_no_rbac_rule_grants_wildcards_crds_or_namespaces(
 
 @needs_helm
 def test_peering_off_drops_peering_rules_and_objects() -> None:
-    docs = render("operator.peering.enabled=false")
+    docs = render("operator.peering.enabled=false", "allNamespaces=true")
     assert not of_kind(docs, "ClusterKopfPeering")
     assert rules_of(one(docs, "ClusterRole", "ops-rel-whatsapp-operator-operator")) == WATCHED
     args = one(docs, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -487,6 +589,7 @@ def test_worker_pool_deployment(production_docs: list[dict[str, Any]]) -> None:
         "WHATSAPP_WORKER_POOL": "priority",
         "WHATSAPP_WORKER_AMQP_URL": {"secretKeyRef": {"name": "whatsapp-rabbitmq", "key": "url"}},
         "WHATSAPP_WORKER_CONFIG_DIR": "/etc/whatsapp-worker/config",
+        "WHATSAPP_WORKER_METRICS_HOST": ALL_INTERFACES,  # the programs' default is 127.0.0.1
         "WHATSAPP_WORKER_METRICS_PORT": "9090",
         "WHATSAPP_WORKER_SHARDS": "8",
         "WHATSAPP_WORKER_CONCURRENCY": "128",
@@ -638,10 +741,65 @@ def test_network_policies_allow_only_what_is_needed(production_docs: list[dict[s
     assert egress_ports(worker) == [dns, {("TCP", 5672)}, {("TCP", 443)}]
     assert operator["egress"][1]["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
     assert worker["egress"][2]["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
-    assert [{p["port"] for p in r["ports"]} for r in operator["ingress"]] == [{8080, 9090}, {8443}]
-    assert [{p["port"] for p in r["ports"]} for r in worker["ingress"]] == [{9090}]
+    # metrics from metricsFrom (the monitoring namespace); the health port from nobody: the
+    # kubelet probes from the node, which a NetworkPolicy does not block
+    monitoring = [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "monitoring"}}}]  # fmt: skip
+    assert [{p["port"] for p in r["ports"]} for r in operator["ingress"]] == [{9090}, {8443}]
+    assert operator["ingress"][0]["from"] == monitoring
+    assert worker["ingress"] == [{"ports": [{"protocol": "TCP", "port": 9090}], "from": monitoring}]
     for spec in (operator, worker):
         assert spec["policyTypes"] == ["Ingress", "Egress"]
+
+
+@needs_helm
+def test_network_policies_are_on_by_default_and_close_the_metrics_ports(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    """The defaults: the operator's NetworkPolicy, no ingress at all (its health port is the
+    kubelet's, from the node; metrics only once networkPolicy.metricsFrom names Prometheus),
+    and egress to the API server on its port, anywhere until its CIDRs are given."""
+    [policy] = of_kind(default_docs, "NetworkPolicy")
+    spec = policy["spec"]
+    assert policy["metadata"]["name"] == "rel-whatsapp-operator-operator"
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert spec["ingress"] == []
+    assert {"ports": [{"protocol": "TCP", "port": 6443}]} in spec["egress"]
+    pools = ("amqp.existingSecret=r", "workers.pools[0].name=p", "webhook.enabled=true")
+    docs = render(*pools)
+    for np in of_kind(docs, "NetworkPolicy"):
+        if np["metadata"]["name"].endswith("-webhook"):  # webhooks from the ingress controller
+            assert [r["ports"] for r in np["spec"]["ingress"]] == [
+                [{"protocol": "TCP", "port": 8080}]
+            ]
+        else:
+            assert np["spec"]["ingress"] == [], np["metadata"]["name"]
+    opened = render(*pools, "networkPolicy.metricsFrom[0].podSelector.matchLabels.app=prometheus")
+    for np in of_kind(opened, "NetworkPolicy"):
+        assert {
+            "ports": [{"protocol": "TCP", "port": 9090}],
+            "from": [{"podSelector": {"matchLabels": {"app": "prometheus"}}}],
+        } in np["spec"]["ingress"], np["metadata"]["name"]
+    assert of_kind(render("networkPolicy.enabled=false"), "NetworkPolicy") == []
+
+
+@needs_helm
+@pytest.mark.parametrize("address", [ALL_INTERFACES, "::", "10.1.2.3"])
+def test_every_server_binds_the_listen_address(address: str) -> None:
+    """metrics.listenAddress reaches the operator's health and metrics flags, the workers'
+    WHATSAPP_WORKER_METRICS_HOST and the receiver's listen and metrics flags."""
+    docs = render("amqp.existingSecret=r", "workers.pools[0].name=p", "webhook.enabled=true",
+                  f"metrics.listenAddress={address}")  # fmt: skip
+    args = one(docs, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"--liveness-host={address}" in args
+    assert f"--metrics-host={address}" in args
+    [worker] = worker_deployments(docs)
+    assert env_of(worker["spec"]["template"]["spec"]["containers"][0])[
+        "WHATSAPP_WORKER_METRICS_HOST"] == address  # fmt: skip
+    receiver = one(docs, "Deployment", "rel-whatsapp-operator-webhook")
+    webhook_args = receiver["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"--listen-host={address}" in webhook_args
+    assert f"--metrics-host={address}" in webhook_args
 
 
 @needs_helm
@@ -705,10 +863,13 @@ def test_schema_rejects_bad_values(values: list[str], message: str) -> None:
         (["workers.pools[0].name=default"], "needs amqp.existingSecret"),
         (["database.existingSecret=db"], "needs encryptionKeys.existingSecret"),
         (
+            ["database.existingSecret=db", "encryptionKeys.existingSecret=k"],
+            "needs auditKey.existingSecret",
+        ),
+        (
             ["amqp.existingSecret=r", "workers.pools[0].name=a", "workers.pools[1].name=a"],
             "listed twice",
         ),
-        (["networkPolicy.enabled=true"], "needs networkPolicy.apiServer.cidrs"),
         (
             [
                 "watchNamespaces={shop}",
@@ -797,11 +958,40 @@ def test_the_secrets_policy(
     assert condition["expression"] == (
         'request.userInfo.username == "system:serviceaccount:ops:rel-whatsapp-operator-operator"'
     )
+    assert spec["matchConstraints"]["resourceRules"][0]["operations"] == [
+        "CREATE", "UPDATE", "DELETE"]  # fmt: skip
     rules = [v["expression"] for v in spec["validations"]]
     assert rules[0] == "request.operation != 'CREATE' || object.type == 'Opaque'"
+    # wherever it is: it changes only the Secrets it owns
+    assert " ".join(rules[-1].split()) == OWNED_ONLY
     if guards_workers is None:
-        assert len(rules) == 1
-    else:
         assert len(rules) == 2
+    else:
+        assert len(rules) == 3
         assert rules[1].startswith(f"request.namespace != '{guards_workers}' ||")
         assert "'whatsapp.operator.dev/pool' in oldObject.metadata.labels" in rules[1]
+
+
+# The Secrets policy's rule for UPDATE (a patch is one at admission) and DELETE: a Secret the
+# operator owns, by its labels before the change (tests/integration/test_chart_identity.py
+# shows the API server enforcing it).
+OWNED_ONLY = (
+    "request.operation == 'CREATE' || (has(oldObject.metadata.labels) && "
+    "(('app.kubernetes.io/managed-by' in oldObject.metadata.labels && "
+    "oldObject.metadata.labels['app.kubernetes.io/managed-by'] == 'whatsapp-operator') || "
+    "'whatsapp.operator.dev/signup' in oldObject.metadata.labels || "
+    "('whatsapp.operator.dev/writable-by-operator' in oldObject.metadata.labels && "
+    "oldObject.metadata.labels['whatsapp.operator.dev/writable-by-operator'] == 'true')))"
+)
+
+
+@needs_helm
+def test_the_tenant_policy_value_reaches_the_operator() -> None:
+    """Chart value tenantPolicy (issue 19): enforce by default, off only when asked."""
+    for values, flag in (
+        ((), "--tenant-policy=enforce"),
+        (("tenantPolicy=off",), "--tenant-policy=off"),
+    ):
+        (operator,) = one(render(*values), "StatefulSet")["spec"]["template"]["spec"]["containers"]
+        assert flag in operator["args"]
+    assert "tenantPolicy" in render_fails("tenantPolicy=lax")

@@ -13,6 +13,7 @@ from unittest import mock
 
 import pytest
 from test_chart_render import (
+    ALL_INTERFACES,
     HELM,
     PRODUCTION,
     env_of,
@@ -82,6 +83,7 @@ def test_off_by_default() -> None:
 def test_enabled_renders_the_receiver_and_its_services(enabled: list[dict[str, Any]]) -> None:
     assert webhook_objects(enabled) == [
         ("Deployment", NAME),
+        ("NetworkPolicy", NAME),  # networkPolicy.enabled is on by default
         ("PodDisruptionBudget", NAME),  # two replicas by default
         ("Service", NAME),
         ("Service", f"{NAME}-metrics"),
@@ -144,7 +146,9 @@ def test_the_receivers_arguments_environment_and_probes(enabled: list[dict[str, 
     assert container["image"] == "whatsapp-operator:0.1.0"
     assert container["args"] == [
         f"--config=/etc/whatsapp-webhook/{CONFIG_KEY}",
+        "--listen-host=0.0.0.0",  # the kubelet and the Service reach the pod IP
         "--listen-port=8080",
+        "--metrics-host=0.0.0.0",
         "--metrics-port=9090",
         "--ingress-shards=4",
         "--max-body-bytes=3000000",
@@ -170,7 +174,8 @@ def test_the_receivers_arguments_environment_and_probes(enabled: list[dict[str, 
 
 def test_the_receivers_cli_accepts_the_rendered_arguments() -> None:
     """The flags the chart renders are the ones `whatsapp-webhook` parses (cli.load_settings)."""
-    cli = pytest.importorskip("whatsapp_webhook.cli")
+    from whatsapp_webhook import cli
+
     docs = render(*ON, "webhook.ingressShards=8", "webhook.maxBodyBytes=12000000",
                   "webhook.logLevel=DEBUG", "webhook.logFormat=plain")  # fmt: skip
     _, container = receiver(docs)
@@ -179,6 +184,7 @@ def test_the_receivers_cli_accepts_the_rendered_arguments() -> None:
         settings = cli.load_settings(container["args"])
     assert settings.config == f"/etc/whatsapp-webhook/{CONFIG_KEY}"
     assert (settings.listen_port, settings.metrics_port) == (8080, 9090)
+    assert (settings.listen_host, settings.metrics_host) == (ALL_INTERFACES, ALL_INTERFACES)
     assert (settings.ingress_shards, settings.max_body_bytes) == (8, 12_000_000)
     assert (settings.log_level, settings.log_format, settings.shutdown_delay) == (
         "DEBUG",
@@ -222,11 +228,12 @@ def test_the_operator_may_write_only_the_receivers_config_in_its_namespace(
     binding = one(enabled, "RoleBinding", OWN_ROLE)
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                                   "name": OWN_ROLE}  # fmt: skip
-    # WhatsAppApps and namespaces, cluster-wide, read and patch only, whatever the values
+    # WhatsAppApps, tenant policies and namespaces, cluster-wide: policies read only
     apps = one(enabled, "ClusterRole", "ops-rel-whatsapp-operator-operator-apps")
     assert rules_of(apps) == (
         grants("get list watch patch", "whatsapp.operator.dev", "whatsappapps")
         | grants("get patch", "whatsapp.operator.dev", "whatsappapps/status")
+        | grants("get list watch", "whatsapp.operator.dev", "whatsapptenantpolicies")
         | grants("get list watch", "", "namespaces")
     )
 
@@ -238,6 +245,8 @@ def test_tenants_roles_get_no_whatsappapps(production: list[dict[str, Any]]) -> 
         labels = doc["metadata"].get("labels", {})
         assert not any(k.startswith("rbac.authorization.k8s.io/aggregate-to") for k in labels)
         assert "aggregationRule" not in doc
+        if doc["metadata"]["name"].endswith("-platform-admin"):
+            continue  # the platform team's own role (userRoles, docs/tenancy.md)
         for _, resource, verb in rules_of(doc):
             if resource.startswith("whatsappapps"):
                 assert verb in ("get", "list", "watch", "patch"), doc["metadata"]["name"]
@@ -265,8 +274,11 @@ def test_the_secrets_policy_admits_the_receivers_config(
     named = f"request.name == '{CONFIG_SECRET}'"
     assert (named in rules[1]) is (workers_rule == "config")
     assert "'whatsapp.operator.dev/pool' in oldObject.metadata.labels" in rules[1]
+    # last: whatever the namespace, changes only to the Secrets it owns (its config is labelled
+    # app.kubernetes.io/managed-by=whatsapp-operator: apps/receiver.py)
+    assert "'app.kubernetes.io/managed-by' in oldObject.metadata.labels" in rules[-1]
     if release_rule is None:
-        assert len(rules) == 2
+        assert len(rules) == 3
     else:
         assert rules[2] == f"request.namespace != '{release_rule}' || {named}"
     # without the receiver: no exception for its config anywhere
@@ -353,9 +365,14 @@ GLOBAL_NP = ("networkPolicy.enabled=true", "networkPolicy.apiServer.cidrs={10.0.
 @pytest.mark.parametrize(
     ("values", "rendered"),
     [
-        pytest.param((), False, id="default: off"),
+        pytest.param((), True, id="default: on, following networkPolicy.enabled"),
+        pytest.param(("networkPolicy.enabled=false",), False, id="off with networkPolicy"),
         pytest.param(GLOBAL_NP, True, id="follows networkPolicy.enabled"),
-        pytest.param(("webhook.networkPolicy.enabled=true",), True, id="on by itself"),
+        pytest.param(
+            ("networkPolicy.enabled=false", "webhook.networkPolicy.enabled=true"),
+            True,
+            id="on by itself",
+        ),
         pytest.param((*GLOBAL_NP, "webhook.networkPolicy.enabled=false"), False, id="off alone"),
     ],
 )

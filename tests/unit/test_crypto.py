@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from whatsapp_operator.postgres.crypto import Keyring, TokenCipher, encode_key, generate_key
+from whatsapp_operator.postgres.maintenance import reloaded
 
 TOKEN = "EAAGm0PX4ZCpsBAKZB7ZCZBcryptoTOKEN1234567890"
 TENANT = "t_a3eecb94bb822a92"
@@ -88,7 +89,7 @@ def test_unknown_key_id_reads_as_none() -> None:
 def test_rekey_old_keys_read_new_writes_use_primary() -> None:
     old = TokenCipher("encrypted", Keyring({"2026-05": OLD}))
     sealed_old = old.seal(TOKEN, TENANT)
-    both = TokenCipher("encrypted", Keyring({"2026-05": OLD, "2026-11": NEW}))
+    both = TokenCipher("encrypted", Keyring({"2026-05": OLD, "2026-11": NEW}, "2026-11"))
     assert both.keyring is not None
     assert both.keyring.primary == "2026-11"
     assert both.open(sealed_old, TENANT) == TOKEN
@@ -111,11 +112,12 @@ def test_modes() -> None:
     assert plain.seal(TOKEN, TENANT) == TOKEN
     assert none.seal(TOKEN, TENANT) == ""
     assert enc.seal("", TENANT) == ""
-    for c in (enc, plain, none):  # every mode reads every stored form
-        assert c.open(TOKEN, TENANT) == TOKEN  # legacy plaintext row
+    for c in (enc, plain, none):  # every mode reads every sealed form
         assert c.open(sealed, TENANT) == TOKEN
         assert c.open("", TENANT) is None
         assert not c.needs_rekey("")
+    assert plain.open(TOKEN, TENANT) == none.open(TOKEN, TENANT) == TOKEN  # legacy plaintext
+    assert enc.open(TOKEN, TENANT) is None  # ... refused while encrypting (below)
     assert enc.needs_rekey(TOKEN)  # plaintext while encrypting
     assert not plain.needs_rekey(TOKEN)
     assert plain.needs_rekey(sealed)  # ciphertext while in plaintext mode
@@ -131,10 +133,25 @@ def test_modes() -> None:
         plain.seal("enc:looks-sealed", TENANT)
 
 
-def test_primary_is_the_greatest_id_unless_named() -> None:
-    assert Keyring({"2026-05": OLD, "2026-11": NEW}).primary == "2026-11"
-    assert Keyring({"a": OLD, "B": NEW}).primary == "a"
+def test_the_primary_is_explicit_never_the_greatest_id() -> None:
+    """Issue 19: `dev-key-1` outranked `2026-11` by sorting. Now the primary is named, or
+    the only key; several keys and none named decrypt, but encrypting refuses them."""
+    assert Keyring({"only": OLD}).primary == "only"
+    for keys in ({"2026-05": OLD, "2026-11": NEW}, {"dev-key-1": OLD, "2026-11": NEW}):
+        ring = Keyring(keys)
+        assert ring.primary is None
+        with pytest.raises(ValueError, match=r"2 keys \(.*\) and none named primary") as err:
+            TokenCipher("encrypted", ring)
+        assert "\n" not in str(err.value)
+        writer = TokenCipher("encrypted", Keyring(keys, primary="2026-11"))
+        assert TokenCipher("plaintext", ring).open(writer.seal(TOKEN, TENANT), TENANT) == TOKEN
+    named = Keyring({"dev-key-1": OLD, "2026-11": NEW}, primary="2026-11")
+    assert named.primary == "2026-11"
+    assert TokenCipher("encrypted", named).seal(TOKEN, TENANT).startswith("enc:v1:2026-11:")
     assert Keyring({"2026-05": OLD, "2026-11": NEW}, primary="2026-05").primary == "2026-05"
+    assert Keyring({"a": OLD, "b": NEW}).with_primary("b").primary == "b"
+    with pytest.raises(ValueError, match="not among the keys"):
+        Keyring({"a": OLD, "b": NEW}).with_primary("c")
     assert Keyring({"b": OLD, "a": NEW}).key_ids == ("a", "b")
     assert "a" in Keyring({"a": OLD})
     assert "b" not in Keyring({"a": OLD})
@@ -159,7 +176,7 @@ def test_keyring_errors(keys: dict[str, bytes], primary: str | None, words: str)
 def test_from_secret_data() -> None:
     ring = Keyring.from_secret_data({"2026-05": b64(OLD), "2026-11": b64(NEW)})
     assert ring.key_ids == ("2026-05", "2026-11")
-    assert ring.primary == "2026-11"
+    assert ring.primary is None  # several keys, none named
     pinned = Keyring.from_secret_data(
         {"2026-05": b64(OLD), "2026-11": b64(NEW), "primary": b64("2026-05\n")}
     )
@@ -191,7 +208,7 @@ def test_from_secret_data_errors(data: dict[str, str], words: str) -> None:
 def test_from_env() -> None:
     ring = Keyring.from_env(f" 2026-05={b64(OLD)} , 2026-11={b64(NEW)},")
     assert ring.key_ids == ("2026-05", "2026-11")
-    assert ring.primary == "2026-11"
+    assert ring.primary is None
     urlsafe = base64.urlsafe_b64encode(b"\xff" * 32).rstrip(b"=").decode()
     assert Keyring.from_env(f"a={urlsafe}").key_ids == ("a",)
     pinned = Keyring.from_env(f"a={b64(OLD)},b={b64(NEW)},primary=a")
@@ -232,8 +249,9 @@ def test_from_directory(tmp_path: Path) -> None:
     )
     ring = Keyring.from_directory(folder)
     assert ring.key_ids == ("2026-05", "2026-11")
-    assert ring.primary == "2026-11"
-    sealed = TokenCipher("encrypted", ring).seal(TOKEN, TENANT)
+    assert ring.primary is None
+    (tmp_path / "keys" / "primary").write_text("2026-11\n")
+    sealed = TokenCipher("encrypted", Keyring.from_directory(folder)).seal(TOKEN, TENANT)
     assert TokenCipher("encrypted", Keyring({"2026-11": NEW})).open(sealed, TENANT) == TOKEN
     (tmp_path / "keys" / "primary").write_text("2026-05\n")
     assert Keyring.from_directory(folder).primary == "2026-05"
@@ -262,7 +280,7 @@ def test_from_directory_missing(tmp_path: Path) -> None:
 
 def test_nothing_shows_keys_or_tokens() -> None:
     key = generate_key()
-    ring = Keyring({"k": key, "j": OLD})
+    ring = Keyring({"k": key, "j": OLD}, "k")
     c = TokenCipher("encrypted", ring)
     sealed = c.seal(TOKEN, TENANT)
     shown = " ".join([repr(ring), str(ring), repr(c), str(c), sealed])
@@ -277,3 +295,53 @@ def test_nothing_shows_keys_or_tokens() -> None:
             Keyring.from_secret_data(bad)
         errors.append(str(info.value))
     assert all(encode_key(key)[:12] not in e for e in errors)
+
+
+def test_plaintext_is_refused_while_encrypting() -> None:
+    """Issue 19: a value without `enc:` was read as the token in encrypted mode, so anyone
+    who could write the row could hand the tenant their token. Now it reads as None (the
+    reconcile replaces it, with an Event); the other modes still read legacy plaintext."""
+    enc = cipher()
+    assert enc.open("EAAplaintext-written-by-hand", TENANT) is None
+    assert enc.is_plaintext("EAAplaintext-written-by-hand")
+    assert not enc.is_plaintext(enc.seal(TOKEN, TENANT))
+    assert not enc.is_plaintext("")
+    assert not enc.is_plaintext(None)
+    assert not TokenCipher("plaintext").is_plaintext(TOKEN)
+    assert TokenCipher("plaintext").open(TOKEN, TENANT) == TOKEN
+
+
+def ring(primary: str | None = None, **keys: bytes) -> Keyring:
+    return Keyring(keys, primary)
+
+
+@pytest.mark.parametrize(
+    ("now", "loaded", "primary", "logged"),
+    [
+        pytest.param(ring(a=OLD), ring(a=OLD), "a", None, id="unchanged: nothing"),
+        pytest.param(ring(a=OLD), ring(a=OLD, z=NEW), "a", "none named `primary`: a stays",
+                     id="a key added, none named: a decryption key only"),
+        pytest.param(ring(a=OLD), ring("z", a=OLD, z=NEW), "z", "primary key z",
+                     id="the primary named: the switch"),
+        pytest.param(ring("a", a=OLD, z=NEW), ring("a", a=OLD, z=NEW), "a", None,
+                     id="named and unchanged"),
+        pytest.param(ring(a=OLD), ring(b=OLD, z=NEW), "a", "none named primary",
+                     id="several, none named, the one in use gone: keys in use stay"),
+    ],
+)  # fmt: skip
+def test_reloaded_keys_switch_only_on_an_explicit_primary(
+    now: Keyring, loaded: Keyring, primary: str, logged: str | None
+) -> None:
+    current = TokenCipher("encrypted", now)
+    after, message = reloaded(current, loaded)
+    assert after.keyring_primary == primary
+    if logged is None:
+        assert message is None
+        assert after is current
+    else:
+        assert message is not None
+        assert logged in message
+    if primary == "a":  # a row sealed under a stays as it is: no rekey
+        assert not after.needs_rekey(current.seal(TOKEN, TENANT))
+    else:
+        assert after.needs_rekey(current.seal(TOKEN, TENANT))

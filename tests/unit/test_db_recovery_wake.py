@@ -17,6 +17,7 @@ import pytest
 from whatsapp_contract.resolved import Entry, TenantConfig
 from whatsapp_operator.model.conditions import Reason
 from whatsapp_operator.model.facts import CheckResult, PhoneFacts, TokenFacts, Verdict
+from whatsapp_operator.model.tenant_policy import parse_policy
 from whatsapp_operator.postgres.outcome import SyncResult
 from whatsapp_operator.runtime.kube import SecretSnapshot
 from whatsapp_operator.runtime.registry import Registry
@@ -26,6 +27,13 @@ from whatsapp_operator.tenant.reconcile import reconcile_once
 T0 = datetime(2026, 9, 1, 12, 0, 0, tzinfo=UTC)
 TOKEN = "EAAGm0PX4ZCpsBAKZBwakeTOKEN1234567890"
 KEY = ("team-a", "acme")
+# --tenant-policy enforce (the default), with a policy allowing every id in every namespace
+OPEN: dict[str, Any] = {
+    "tenant_policies": {
+        "open": [parse_policy("open", {"namespaceSelector": {}, "tenantIds": ["*"]})]
+    },
+    "namespace_labels": {KEY[0]: [{}]},
+}
 BODY: dict[str, Any] = {
     "metadata": {"namespace": KEY[0], "name": KEY[1], "uid": "u-1", "generation": 1},
     "spec": {
@@ -59,7 +67,7 @@ class DownRows:
 
     cipher: Any = field(default_factory=lambda: type("C", (), {"mode": "none"})())
 
-    async def sync(self, desired: object, *, adopt: bool) -> SyncResult:
+    async def sync(self, desired: object, *, adopt: bool, **access: bool) -> SyncResult:
         return SyncResult.unavailable("connection refused")
 
 
@@ -104,6 +112,7 @@ async def test_a_recovery_during_the_publication_wait_wakes_the_tenant(
         grace=timedelta(minutes=15),
         rows=DownRows(),  # type: ignore[arg-type]
         publisher=publisher,  # type: ignore[arg-type]
+        **OPEN,
     )
     outcome = await reconcile_once(rt, BODY, {}, {}, {})
 

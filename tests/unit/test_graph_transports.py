@@ -8,16 +8,19 @@ import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import get_args
 
 import httpx
 import pytest
 from httpx_aiohttp import AiohttpTransport
+from pydantic import ValidationError
 
 from whatsapp_graph.client import GraphClient
 from whatsapp_graph.errors import GraphApiError, GraphUnavailable
 from whatsapp_graph.http import HttpBackend, new_http_client
 
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "EAAGtransporttoken0123456789"
 BACKENDS = get_args(HttpBackend)
 Behaviour = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -170,10 +173,29 @@ def test_the_backend_picks_the_transport(backend: HttpBackend, transport: type) 
     assert isinstance(client._transport, transport)
 
 
-def test_http2_uses_the_httpcore_transport() -> None:
-    pytest.importorskip("h2", reason="HTTP/2 needs httpx[http2]")
-    client = new_http_client(max_connections=1, timeout=httpx.Timeout(1.0), http2=True)
-    assert isinstance(client._transport, httpx.AsyncHTTPTransport)
+def test_there_is_no_http2_setting() -> None:
+    """HTTP/2 was a documented worker setting that nothing installed (`h2`) or tested: it is
+    gone, from the settings, the client factory and the docs, and no test skips for `h2`."""
+    from whatsapp_worker.settings import WorkerSettings
+
+    assert "http2" not in WorkerSettings.model_fields
+    with pytest.raises(ValidationError):
+        WorkerSettings(http2=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        new_http_client(max_connections=1, timeout=httpx.Timeout(1.0), http2=True)  # type: ignore[call-arg]
+    docs = (ROOT / "docs" / "workers.md").read_text()
+    assert "`HTTP2`" not in docs
+    assert "there is no HTTP/2 setting" in docs
+
+
+def test_no_test_skips_for_a_missing_package() -> None:
+    """CI runs every test: a package a test needs is a dependency, never an importorskip."""
+    skipping = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "tests").rglob("*.py")
+        if "importorskip(" in path.read_text().replace('"importorskip("', "")
+    ]
+    assert skipping == []
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -40,6 +40,41 @@ def test_api_statuses(status: int, kind: type[KubeError]) -> None:
     assert str(err).startswith(f"patching x: HTTP {status}")
 
 
+DENIED = (
+    '{"kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403, "message": '
+    '"secrets \\"t\\" is forbidden: ValidatingAdmissionPolicy \'ns-wa-operator-secrets\' with '
+    "binding 'ns-wa-operator-secrets' denied request: the whatsapp-operator changes only the "
+    'Secrets it owns"}'
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "suffix"),
+    [
+        pytest.param(
+            DENIED,
+            ": the whatsapp-operator changes only the Secrets it owns",
+            id="the chart's Secrets policy: its reason",
+        ),
+        pytest.param('{"message": "secrets is forbidden: User x cannot patch"}', "", id="RBAC"),
+        pytest.param('{"message": "webhook denied request: EAAsecret"}', "", id="not a policy"),
+        pytest.param("not json", "", id="unreadable"),
+        pytest.param(None, "", id="no body"),
+        pytest.param("[1]", "", id="not an object"),
+    ],
+)
+def test_a_forbidden_write_names_the_admission_policys_reason(
+    body: str | bytes | None, suffix: str
+) -> None:
+    """A token refresh the chart's policy refuses says why in TokenRotation's message (the
+    Secret lacks whatsapp.operator.dev/writable-by-operator), not only "403 Forbidden"."""
+    exc = ApiException(status=403, reason="Forbidden")
+    exc.body = body.encode() if isinstance(body, str) else body  # the response's bytes
+    err = translate(exc, "updating Secret ns/t")
+    assert type(err) is KubeForbidden
+    assert str(err) == f"updating Secret ns/t: HTTP 403 Forbidden{suffix}"
+
+
 @pytest.mark.parametrize(
     "exc", [aiohttp.ClientConnectionError("reset"), TimeoutError(), ConnectionRefusedError()]
 )

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from whatsapp_testkit.reliability import Scenario, render
+from whatsapp_testkit.reliability import (
+    Scenario,
+    description,
+    gone_tests,
+    read_descriptions,
+    render,
+    scenario_drift,
+)
 
 
 def _row(test: str, **figures: int | float) -> Scenario:
@@ -65,3 +72,84 @@ def test_the_make_targets_pass_the_report_path_in_one_argument() -> None:
     uses = re.findall(r"--reliability-report(\S*)", makefile)
     assert len(uses) == 2  # make test, make reliability
     assert all(u.startswith("=") for u in uses), uses
+
+
+# --- the committed report against the tests' own descriptions (CI fails on a stale one) --
+
+
+def _described(test: str, name: str, load: str, faults: str) -> Scenario:
+    row = Scenario(test=test).describe(name, load=load, faults=faults)
+    row.record(sent=100, delivered=100, duplicates=0)
+    row.outcome = "passed"
+    return row
+
+
+def test_a_rendered_report_reads_back_its_descriptions_by_test() -> None:
+    rows = [
+        _described("t.py::b", "broker restarted", "3,000 messages | 4 numbers", "stopped 10 s"),
+        _described("t.py::a", "apiserver restarted", "20 tenants", "stopped; revalidate"),
+    ]
+    read = read_descriptions(render(rows, command="make reliability"))
+    assert read == {
+        "t.py::a": ("apiserver restarted", "20 tenants", "stopped; revalidate"),
+        "t.py::b": ("broker restarted", "3,000 messages \\| 4 numbers", "stopped 10 s"),
+    }
+    assert read == {r.test: description(r) for r in rows}
+
+
+def test_the_committed_report_reads() -> None:
+    """docs/reliability.md is what `read_descriptions` understands (else CI could not check)."""
+    committed = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
+    described = read_descriptions(committed.read_text())
+    assert len(described) >= 10
+    assert all(test.startswith("tests/integration/test_") for test in described)
+
+
+COMMITTED = {
+    "t.py::a": ("apiserver restarted", "20 tenants", "stopped"),
+    "t.py::b": ("broker restarted", "3,000 messages", "stopped 10 s"),
+    "u.py::c": ("old scenario", "x", "y"),
+}
+
+
+@pytest.mark.parametrize(
+    ("ran", "gone", "expected"),
+    [
+        pytest.param(
+            {"t.py::a": ("apiserver restarted", "20 tenants", "stopped")}, [], [], id="agree"
+        ),
+        pytest.param(
+            {"t.py::b": ("broker restarted", "3,000 messages", "stopped 5 s")},
+            [],
+            [
+                "-t.py::b: broker restarted | 3,000 messages | stopped 10 s",
+                "+t.py::b: broker restarted | 3,000 messages | stopped 5 s",
+            ],
+            id="a scenario changed",
+        ),
+        pytest.param(
+            {"v.py::d": ("new scenario", "x", "y")},
+            [],
+            ["+v.py::d: new scenario | x | y"],
+            id="a scenario the report lacks",
+        ),
+        pytest.param({}, ["u.py::c"], ["-u.py::c: old scenario | x | y"], id="a test gone"),
+        pytest.param({}, [], [], id="a partial run compares what ran"),
+    ],
+)
+def test_scenario_drift(
+    ran: dict[str, tuple[str, str, str]], gone: list[str], expected: list[str]
+) -> None:
+    diff = scenario_drift(COMMITTED, ran, gone=gone)
+    assert [line for line in diff if line[:1] in "+-" and line[:3] not in ("---", "+++")] == (
+        expected
+    )
+
+
+def test_a_test_is_gone_when_its_file_is_gone_or_was_collected_without_it() -> None:
+    committed = ["a.py::kept", "a.py::renamed", "b.py::not_collected", "c.py::deleted_file"]
+    collected = {"a.py::kept", "a.py::other"}
+    assert gone_tests(committed, collected, lambda f: f != "c.py") == [
+        "a.py::renamed",
+        "c.py::deleted_file",
+    ]

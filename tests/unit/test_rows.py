@@ -53,7 +53,10 @@ def desired(**changes: Any) -> DesiredRow:
 def stored_from(row: DesiredRow, access_token: str = "sealed", **changes: Any) -> StoredRow:
     values = {c: getattr(row, c) for c in HASHED_COLUMNS if c != "access_token"}
     values["access_token"] = access_token
-    stored = StoredRow(id=7, tenant_id=row.tenant_id, k8s_uid=row.k8s_uid, **values)
+    stored = StoredRow(
+        id=7, tenant_id=row.tenant_id, k8s_uid=row.k8s_uid, k8s_namespace=row.k8s_namespace,
+        **values,
+    )  # fmt: skip
     stored = replace(stored, row_hash=row_hash(stored.values()))
     return replace(stored, **changes)  # changes after hashing: drift
 
@@ -65,8 +68,13 @@ def plan(
     stored_token: str | None = TOKEN,
     store_token: bool = True,
     adopt: bool = False,
+    approved: bool = False,
+    bound: bool = True,
 ) -> Any:
-    return plan_write(stored, row, stored_token=stored_token, store_token=store_token, adopt=adopt)
+    return plan_write(
+        stored, row, stored_token=stored_token, store_token=store_token, adopt=adopt,
+        approved=approved, bound=bound,
+    )  # fmt: skip
 
 
 def test_desired_row_from_spec_token_and_meta_facts() -> None:
@@ -155,11 +163,38 @@ def test_deactivated_wipes_the_token() -> None:
         pytest.param(
             "adopt",
             {"managed_by": None},
-            {"adopt": True},
+            {"adopt": True, "approved": True},
             WriteKind.UPDATE,
             ("managed_by",),
             True,
-            id="adopt takes it over",
+            id="adopt, approved by a policy, takes it over",
+        ),
+        pytest.param(
+            "adopt unapproved",
+            {"managed_by": None},
+            {"adopt": True},
+            WriteKind.ADOPTION_NOT_APPROVED,
+            (),
+            False,
+            id="adopt without the policy's approval: refused",
+        ),
+        pytest.param(
+            "approval alone",
+            {"managed_by": "tenant-service"},
+            {"approved": True},
+            WriteKind.NOT_MANAGED,
+            (),
+            False,
+            id="the policy's approval without the tenant asking: not managed",
+        ),
+        pytest.param(
+            "adopt, policy off",
+            {"managed_by": None},
+            {"adopt": True, "bound": False},
+            WriteKind.UPDATE,
+            ("managed_by",),
+            True,
+            id="--tenant-policy off: adopt needs no approval",
         ),
     ],
 )
@@ -211,3 +246,83 @@ def test_row_hash_is_stable_and_covers_every_managed_column() -> None:
 def test_row_hash_treats_null_as_empty_like_sql() -> None:
     assert row_hash({"business_id": None}) == row_hash({"business_id": ""})
     assert "coalesce(t.business_id::text, '')" in sql_row_hash("t")
+
+
+# --- rows stay with the namespace they were written for (issue 19) ----------------------------
+@pytest.mark.parametrize(
+    ("stored", "kwargs", "kind", "columns"),
+    [
+        pytest.param(
+            {"k8s_namespace": "other", "k8s_uid": "uid-a"},
+            {},
+            WriteKind.OTHER_NAMESPACE,
+            (),
+            id="written for another namespace: never handed over",
+        ),
+        pytest.param(
+            {"k8s_namespace": "other", "k8s_uid": "uid-a"},
+            {"adopt": True},
+            WriteKind.OTHER_NAMESPACE,
+            (),
+            id="asked, not approved: refused",
+        ),
+        pytest.param(
+            {"k8s_namespace": "other", "k8s_uid": "uid-a"},
+            {"approved": True},
+            WriteKind.OTHER_NAMESPACE,
+            (),
+            id="approved, not asked: refused",
+        ),
+        pytest.param(
+            {"k8s_namespace": "other", "k8s_uid": "uid-a"},
+            {"adopt": True, "approved": True},
+            WriteKind.UPDATE,
+            ("k8s_uid", "k8s_namespace"),
+            id="an approved move takes it",
+        ),
+        pytest.param(
+            {"k8s_namespace": "other", "k8s_uid": "uid-a", "waba_id": "999"},
+            {"adopt": True, "approved": True},
+            WriteKind.UPDATE,
+            ("waba_id", "k8s_uid", "k8s_namespace"),
+            id="a move rewrites what differs",
+        ),
+        pytest.param(
+            {"k8s_namespace": "other", "k8s_uid": "uid-a", "waba_id": "999"},
+            {},
+            WriteKind.OTHER_NAMESPACE,
+            (),
+            id="another namespace's WABA is never replaced",
+        ),
+        pytest.param(
+            {"k8s_namespace": "other", "k8s_uid": "uid-a"},
+            {"bound": False},
+            WriteKind.UPDATE,
+            ("k8s_uid", "k8s_namespace"),
+            id="--tenant-policy off: as before, any namespace",
+        ),
+        pytest.param(
+            {"k8s_uid": "uid-old"},
+            {},
+            WriteKind.UPDATE,
+            ("k8s_uid",),
+            id="recreated in the same namespace: the row follows the new object",
+        ),
+        pytest.param(
+            {"k8s_namespace": None},
+            {},
+            WriteKind.NOOP,
+            (),
+            id="no namespace recorded: not another namespace's",
+        ),
+    ],
+)
+def test_rows_stay_with_their_namespace(
+    stored: dict[str, Any], kwargs: dict[str, Any], kind: WriteKind, columns: tuple[str, ...]
+) -> None:
+    row = desired()  # namespace "ns", uid "uid-1"
+    current = stored_from(row, **stored)
+    result = plan(current, row, **kwargs)
+    assert (result.kind, result.columns) == (kind, columns)
+    if kind is WriteKind.UPDATE and "k8s_namespace" in columns:
+        assert result.adopting  # a RowAdopted Event says it was taken over

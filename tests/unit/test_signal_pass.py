@@ -20,6 +20,7 @@ from whatsapp_operator.model.conditions import Reason
 from whatsapp_operator.model.facts import CheckResult, PhoneFacts, TokenFacts, Verdict
 from whatsapp_operator.model.recheck import BLOCKED_RECHECK, JITTER
 from whatsapp_operator.model.secret_data import fingerprint
+from whatsapp_operator.model.tenant_policy import parse_policy
 from whatsapp_operator.runtime.kube import SecretSnapshot
 from whatsapp_operator.runtime.registry import Registry
 from whatsapp_operator.runtime.services import Runtime
@@ -98,7 +99,17 @@ def runtime(validator: FakeValidator, publisher: FakePublisher) -> Runtime:
         post_event=lambda body, event: None,
         grace=timedelta(minutes=15),
         publisher=publisher,  # type: ignore[arg-type]
+        **OPEN,
     )
+
+
+# --tenant-policy enforce (the default), with a policy allowing every id in every namespace
+OPEN: dict[str, Any] = {
+    "tenant_policies": {
+        "open": [parse_policy("open", {"namespaceSelector": {}, "tenantIds": ["*"]})]
+    },
+    "namespace_labels": {"shop": [{}]},
+}
 
 
 def signal(kind: str, code: int, token_fingerprint: str = FP) -> TenantSignal:

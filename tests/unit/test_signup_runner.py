@@ -17,7 +17,9 @@ from whatsapp_graph.errors import GraphApiError, GraphApiErrorInfo, GraphUnavail
 from whatsapp_operator.meta.budget import RequestBudget
 from whatsapp_operator.model.patches import merge_patch
 from whatsapp_operator.model.spec import PLURAL
+from whatsapp_operator.model.tenant_policy import parse_policy
 from whatsapp_operator.runtime.kube import KubeConflict, KubeUnavailable, SecretSnapshot
+from whatsapp_operator.runtime.services import Runtime
 from whatsapp_operator.signup.model import SIGNUP_ANNOTATION, SIGNUP_PLURAL
 from whatsapp_operator.signup.runner import SignupRunner
 
@@ -181,6 +183,9 @@ class FakeAudit:
         self.entries.append(args)
 
 
+OPEN = parse_policy("open", {"namespaceSelector": {}, "tenantIds": ["*"]})
+
+
 class World:
     def __init__(self, **spec: Any) -> None:
         self.kube, self.graph, self.audit = FakeKube(), FakeGraph(), FakeAudit()
@@ -204,7 +209,13 @@ class World:
             clock=lambda: datetime(2026, 11, 1, tzinfo=UTC),
             post_event=lambda body, event: self.events.append((event.type, event.reason)),
             audit=self.audit,
+            # --tenant-policy enforce (the default), with a policy allowing every id everywhere
+            tenant_policy="enforce",
+            tenant_policies={"open": [OPEN]},
+            namespace_labels={NS: [{}]},
         )
+        self.rt.labels_of = lambda ns: Runtime.labels_of(self.rt, ns)  # type: ignore[arg-type]
+        self.rt.policy_verdict = lambda t, ns: Runtime.policy_verdict(self.rt, t, ns)  # type: ignore[arg-type]
 
     @property
     def signup(self) -> dict[str, Any]:
@@ -350,6 +361,7 @@ def test_merge_patch_helper_matches_the_real_one() -> None:
 
 async def test_a_tenant_id_used_elsewhere_stops_before_the_code_is_spent() -> None:
     w = World()
+    w.rt.namespace_labels["other-ns"] = [{}]  # the open policy allows it the id too
     await w.run(claims=("other-ns/shop",))
     assert w.conditions()["TenantCreated"] == ("False", "DuplicateTenantId")
     assert w.graph.calls["exchange_code"] == 0

@@ -25,6 +25,8 @@ from aiohttp import web
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
+from whatsapp_contract.redaction import url_password
+
 from .broker import Broker
 from .config import ConfigStore
 from .ingress import Ingress
@@ -38,7 +40,9 @@ log = logging.getLogger("whatsapp_webhook")
 FLAGS = (
     "config",
     "amqp_url",
+    "listen_host",
     "listen_port",
+    "metrics_host",
     "metrics_port",
     "max_body_bytes",
     "ingress_shards",
@@ -80,7 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"whatsapp-webhook: invalid settings: {errors}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level, settings.log_format)
+    setup_logging(
+        settings.log_level,
+        settings.log_format,
+        secrets=url_password(settings.amqp_url.get_secret_value()),
+    )
     if settings.event_loop == "uvloop":
         import uvloop
 
@@ -118,7 +126,7 @@ async def connect(settings: WebhookSettings, stop: asyncio.Event) -> Broker | No
 async def serve(settings: WebhookSettings) -> int:
     metrics = WebhookMetrics(REGISTRY)  # with the processor's metrics: one page
     if settings.metrics_port:
-        metrics.serve(settings.metrics_port)
+        metrics.serve(settings.metrics_port, settings.metrics_host)
     store = ConfigStore(settings.config, metrics=metrics)
     await asyncio.to_thread(store.check)
     ingress = Ingress(

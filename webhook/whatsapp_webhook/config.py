@@ -31,6 +31,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from whatsapp_contract.redaction import REDACTOR
 from whatsapp_contract.webhook import (
     AppEntry,
     NumberEntry,
@@ -154,6 +155,9 @@ class ConfigStore:
         except ValidationError as exc:
             self._failed("invalid", describe_error(exc))
             return False
+        for app in config.apps:  # redacted from every log line of the process from now on
+            REDACTOR.add(app.app_secret.get_secret_value())
+            REDACTOR.add(app.verify_token.get_secret_value())
         self._index = index_config(config, content_hash)
         self.error = None
         log.info(

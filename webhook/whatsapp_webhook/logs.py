@@ -12,8 +12,11 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
+
+from whatsapp_contract.redaction import REDACTOR
+from whatsapp_contract.redaction import install as install_redaction
 
 
 class PlainFormatter(logging.Formatter):
@@ -44,10 +47,15 @@ class JsonFormatter(logging.Formatter):
             body.update(fields)
         if record.exc_info:
             body["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # formatted (and redacted) when the record was made
+            body["exception"] = record.exc_text
         return json.dumps(body, default=str)
 
 
-def setup_logging(level: str, log_format: str) -> None:
+def setup_logging(level: str, log_format: str, secrets: Iterable[str] = ()) -> None:
+    """One stderr handler on the root, and redaction of every record (`secrets` now, the
+    apps' secrets and verify tokens as the config store loads them: whatsapp_contract.redaction)."""
+    REDACTOR.add_all(secrets)
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
@@ -59,6 +67,7 @@ def setup_logging(level: str, log_format: str) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("aiormq").setLevel(logging.WARNING)  # a line per reconnect attempt
     logging.getLogger("aio_pika").setLevel(logging.WARNING)
+    install_redaction()
 
 
 class Throttle:

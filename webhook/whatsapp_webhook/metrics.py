@@ -9,6 +9,7 @@ the default registry; `cli.py` registers these there too, so one page serves bot
 from __future__ import annotations
 
 from typing import TypeVar, get_args
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
@@ -138,5 +139,7 @@ class WebhookMetrics:
     def config_failed(self, reason: str) -> None:
         self.config_failures.labels(reason).inc()
 
-    def serve(self, port: int) -> None:
-        start_http_server(port, addr="0.0.0.0", registry=self.registry)  # noqa: S104
+    def serve(self, port: int, host: str) -> WSGIServer:
+        """/metrics on `host` (settings.metrics_host: loopback unless told), in a thread."""
+        server, _ = start_http_server(port, addr=host, registry=self.registry)
+        return server

@@ -35,8 +35,13 @@ class WebhookSettings(BaseSettings):
         SecretStr("amqp://guest:guest@127.0.0.1:5672/%2F"),
         description="RabbitMQ URL (holds a password: never logged)",
     )
-    listen_host: str = "0.0.0.0"  # noqa: S104 - Meta (through the Ingress) and the kubelet
+    # Loopback unless told: in a pod, Meta (through the Ingress) and the kubelet reach the pod
+    # IP, so the chart passes 0.0.0.0 (metrics.listenAddress) and its NetworkPolicy limits who.
+    listen_host: str = Field(
+        "127.0.0.1", min_length=1, description="address of webhooks, /healthz, /readyz"
+    )
     listen_port: int = Field(8080, ge=1, le=65535, description="webhooks, /healthz, /readyz")
+    metrics_host: str = Field("127.0.0.1", min_length=1, description="address of /metrics")
     metrics_port: int = Field(9090, ge=0, le=65535, description="0: no metrics endpoint")
     max_body_bytes: int = Field(
         META_MAX_PAYLOAD, ge=1024, le=64_000_000, description="larger bodies get 413"

@@ -146,7 +146,7 @@ class SenderStep(bootsteps.StartStopStep):  # type: ignore[misc]
         settings = WorkerSettings()
         metrics = WorkerMetrics()
         if settings.metrics_port:
-            metrics.serve(settings.metrics_port)
+            metrics.serve(settings.metrics_port, settings.metrics_host)
         started = threading.Event()
 
         def main() -> None:

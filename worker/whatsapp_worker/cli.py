@@ -14,6 +14,9 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from whatsapp_contract.redaction import REDACTOR, url_password
+from whatsapp_contract.redaction import install as install_redaction
+
 from .settings import WorkerSettings
 
 FLAGS = (
@@ -28,9 +31,24 @@ FLAGS = (
     "hold_window",
     "heartbeat_interval",
     "reload_interval",
+    "metrics_host",
     "metrics_port",
     "worker_id",
 )
+
+
+def setup_logging(level: str) -> None:
+    """stderr, and every record of the process redacted (whatsapp_contract.redaction): the
+    tenants' tokens are registered as the config store loads them, the broker's password once
+    the settings are read. Celery's own loggers and handlers are covered too: the redaction
+    is a log record factory."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is too much
+    install_redaction()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,17 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         value = getattr(args, name)
         if value is not None:
             os.environ["WHATSAPP_WORKER_" + name.upper()] = str(value)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is too much
+    setup_logging(args.log_level)
     try:
         settings = WorkerSettings()
     except ValidationError as exc:
         print(f"whatsapp-worker: invalid settings:\n{exc}", file=sys.stderr)
         return 2
+    REDACTOR.add_all(url_password(settings.amqp_url.get_secret_value()))
     from .celery_app import SERVICE_FAILED, create_app  # after the environment is final
 
     app = create_app(settings.amqp_url.get_secret_value(), settings.pool)

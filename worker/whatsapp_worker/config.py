@@ -28,6 +28,7 @@ from types import MappingProxyType
 
 from pydantic import ValidationError
 
+from whatsapp_contract.redaction import REDACTOR
 from whatsapp_contract.resolved import (
     ConfigShardDocument,
     TenantConfig,
@@ -149,6 +150,8 @@ class ConfigStore:
                 snapshot = replace(previous, errors=(f"cannot read {self.directory}: {exc}",))
             else:
                 snapshot = self._build(version, files, previous)
+            if snapshot.tenants is not previous.tenants:
+                _register_secrets(snapshot.tenants.values())
             self._snapshot = snapshot
         for error in snapshot.errors:
             if error not in previous.errors:
@@ -201,6 +204,15 @@ class ConfigStore:
             loaded_at=self._clock(),
             errors=tuple(errors),
         )
+
+
+def _register_secrets(tenants: Iterable[TenantConfig]) -> None:
+    """The tenants' tokens (and proofs), redacted from every log line of the process from
+    now on (whatsapp_contract.redaction; a token seen before costs one set look-up)."""
+    for tenant in tenants:
+        REDACTOR.add(tenant.token.get_secret_value())
+        if tenant.appsecret_proof is not None:
+            REDACTOR.add(tenant.appsecret_proof.get_secret_value())
 
 
 def _parse(

@@ -3,6 +3,8 @@ and error class. Never a tenant id, a recipient or anything from a token."""
 
 from __future__ import annotations
 
+from wsgiref.simple_server import WSGIServer
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0)
@@ -146,5 +148,7 @@ class WorkerMetrics:
             registry=r,
         )
 
-    def serve(self, port: int) -> None:
-        start_http_server(port, addr="0.0.0.0", registry=self.registry)  # noqa: S104
+    def serve(self, port: int, host: str) -> WSGIServer:
+        """/metrics on `host` (settings.metrics_host: loopback unless told), in a thread."""
+        server, _ = start_http_server(port, addr=host, registry=self.registry)
+        return server

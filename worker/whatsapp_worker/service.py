@@ -147,7 +147,6 @@ class SenderService:
             max_connections=self.settings.connections_per_client,
             timeout=httpx.Timeout(self.settings.graph_timeout, connect=5.0, pool=30.0),
             backend=self.settings.http_backend,
-            http2=self.settings.http2,
         )
 
     async def _session(self, graphs: list[GraphClient]) -> None:

@@ -38,11 +38,10 @@ class WorkerSettings(BaseSettings):
     )
     graph_base_url: str = "https://graph.facebook.com"
     graph_timeout: float = Field(15.0, gt=0)
-    http2: bool = False
     http_backend: HttpBackend = Field(
         "aiohttp",
         description="aiohttp: httpx on aiohttp's pool and C parser (measured: ~40 % less CPU "
-        "per message); httpcore: httpx's own transport (used anyway when http2 is on)",
+        "per message); httpcore: httpx's own transport (both HTTP/1.1)",
     )
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop", description="the sender thread's event loop (uvloop: ~10 % less CPU)"
@@ -127,5 +126,10 @@ class WorkerSettings(BaseSettings):
     heartbeat_interval: float = Field(2.0, gt=0)
     reload_interval: float = Field(1.0, gt=0, description="how often `..data` is checked")
     drain_timeout: float = Field(25.0, ge=0)
+    metrics_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="address of the metrics endpoint: loopback unless told (the chart: 0.0.0.0)",
+    )
     metrics_port: int = Field(0, ge=0, le=65535, description="0: no metrics endpoint")
     worker_id: str = Field(default_factory=default_worker_id)

@@ -147,6 +147,12 @@ volume sources, all optional (kubelet mounts whichever exist). (dict "root" $ "p
 {{/* Checks that the schema cannot express; rendered first by the operator's template. */}}
 {{- define "wa.validate" -}}
 {{- $v := .Values -}}
+{{- if and $v.allNamespaces $v.watchNamespaces -}}
+{{- fail "set watchNamespaces or allNamespaces: true, not both" -}}
+{{- end -}}
+{{- if not (or $v.allNamespaces $v.watchNamespaces) -}}
+{{- fail "watchNamespaces is empty: list the namespaces the operator serves (watchNamespaces: [shop]), or set allNamespaces: true to give it a ClusterRole over every Secret in the cluster" -}}
+{{- end -}}
 {{- if and (gt (int $v.operator.replicas) 1) (not $v.operator.peering.enabled) -}}
 {{- fail "operator.replicas > 1 needs operator.peering.enabled: without kopf peering every replica would reconcile every tenant" -}}
 {{- end -}}
@@ -155,6 +161,9 @@ volume sources, all optional (kubelet mounts whichever exist). (dict "root" $ "p
 {{- end -}}
 {{- if and $v.database.existingSecret (eq $v.database.tokenStorage "encrypted") (not $v.encryptionKeys.existingSecret) -}}
 {{- fail "database.tokenStorage encrypted needs encryptionKeys.existingSecret (or choose tokenStorage plaintext or none)" -}}
+{{- end -}}
+{{- if and $v.database.existingSecret (not $v.auditKey.existingSecret) -}}
+{{- fail "database.existingSecret needs auditKey.existingSecret: the audit trail is chained with an HMAC key (a Secret holding at least 32 random bytes, e.g. openssl rand -base64 48)" -}}
 {{- end -}}
 {{- $seen := dict -}}
 {{- range $v.workers.pools -}}
@@ -189,8 +198,5 @@ volume sources, all optional (kubelet mounts whichever exist). (dict "root" $ "p
 {{- fail "webhook.hpa.minReplicas must not exceed webhook.hpa.maxReplicas" -}}
 {{- end -}}
 {{- end -}}
-{{- end -}}
-{{- if and $v.networkPolicy.enabled (not $v.networkPolicy.apiServer.cidrs) -}}
-{{- fail "networkPolicy.enabled needs networkPolicy.apiServer.cidrs (kubectl get endpoints kubernetes -n default)" -}}
 {{- end -}}
 {{- end -}}

@@ -101,6 +101,9 @@ class Reason:
     ROW_NOT_MANAGED = "RowNotManaged"
     DRIFT_REPAIRED = "DriftRepaired"
     ROW_ADOPTED = "RowAdopted"
+    PLAINTEXT_TOKEN_REPLACED = "PlaintextTokenReplaced"  # Event: a plaintext row, encrypted
+    ROW_OWNED_BY_ANOTHER_NAMESPACE = "RowOwnedByAnotherNamespace"  # never handed over (policy)
+    ADOPTION_NOT_APPROVED = "AdoptionNotApproved"  # adoptExistingRow without the policy's
     # TokenRotation
     NEVER_EXPIRES = "NeverExpires"
     RENEWAL_SCHEDULED = "RenewalScheduled"
@@ -115,6 +118,7 @@ class Reason:
     # Ready only
     DUPLICATE_TENANT_ID = "DuplicateTenantId"
     DUPLICATE_PHONE_NUMBER_ID = "DuplicatePhoneNumberId"
+    TENANT_ID_NOT_ALLOWED = "TenantIdNotAllowed"  # no WhatsAppTenantPolicy allows it here
 
 
 @dataclass(frozen=True)

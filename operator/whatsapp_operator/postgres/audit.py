@@ -1,7 +1,12 @@
-"""The token lifecycle's audit trail: append-only and hash-chained, in PostgreSQL.
+"""The token lifecycle's audit trail: append-only and chained by a keyed hash, in PostgreSQL.
 
-Each entry of `whatsapp_operator_audit` (migration 3) carries `hash`, the sha256 of its
-fields and of `prev_hash`, the hash of the entry before it (64 zeros for the first). Appends
+Each entry of `whatsapp_operator_audit` (migration 3) carries `hash`, the HMAC-SHA256 under
+the audit key (audit_key.py, a Secret) of its fields and of `prev_hash`, the hash of the entry
+before it (64 zeros for the first), and `chain_version` (migration 4): 2 for those keyed
+entries, 1 for the unkeyed sha256 entries written before the key existed. Those older entries
+are verified as sha256 and are protected by the first keyed entry after them (its MAC covers
+their last hash); an unkeyed entry after a keyed one breaks the chain. So a database owner
+without the key can neither edit an entry nor recompute the chain behind it. Appends
 read the last hash and insert under a transaction-level advisory lock, so the chain stays
 one line with many writers and replicas (UNIQUE `prev_hash` forbids forks anyway). `at` is
 the server's `clock_timestamp()` under that lock, hashed as stored: UTC ISO 8601 with
@@ -10,7 +15,8 @@ can disable it (a superuser, the owner) can edit rows, and `verify` names the fi
 that no longer fits. Dropping the newest entries leaves a shorter valid chain: keep
 `VerifyResult.head` elsewhere to notice. Never a token: `append` refuses token-shaped text.
 
-    whatsapp-audit verify          # exit 0 intact, 1 broken (names the entry), 2 cannot tell
+    whatsapp-audit verify --audit-key-file /etc/whatsapp-operator/audit-key/key
+                                   # exit 0 intact, 1 broken (names the entry), 2 cannot tell
     whatsapp-audit show --tenant-id t_a3eecb94bb822a92 --limit 50
 """
 
@@ -31,6 +37,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+from whatsapp_operator.postgres.audit_key import KEY_FILE_ENV, AuditKey
 from whatsapp_operator.postgres.database import Database
 from whatsapp_operator.postgres.errors import DatabaseError
 from whatsapp_operator.postgres.migrations import AUDIT_TABLE
@@ -41,9 +48,12 @@ LOCK_ID = 0x5741_5F41_5544_4954  # "WA_AUDIT": pg_advisory_xact_lock key of appe
 MAX_DETAIL = 300
 LIMITS = {"tenant_id": 50, "actor": 253, "fingerprint": 40}
 TOKEN_SHAPE = re.compile(r"EAA[A-Za-z0-9_-]{20}")  # a Meta user / system user token
-COLUMNS = "id, at, tenant_id, event, actor, token_fingerprint, detail, prev_hash, hash"
+COLUMNS = (
+    "id, at, tenant_id, event, actor, token_fingerprint, detail, prev_hash, hash, chain_version"
+)
+UNKEYED, KEYED = 1, 2  # chain_version: sha256 (before the audit key), HMAC-SHA256
 HASHED = ("prev_hash", "at", "tenant_id", "event", "actor", "token_fingerprint", "detail")
-Problem = Literal["hash_mismatch", "prev_hash_mismatch", "gap"]
+Problem = Literal["hash_mismatch", "prev_hash_mismatch", "gap", "unkeyed_after_keyed"]
 # (tenant_id, event, actor, token fingerprint, detail): what `append_many` takes per entry
 Entry = tuple[str, "AuditEvent | str", str, "str | None", str]
 
@@ -65,6 +75,13 @@ def canonical_at(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def _payload(version: int, fields: tuple[str | None, ...]) -> bytes:
+    """The entry as JSON with sorted keys and its chain version: one unambiguous encoding."""
+    payload = dict(zip(HASHED, fields, strict=True), v=version)
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return text.encode("ascii")
+
+
 def entry_hash(
     prev_hash: str,
     at_iso: str,
@@ -74,11 +91,24 @@ def entry_hash(
     fingerprint: str | None,
     detail: str,
 ) -> str:
-    """sha256 (hex) of the entry as JSON with sorted keys: one unambiguous encoding."""
+    """sha256 (hex) of an unkeyed entry (chain_version 1, before the audit key)."""
     fields = (prev_hash, at_iso, tenant_id, str(event), actor, fingerprint, detail)
-    payload = dict(zip(HASHED, fields, strict=True), v=1)
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
+    return hashlib.sha256(_payload(UNKEYED, fields)).hexdigest()
+
+
+def entry_mac(
+    key: AuditKey,
+    prev_hash: str,
+    at_iso: str,
+    tenant_id: str,
+    event: str,
+    actor: str,
+    fingerprint: str | None,
+    detail: str,
+) -> str:
+    """HMAC-SHA256 (hex) under the audit key of a keyed entry (chain_version 2)."""
+    fields = (prev_hash, at_iso, tenant_id, str(event), actor, fingerprint, detail)
+    return key.mac(_payload(KEYED, fields))
 
 
 def checked_fields(
@@ -117,12 +147,17 @@ class AuditRecord:
     detail: str
     prev_hash: str
     hash: str
+    chain_version: int = KEYED
 
-    def expected_hash(self) -> str:
-        """The hash this entry's contents call for (equal to `hash` unless it was edited)."""
-        return entry_hash(
-            *[canonical_at(self.at) if f == "at" else getattr(self, f) for f in HASHED]
-        )
+    def expected_hash(self, key: AuditKey | None) -> str:
+        """The hash this entry's contents call for (equal to `hash` unless it was edited, or
+        `key` is not the one it was written with). ValueError for a keyed entry without key."""
+        fields = [canonical_at(self.at) if f == "at" else getattr(self, f) for f in HASHED]
+        if self.chain_version == UNKEYED:
+            return entry_hash(*fields)
+        if key is None:
+            raise ValueError("a keyed audit entry needs the audit key to be checked")
+        return entry_mac(key, *fields)
 
     def __str__(self) -> str:
         shown = (self.tenant_id, self.event, self.actor, self.token_fingerprint or "-", self.detail)
@@ -138,10 +173,25 @@ class VerifyResult:
     first_bad_id: int | None = None
     problem: Problem | None = None
     reason: str = ""
+    unkeyed: int = 0  # intact entries from before the audit key (chain_version 1)
 
     def __str__(self) -> str:
+        if self.ok and self.unkeyed == self.checked and self.checked:
+            return (
+                f"audit chain intact: {self.checked} entries, none keyed yet: the first entry "
+                f"the operator writes with its audit key protects them (head {self.head})"
+            )
         if self.ok:
-            return f"audit chain intact: {self.checked} entries (head {self.head})"
+            older = (
+                f"; the first {self.unkeyed}, written before the audit key, are protected by "
+                "the keyed entry after them"
+                if self.unkeyed
+                else ""
+            )
+            return (
+                f"audit chain intact: {self.checked} entries, HMAC-SHA256 keyed{older} "
+                f"(head {self.head})"
+            )
         return (
             f"audit chain broken at entry {self.first_bad_id}: {self.problem}: {self.reason} "
             f"({self.checked} entries before it are intact)"
@@ -153,10 +203,13 @@ def _record(row: dict[str, Any]) -> AuditRecord:
 
 
 class AuditLog:
-    """The audit table of one database, through `Database` (its pool and its errors)."""
+    """The audit table of one database, through `Database` (its pool and its errors), with
+    the audit key that every new entry is chained with (audit_key.py)."""
 
-    def __init__(self, db: Database, *, batch: int = 1000) -> None:
-        self.db, self.batch = db, batch
+    def __init__(self, db: Database, key: AuditKey, *, batch: int = 1000) -> None:
+        if not isinstance(key, AuditKey):
+            raise TypeError("AuditLog needs the audit key (an AuditKey)")
+        self.db, self.key, self.batch = db, key, batch
 
     async def append(
         self,
@@ -189,12 +242,14 @@ class AuditLog:
             at: datetime = head[0]["now"].astimezone(UTC)
             rows: list[tuple[Any, ...]] = []
             for tenant_id, kind, actor, fingerprint, detail in checked:
-                digest = entry_hash(
-                    prev, canonical_at(at), tenant_id, kind, actor, fingerprint, detail
+                digest = entry_mac(
+                    self.key, prev, canonical_at(at), tenant_id, kind, actor, fingerprint, detail
                 )
-                rows.append((at, tenant_id, kind.value, actor, fingerprint, detail, prev, digest))
+                rows.append(
+                    (at, tenant_id, kind.value, actor, fingerprint, detail, prev, digest, KEYED)
+                )
                 prev = digest
-            placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+            placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
             found = await run(
                 f"INSERT INTO {AUDIT_TABLE} ({COLUMNS.removeprefix('id, ')}) "
                 f"VALUES {placeholders} RETURNING id",
@@ -205,9 +260,10 @@ class AuditLog:
 
     async def verify(self) -> VerifyResult:
         """Walk the chain in id order, `batch` entries per query; stop at the first entry
-        whose hash does not match its contents, or whose prev_hash does not match the entry
-        before it (a `gap` when ids are missing there too: entries were deleted)."""
-        expected, last_id, checked = GENESIS, 0, 0
+        whose hash (its MAC under the key) does not match its contents, whose prev_hash does
+        not match the entry before it (a `gap` when ids are missing there too: entries were
+        deleted), or that is unkeyed after a keyed one."""
+        expected, last_id, checked, unkeyed = GENESIS, 0, 0, 0
         while True:
             async with self.db.transaction() as run:
                 page = await run(
@@ -215,31 +271,50 @@ class AuditLog:
                     (last_id, self.batch),
                 )
             for rec in map(_record, page):
-                bad = _check(rec, expected, last_id, checked)
+                bad = _check(rec, self.key, expected, last_id, (checked, unkeyed))
                 if bad is not None:
-                    return VerifyResult(False, checked, expected, rec.id, *bad)
+                    return VerifyResult(False, checked, expected, rec.id, *bad, unkeyed=unkeyed)
                 expected, last_id, checked = rec.hash, rec.id, checked + 1
+                unkeyed += rec.chain_version == UNKEYED
             if len(page) < self.batch:
-                return VerifyResult(True, checked, expected)
+                return VerifyResult(True, checked, expected, unkeyed=unkeyed)
 
     async def entries(self, tenant_id: str | None = None, limit: int = 50) -> list[AuditRecord]:
         """The newest `limit` entries (of one tenant, or all), oldest first."""
-        where = "WHERE tenant_id = %s" if tenant_id is not None else ""
-        params = (tenant_id, limit) if tenant_id is not None else (limit,)
-        async with self.db.transaction() as run:
-            found = await run(
-                f"SELECT * FROM (SELECT {COLUMNS} FROM {AUDIT_TABLE} {where} "
-                "ORDER BY id DESC LIMIT %s) newest ORDER BY id",
-                params,
-            )
-        return [_record(r) for r in found]
+        return await _entries(self.db, tenant_id, limit)
+
+
+async def _entries(db: Database, tenant_id: str | None, limit: int) -> list[AuditRecord]:
+    """Reading needs no key (`whatsapp-audit show`)."""
+    where = "WHERE tenant_id = %s" if tenant_id is not None else ""
+    params = (tenant_id, limit) if tenant_id is not None else (limit,)
+    async with db.transaction() as run:
+        found = await run(
+            f"SELECT * FROM (SELECT {COLUMNS} FROM {AUDIT_TABLE} {where} "
+            "ORDER BY id DESC LIMIT %s) newest ORDER BY id",
+            params,
+        )
+    return [_record(r) for r in found]
 
 
 def _check(
-    rec: AuditRecord, expected: str, last_id: int, checked: int
+    rec: AuditRecord, key: AuditKey, expected: str, last_id: int, counts: tuple[int, int]
 ) -> tuple[Problem, str] | None:
-    if rec.expected_hash() != rec.hash:
-        return "hash_mismatch", "its hash does not match its contents (the entry was edited)"
+    checked, unkeyed = counts
+    if rec.chain_version == UNKEYED and unkeyed < checked:
+        return "unkeyed_after_keyed", (
+            "an unkeyed (sha256) entry after keyed ones: written without the audit key, or "
+            "rewritten by someone who does not have it"
+        )
+    if rec.chain_version not in (UNKEYED, KEYED):
+        return "hash_mismatch", f"unknown chain_version {rec.chain_version}"
+    if rec.expected_hash(key) != rec.hash:
+        if rec.chain_version == UNKEYED:
+            return "hash_mismatch", "its hash does not match its contents (the entry was edited)"
+        return "hash_mismatch", (
+            "its HMAC does not match its contents: the entry was edited, or the audit key "
+            "given is not the one it was written with"
+        )
     if rec.prev_hash == expected:
         return None
     if checked == 0:
@@ -267,18 +342,21 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--database-url", help=f"PostgreSQL URL (default: ${DATABASE_URL_ENV}; prefer the env)"
         )
+    verify.add_argument(
+        "--audit-key-file", help=f"the audit key (a mounted Secret; default: ${KEY_FILE_ENV})"
+    )
     return p
 
 
-async def _run(args: argparse.Namespace, dsn: str) -> int:
+async def _run(args: argparse.Namespace, dsn: str, key: AuditKey | None) -> int:
     db = await Database.connect(dsn, min_size=0, max_size=1)
     try:
-        log = AuditLog(db)
         if args.command == "verify":
-            result = await log.verify()
+            assert key is not None
+            result = await AuditLog(db, key).verify()
             print(result, file=sys.stdout if result.ok else sys.stderr)
             return 0 if result.ok else 1
-        for rec in await log.entries(args.tenant_id, max(1, args.limit)):
+        for rec in await _entries(db, args.tenant_id, max(1, args.limit)):
             print(rec)
         return 0
     finally:
@@ -293,7 +371,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"whatsapp-audit: set --database-url or ${DATABASE_URL_ENV}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_run(args, dsn))
+        key = AuditKey.from_env(getattr(args, "audit_key_file", None))
+    except ValueError as err:
+        print(f"whatsapp-audit: {err}", file=sys.stderr)
+        return 2
+    if key is None and args.command == "verify":
+        print(
+            f"whatsapp-audit: the chain is keyed: set --audit-key-file or ${KEY_FILE_ENV}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return asyncio.run(_run(args, dsn, key))
     except DatabaseError as err:
         print(f"whatsapp-audit: {err}", file=sys.stderr)
         return 2

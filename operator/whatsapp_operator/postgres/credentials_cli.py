@@ -8,15 +8,18 @@ For services that read `tenant_whatsapp_config` directly and now meet encrypted 
 
 or from a shell (exit 0 and the token on stdout; exit 1 with the reason on stderr)::
 
-    whatsapp-credentials get --tenant-id t_a3eecb94bb822a92 --keys-dir /etc/whatsapp-keys --json
+    whatsapp-credentials get --tenant-id t_a3eecb94bb822a92 --keys-dir /etc/whatsapp-keys \
+        --audit-key-file /etc/whatsapp-audit/key --json
 
 Every read goes through `AUDIT_HOOKS` (and the `audit` argument), which get a
 `CredentialRead`, never the token, and is recorded in the audit trail of the same database
 (audit.py): a `credentials_read` entry with actor `caller` (`--actor`; default
 `legacy:<OS user>`), the outcome and the token's fingerprint. A read whose entry cannot be
 written fails with DatabaseError, so no read goes unrecorded (the reading role needs INSERT
-on `whatsapp_operator_audit` and USAGE on its sequence); a database without the audit table
-yet (migration 3 not applied) is read with a warning instead.
+on `whatsapp_operator_audit` and USAGE on its sequence). The trail is keyed (audit_key.py): a
+reader is given the audit key (`audit_key`, `--audit-key-file` or
+$WHATSAPP_OPERATOR_AUDIT_KEY_FILE) and, without it, gets no credentials. A database without the
+audit table yet (migration 3 not applied) is read with a warning instead.
 """
 
 from __future__ import annotations
@@ -35,9 +38,11 @@ from typing import Any, Literal
 
 from whatsapp_operator.model import secret_data
 from whatsapp_operator.postgres.audit import LIMITS, AuditEvent, AuditLog
+from whatsapp_operator.postgres.audit_key import KEY_FILE_ENV, AuditKey
 from whatsapp_operator.postgres.crypto import Keyring, TokenCipher
 from whatsapp_operator.postgres.database import Database
 from whatsapp_operator.postgres.errors import DatabaseError
+from whatsapp_operator.postgres.migrations import AUDIT_TABLE
 
 DATABASE_URL_ENV = "WHATSAPP_OPERATOR_DATABASE_URL"
 KEYS_ENV = "WHATSAPP_TOKEN_KEYS"
@@ -108,9 +113,11 @@ async def read_credentials(
     *,
     audit: AuditHook | None = None,
     caller: str | None = None,
+    audit_key: AuditKey | None = None,
 ) -> Credentials | None:
     """The tenant's credentials (token decrypted), or None if it has no row. Raises
-    DatabaseError (or its subclasses) when the database cannot answer."""
+    DatabaseError (or its subclasses) when the database cannot answer, ValueError without
+    `audit_key` when the database has the audit trail (the read could not be recorded)."""
     db = source if isinstance(source, Database) else None
     if db is None:
         db = await Database.connect(str(source), min_size=0, max_size=1)
@@ -118,7 +125,7 @@ async def read_credentials(
         row = await db.fetch_seed_columns(tenant_id)
         creds = _credentials(row, tenant_id, cipher)
         read = CredentialRead(tenant_id, _outcome(creds), datetime.now(UTC), caller or _whoami())
-        await _record(db, read, creds, caller)
+        await _record(db, read, creds, caller, audit_key)
     finally:
         if not isinstance(source, Database):
             await db.close()
@@ -147,12 +154,26 @@ def _credentials(
 
 
 async def _record(
-    db: Database, read: CredentialRead, creds: Credentials | None, caller: str | None
+    db: Database,
+    read: CredentialRead,
+    creds: Credentials | None,
+    caller: str | None,
+    key: AuditKey | None,
 ) -> None:
     """The read's `credentials_read` entry in the audit trail (see the module docstring)."""
     token = creds.access_token if creds is not None else None
+    if key is None:
+        async with db.transaction() as run:
+            found = await run("SELECT to_regclass(%s) IS NOT NULL AS present", (AUDIT_TABLE,))
+        if found[0]["present"]:
+            raise ValueError(
+                "reads are recorded in the audit trail, which is keyed: give the audit key "
+                f"(--audit-key-file or ${KEY_FILE_ENV})"
+            )
+        log.warning("credentials read not audited: %s has no audit table yet", db.target)
+        return
     try:
-        await AuditLog(db).append(
+        await AuditLog(db, key).append(
             read.tenant_id[: LIMITS["tenant_id"]],  # longer ids match no row: still recorded
             AuditEvent.CREDENTIALS_READ,
             caller or f"legacy:{_os_user()}",
@@ -172,9 +193,12 @@ def read_credentials_sync(
     *,
     audit: AuditHook | None = None,
     caller: str | None = None,
+    audit_key: AuditKey | None = None,
 ) -> Credentials | None:
     """`read_credentials` for code without an event loop."""
-    return asyncio.run(read_credentials(dsn, tenant_id, cipher, audit=audit, caller=caller))
+    return asyncio.run(
+        read_credentials(dsn, tenant_id, cipher, audit=audit, caller=caller, audit_key=audit_key)
+    )
 
 
 _MESSAGES: dict[Outcome, str] = {
@@ -203,6 +227,9 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help='print {"accessToken": ...} like the tenant service'
     )
     get.add_argument("--actor", help="who reads, for the audit trail (default: legacy:<OS user>)")
+    get.add_argument(
+        "--audit-key-file", help=f"the audit trail's key (a mounted Secret; else ${KEY_FILE_ENV})"
+    )
     return p
 
 
@@ -222,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         cipher = _cipher(args.keys_dir)
-        creds = read_credentials_sync(dsn, args.tenant_id, cipher, caller=args.actor)
+        key = AuditKey.from_env(args.audit_key_file)
+        creds = read_credentials_sync(dsn, args.tenant_id, cipher, caller=args.actor, audit_key=key)
     except (DatabaseError, ValueError) as err:
         print(f"whatsapp-credentials: {err}", file=sys.stderr)
         return 1

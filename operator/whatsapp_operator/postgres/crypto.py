@@ -9,14 +9,19 @@ another tenant's row does not decrypt. The `verify_token` column (a WhatsAppApp'
 verify token) is sealed the same way, its associated data naming the column too
 (``b"tenant_whatsapp_config:verify_token:" + tenant_id``; tenant ids hold no colon), so neither
 column's ciphertext opens as the other's. Values not starting with ``enc:`` are plaintext tokens
-(rows written in `plaintext` mode, or by the legacy service) and read back as they are.
+(rows written in `plaintext` mode, or by the legacy service): the `plaintext` and `none` modes
+read them back as they are; the `encrypted` mode refuses them (`open` gives None, as for a
+tampered value), so a token written into the row by hand is never taken for the tenant's: the
+tenant's reconcile replaces it with its Secret's token, sealed (and says so in an Event).
 
 Keys come from a Kubernetes Secret (`Keyring.from_secret_data`, or mounted as a folder:
 `Keyring.from_directory`) or from an env var (`Keyring.from_env`). The primary key, used for
-new writes, is the entry named by an optional `primary` entry, else the greatest key id, so
-date-named keys take over by themselves: add "2026-11" next to "2026-05" and new writes use it,
-while rows under "2026-05" still decrypt until re-sealed by the rekey pass
-(`TokenCipher.needs_rekey`, postgres/maintenance.py).
+new writes, is explicit: the key named by the `primary` entry, or the only key. With several
+keys and no `primary` entry a keyring still decrypts (a legacy reader needs no primary), but
+the `encrypted` mode refuses it. A key added next to the primary is a decryption key only, so
+legacy readers can be given it first; naming it `primary` is the switch: from then on new
+writes use it and the rekey pass re-seals rows under the older keys (`TokenCipher.needs_rekey`,
+postgres/maintenance.py).
 
 Pure: no I/O besides reading the files it is pointed at. Nothing here ever puts key material
 or a token into a message, a repr or an exception.
@@ -94,12 +99,22 @@ def _key_bytes(kid: str, raw: bytes, where: str) -> bytes:
     )
 
 
+def no_primary(keyring: Keyring) -> str:
+    """The one line that says a keyring has several keys and names none primary."""
+    return (
+        f"encryption keys: {len(keyring.key_ids)} keys ({', '.join(keyring.key_ids)}) and none "
+        f"named primary: add an entry `{PRIMARY_ENTRY}` (a file in the keys folder, a key of "
+        "the Secret) whose value is the key id that encrypts new writes"
+    )
+
+
 class Keyring:
     """AES-256 keys by id, and which one encrypts new values. Its repr names ids only."""
 
     __slots__ = ("_aead", "_primary")
 
     def __init__(self, keys: Mapping[str, bytes], primary: str | None = None) -> None:
+        """`primary`: the key id of new writes; None: the only key, or none (decrypt only)."""
         if not keys:
             raise ValueError("keyring is empty: at least one 32-byte key is needed")
         aead: dict[str, AESGCM] = {}
@@ -113,7 +128,7 @@ class Keyring:
                 )
             aead[kid] = AESGCM(key)
         if primary is None:
-            primary = max(aead)
+            primary = next(iter(aead)) if len(aead) == 1 else None  # explicit unless one key
         elif primary not in aead:
             raise ValueError(
                 f"keyring: primary key {primary[:40]!r} is not among the keys "
@@ -123,8 +138,17 @@ class Keyring:
         self._primary = primary
 
     @property
-    def primary(self) -> str:
+    def primary(self) -> str | None:
+        """The key of new writes; None with several keys and none named (decrypt only)."""
         return self._primary
+
+    def with_primary(self, primary: str) -> Keyring:
+        """The same keys, with `primary` as the primary key (ValueError if absent)."""
+        if primary not in self._aead:
+            raise ValueError(f"keyring: primary key {primary[:40]!r} is not among the keys")
+        ring = object.__new__(Keyring)
+        ring._aead, ring._primary = self._aead, primary
+        return ring
 
     @property
     def key_ids(self) -> tuple[str, ...]:
@@ -242,6 +266,8 @@ class TokenCipher:
             raise ValueError(f"token storage mode {mode!r} is not one of {', '.join(MODES)}")
         if mode == "encrypted" and keyring is None:
             raise ValueError("token storage mode 'encrypted' needs a keyring")
+        if mode == "encrypted" and keyring is not None and keyring.primary is None:
+            raise ValueError(no_primary(keyring))
         self.mode: Mode = mode
         self.keyring = keyring
 
@@ -264,7 +290,8 @@ class TokenCipher:
             return token
         assert self.keyring is not None
         kid = self.keyring.primary
-        aead = self.keyring.aead(kid)
+        aead = self.keyring.aead(kid) if kid is not None else None
+        assert kid is not None  # checked by __init__
         assert aead is not None
         nonce = os.urandom(NONCE_BYTES)
         sealed = aead.encrypt(nonce, token.encode(), _aad(tenant_id, column))
@@ -273,11 +300,12 @@ class TokenCipher:
 
     def open(self, value: str, tenant_id: str, column: str = "access_token") -> str | None:
         """The token in a stored value, or None: empty, unknown key, tampered, another
-        tenant's ciphertext, unknown format. Never raises for what the column holds."""
+        tenant's ciphertext, unknown format, or plaintext while encrypting (`is_plaintext`).
+        Never raises for what the column holds."""
         if not value or not isinstance(value, str):
             return None
         if not value.startswith(PREFIX):
-            return value
+            return None if self.mode == "encrypted" else value  # see the module docstring
         parts = value.split(":", 3)
         if len(parts) != 4 or parts[1] != VERSION or self.keyring is None:
             return None
@@ -292,6 +320,10 @@ class TokenCipher:
             return plain.decode() or None
         except (InvalidTag, binascii.Error, ValueError):
             return None
+
+    def is_plaintext(self, value: str | None) -> bool:
+        """Whether a stored value is a plaintext token that this (encrypted) cipher refuses."""
+        return self.mode == "encrypted" and bool(value) and not str(value).startswith(PREFIX)
 
     @staticmethod
     def key_id(value: str) -> str | None:

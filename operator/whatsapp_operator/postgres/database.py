@@ -123,12 +123,15 @@ class Database(DatabasePool):
         self, cipher: TokenCipher, limit: int, after_id: int = 0
     ) -> list[rows.StoredRow]:
         """Up to `limit` managed, undrifted rows (id > after_id, by id) whose token the cipher
-        can read but would store differently now (`TokenCipher.needs_rekey`)."""
+        can read but would store differently now (`TokenCipher.needs_rekey`): in `encrypted`
+        mode, rows under a key other than the primary (never plaintext: unreadable there)."""
         kids = list(cipher.keyring.key_ids) if cipher.keyring is not None else []
         kid, plain = "split_part(access_token, ':', 3)", "left(access_token, 4) <> 'enc:'"
-        readable = f"({plain} OR {kid} = ANY(%(kids)s))"
+        # plaintext is unreadable while encrypting (crypto.py): its tenant's reconcile replaces it
+        sealed = f"(NOT {plain} AND {kid} = ANY(%(kids)s))"
+        readable = sealed if cipher.mode == "encrypted" else f"({plain} OR {sealed})"
         stale = {
-            "encrypted": f"({plain} OR {kid} <> %(primary)s)",
+            "encrypted": f"{kid} <> %(primary)s",
             "plaintext": f"NOT {plain}",
             "none": "true",
         }[cipher.mode]

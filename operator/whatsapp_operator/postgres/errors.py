@@ -41,6 +41,30 @@ def redact_dsn(dsn: str) -> str:
     return f"postgresql://{user}{host}{port}/{info.get('dbname') or ''}"
 
 
+def location_of(dsn: str) -> list[str]:
+    """What a message must not show in a tenant's status: the redacted DSN, the user, the
+    host names and addresses (longest first, so a host is not half-replaced by another)."""
+    try:
+        info = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return []
+    found = [redact_dsn(dsn), str(info.get("user") or "")]
+    for name in ("host", "hostaddr"):
+        found += str(info.get(name) or "").split(",")
+    return sorted({f for f in found if f}, key=len, reverse=True)
+
+
+def without_location(text: str, location: Iterable[str]) -> str:
+    """`text` with the database's URL, user and hosts left out (for a tenant's status, its
+    Events): `cannot connect to the database: ... connection to server at <host> ...`."""
+    for part in location:
+        if part.startswith("postgresql://"):
+            text = text.replace(f"to {part}", "to the database").replace(part, "the database")
+        elif part:
+            text = re.sub(rf"(?<![\w.-]){re.escape(part)}(?![\w-])", "<hidden>", text)
+    return text
+
+
 def secrets_of(dsn: str) -> list[str]:
     found = [str(conninfo_to_dict(dsn).get("password") or "")]
     with contextlib.suppress(ValueError):

@@ -11,7 +11,7 @@ import logging
 import random
 from collections.abc import Callable
 
-from whatsapp_operator.postgres.crypto import Keyring, TokenCipher
+from whatsapp_operator.postgres.crypto import Keyring, TokenCipher, no_primary
 from whatsapp_operator.postgres.errors import DatabaseError, DatabaseUnavailable
 from whatsapp_operator.postgres.sync import RowSync
 from whatsapp_operator.runtime.registry import Registry
@@ -36,19 +36,39 @@ async def drift_pass(rows: RowSync, registry: Registry) -> int:
     return woken
 
 
+def reloaded(current: TokenCipher, keyring: Keyring) -> tuple[TokenCipher, str | None]:
+    """The cipher once the keys are read again, and what to log (None: nothing changed).
+
+    Only a change of the explicit primary switches new writes (and so the rekey pass) to
+    another key: a key added without naming a primary is a decryption key, and the primary
+    in use stays (a restart refuses such a keyring until one is named)."""
+    old = current.keyring
+    note = ""
+    if keyring.primary is None and old is not None and old.primary in keyring:
+        assert old.primary is not None
+        keyring = keyring.with_primary(old.primary)
+        note = f" (none named `primary`: {old.primary} stays; name one, a restart needs it)"
+    elif keyring.primary is None and current.mode == "encrypted":
+        return current, no_primary(keyring) + "; the keys in use stay"
+    if old is not None and (keyring.primary, keyring.key_ids) == (old.primary, old.key_ids):
+        return current, None
+    ids = ", ".join(keyring.key_ids)
+    return TokenCipher(current.mode, keyring), (
+        f"token encryption keys reloaded ({ids}); primary key {keyring.primary}{note}"
+    )
+
+
 async def rekey_pass(rows: RowSync, load_keyring: Callable[[], Keyring] | None) -> int:
-    """Pick up new keys, then re-seal a batch of rows written under an older key."""
+    """Pick up new keys, then re-seal a batch of rows written under a key other than the
+    primary (the explicit switch: `reloaded`)."""
     if load_keyring is not None:
         try:
-            keyring = load_keyring()
+            rows.cipher, message = reloaded(rows.cipher, load_keyring())
         except (OSError, ValueError) as exc:
             log.error("cannot reload the token encryption keys: %s", exc)
         else:
-            if keyring.primary != getattr(rows.cipher.keyring, "primary", None) or set(
-                keyring.key_ids
-            ) != set(getattr(rows.cipher.keyring, "key_ids", ())):
-                rows.cipher = TokenCipher(rows.cipher.mode, keyring)
-                log.info("token encryption keys reloaded; primary key %s", keyring.primary)
+            if message is not None:
+                log.log(logging.WARNING if "none named" in message else logging.INFO, message)
     done = 0
     for stored in await rows.db.rows_to_rekey(rows.cipher, 100):
         token = rows.cipher.open(stored.access_token, stored.tenant_id)

@@ -8,9 +8,10 @@ Migration 2 only adds nullable columns and an index, so the legacy service keeps
 Migration 3 adds the append-only audit table `whatsapp_operator_audit` (see audit.py): a
 trigger refuses UPDATE, DELETE and TRUNCATE for every role, superusers included. A superuser
 or the table's owner can still disable the trigger (ALTER TABLE ... DISABLE TRIGGER) or set
-session_replication_role = replica: that is what the hash chain is for (`whatsapp-audit
-verify` finds the edit). Run the operator and legacy readers as roles that do not own the
-table (GRANT SELECT, INSERT on it and USAGE on its id sequence) to keep them out of that.
+session_replication_role = replica: that is what the chain is for (`whatsapp-audit verify`
+finds the edit). Migration 4 adds `chain_version`: the chain is keyed (HMAC) from then on, so
+the owner cannot recompute it either (audit.py). Run the operator and legacy readers as roles
+that do not own the table (GRANT SELECT, INSERT on it and USAGE on its id sequence).
 """
 
 # ruff: noqa: S608  (SQL is built from module constants only; values are always bound)
@@ -123,6 +124,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             f"CREATE TRIGGER {AUDIT_TABLE}_no_truncate BEFORE TRUNCATE ON {AUDIT_TABLE} "
             f"FOR EACH STATEMENT EXECUTE FUNCTION {AUDIT_TABLE}_append_only()",
             f"REVOKE UPDATE, DELETE, TRUNCATE ON {AUDIT_TABLE} FROM PUBLIC",
+        ),
+    ),
+    Migration(
+        4,
+        "audit chain_version: entries before it are unkeyed sha256 (1), new ones HMAC-keyed (2)",
+        (
+            f"ALTER TABLE {AUDIT_TABLE} ADD COLUMN IF NOT EXISTS chain_version SMALLINT NOT NULL "
+            "DEFAULT 1 CHECK (chain_version IN (1, 2))",
+            # no default from now on: a writer that does not know the key (an older
+            # whatsapp-credentials) is refused instead of appending an unkeyed entry
+            f"ALTER TABLE {AUDIT_TABLE} ALTER COLUMN chain_version DROP DEFAULT",
         ),
     ),
 )

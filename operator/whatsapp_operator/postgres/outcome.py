@@ -25,6 +25,8 @@ class SyncResult:
     at: datetime | None = None  # when the row was last written by this sync (None: no write)
     drift_columns: tuple[str, ...] = ()
     adopted: bool = False
+    # columns that held a plaintext value while encrypting, now rewritten sealed (crypto.py)
+    plaintext_columns: tuple[str, ...] = ()
 
     @property
     def transient(self) -> bool:
@@ -39,6 +41,7 @@ class SyncResult:
         at: datetime | None,
         drift_columns: tuple[str, ...] = (),
         adopted: bool = False,
+        plaintext_columns: tuple[str, ...] = (),
     ) -> SyncResult:
         # The message must not depend on whether this pass wrote, or the status would change
         # again on the next pass (status.database.syncedAt records the writes).
@@ -51,6 +54,7 @@ class SyncResult:
             at,
             drift_columns,
             adopted,
+            plaintext_columns,
         )
 
     @classmethod
@@ -102,4 +106,14 @@ def _sync_events(sync: SyncResult) -> list[Event]:
         )
     if sync.adopted:
         events.append(Event("Normal", Reason.ROW_ADOPTED, f"adopted existing row {sync.row_id}"))
+    if sync.plaintext_columns:
+        events.append(
+            Event(
+                "Warning",
+                Reason.PLAINTEXT_TOKEN_REPLACED,
+                f"row {sync.row_id} held a plaintext token in "
+                f"{', '.join(sync.plaintext_columns)} while token storage is encrypted: not "
+                "used, replaced with the encrypted token from the cluster's Secret",
+            )
+        )
     return events

@@ -35,9 +35,11 @@ from whatsapp_operator.postgres.errors import (
     DatabaseUnavailable,
     conn_broken,
     is_config_error,
+    location_of,
     one_line,
     redact_dsn,
     secrets_of,
+    without_location,
 )
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,8 @@ class DatabasePool:
             ) from None
         self._dsn = dsn
         self._secrets = secrets_of(dsn)
-        self.target = redact_dsn(dsn)
+        self._location = location_of(dsn)
+        self.target = redact_dsn(dsn)  # for logs; never in a tenant's status (`public`)
         self.owner = owner
         self.min_size, self.max_size = min_size, max_size
         self.connect_timeout = connect_timeout
@@ -161,6 +164,11 @@ class DatabasePool:
             kind = DatabaseConfigError if is_config_error(err, text) else DatabaseUnavailable
             raise kind(f"cannot connect to {self.target}: {text}", err.sqlstate) from None
         await conn.close()
+
+    def public(self, message: str) -> str:
+        """A message of this pool's errors without the database's user, host and URL: what a
+        tenant's status and Events may show (the logs keep the whole message)."""
+        return without_location(message, self._location)
 
     @property
     def available(self) -> bool:

@@ -2,9 +2,12 @@
 
 `desired_row` says what the row must hold; `plan_write` compares it with what is stored and
 says what to do: nothing (the common case: no UPDATE, no `updated_at` churn), insert, update
-named columns, or refuse because the row belongs to someone else. Drift (a row edited behind
-the operator's back) is recognised by `row_hash`: the hash of the managed columns exactly as
-the operator last wrote them, which PostgreSQL can recompute in one query for every row.
+named columns, or refuse because the row belongs to someone else: a row not written by the
+operator (taken over only with `spec.adoptExistingRow` and, under `--tenant-policy enforce`,
+the platform's approval), or one written for a tenant of another namespace (never handed over
+but by an approved move: the same two). Drift (a row edited behind the operator's back) is
+recognised by `row_hash`: the hash of the managed columns exactly as the operator last wrote
+them, which PostgreSQL can recompute in one query for every row.
 
 The seed's `verify_token` column (the webhook handshake's secret) is written only for a tenant
 whose WhatsAppApp gives one (`spec.appRef`), stored like the token (encrypted by default) and
@@ -100,6 +103,7 @@ class StoredRow:
     configured: bool | None = True
     managed_by: str | None = None
     k8s_uid: str | None = None
+    k8s_namespace: str | None = None  # the namespace of the tenant the row was written for
     token_fingerprint: str | None = None
     synced_generation: int | None = None
     row_hash: str | None = None
@@ -167,6 +171,8 @@ class WriteKind(enum.Enum):
     INSERT = "insert"
     UPDATE = "update"
     NOT_MANAGED = "not_managed"
+    OTHER_NAMESPACE = "other_namespace"  # written for a tenant of another namespace
+    ADOPTION_NOT_APPROVED = "adoption_not_approved"  # adoption asked, not approved by policy
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,7 @@ class WritePlan:
 
 
 COMPARED = tuple(c for c in HASHED_COLUMNS if c != "access_token")
+IDENTITY = ("k8s_uid", "k8s_namespace")  # not hashed: compared when stored
 
 
 def plan_write(
@@ -187,18 +194,34 @@ def plan_write(
     stored_token: str | None,
     store_token: bool,
     adopt: bool,
+    approved: bool = False,
+    bound: bool = True,
     stored_verify: str | None = None,
     verify_stale: bool = False,
 ) -> WritePlan:
     """What to write. `stored_token` is the stored token decrypted (None if unreadable or
     empty); `store_token` False means the `none` storage mode (the column stays empty).
+    `adopt`: the tenant asks to take over a row the operator did not write for its namespace
+    (spec.adoptExistingRow); `approved`: the platform team approves it for the namespace (a
+    WhatsAppTenantPolicy's adoptExistingRows); `bound`: rows stay with the namespace they were
+    written for (--tenant-policy enforce; off: any namespace's tenant may rewrite them, and
+    adoption needs no approval).
     `stored_verify`: the stored verify token decrypted; `verify_stale`: it is stored under an
     old key or mode (rewritten, as the rekey pass does for tokens)."""
     if stored is None:
         return WritePlan(WriteKind.INSERT, ("*",))
     adopting = stored.managed_by != desired.managed_by
+    moving = (
+        not adopting
+        and bool(stored.k8s_namespace)
+        and stored.k8s_namespace != desired.k8s_namespace
+    )
+    if moving and bound and not (adopt and approved):
+        return WritePlan(WriteKind.OTHER_NAMESPACE)
     if adopting and not adopt:
         return WritePlan(WriteKind.NOT_MANAGED)
+    if adopting and bound and not approved:
+        return WritePlan(WriteKind.ADOPTION_NOT_APPROVED)
     want = {c: getattr(desired, c) for c in COMPARED}
     have = stored.values()
     columns = [c for c in COMPARED if _text(want[c]) != _text(have[c])]
@@ -215,6 +238,12 @@ def plan_write(
             or (not wanted_verify and stored.verify_token)
         ):
             columns.append("verify_token")
+    # the object it is written for: a tenant recreated (or moved) takes the row over with it
+    columns += [
+        c for c in IDENTITY if getattr(stored, c) and getattr(stored, c) != getattr(desired, c)
+    ]
     if not columns and not stored.drifted:
         return WritePlan(WriteKind.NOOP)
-    return WritePlan(WriteKind.UPDATE, tuple(columns), drift=stored.drifted, adopting=adopting)
+    return WritePlan(
+        WriteKind.UPDATE, tuple(columns), drift=stored.drifted, adopting=adopting or moving
+    )

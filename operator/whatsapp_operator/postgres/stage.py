@@ -25,10 +25,13 @@ async def sync_row(
     *,
     adopt: bool,
     stored: Mapping[str, Any],
+    approved: bool = False,
+    bound: bool = True,
 ) -> RowStage:
-    """Write `desired` where needed; a string instead of a row says why it is not synced."""
+    """Write `desired` where needed; a string instead of a row says why it is not synced.
+    `adopt`, `approved`, `bound`: see rows.plan_write."""
     if isinstance(desired, str):
         result = SyncResult.skipped(desired)
     else:
-        result = await rows.sync(desired, adopt=adopt)
+        result = await rows.sync(desired, adopt=adopt, approved=approved, bound=bound)
     return RowStage(result, sync_fragment(result, stored, rows.cipher.mode))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from whatsapp_operator.model.conditions import Reason
 from whatsapp_operator.postgres.crypto import TokenCipher
 from whatsapp_operator.postgres.database import Database
 from whatsapp_operator.postgres.errors import DatabaseError, DatabaseUnavailable
@@ -23,6 +24,7 @@ from whatsapp_operator.postgres.rows import DesiredRow, StoredRow, WriteKind, pl
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 3
+SEALED = ("access_token", "verify_token")  # plaintext there is refused while encrypting
 
 
 class RowSync:
@@ -77,19 +79,22 @@ class RowSync:
             return await self.db.delete(tenant_id, uid)
         return await self.db.deactivate(tenant_id, uid)
 
-    async def sync(self, desired: DesiredRow, *, adopt: bool) -> SyncResult:
+    async def sync(
+        self, desired: DesiredRow, *, adopt: bool, approved: bool = False, bound: bool = True
+    ) -> SyncResult:
+        """Keep `desired` stored. `adopt`, `approved`, `bound`: see rows.plan_write."""
         if not self.health.available:
             return SyncResult.unavailable(self.health.reason)
         try:
-            return await self._sync(desired, adopt)
+            return await self._sync(desired, Access(adopt, approved, bound))
         except DatabaseUnavailable as exc:
             self.health.lost(str(exc))
-            return SyncResult.unavailable(str(exc))
+            return SyncResult.unavailable(self.db.public(str(exc)))
         except DatabaseError as exc:
             log.warning("tenant %s: database error: %s", desired.tenant_id, exc)
-            return SyncResult.failed("DatabaseError", str(exc))
+            return SyncResult.failed("DatabaseError", self.db.public(str(exc)))
 
-    async def _sync(self, desired: DesiredRow, adopt: bool) -> SyncResult:
+    async def _sync(self, desired: DesiredRow, access: Access) -> SyncResult:
         for _ in range(ATTEMPTS):
             stored = await self.db.fetch(desired.tenant_id)
             if stored is not None and stored.configured and stored.managed_by == desired.managed_by:
@@ -103,19 +108,15 @@ class RowSync:
                 desired,
                 stored_token=stored_token,
                 store_token=self.cipher.mode != "none",
-                adopt=adopt,
+                adopt=access.adopt,
+                approved=access.approved,
+                bound=access.bound,
                 stored_verify=stored_verify,
                 verify_stale=verify_stale,
             )
-            if plan.kind is WriteKind.NOT_MANAGED:
+            if plan.kind in REFUSED:
                 assert stored is not None
-                return SyncResult.failed(
-                    "RowNotManaged",
-                    f"a row for tenant_id {desired.tenant_id!r} exists (id {stored.id}) and is "
-                    f"managed by {stored.managed_by or 'someone else'!r}; set "
-                    "spec.adoptExistingRow: true to let the operator take it over",
-                    row_id=stored.id,
-                )
+                return refusal(plan.kind, desired.tenant_id, stored, access)
             if plan.kind is WriteKind.NOOP:
                 assert stored is not None
                 return SyncResult.synced(stored.id, wrote=False, at=None)
@@ -134,14 +135,63 @@ class RowSync:
                     at=self.clock(),
                     drift_columns=plan.columns if plan.drift else (),
                     adopted=plan.adopting,
+                    plaintext_columns=tuple(
+                        c
+                        for c in SEALED
+                        if c in plan.columns and self.cipher.is_plaintext(getattr(stored, c))
+                    ),
                 )
         return SyncResult.unavailable("the row kept changing while being written; retrying")
+
+
+@dataclass(frozen=True)
+class Access:
+    """What the tenant may do to a row it did not write (rows.plan_write)."""
+
+    adopt: bool
+    approved: bool
+    bound: bool
+
+
+REFUSED = (WriteKind.NOT_MANAGED, WriteKind.OTHER_NAMESPACE, WriteKind.ADOPTION_NOT_APPROVED)
+APPROVAL = (
+    "the platform team's approval: a WhatsAppTenantPolicy selecting this namespace with "
+    "adoptExistingRows: true"
+)
+
+
+def refusal(kind: WriteKind, tenant_id: str, stored: StoredRow, access: Access) -> SyncResult:
+    """Synced=False for a row the tenant may not write. A row of another namespace is not
+    described (neither its namespace nor its id): the tenant team may not see it."""
+    if kind is WriteKind.OTHER_NAMESPACE:
+        return SyncResult.failed(
+            Reason.ROW_OWNED_BY_ANOTHER_NAMESPACE,
+            f"the row for tenant_id {tenant_id!r} was written for a WhatsAppTenant of another "
+            "namespace and is never handed to this one; moving a tenant between namespaces "
+            f"needs spec.adoptExistingRow: true and {APPROVAL} (docs/tenancy.md)",
+        )
+    owner = f"managed by {stored.managed_by or 'someone else'!r}"
+    if kind is WriteKind.ADOPTION_NOT_APPROVED:
+        return SyncResult.failed(
+            Reason.ADOPTION_NOT_APPROVED,
+            f"a row for tenant_id {tenant_id!r} exists (id {stored.id}), {owner}; "
+            f"spec.adoptExistingRow asks to take it over, which needs {APPROVAL}",
+            row_id=stored.id,
+        )
+    approval = f", with {APPROVAL}" if access.bound else ""
+    return SyncResult.failed(
+        Reason.ROW_NOT_MANAGED,
+        f"a row for tenant_id {tenant_id!r} exists (id {stored.id}) and is {owner}; set "
+        f"spec.adoptExistingRow: true to let the operator take it over{approval}",
+        row_id=stored.id,
+    )
 
 
 @dataclass
 class DatabaseHealth:
     """Whether PostgreSQL answers. While it does not, tenants skip it (one prober tries for
-    everyone) and are woken together when it is back, so they converge within seconds."""
+    everyone) and are woken together when it is back, so they converge within seconds.
+    `reason` goes into tenants' status: without the database's user and host (`public`)."""
 
     db: Database
     available: bool = True
@@ -154,7 +204,7 @@ class DatabaseHealth:
         self.on_recovery: list[Callable[[], None]] = []
 
     def lost(self, reason: str) -> None:
-        self.reason = reason
+        self.reason = self.db.public(reason)
         if self.available:
             log.error("PostgreSQL unavailable: %s", reason)
         self.available = False
@@ -168,7 +218,7 @@ class DatabaseHealth:
                 await self.db.ping()
                 await self.db.migrate()
             except (DatabaseUnavailable, DatabaseError) as exc:
-                self.reason = str(exc)
+                self.reason = self.db.public(str(exc))
                 continue
             self.available, self.reason = True, ""
             log.info("PostgreSQL is back")

@@ -16,6 +16,9 @@ from typing import Any
 
 import kopf
 
+from whatsapp_operator.postgres.audit import AuditLog
+from whatsapp_operator.postgres.audit_key import AuditKey
+from whatsapp_operator.postgres.audit_writer import AuditWriter
 from whatsapp_operator.postgres.crypto import Keyring, TokenCipher
 from whatsapp_operator.postgres.database import Database
 from whatsapp_operator.postgres.errors import (
@@ -55,8 +58,11 @@ async def connect(
             "token storage 'encrypted' needs keys: set --encryption-keys-dir (a mounted Secret) "
             "or WHATSAPP_OPERATOR_ENCRYPTION_KEYS, or choose --token-storage plaintext|none"
         )
-    keyring = loader() if loader is not None else None
-    cipher = TokenCipher(cfg.token_storage, keyring)
+    try:
+        cipher = TokenCipher(cfg.token_storage, loader() if loader is not None else None)
+        audit_key(cfg)
+    except ValueError as exc:  # keys missing, unreadable, or several and no primary named
+        raise kopf.PermanentError(str(exc)) from None
     try:
         db = await Database.connect(cfg.database_url, owner=cfg.database_owner, lazy=True)
     except DatabaseConfigError as exc:  # a wrong URL or password: retrying cannot help
@@ -71,6 +77,18 @@ async def connect(
         rows.health.lost(str(exc))  # the prober migrates once it is back
     log.info("tenant_whatsapp_config sync on; token storage: %s", cfg.token_storage)
     return rows
+
+
+def audit_key(cfg: OperatorConfig) -> AuditKey:
+    """The audit trail's key (settings require it with a database). ValueError: unreadable."""
+    if not cfg.audit_key_file:
+        raise ValueError("the audit trail needs a key: set --audit-key-file (a mounted Secret)")
+    return AuditKey.from_file(cfg.audit_key_file)
+
+
+def audit_writer(cfg: OperatorConfig, rows: RowSync) -> AuditWriter:
+    """The audit trail's writer on the rows' database (its key was read by `connect`)."""
+    return AuditWriter(AuditLog(rows.db, audit_key(cfg)))
 
 
 def start_background(cfg: OperatorConfig, rt: Runtime) -> list[asyncio.Task[None]]:
@@ -115,14 +133,15 @@ async def release(rt: Runtime, spec: Mapping[str, Any], meta: Mapping[str, Any])
     policy = str(spec.get("deletionPolicy") or "Deactivate")
     try:
         changed = await rt.rows.release(tenant_id, str(meta.get("uid", "")), policy)
-    except DatabaseUnavailable as exc:
+    except DatabaseUnavailable as exc:  # kopf posts these as Events: no user, no host
         raise kopf.TemporaryError(
-            f"PostgreSQL unavailable; the {policy} of row {tenant_id!r} will be retried: {exc}",
+            f"PostgreSQL unavailable; the {policy} of row {tenant_id!r} will be retried: "
+            + rt.rows.db.public(str(exc)),
             delay=5,
         ) from None
     except DatabaseError as exc:
         raise kopf.TemporaryError(
-            f"{policy} of row {tenant_id!r} failed: {exc}", delay=30
+            f"{policy} of row {tenant_id!r} failed: {rt.rows.db.public(str(exc))}", delay=30
         ) from None
     log.info(
         "tenant %s deleted: row %s (%s)", tenant_id, "updated" if changed else "untouched", policy

@@ -27,7 +27,7 @@ from whatsapp_graph.http import new_http_client
 from whatsapp_operator.apps import wiring as apps_wiring
 from whatsapp_operator.meta.budget import RequestBudget
 from whatsapp_operator.meta.validation import Validator
-from whatsapp_operator.model.claims import Claim
+from whatsapp_operator.model.claims import Claim, number_verified
 from whatsapp_operator.model.fragment import Event
 from whatsapp_operator.model.spec import GROUP, PLURAL, VERSION
 from whatsapp_operator.pools.convergence import HeartbeatListener
@@ -35,8 +35,6 @@ from whatsapp_operator.pools.notices import NoticeListener, NoticeRouter
 from whatsapp_operator.pools.publisher import POOL_LABEL, Publisher
 from whatsapp_operator.pools.signals import SignalListener, SignalRouter
 from whatsapp_operator.postgres import wiring
-from whatsapp_operator.postgres.audit import AuditLog
-from whatsapp_operator.postgres.audit_writer import AuditWriter
 from whatsapp_operator.runtime import diagnostics, memory, metrics, toggles
 from whatsapp_operator.runtime.kube import Kube
 from whatsapp_operator.runtime.registry import Registry, TenantKey
@@ -119,12 +117,14 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> 
         by_tenant_id=_claims(kwargs, "tenants_by_tenant_id"),  # kopf's live indexes
         by_phone=_claims(kwargs, "tenants_by_phone_number_id"),
         namespace_labels=kwargs.get("namespace_labels", {}),  # apps/handlers.py's index
+        tenant_policy=cfg.tenant_policy,
+        tenant_policies=kwargs.get("tenant_policies", {}),  # runtime/policies.py's index
     )
     memo.scheduler = Scheduler(
         cfg.max_concurrent_reconciles, paused=toggles.paused_set(), registry=registry
     )
     metrics.watch_scheduler(memo.scheduler)
-    metrics.serve(cfg.metrics_port, cfg.liveness_host)
+    metrics.serve(cfg.metrics_port, cfg.metrics_host)
     memo.background = wiring.start_background(cfg, memo.runtime)
     _start_core_tasks(cfg, memo, registry, memo.background)
     memo.apps = await apps_wiring.start(
@@ -187,7 +187,7 @@ def _start_core_tasks(
     )
     rt: Runtime = memo.runtime
     if rt.rows is not None:
-        rt.audit = AuditWriter(AuditLog(rt.rows.db))
+        rt.audit = wiring.audit_writer(cfg, rt.rows)
         tasks.append(asyncio.create_task(rt.audit.run(), name="audit"))
 
 
@@ -369,6 +369,11 @@ async def tenant_changed(
         # A tenant new to the scheduler runs now anyway: not a wake.
         if not new and ((type is not None and changed) or asked):
             registry.wake(key, "spec")
+    if registry.swap_verified(key, None if gone else number_verified(meta, body.get("status"))):
+        # Meta confirmed (or no longer confirms) its number: who owns it may change
+        phone = str(spec.get("phoneNumberId", ""))
+        for claim in _claims(kwargs, "tenants_by_phone_number_id").get(phone, ()):
+            registry.wake((claim.namespace, claim.name), "claim")
     before = registry.swap_claims(key, claims)
     if before == claims:
         return

@@ -42,11 +42,27 @@ class KubeInvalid(KubeError):
     """The API server rejected what we sent: a bug or an incompatible CRD."""
 
 
+def policy_denial(body: object) -> str:
+    """A ValidatingAdmissionPolicy's message from a 403's body (the API server's Status:
+    "... ValidatingAdmissionPolicy 'p' with binding 'b' denied request: <message>"), else "".
+    Only a policy's own words (the chart's Secrets policy names labels, never data)."""
+    try:
+        message = json.loads(body or "{}").get("message")  # type: ignore[arg-type]
+    except (ValueError, TypeError, AttributeError):
+        return ""
+    if not isinstance(message, str) or "ValidatingAdmissionPolicy '" not in message:
+        return ""
+    _, found, reason = message.partition("denied request: ")
+    return reason.strip()[:300] if found else ""
+
+
 def translate(exc: Exception, what: str) -> KubeError:
     if isinstance(exc, ApiException):
         status = exc.status or 0
         text = f"{what}: HTTP {status} {exc.reason or ''}".strip()
         if status in (401, 403):
+            if denial := policy_denial(exc.body):
+                text = f"{text}: {denial}"
             return KubeForbidden(text)
         if status == 409:
             return KubeConflict(text)

@@ -1,76 +1,52 @@
 """Logging set-up, with a last line of defence against tokens in log lines.
 
-The operator never formats a token into a message; this filter exists for everything else
-(a library echoing a URL, an exception from deep inside a client). It redacts every known
-token (the ones the operator has read) and anything shaped like a Meta user or system user
-token ("EAA" followed by a long run of base64url characters).
+The operator never formats a token into a message; the redaction (shared with the worker
+and the receiver: whatsapp_contract/redaction.py) exists for everything else (a library
+echoing a URL, an exception from deep inside a client). It redacts every known secret (the
+tokens, app secrets and codes the operator has read: `REDACTOR.add`) wherever it stands in a
+line, and anything shaped like a Meta user or system user token.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import threading
+from collections.abc import Callable
+from typing import Any
 
-# Runs as short as the shortest secret `Redactor.add` accepts (8), or known ones slip through.
-_CANDIDATE = re.compile(r"[A-Za-z0-9_\-.|]{8,}")
-_MARK = "[REDACTED]"
+from kopf._core.engines import posting  # kopf's Event queue: no public hook
 
+from whatsapp_contract.redaction import (
+    MARK,
+    REDACTOR,
+    RedactingFilter,
+    Redactor,
+    install,
+)
 
-class Redactor:
-    def __init__(self, limit: int = 100_000) -> None:
-        self._known: set[str] = set()
-        self._limit = limit
-        self._lock = threading.Lock()
-
-    def add(self, secret: str) -> None:
-        if len(secret) < 8:
-            return
-        with self._lock:
-            if len(self._known) >= self._limit:
-                self._known.clear()  # the EAA rule still covers Meta tokens
-            self._known.add(secret)
-
-    def scrub(self, text: str) -> str:
-        if len(text) < 8:
-            return text
-        known = self._known
-
-        def replace(match: re.Match[str]) -> str:
-            run = match.group(0)
-            if run in known or (run.startswith("EAA") and len(run) >= 32):
-                return _MARK
-            return run
-
-        return _CANDIDATE.sub(replace, text)
+__all__ = ["MARK", "REDACTOR", "RedactingFilter", "Redactor", "install_redaction", "quiet_routine"]
 
 
-REDACTOR = Redactor()
+class _RedactedEnqueue:
+    """kopf's Event queue (`posting.enqueue`), with the message redacted: explicit
+    `kopf.event`/`info`/`warn`/`exception` calls reach it without a log record."""
 
+    def __init__(self, enqueue: Callable[..., None], redactor: Redactor) -> None:
+        self.enqueue, self.redactor = enqueue, redactor
 
-class RedactingFilter(logging.Filter):
-    def __init__(self, redactor: Redactor = REDACTOR) -> None:
-        super().__init__()
-        self.redactor = redactor
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = self.redactor.scrub(message)
-        if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = self.redactor.scrub(
-                logging.Formatter().formatException(record.exc_info)
-            )
-            record.exc_info = None
-        if clean != message:
-            record.msg, record.args = clean, ()
-        return True
+    def __call__(self, **kwargs: Any) -> None:
+        kwargs["message"] = self.redactor.scrub(str(kwargs.get("message", "")))
+        self.enqueue(**kwargs)
 
 
 def install_redaction(redactor: Redactor = REDACTOR) -> None:
-    """Attach the filter to every root handler, and quiet libraries that log URLs."""
-    flt = RedactingFilter(redactor)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(flt)
+    """Redact every log record of the process (whatsapp_contract.redaction: the record
+    factory, and a filter on every handler: the root's, and kopf's Event poster on
+    `kopf.objects`) and every Event kopf posts, and quiet libraries that log URLs."""
+    install(redactor)
+    current = posting.enqueue
+    if not (isinstance(current, _RedactedEnqueue) and current.redactor is redactor):
+        posting.enqueue = _RedactedEnqueue(current, redactor)  # type: ignore[assignment]
     # These log URLs (debug_token carries a token in its query) or whole response bodies
     # (a Secret's data) at INFO/DEBUG: never let them.
     for noisy in ("httpx", "httpcore", "aiohttp.access", "kubernetes_asyncio", "psycopg.pool"):

@@ -7,6 +7,7 @@ process-local state lives here: everything the operator knows for sure is in the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -20,10 +21,11 @@ TenantKey = tuple[str, str]  # (namespace, name)
 # or a request annotation, ids released by another tenant, its Secret, its config published
 # or moved to another shard, its pool's workers, PostgreSQL back, its row edited outside, a
 # worker's signal (tenant_signals.py), one of Meta's notices (pools/notices.py), its
-# WhatsAppApp changed (apps/index.py), its namespace's labels changed.
+# WhatsAppApp changed (apps/index.py), its namespace's labels changed, a WhatsAppTenantPolicy
+# changed (runtime/policies.py).
 WakeReason = Literal[
     "spec", "claim", "secret", "published", "workers", "database", "drift", "signal", "notice",
-    "app", "namespace",
+    "app", "namespace", "policy",
 ]  # fmt: skip
 # Meta's notices waiting for a tenant's pass: at most this many per tenant (the oldest go),
 # and for at most this many tenants not (yet) known here (a tenant listed late still gets them)
@@ -63,6 +65,8 @@ class Registry:
     wakers: dict[TenantKey, Wakeable] = field(default_factory=dict)
     seen_generation: dict[TenantKey, int] = field(default_factory=dict)
     claims: dict[TenantKey, tuple[str, str]] = field(default_factory=dict)
+    # whether Meta confirmed each tenant's number for its current spec (claims.number_verified)
+    verified: dict[TenantKey, bool] = field(default_factory=dict)
     # tenant id -> the tenant whose row is in PostgreSQL (for the drift check)
     owners: dict[str, TenantKey] = field(default_factory=dict)
     # tenant id -> the tenant object claiming it (any tenant that reconciled)
@@ -190,6 +194,22 @@ class Registry:
         """A Secret changed: the tenants reading their token from it look again now."""
         tenants = self.by_secret.get((namespace, secret), ())
         return sum(self.wake((namespace, name), "secret") for name in tenants)
+
+    def swap_verified(self, key: TenantKey, verified: bool | None) -> bool:
+        """Record whether the tenant's number is verified now (None: it is gone); True when
+        that changed from what was recorded (its rivals for the number must look again)."""
+        before = self.verified.pop(key, None)
+        if verified is not None:
+            self.verified[key] = verified
+        return before is not None and verified is not None and before != verified
+
+    def wake_with_rivals(self, in_scope: Callable[[TenantKey], bool], reason: WakeReason) -> int:
+        """Wake the tenants `in_scope`, and every tenant claiming one of their ids (whose
+        owner may change with them)."""
+        keys = {key for key in self.wakers if in_scope(key)}
+        ids = {value for key in keys for value in self.claims.get(key, ())}
+        keys |= {key for key, claimed in self.claims.items() if ids.intersection(claimed)}
+        return sum(self.wake(key, reason) for key in sorted(keys))
 
     def swap_claims(self, key: TenantKey, claims: tuple[str, str] | None) -> tuple[str, str] | None:
         """Record the (tenantId, phoneNumberId) a tenant claims now; return what it claimed."""

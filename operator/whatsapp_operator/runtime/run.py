@@ -38,13 +38,11 @@ def main(cfg: OperatorConfig) -> None:
         quiet_routine()
     from whatsapp_operator.apps import handlers as _apps  # noqa: F401 - WhatsAppApps
     from whatsapp_operator.runtime import handlers  # noqa: F401 - registers the handlers with kopf
+    from whatsapp_operator.runtime import policies as _policies  # noqa: F401 - tenant policies
     from whatsapp_operator.signup import handlers as _signup  # noqa: F401 - Embedded Signup
 
-    liveness = (
-        f"http://{cfg.liveness_host}:{cfg.liveness_port}/healthz" if cfg.liveness_port else None
-    )
     try:
-        _run(cfg, liveness)
+        _run(cfg, cfg.liveness_endpoint())
     except ActivityError:
         # the failing activity already logged its one-line reason (for example a wrong
         # database URL): exit without kopf's traceback, non-zero so a pod restarts visibly

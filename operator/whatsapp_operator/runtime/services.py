@@ -13,6 +13,13 @@ from whatsapp_operator.apps.receiver import ReceiverPublisher
 from whatsapp_operator.meta.validation import Validator
 from whatsapp_operator.model.claims import Claim
 from whatsapp_operator.model.fragment import Event
+from whatsapp_operator.model.tenant_policy import (
+    ALLOW_ALL,
+    Mode,
+    PolicyVerdict,
+    TenantPolicy,
+    judge_tenant_id,
+)
 from whatsapp_operator.pools.convergence import HeartbeatListener
 from whatsapp_operator.pools.publisher import Publisher
 from whatsapp_operator.postgres.audit_writer import AuditWriter
@@ -45,8 +52,23 @@ class Runtime:
     apps: AppIndex = field(default_factory=AppIndex)
     namespace_labels: Mapping[Any, Iterable[Mapping[str, str]]] = field(default_factory=dict)
     receiver: ReceiverPublisher | None = None
+    # --tenant-policy, and kopf's index of the WhatsAppTenantPolicies (name -> the policy;
+    # runtime/policies.py): which namespaces may hold which tenant ids
+    tenant_policy: Mode = "enforce"
+    tenant_policies: Mapping[Any, Iterable[TenantPolicy]] = field(default_factory=dict)
 
     actor: str = "whatsapp-operator"
+
+    def labels_of(self, namespace: str) -> Mapping[str, str] | None:
+        """The namespace's labels (None: not known)."""
+        return next(iter(self.namespace_labels.get(namespace, ())), None)
+
+    def policy_verdict(self, tenant_id: str, namespace: str) -> PolicyVerdict:
+        """May a tenant in `namespace` hold `tenant_id` (and take rows over)?"""
+        if self.tenant_policy == "off":
+            return ALLOW_ALL
+        policies = [p for found in self.tenant_policies.values() for p in found]
+        return judge_tenant_id(tenant_id, namespace, self.labels_of(namespace), policies)
 
     @property
     def token_storage(self) -> str:

@@ -1,32 +1,49 @@
 """The OAuth callback of Embedded Signup as a small HTTP endpoint (off by default).
 
 The seed's `POST /api/whatsapp/signup` took `{"code", "state"}` from anyone who could reach
-it. This one takes the same body (`state` carries the tenant id; `tenantId` may say it
-explicitly; `waba_id`, `phone_number_id` and `business_id`, when given, are what Embedded
-Signup's session message reported, and go to the signup's spec.session) only from a caller
-sharing a secret with the operator:
+it. This one takes the same body only from a caller sharing a secret with the operator:
 
     X-Timestamp: <unix seconds>
     X-Signature-256: sha256=<hex HMAC-SHA256(secret, timestamp + "." + raw body)>
 
+The body: `code`; the tenant id as `tenantId` with any `state` (the OAuth state is the
+integrator's CSRF check: a random value it binds to the browser session and verifies when
+Meta redirects back; the operator neither reads nor keeps it), or, without `tenantId`,
+`state` carrying the tenant id (the older form, still accepted: a predictable state, so not
+recommended); `waba_id`, `phone_number_id` and `business_id`, when given, are what Embedded
+Signup's session message reported, and go to the signup's spec.session.
+
 A request is refused with 401 (always the same body: no hint which check failed) when the
 signature is missing or wrong, the timestamp is more than 5 minutes old or more than 1
-minute ahead, or the same signature was already accepted (a replay); the body is limited to
+minute ahead, or this replica already accepted the same signature; the body is limited to
 16 KiB (413) and the tenant id is checked against the CRD's rule before anything is created
 (400). An accepted request creates a Secret with the code and a WhatsAppSignup for it in the
 configured namespace, and answers 202 with the signup's name: the signup's conditions say
 how it goes. The code never appears in a log line or a response.
+
+Replays across replicas and restarts: the signup's name is derived from the code (a keyed
+hash, `signup_name`), so the API server itself, shared by every replica and kept across
+restarts, refuses a second signup for the same code (AlreadyExists): 409, naming the signup
+the first request made. A replay (the same signed request again within its 5 minutes, to
+any replica) and a re-signed retry of a request that went through both end there. A
+per-process cache would not do: two replicas serve the endpoint, and a restart empties it;
+the in-process signature cache stays as a cheap first check.
+
+Slow clients: a connection must deliver its request line and headers within
+`header_timeout` (aiohttp's keep-alive timer, which also runs before the first request) and
+the body within `body_timeout` (408, connection closed), so a client that sends slowly or
+never finishes holds a connection for seconds, not for ever.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import logging
 import re
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -37,6 +54,7 @@ from aiohttp import web
 
 from whatsapp_operator.model.spec import API_VERSION
 from whatsapp_operator.runtime.kube import Kube, KubeError
+from whatsapp_operator.runtime.logs import REDACTOR
 from whatsapp_operator.signup.model import (
     MAX_SECRET_VALUE,
     SIGNUP_ANNOTATION,
@@ -52,6 +70,9 @@ PATH = "/signup"
 SIGNATURE_HEADER = "X-Signature-256"
 TIMESTAMP_HEADER = "X-Timestamp"
 MAX_BODY = 16 * 1024
+MAX_STATE = 1024  # the OAuth state is opaque: any value up to this length
+HEADER_TIMEOUT = 10.0  # seconds for a connection to deliver a request's line and headers
+BODY_TIMEOUT = 10.0  # seconds for the body, once the headers are in
 UNAUTHORIZED = {"error": "unauthorized"}
 
 
@@ -70,6 +91,8 @@ class CallbackSettings:
     max_age: float = 300.0  # seconds a signed request stays valid
     max_future: float = 60.0  # clock skew tolerated for timestamps ahead of ours
     replay_capacity: int = 10_000  # signatures remembered; when full, requests wait (503)
+    header_timeout: float = HEADER_TIMEOUT
+    body_timeout: float = BODY_TIMEOUT
 
 
 # What Embedded Signup's session message reports (its `data`), as the body may carry it,
@@ -88,6 +111,22 @@ class SignupRequest:
     code: str = field(repr=False)
     tenant_id: str
     session: Mapping[str, str] = field(default_factory=dict)  # spec.session (camelCase keys)
+
+
+class AlreadySubmitted(Exception):
+    """A signup for this code exists already (a replay, a retry, or another replica's)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a signup for this code exists already: {name}")
+        self.name = name
+
+
+def signup_name(secret: str, request: SignupRequest) -> str:
+    """The signup's name: the tenant's, and a keyed hash of the code (the same code always
+    gives the same name, so the API server refuses a second one; the code cannot be learnt
+    from it, and a name says nothing to whoever lacks the secret)."""
+    mac = hmac.new(secret.encode(), b"signup-code\x00" + request.code.encode(), hashlib.sha256)
+    return f"{dns_name(request.tenant_id, 40)}-{mac.hexdigest()[:12]}"
 
 
 Create = Callable[[SignupRequest], Awaitable[str]]
@@ -146,13 +185,16 @@ def parse_request(body: bytes) -> SignupRequest | str:
         return "code must be a non-empty string"
     if any(ch.isspace() or not ch.isprintable() for ch in code):
         return "code must be a single printable value"
-    if explicit is not None and (not isinstance(explicit, str) or (state and state != explicit)):
-        return "tenantId must be a string equal to state when both are given"
-    tenant_id = explicit or state
+    if state is not None and (not isinstance(state, str) or len(state) > MAX_STATE):
+        return f"state must be a string of at most {MAX_STATE} characters"
+    if explicit is not None and not isinstance(explicit, str):
+        return "tenantId must be a string"
+    # with tenantId, state is the integrator's opaque (random) value; without, the tenant id
+    tenant_id = explicit if explicit is not None else state
     if not isinstance(tenant_id, str) or not valid_tenant_id(tenant_id):
         return (
-            "state (the tenant id) must be 1 to 50 characters: letters, digits, '_', '.', '-', "
-            "starting with a letter or digit"
+            "the tenant id (tenantId, or state without tenantId) must be 1 to 50 characters: "
+            "letters, digits, '_', '.', '-', starting with a letter or digit"
         )
     session = parse_session(data)
     if isinstance(session, str):
@@ -187,9 +229,15 @@ def build_app(
         if (request.content_length or 0) > settings.max_body:
             return _json(413, {"error": f"the body is limited to {settings.max_body} bytes"})
         try:
-            body = await request.read()
+            async with asyncio.timeout(settings.body_timeout):
+                body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return _json(413, {"error": f"the body is limited to {settings.max_body} bytes"})
+        except TimeoutError:
+            log.warning("signup callback: body not received within %g s", settings.body_timeout)
+            slow = _json(408, {"error": "the body came too slowly"})
+            slow.force_close()  # the rest of a slow body is not waited for
+            return slow
         now = clock()
         why = verify(settings, request.headers, body, now)
         if not why:
@@ -206,8 +254,13 @@ def build_app(
         parsed = parse_request(body)
         if isinstance(parsed, str):
             return _json(400, {"error": parsed})
+        REDACTOR.add(parsed.code)  # from every log line of the process, whatever echoes it
         try:
             name = await create(parsed)
+        except AlreadySubmitted as exc:
+            log.warning("signup callback: request refused: code already submitted (%s)", exc.name)
+            return _json(409, {"error": "this code was submitted already", "signup": exc.name,
+                               "namespace": settings.namespace})  # fmt: skip
         except KubeError as exc:
             log.error("signup callback: could not create the signup: %s", exc)
             return _json(503, {"error": "the signup could not be created; sign and send again"})
@@ -219,8 +272,18 @@ def build_app(
     return app
 
 
-async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
+async def serve(
+    app: web.Application, host: str, port: int, *, header_timeout: float = HEADER_TIMEOUT
+) -> web.AppRunner:
+    """Listen. aiohttp's keep-alive timer runs from the moment a connection is made, and
+    until a request's line and headers are parsed nothing resets it: `keepalive_timeout`
+    bounds how long a connection may take to send them (and how long it may stay idle
+    between requests). The body's bound is the handler's (`body_timeout`); after an answer
+    given before the whole body came (408, 413), aiohttp reads on ("lingers", 10 s by
+    default) so the client sees the answer: that too is bounded by `header_timeout`."""
+    runner = web.AppRunner(
+        app, access_log=None, keepalive_timeout=header_timeout, lingering_time=header_timeout
+    )
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
@@ -233,11 +296,16 @@ def _b64(text: str) -> str:
 async def create_signup(kube: Kube, settings: CallbackSettings, request: SignupRequest) -> str:
     """The code Secret and the WhatsAppSignup for one callback; the signup's name.
 
-    The tenant's name follows from the tenant id, so a second callback for the same tenant
-    makes a signup that stops with TenantExists instead of a second tenant."""
+    The signup's name follows from the code (`signup_name`): AlreadySubmitted when a signup
+    for the code exists, whichever replica made it and whenever (the API server is the
+    replay memory every replica shares). The tenant's name follows from the tenant id, so a
+    second callback for the same tenant makes a signup that stops with TenantExists instead
+    of a second tenant."""
     namespace, tenant_name = settings.namespace, dns_name(request.tenant_id)
-    name = f"{dns_name(request.tenant_id, 40)}-{secrets.token_hex(3)}"
+    name = signup_name(settings.secret, request)
     code_secret = f"{name}-code"
+    if await kube.get_custom(namespace, name, plural=SIGNUP_PLURAL) is not None:
+        raise AlreadySubmitted(name)
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -245,8 +313,10 @@ async def create_signup(kube: Kube, settings: CallbackSettings, request: SignupR
         "metadata": {"name": code_secret, "labels": {SIGNUP_ANNOTATION: name}},
         "data": {"code": _b64(request.code)},
     }
-    if not await kube.create_secret(namespace, secret):
-        raise KubeError(f"Secret {namespace}/{code_secret} exists already")
+    # Exists already: a request for the same code (the same name: the same code) is at this
+    # step on another replica, or failed after it; either way it holds this code. The
+    # signup's creation decides which request goes on; the one that does owns the Secret.
+    await kube.create_secret(namespace, secret)
     body = signup_body(
         name,
         code_secret=code_secret,
@@ -256,7 +326,7 @@ async def create_signup(kube: Kube, settings: CallbackSettings, request: SignupR
         session=request.session,
     )
     if not await kube.create_custom(namespace, body, plural=SIGNUP_PLURAL):
-        raise KubeError(f"WhatsAppSignup {namespace}/{name} exists already")
+        raise AlreadySubmitted(name)
     created = await kube.get_custom(namespace, name, plural=SIGNUP_PLURAL)
     uid = ((created or {}).get("metadata") or {}).get("uid")
     if uid:  # the code Secret goes when the signup goes

@@ -95,9 +95,16 @@ class CodeExchange:
         self._app_secret: str | None = None  # read once; only ever used for proofs
 
     def _id_taken(self) -> StepResult | None:
+        """A stop when another tenant holds the id (one of a namespace the tenant policy does
+        not allow it in holds nothing)."""
         tenant_id = self.spec.tenant.tenant_id
         mine = f"{self.namespace}/{self.tenant_name}"
-        return judge.tenant_id_taken(tenant_id, self.claimed_by(tenant_id), mine)
+        holders = [
+            ref
+            for ref in self.claimed_by(tenant_id)
+            if self.rt.policy_verdict(tenant_id, ref.partition("/")[0]).allowed
+        ]
+        return judge.tenant_id_taken(tenant_id, holders, mine)
 
     def _throttled(self, exc: GraphApiError, waba: str | None = None) -> None:
         cls = exc.classification
@@ -160,6 +167,11 @@ class CodeExchange:
 
     # --- 1. CodeExchanged ------------------------------------------------------------------
 
+    def _policy(self) -> StepResult | None:
+        """A stop (or a wait) when the tenant id is not allowed in the signup's namespace."""
+        verdict = self.rt.policy_verdict(self.spec.tenant.tenant_id, self.namespace)
+        return judge.tenant_id_policy(verdict, self.rt.labels_of(self.namespace) is not None)
+
     async def exchange(self, status: Mapping[str, Any]) -> StepResult:
         ref = self.spec.code_secret_ref
         code_data = await self.kube.secret_data(self.namespace, ref.name)
@@ -178,6 +190,8 @@ class CodeExchange:
         for value in (code.value, app_secret.value):
             REDACTOR.add(value)
         self._app_secret = app_secret.value
+        if (not_allowed := self._policy()) is not None:  # the platform's: before the code
+            return not_allowed
         tenant = await self.kube.get_custom(self.namespace, self.tenant_name)
         conflict = judge.tenant_conflict(tenant, self.name, self.tenant_name) or self._id_taken()
         if conflict is not None:

@@ -72,6 +72,8 @@ class Reason:
     APP_NOT_FOUND = TenantReason.APP_NOT_FOUND
     APP_NOT_ALLOWED = TenantReason.APP_NOT_ALLOWED
     APP_NOT_READY = TenantReason.APP_NOT_READY
+    # no WhatsAppTenantPolicy allows the tenant id in the signup's namespace (before the code)
+    TENANT_ID_NOT_ALLOWED = TenantReason.TENANT_ID_NOT_ALLOWED
     # WabaDiscovered
     DISCOVERED = "Discovered"
     WABA_NOT_FOUND = "WabaNotFound"

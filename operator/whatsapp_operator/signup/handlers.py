@@ -57,7 +57,10 @@ async def start_signup_callback(memo: Any, **_: Any) -> None:
     create = functools.partial(callback.create_signup, memo.runtime.kube, settings)
     app = callback.build_app(settings, create)
     memo.signup_callback = await callback.serve(
-        app, cfg.signup_callback_host, cfg.signup_callback_port
+        app,
+        cfg.signup_callback_host,
+        cfg.signup_callback_port,
+        header_timeout=settings.header_timeout,
     )
     log.info(
         "signup callback listening on %s:%d%s (signups go to namespace %s)",

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from whatsapp_graph.errors import ErrorClass, GraphApiErrorInfo
 from whatsapp_operator.apps.tenant_ref import ResolvedApp, app_pending, judge_app_ref
+from whatsapp_operator.model.tenant_policy import PolicyVerdict
 from whatsapp_operator.signup.flow import (
     CODE_EXCHANGED,
     MAX_EXCHANGE_ATTEMPTS,
@@ -75,6 +76,20 @@ def tenant_id_taken(tenant_id: str, claimed_by: Sequence[str], mine: str) -> Ste
         "makes a second tenant with the same id"
     )
     return stop(TENANT_CREATED, Reason.DUPLICATE_TENANT_ID, why)
+
+
+def tenant_id_policy(verdict: PolicyVerdict, labels_known: bool) -> StepResult | None:
+    """A stop, before the code is spent, when no WhatsAppTenantPolicy allows the signup's
+    tenant id in its namespace (the tenant it would make could never work); a wait while the
+    namespace's labels are not known yet."""
+    if verdict.allowed:
+        return None
+    if not labels_known:
+        return retry(CODE_EXCHANGED, Reason.TENANT_ID_NOT_ALLOWED, f"{verdict.message}; waiting")
+    why = (
+        f"{verdict.message}; the signup stops before the code is spent: once allowed, {NEW_SIGNUP}"
+    )
+    return stop(CODE_EXCHANGED, Reason.TENANT_ID_NOT_ALLOWED, why)
 
 
 Claim = Literal["free", "reuse", "replace", "busy", "foreign"]

@@ -17,12 +17,14 @@ from whatsapp_operator.apps.tenant_ref import (
 )
 from whatsapp_operator.meta.app_proof import app_proof, attach_proof
 from whatsapp_operator.model import blocking
-from whatsapp_operator.model.claims import Claim, Conflict, find_conflict
+from whatsapp_operator.model.claims import Claim, Conflict, find_conflict, number_verified
+from whatsapp_operator.model.conditions import Reason
 from whatsapp_operator.model.facts import CheckResult
 from whatsapp_operator.model.notices import Notice
 from whatsapp_operator.model.recheck import next_check
 from whatsapp_operator.model.secret_data import ResolvedToken, SecretOutcome, resolve_token
 from whatsapp_operator.model.spec import REVALIDATE_ANNOTATION, TenantSpec, parse_spec
+from whatsapp_operator.model.tenant_policy import ALLOW_ALL, PolicyVerdict
 from whatsapp_operator.runtime.kube import KubeForbidden, SecretSnapshot
 from whatsapp_operator.runtime.logs import REDACTOR
 from whatsapp_operator.runtime.services import Runtime
@@ -31,11 +33,15 @@ from whatsapp_operator.tenant.view import Facts
 Claims = Mapping[Any, Iterable[Claim]]
 
 
-def claim_of(body: Mapping[str, Any]) -> Claim:
+def claim_of(body: Mapping[str, Any], status: Mapping[str, Any] | None = None) -> Claim:
+    """The tenant's claim on its ids; `status`: the newest status (default: the body's)."""
     meta = body["metadata"]
+    spec = body.get("spec") or {}
     return Claim(
-        meta.get("creationTimestamp", ""), meta["namespace"], meta["name"], meta.get("uid", "")
-    )
+        meta.get("creationTimestamp", ""), meta["namespace"], meta["name"], meta.get("uid", ""),
+        str(spec.get("tenantId") or ""),
+        number_verified(meta, body.get("status") if status is None else status),
+    )  # fmt: skip
 
 
 def revalidation_requested(meta: Mapping[str, Any]) -> bool:
@@ -66,6 +72,7 @@ class Gathered:
     check: CheckResult | None = None
     reported: blocking.Block | None = None  # a block workers reported since the last pass
     app_ref: AppRefOutcome | None = None  # spec.appRef resolved (None: the tenant names none)
+    policy: PolicyVerdict = ALLOW_ALL  # may its namespace hold its tenant id (and take rows)
 
     @property
     def token(self) -> ResolvedToken | None:
@@ -101,23 +108,18 @@ async def gather(
     now = rt.clock()
     if spec is None:
         return Gathered(meta, generation, None, spec_error, now)
-    by_tenant_id, by_phone = claims
-    conflict = find_conflict(
-        claim_of(body),
-        spec.tenant_id,
-        by_tenant_id.get(spec.tenant_id, ()),
-        spec.phone_number_id,
-        by_phone.get(spec.phone_number_id, ()),
-    )
+    policy = rt.policy_verdict(spec.tenant_id, meta["namespace"])
+    conflict = _conflict(rt, body, status, spec, claims, policy)
     spec, app_ref = _resolve_app(rt, meta["namespace"], spec)
     if app_ref is not None and app_ref.pending:  # after a restart: its app's first pass
-        return Gathered(meta, generation, spec, "", now, conflict, app_ref=app_ref)
+        return Gathered(meta, generation, spec, "", now, conflict, app_ref=app_ref, policy=policy)
     secret, snapshot = await _read_token(rt, meta["namespace"], spec, app_ref)
     token = secret.token
     if app_ref is not None:
         app_ref = require_proof(app_ref, token is not None, token is not None and bool(token.proof))
     check = None
-    if token is not None and conflict is None and (app_ref is None or app_ref.usable):
+    checks = conflict is None or conflict.checks
+    if token is not None and checks and (app_ref is None or app_ref.usable):
         due = next_check(
             status, fingerprint=token.fingerprint, generation=generation,
             interval=spec.validation.interval, uid=meta.get("uid", ""), now=now,
@@ -127,7 +129,32 @@ async def gather(
             check = await rt.validator.check(token.value, spec, token.proof)
     reported = blocking.reported_block(requests.signals, spec.phone_number_id, now)
     return Gathered(
-        meta, generation, spec, "", now, conflict, secret, snapshot, check, reported, app_ref
+        meta, generation, spec, "", now, conflict, secret, snapshot, check, reported, app_ref,
+        policy,
+    )  # fmt: skip
+
+
+def _conflict(
+    rt: Runtime,
+    body: Mapping[str, Any],
+    status: Mapping[str, Any],
+    spec: TenantSpec,
+    claims: tuple[Claims, Claims],
+    policy: PolicyVerdict,
+) -> Conflict | None:
+    """What keeps the tenant from its ids: its namespace may not hold its tenant id (no
+    claim, no Graph call, no row), or another tenant that may owns one of them (claims the
+    policy does not allow are not counted)."""
+    if not policy.allowed:
+        return Conflict(Reason.TENANT_ID_NOT_ALLOWED, None, policy.message)
+    by_tenant_id, by_phone = claims
+    return find_conflict(
+        claim_of(body, status),
+        spec.tenant_id,
+        by_tenant_id.get(spec.tenant_id, ()),
+        spec.phone_number_id,
+        by_phone.get(spec.phone_number_id, ()),
+        allowed=lambda claim: rt.policy_verdict(claim.tenant_id, claim.namespace).allowed,
     )
 
 

@@ -150,7 +150,7 @@ def _plan_row(rt: Runtime, got: Gathered, view: View) -> DesiredRow | str:
     if got.spec is None:
         return "spec is invalid"
     if got.conflict is not None:
-        return f"not synced while {got.conflict.owner.ref} owns the ids"
+        return f"not synced while {got.conflict.hold}"
     token = got.token
     return desired_row(
         spec=got.spec,
@@ -189,7 +189,10 @@ def _report_number(rt: Runtime, got: Gathered, view: View) -> None:
 async def _row_stage(rt: Runtime, got: Gathered, view: View, status: Mapping[str, Any]) -> RowStage:
     assert rt.rows is not None
     adopt = got.spec.adopt_existing_row if got.spec is not None else False
-    row = await sync_row(rt.rows, _plan_row(rt, got, view), adopt=adopt, stored=status)
+    row = await sync_row(
+        rt.rows, _plan_row(rt, got, view), adopt=adopt, stored=status,
+        approved=got.policy.adoption_approved, bound=rt.tenant_policy == "enforce",
+    )  # fmt: skip
     if row.result.transient:
         # Registered before the next await (the publication wait can last seconds): a
         # recovery from here on wakes this tenant instead of leaving it to its backoff.

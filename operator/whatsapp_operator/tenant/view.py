@@ -138,8 +138,8 @@ def _verdicts(facts: Facts) -> tuple[Verdict, Verdict, Verdict]:
     if not secret.ok:
         why = f"no token to check: {secret.message}"
         return secret_v, not_checked(why), not_checked(why)
-    if facts.conflict is not None:
-        why = f"not checked while {facts.conflict.owner.ref} owns this tenant's ids"
+    if facts.conflict is not None and not facts.conflict.checks:
+        why = f"not checked while {facts.conflict.hold}"
         return secret_v, not_checked(why), not_checked(why)
     if facts.app is not None and not facts.app.ok:
         why = f"not checked without its app: {facts.app.message}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,25 @@ async def test_timeout_after_accept_records_then_hangs(
     assert len(sim.state.messages) == 1
     assert (await send(http)).status_code == 200
     assert len(sim.state.messages) == 2
+
+
+@pytest.mark.parametrize("after_accept", [False, True])
+async def test_a_call_abandoned_during_a_timeout_is_counted(
+    sim: RunningSimulator, http: httpx.AsyncClient, after_accept: bool
+) -> None:
+    """The caller hangs up during the fault's delay, which cancels the handler: the call log
+    still counts the call (it once missed them: the Graph faults scenario's calls at Meta then
+    fell short of the requests the worker had made)."""
+    await fault(http, action="timeout", kind="messages", seconds=5, after_accept=after_accept,
+                count=1)  # fmt: skip
+    with pytest.raises(httpx.ReadTimeout):
+        await send(http, timeout=0.3)
+    for _ in range(100):  # the server sees the hang-up a moment later
+        if sim.state.calls:
+            break
+        await asyncio.sleep(0.02)
+    assert sum(n for (kind, _, _), n in sim.state.calls.items() if kind == "messages") == 1
+    assert {outcome for _, _, outcome in sim.state.calls} == {"timeout"}
 
 
 async def test_after_accept_answers_the_real_response_after_the_wait(
