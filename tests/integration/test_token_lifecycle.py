@@ -106,7 +106,9 @@ def test_refresh_before_expiry_end_to_end(
     # the new token is validated, synced and reported
     obj = wait_reason(kubectl, namespace, "acme", "Refreshed", "TokenRotation")
     assert obj["status"]["rotation"]["previousTokenFingerprint"].startswith("sha256:")
-    wait_for(lambda: new in credentials(postgres, keys_dir, tenant_id).stdout, 15, 0.3)
+    wait_for(
+        lambda: new in credentials(postgres, keys_dir, tenant_id, audit_key_file).stdout, 15, 0.3
+    )
     assert any(e["reason"] == "TokenRefreshed" for e in events(kubectl, namespace, "acme"))
     # after the grace period: removed from the Secret and revoked at Meta
     wait_for(
