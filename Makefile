@@ -73,7 +73,7 @@ fmt: venv ## format and auto-fix
 bench: venv control-plane ## benchmarks (figures against a floor measured in the same run)
 	PYTHONPATH=testkit:. $(BIN)/python -m benchmarks
 
-tools: ## build helm and kubeconform once (cached outside the repo)
+tools: ## build helm, kubeconform and promtool once (cached outside the repo)
 	@hack/build-tools.sh >/dev/null
 
 chart-lint: tools ## helm lint --strict with the chart's ci/ and the kind values; the bare defaults must not render

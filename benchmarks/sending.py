@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import secrets
 import statistics
 import tempfile
 import time
@@ -37,6 +38,7 @@ from whatsapp_testkit.pools import PoolWorld, new_pool_name, recipient
 from whatsapp_testkit.rabbitmq import RabbitMQ
 from whatsapp_testkit.services import GraphSimulator, Worker
 from whatsapp_worker.messages import parse_message
+from whatsapp_worker.tracing import ENQUEUED_AT, TRACEPARENT
 
 APP = "777"
 PER_CLIENT = 8  # connections per httpx client, as the worker's `connections_per_client`
@@ -67,6 +69,18 @@ def arrival_rate(admin: SimulatorAdmin, pool: PoolWorld) -> float:
 
 
 BENCH, WORKER, BROKER, SIM = "this process", "worker", "RabbitMQ", "simulator"
+# --tracing: each message published with a new W3C traceparent and its enqueue time, as a
+# traced producer's (whatsapp_worker.tracing.trace_headers) would be
+TRACING = {"on": False}
+
+
+def trace_headers() -> dict[str, Any]:
+    return {
+        TRACEPARENT: f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01",
+        ENQUEUED_AT: f"{time.time():.6f}",
+    }
+
+
 Cpu = dict[str, float]
 
 
@@ -119,6 +133,7 @@ async def worker_throughput(
     """(messages/s, worker RSS in MB, CPU) for one worker draining a backlog of `count`."""
     pool = make_pool(admin, base)
     async with Broker(rabbit.amqp_url, pool.name) as broker:
+        broker.headers = trace_headers if TRACING["on"] else None
         await broker.publish(messages(pool, count))
         worker = Worker(
             base / f"{pool.name}.log", amqp_url=rabbit.amqp_url, graph_api_url=sim.url,
@@ -153,6 +168,7 @@ async def latency_at(
     sent: dict[str, float] = {}
     try:
         async with Broker(rabbit.amqp_url, pool.name) as broker:
+            broker.headers = trace_headers if TRACING["on"] else None
             for _ in range(300):  # until the worker holds every shard (<= 60 s)
                 if worker.metric("whatsapp_worker_shards_held") == 8:
                     break
@@ -220,8 +236,43 @@ async def main(argv: list[str]) -> None:
     args.add_argument("--repeat", type=int, default=3)
     args.add_argument("--latency-ms", type=int, default=20)
     args.add_argument("--prefetch", type=int, default=64, help="unacked deliveries per shard")
+    args.add_argument(
+        "--tracing",
+        action="store_true",
+        help="the workers trace (OTEL_EXPORTER_OTLP_ENDPOINT: a local OTLP/HTTP sink) and every "
+        "message carries a traceparent; needs the [tracing] extra",
+    )
+    args.add_argument("--name", default="sending", help="benchmarks/results/<name>.md")
     opts = args.parse_args(argv)
     settings = {"concurrency": str(opts.concurrency), "prefetch": str(opts.prefetch)}
+    sink = await tracing_sink() if opts.tracing else None
+    try:
+        table = await _measure(opts, settings)
+    finally:
+        if sink is not None:
+            await sink.stop()
+            os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    if sink is not None:
+        table += (
+            f"\n\nTracing on: the worker exported {sink.spans} spans in {sink.requests} OTLP "
+            "requests (queue wait, limiter wait and Graph call per message)."
+        )
+    else:
+        table += "\n\nTracing off (no OTEL_EXPORTER_OTLP_ENDPOINT)."
+    write_results(opts.name, table)
+
+
+async def tracing_sink() -> Any:
+    """An OTLP sink the workers export to (inherited environment), and traceparents on."""
+    from benchmarks.otlp_sink import OtlpSink  # OpenTelemetry's proto: the [tracing] extra
+
+    sink = await OtlpSink().start()
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.url
+    TRACING["on"] = True
+    return sink
+
+
+async def _measure(opts: argparse.Namespace, settings: dict[str, str]) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         rabbit = RabbitMQ().start()  # its own directory, readable by the rabbitmq user
@@ -250,7 +301,7 @@ async def main(argv: list[str]) -> None:
             sim.stop()
             rabbit.close()
     f, o = statistics.median(floors), statistics.median(ours)
-    table = "\n".join([
+    return "\n".join([
         f"# Sending: one worker process, {opts.messages} queued messages over {NUMBERS} numbers, "
         f"{opts.concurrency} requests in flight, prefetch {opts.prefetch} per shard, simulator "
         f"latency {opts.latency_ms} ms, "
@@ -268,4 +319,3 @@ async def main(argv: list[str]) -> None:
         "",
         cpu_table(floor_cpu, worker_cpu, opts.messages),
     ])  # fmt: skip
-    write_results("sending", table)

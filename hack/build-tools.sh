@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Builds the chart tools, helm and kubeconform, from their published Go modules, once, into a
-# cache outside the repository (like build-control-plane.sh). Prints the folder holding them.
+# Builds the chart tools, helm and kubeconform, and promtool (the alerts' tests), from their
+# published Go modules, once, into a cache outside the repository (like build-control-plane.sh).
+# Prints the folder holding them.
 #
 #   HELM_VERSION         default 3.22.0 (helm.sh/helm/v3/cmd/helm)
 #   KUBECONFORM_VERSION  default 0.8.0  (github.com/yannh/kubeconform/cmd/kubeconform; the
 #                        newest the Go module proxy served when this was written:
 #                        GOFLAGS=-mod=mod go list -m -versions github.com/yannh/kubeconform)
+#   PROMETHEUS_VERSION   default 3.16.0 (promtool: github.com/prometheus/prometheus/cmd/promtool at
+#                        module version v0.316.0: Prometheus 3.X.Y is published as v0.3XX.Y;
+#                        its go.mod needs Go >= 1.26.7)
 #
 # Each tool lives in a folder named after its version, so bumping a version rebuilds only that
 # tool, and a half-finished build never counts as done (binaries are moved in place last).
@@ -13,16 +17,17 @@ set -euo pipefail
 
 HELM_VERSION="${HELM_VERSION:-3.22.0}"
 KUBECONFORM_VERSION="${KUBECONFORM_VERSION:-0.8.0}"
+PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-3.16.0}"
 CACHE_ROOT="${WHATSAPP_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whatsapp-operator}"
 OUT="$CACHE_ROOT/tools"
 BIN="$OUT/bin"
 
 log() { echo "build-tools: $*" >&2; }
 
-# build NAME VERSION PACKAGE LDFLAGS: `go install PACKAGE@vVERSION` into a versioned folder, then
-# link it as $BIN/NAME.
+# build NAME VERSION PACKAGE LDFLAGS [TAGS [MODULE_VERSION]]: `go install
+# PACKAGE@vMODULE_VERSION` (default: VERSION) into a versioned folder, then link it as $BIN/NAME.
 build() {
-  local name="$1" version="$2" pkg="$3" ldflags="$4"
+  local name="$1" version="$2" pkg="$3" ldflags="$4" tags="${5:-}" modversion="${6:-$2}"
   local dir="$OUT/$name-v$version"
   if [[ ! -x "$dir/$name" ]]; then
     command -v go >/dev/null || { log "Go toolchain not found; install Go >= 1.25"; exit 1; }
@@ -34,7 +39,7 @@ build() {
     # GOFLAGS=-mod=mod: `go install pkg@version` ignores any go.mod around us anyway; the flag
     # only keeps a caller's -mod=vendor from breaking the build.
     GOBIN="$tmp" CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false" \
-      go install -trimpath -ldflags "-s -w $ldflags" "$pkg@v$version"
+      go install -trimpath -tags "$tags" -ldflags "-s -w $ldflags" "$pkg@v$modversion"
     rm -rf "$dir" && mv "$tmp" "$dir"
     log "built $name v$version in $(($(date +%s) - started)) s"
   fi
@@ -67,5 +72,12 @@ fi
 build helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "$helm_flags"
 build kubeconform "$KUBECONFORM_VERSION" github.com/yannh/kubeconform/cmd/kubeconform \
   "-X main.version=v$KUBECONFORM_VERSION"
+# promtool: `check rules` and `test rules` need no service discovery; remove_all_sd (Prometheus's
+# own build tag) leaves out the cloud SD plugins, a large part of the build.
+# Prometheus X.Y.Z is the Go module version v0.(100X+Y).Z (3.16.0: v0.316.0).
+IFS=. read -r prom_major prom_minor prom_patch <<<"$PROMETHEUS_VERSION"
+prom_module="0.$((prom_major * 100 + prom_minor)).$prom_patch"
+build promtool "$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/promtool \
+  "-X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION" remove_all_sd "$prom_module"
 
 echo "$BIN"

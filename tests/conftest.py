@@ -381,6 +381,52 @@ def start_worker(rabbitmq: Any, graph_sim: Any, artifacts: Path) -> Iterator[Cal
         worker.stop()
 
 
+# --- the metric families the live processes export (docs/metrics.md, alerts, dashboard) ----
+
+
+@pytest.fixture(scope="session")
+def exported_metrics(
+    operator: Any, rabbitmq: Any, graph_sim: Any, sim: Any, artifacts: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, set[str]]:  # fmt: skip
+    """{"operator" | "worker" | "webhook": the family names of its /metrics page (as `# TYPE`
+    lines name them: a counter with `_total`)}, scraped once from the session's operator, a
+    worker with one tenant and a webhook receiver (whatsapp_testkit/scrape.py)."""
+    from whatsapp_testkit.pools import PoolWorld, new_pool_name
+    from whatsapp_testkit.scrape import scrape
+    from whatsapp_testkit.services import Worker
+    from whatsapp_testkit.webhook import App, Receiver, number, receiver_config
+
+    base = tmp_path_factory.mktemp("exported-metrics")
+    pool = PoolWorld(sim, new_pool_name("scrape"), base / "resolved", APP_ID)
+    pool.add_tenant()
+    worker = Worker(
+        artifacts / "worker-exported-metrics.log", amqp_url=rabbitmq.amqp_url,
+        graph_api_url=graph_sim.url, config_dir=pool.directory, pool=pool.name,
+        worker_id="worker-exported-metrics",
+    )  # fmt: skip
+    app = App(new_id("9"), f"secret-{uuid.uuid4().hex}", f"verify-{uuid.uuid4().hex}")
+    config = receiver_config([app], [number(new_id("3"), new_id("2"), app.app_id)])
+    receiver = Receiver(
+        artifacts / "webhook-exported-metrics.log", amqp_url=rabbitmq.amqp_url, config=config,
+        config_dir=base / "webhook-config",
+    )  # fmt: skip
+    worker.start()
+    try:
+        receiver.start()
+        try:
+            pages = {
+                "operator": f"http://127.0.0.1:{operator.metrics_port}/metrics",
+                "worker": worker.health_url(),
+                "webhook": f"http://127.0.0.1:{receiver.metrics_port}/metrics",
+            }
+            return {process: set(scrape(url)) for process, url in pages.items()}
+        finally:
+            receiver.stop()
+    finally:
+        worker.stop()
+
+
 # --- PostgreSQL: one server per session, a fresh database per test -------------------------
 
 

@@ -23,7 +23,9 @@ known), about 1.7 KB of memory per secret.
 Where: `install` sets a log record factory, so every record of every logger (kopf's Event
 poster `kopf.objects` included, and loggers or handlers created later: Celery replaces the
 root handlers) is redacted when it is made, before any filter, handler or poster sees it;
-and a filter on every handler that exists then, for records made without the factory.
+and a filter on every handler that exists then, for records made without the factory and
+for the fields a call passes as `extra=` (which a JSON formatter prints; they are set on the
+record after the factory ran).
 """
 
 from __future__ import annotations
@@ -172,7 +174,30 @@ def redact_record(record: logging.LogRecord, redactor: Redactor = REDACTOR) -> N
     _DONE[record] = redactor
 
 
+# What every record has; anything else came from `extra=` (set after the record factory ran)
+_STANDARD = frozenset(
+    (*logging.LogRecord("", 0, "", 0, "", (), None).__dict__, "message", "asctime", "taskName")
+)
+
+
+def redact_extra(record: logging.LogRecord, redactor: Redactor = REDACTOR) -> None:
+    """Scrub the fields a call passed as `extra=` (a JSON formatter prints them all): text
+    values, and the text values of a mapping one level down (the receiver's `fields`)."""
+    for name, value in list(record.__dict__.items()):
+        if name in _STANDARD:
+            continue
+        if isinstance(value, str):
+            record.__dict__[name] = redactor.scrub(value)
+        elif isinstance(value, dict):
+            record.__dict__[name] = {
+                k: redactor.scrub(v) if isinstance(v, str) else v for k, v in value.items()
+            }
+
+
 class RedactingFilter(logging.Filter):
+    """On a handler: the record redacted (unless the factory did it already) and, always, its
+    `extra=` fields, which the factory cannot see."""
+
     def __init__(self, redactor: Redactor = REDACTOR) -> None:
         super().__init__()
         self.redactor = redactor
@@ -180,6 +205,7 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if _DONE.get(record) is not self.redactor:
             redact_record(record, self.redactor)
+        redact_extra(record, self.redactor)
         return True
 
 

@@ -14,6 +14,7 @@ import asyncio
 import functools
 import hashlib
 import hmac
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -25,6 +26,7 @@ from whatsapp_graph.http import may_have_reached_server
 from whatsapp_graph.nodes import DEFAULT_VERSION as DEFAULT_VERSION  # re-exported, as before
 from whatsapp_graph.nodes import MAX_PAGES, PAGE_LIMIT, Page, next_cursor, phone_fields
 from whatsapp_graph.nodes import PHONE_FIELDS as PHONE_FIELDS
+from whatsapp_graph.observe import OK, TRANSPORT, Observer, http_code
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 
@@ -48,15 +50,19 @@ class GraphClient:
         base_url: str = DEFAULT_BASE_URL,
         version: str = DEFAULT_VERSION,
         max_in_flight: int | None = None,
+        observer: Observer | None = None,
     ) -> None:
         """`max_in_flight`: requests beyond it wait here, never in httpx's connection pool.
         Set it to the client's `max_connections`: a request cancelled or timed out while
         queued for a connection can leave httpcore's pool unusable for good (every later
-        request a PoolTimeout, encode/httpcore#1093); a 10,000-tenant start-up hit that."""
+        request a PoolTimeout, encode/httpcore#1093); a 10,000-tenant start-up hit that.
+        `observer`: told of each request that ended (operation, outcome code, seconds; see
+        `whatsapp_graph.observe`); the wait for `max_in_flight` is not in the seconds."""
         self._http = http
         self.base_url = base_url.rstrip("/")
         self.version = version
         self._gate = asyncio.Semaphore(max_in_flight) if max_in_flight else None
+        self._observer = observer
 
     def _url(self, path: str, version: str | None, reuse: bool) -> httpx.URL:
         url = f"{self.base_url}/{version or self.version}/{path.lstrip('/')}"
@@ -85,21 +91,15 @@ class GraphClient:
         if proof is not None:
             params = {**(params or {}), "appsecret_proof": proof}
             secrets = (*secrets, proof)
+        url = self._url(path, version, reuse_url)
         try:
             if self._gate is None:
-                response = await self._http.request(
-                    method,
-                    self._url(path, version, reuse_url),
-                    params=params,
-                    json=json,
-                    headers=headers,
-                )
+                response, seconds = await self._timed(operation, method, url, params, json, headers)
             else:
                 async with self._gate:
-                    response = await self._http.request(
-                        method, self._url(path, version, reuse_url), params=params, json=json,
-                        headers=headers,
-                    )  # fmt: skip
+                    response, seconds = await self._timed(
+                        operation, method, url, params, json, headers
+                    )
         except httpx.TimeoutException as exc:
             raise GraphUnavailable(
                 f"{operation}: Graph API timed out ({type(exc).__name__})",
@@ -111,7 +111,39 @@ class GraphClient:
             raise GraphUnavailable(
                 f"{operation}: Graph API unreachable: {reason}", maybe_sent=sent
             ) from None
-        return self._decode(response, operation, token, secrets)
+        if self._observer is None:
+            return self._decode(response, operation, token, secrets)
+        try:
+            body = self._decode(response, operation, token, secrets)
+        except GraphApiError as exc:
+            self._observer(operation, str(exc.code), seconds)
+            raise
+        except GraphUnavailable:
+            self._observer(operation, http_code(response.status_code), seconds)
+            raise
+        self._observer(operation, OK, seconds)
+        return body
+
+    async def _timed(
+        self,
+        operation: str,
+        method: str,
+        url: httpx.URL,
+        params: Mapping[str, str] | None,
+        json: Any,
+        headers: dict[str, str],
+    ) -> tuple[httpx.Response, float]:
+        """The answer and the seconds it took; a request that got none is observed here."""
+        started = time.perf_counter()
+        try:
+            response = await self._http.request(
+                method, url, params=params, json=json, headers=headers
+            )
+        except httpx.HTTPError:
+            if self._observer is not None:
+                self._observer(operation, TRANSPORT, time.perf_counter() - started)
+            raise
+        return response, time.perf_counter() - started
 
     @staticmethod
     def _decode(

@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     for group in (_kubernetes_flags, _graph_flags, _pool_flags, _database_flags, _signup_flags):
         group(p)
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    p.add_argument("--log-format", choices=["plain", "full", "json"])
+    p.add_argument("--log-format", choices=["plain", "text", "full", "json"], help="text: plain")
     return p
 
 

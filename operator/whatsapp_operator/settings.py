@@ -112,7 +112,8 @@ class OperatorConfig(BaseSettings):
     # without approval (the behaviour before policies; unsafe on a shared cluster).
     tenant_policy: Literal["enforce", "off"] = "enforce"
     log_level: str = "INFO"
-    log_format: str = Field(default="plain", pattern="^(plain|full|json)$")
+    # plain (text: the same, the worker's word), full, or json: one object per line
+    log_format: str = Field(default="plain", pattern="^(plain|text|full|json)$")
 
     def liveness_endpoint(self) -> str | None:
         """kopf's liveness endpoint URL (None: liveness_port 0, off); an IPv6 address in

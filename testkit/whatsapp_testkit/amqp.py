@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import aio_pika
@@ -41,6 +41,8 @@ class Broker:
         self.connection: AbstractConnection | None = None
         self.channel: AbstractChannel | None = None
         self.results: AbstractQueue | None = None
+        # AMQP headers for each message `publish` sends (the sending benchmark's traceparent)
+        self.headers: Callable[[], dict[str, Any]] | None = None
 
     async def __aenter__(self) -> Broker:
         self.connection = await aio_pika.connect(self.url)
@@ -78,6 +80,7 @@ class Broker:
                 exchange.publish(
                     aio_pika.Message(
                         body,
+                        headers=self.headers() if self.headers is not None else None,
                         content_type="application/json",
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                         timestamp=time.time(),

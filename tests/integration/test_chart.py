@@ -373,6 +373,7 @@ def test_install_grants_least_privilege_and_uninstall_keeps_crds_and_tenants(
     assert "kubectl get wat -A -o wide" in notes
     assert "kubectl apply --server-side -f" in notes
     assert f"kubectl -n {ns['shop']} apply -f -" in notes
+    assert f"helm test {release} -n {ns['release']} --logs" in notes  # tests.enabled
     listed = json.loads(helm("list", "--namespace", ns["release"], "-o", "json").stdout)
     assert [(r["name"], r["status"], r["app_version"]) for r in listed] == [
         (release, "deployed", "0.1.0")

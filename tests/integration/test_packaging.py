@@ -45,6 +45,7 @@ def test_the_wheel_installs_from_the_lock_and_its_programs_start(
         "whatsapp_contract",
         "whatsapp_simulator",
         "whatsapp_webhook",
+        "whatsapp_kubectl",
     }  # no testkit
 
     env_dir = tmp_path / "venv"
@@ -62,7 +63,7 @@ def test_the_wheel_installs_from_the_lock_and_its_programs_start(
 
     for command in (
         "whatsapp-operator", "whatsapp-worker", "whatsapp-send", "whatsapp-graph-sim",
-        "whatsapp-credentials", "whatsapp-audit", "whatsapp-webhook",
+        "whatsapp-credentials", "whatsapp-audit", "whatsapp-webhook", "kubectl-whatsapp",
     ):  # fmt: skip
         started = run(env_dir / "bin" / command, "--help", cwd=tmp_path)
         assert started.returncode == 0, f"{command}: {started.stderr}"

@@ -72,11 +72,22 @@ def render_text(
     return proc.stdout
 
 
+def is_test_hook(doc: dict[str, Any]) -> bool:
+    """An object of `helm test` (templates/tests/), not of the installed release."""
+    return (doc.get("metadata", {}).get("annotations") or {}).get("helm.sh/hook") == "test"
+
+
 def render(
-    *values: str, files: Iterable[Path] = (), namespace: str = "ops", api: Iterable[str] = ()
+    *values: str,
+    files: Iterable[Path] = (),
+    namespace: str = "ops",
+    api: Iterable[str] = (),
+    tests: bool = False,
 ) -> list[dict[str, Any]]:
+    """The release's objects; with `tests`, the `helm test` hooks too."""
     text = render_text(*values, files=files, namespace=namespace, api=api)
-    return [d for d in yaml.safe_load_all(text) if d]
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    return docs if tests else [d for d in docs if not is_test_hook(d)]
 
 
 def render_fails(*values: str, files: Iterable[Path] = (), choose: bool = True) -> str:
@@ -595,6 +606,7 @@ def test_worker_pool_deployment(production_docs: list[dict[str, Any]]) -> None:
         "WHATSAPP_WORKER_CONCURRENCY": "128",
         "WHATSAPP_WORKER_PREFETCH": "64",
         "WHATSAPP_WORKER_UNCERTAIN_SENDS": "resend",
+        "WHATSAPP_WORKER_LOG_FORMAT": "json",  # workers.logFormat
         "WHATSAPP_WORKER_HOLD_WINDOW": "300",  # the pool's extraEnv
         "PYTHONDONTWRITEBYTECODE": "1",
     }

@@ -72,4 +72,4 @@ class WebhookSettings(BaseSettings):
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     worker_name: str = Field(default_factory=default_worker_name)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["plain", "json"] = "plain"
+    log_format: Literal["plain", "text", "json"] = "plain"  # text: plain

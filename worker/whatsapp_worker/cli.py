@@ -7,7 +7,6 @@ best given by environment, since it holds a password.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -15,8 +14,9 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from whatsapp_contract.redaction import REDACTOR, url_password
-from whatsapp_contract.redaction import install as install_redaction
 
+from . import tracing
+from .logs import setup_logging
 from .settings import WorkerSettings
 
 FLAGS = (
@@ -34,24 +34,17 @@ FLAGS = (
     "metrics_host",
     "metrics_port",
     "worker_id",
+    "log_format",
 )
 
 
-def setup_logging(level: str) -> None:
-    """stderr, and every record of the process redacted (whatsapp_contract.redaction): the
-    tenants' tokens are registered as the config store loads them, the broker's password once
-    the settings are read. Celery's own loggers and handlers are covered too: the redaction
-    is a log record factory."""
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is too much
-    install_redaction()
+__all__ = ["main", "prepare", "setup_logging"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def prepare(argv: Sequence[str] | None = None) -> tuple[WorkerSettings, str] | int:
+    """The flags into the environment, the settings read, logging (text or JSON: `--log-format`
+    or WHATSAPP_WORKER_LOG_FORMAT) and tracing (tracing.py) set up: (settings, log level), or
+    the exit code when the settings are invalid."""
     parser = argparse.ArgumentParser(
         prog="whatsapp-worker", description="Send a pool's queued WhatsApp messages."
     )
@@ -63,21 +56,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         value = getattr(args, name)
         if value is not None:
             os.environ["WHATSAPP_WORKER_" + name.upper()] = str(value)
-    setup_logging(args.log_level)
     try:
         settings = WorkerSettings()
     except ValidationError as exc:
         print(f"whatsapp-worker: invalid settings:\n{exc}", file=sys.stderr)
         return 2
+    setup_logging(args.log_level, settings.log_format)
     REDACTOR.add_all(url_password(settings.amqp_url.get_secret_value()))
+    tracing.configure()  # only when OTEL_EXPORTER_OTLP_*ENDPOINT is set (tracing.py)
+    return settings, str(args.log_level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    prepared = prepare(argv)
+    if isinstance(prepared, int):
+        return prepared
+    settings, log_level = prepared
     from .celery_app import SERVICE_FAILED, create_app  # after the environment is final
 
     app = create_app(settings.amqp_url.get_secret_value(), settings.pool)
     app.worker_main(
         [
+            *(["--quiet"] if settings.log_format == "json" else []),  # no banner on stdout
             "worker",
             "--pool=solo",
-            f"--loglevel={args.log_level.upper()}",
+            f"--loglevel={log_level.upper()}",
             f"--hostname={settings.worker_id}@%h",
             "--without-gossip",
             "--without-mingle",

@@ -62,6 +62,8 @@ class Holds:
             log.warning(
                 "tenant %s: Meta blocked number %s (error %d): its messages are held",
                 tenant.tenant_id, phone, error.code,
+                extra={"tenant_id": tenant.tenant_id, "phone_number_id": phone,
+                       "meta_code": error.code},
             )  # fmt: skip
         self._count()
         await self.signaller.sending_blocked(tenant, error)
@@ -76,7 +78,9 @@ class Holds:
         pause = self.pauses.get(tenant.phone_number_id)
         if pause is not None and (probe or sent_at >= pause.since):
             self.pauses.lift(tenant.phone_number_id)
-            log.info("tenant %s: number %s sends again", tenant.tenant_id, tenant.phone_number_id)
+            log.info("tenant %s: number %s sends again", tenant.tenant_id, tenant.phone_number_id,
+                     extra={"tenant_id": tenant.tenant_id,
+                            "phone_number_id": tenant.phone_number_id})  # fmt: skip
             self._count()
 
     def _count(self) -> None:

@@ -7,6 +7,8 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from whatsapp_graph import observe as graph
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0)
 WAIT_BUCKETS = (0.0, 0.001, 0.005, 0.0125, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0)
@@ -22,6 +24,7 @@ class WorkerMetrics:
         self._recovery(self.registry)
         self._timings(self.registry)
         self._pool(self.registry)
+        self._graph(self.registry)
 
     def _outcomes(self, r: CollectorRegistry) -> None:
         """What became of the attempts: sent, dead-lettered, to be tried again."""
@@ -147,6 +150,20 @@ class WorkerMetrics:
             ["pool"],
             registry=r,
         )
+
+    def _graph(self, r: CollectorRegistry) -> None:
+        """Every Graph API request of the process (the same families as the operator's)."""
+        self.graph_requests = Counter(
+            graph.REQUESTS, graph.REQUESTS_HELP, ["operation", "code"], registry=r
+        )
+        self.graph_seconds = Histogram(
+            graph.DURATION,
+            graph.DURATION_HELP,
+            ["operation"],
+            buckets=graph.LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.graph_observer = graph.RequestCounter(self.graph_requests, self.graph_seconds)
 
     def serve(self, port: int, host: str) -> WSGIServer:
         """/metrics on `host` (settings.metrics_host: loopback unless told), in a thread."""

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from whatsapp_contract.resolved import TenantConfig
 
+from . import tracing
 from .limits import Limiter, scope_key
 from .messages import OutboundMessage
 from .metrics import WorkerMetrics
@@ -53,6 +54,13 @@ class Pacer:
         self._lock_users: dict[str, int] = {}
 
     async def wait(self, message: OutboundMessage, tenant: TenantConfig) -> Paced:
+        """`_wait`, traced (tracing.py: the limiter wait)."""
+        with tracing.limiter_wait(message, tenant) as span:
+            paced = await self._wait(message, tenant)
+            tracing.note(span, "whatsapp.parked", paced.started is None)
+        return paced
+
+    async def _wait(self, message: OutboundMessage, tenant: TenantConfig) -> Paced:
         """Wait (in memory, up to `inline_wait` in all) until the number's and the pair's
         limits and any pause let this message go.
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from whatsapp_contract.resolved import TenantConfig
 from whatsapp_graph.client import GraphClient
 
+from . import tracing
 from .messages import OutboundMessage
 from .metrics import WorkerMetrics
 
@@ -40,13 +41,14 @@ class Poster:
         try:
             graph = self.graphs[zlib.crc32(tenant.phone_number_id.encode()) % len(self.graphs)]
             proof = tenant.appsecret_proof
-            return await graph.send_message(
-                tenant.token.get_secret_value(),
-                tenant.phone_number_id,
-                message.payload,
-                version=tenant.graph_api_version,
-                proof=proof.get_secret_value() if proof is not None else None,
-            )
+            with tracing.graph_send(message, tenant):  # a span when tracing is on
+                return await graph.send_message(
+                    tenant.token.get_secret_value(),
+                    tenant.phone_number_id,
+                    message.payload,
+                    version=tenant.graph_api_version,
+                    proof=proof.get_secret_value() if proof is not None else None,
+                )
         finally:
             self.metrics.send_seconds.labels(self.pool).observe(time.perf_counter() - started)
 
@@ -56,5 +58,6 @@ class Poster:
         fresh = self.store.get(tenant.tenant_id)
         if fresh is None or fresh.token_fingerprint == tenant.token_fingerprint:
             return None
-        log.info("tenant %s: retrying with the token found on reload", tenant.tenant_id)
+        log.info("tenant %s: retrying with the token found on reload", tenant.tenant_id,
+                 extra={"tenant_id": tenant.tenant_id})  # fmt: skip
         return fresh

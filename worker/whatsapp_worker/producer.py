@@ -31,6 +31,7 @@ from .celery_app import AMQP_ENV, create_app, pool_exchange
 from .delivery import TASK_NAME
 from .messages import InvalidMessage, message_key, parse_message
 from .topology import RING_WEIGHT, PoolTopology
+from .tracing import producer_headers
 
 
 class Unroutable(RuntimeError):
@@ -77,6 +78,7 @@ class Producer:
         phone = str(message.get("metadata", {}).get("phoneNumberId", "-"))
         self._producer.publish(
             body,
+            headers=producer_headers(),  # the producer's trace, if it traces (tracing.py)
             routing_key=phone,
             content_type="application/json",
             content_encoding="utf-8",

@@ -199,7 +199,7 @@ class QueueShardHolder:
             return False
         self.held[shard] = held
         self.unheld_since.pop(shard, None)
-        log.info("shard %s: consuming (%d held)", shard, len(self.held))
+        log.info("shard %s: consuming (%d held)", shard, len(self.held), extra={"shard": shard})
         return True
 
     async def release(self, shard: int) -> None:
@@ -222,7 +222,7 @@ class QueueShardHolder:
                     task.cancel()
         with contextlib.suppress(Exception):
             await held.channel.close()  # whatever is still unacked goes back to the queue
-        log.info("shard %s: released", shard)
+        log.info("shard %s: released", shard, extra={"shard": shard})
 
     async def close(self) -> None:
         await asyncio.gather(*(self.release(s) for s in list(self.held)))

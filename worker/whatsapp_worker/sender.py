@@ -27,6 +27,7 @@ from whatsapp_contract.resolved import TenantConfig
 from whatsapp_graph.client import GraphClient
 from whatsapp_graph.errors import GraphApiError, GraphUnavailable
 
+from . import tracing
 from .callback import callback_id, stamp
 from .config import ConfigStore
 from .delivery import PHONE_MISMATCH, Failure, answer_of, decode, error_detail, read_attempt
@@ -120,14 +121,18 @@ class Sender:
     async def handle(self, delivery: AbstractIncomingMessage, shard: int) -> None:
         """Process one delivery; never raises (a failure leaves it unacked for redelivery)."""
         try:
-            await self._handle(delivery, shard)
+            with tracing.delivery(delivery, shard):  # its producer's trace, its queue wait
+                await self._handle(delivery, shard)
         except asyncio.CancelledError:
             raise
         except Exception:
-            # A broker problem while settling (or a bug): give the delivery back, after a
-            # pause so that a message that always fails cannot spin; if the channel is gone,
-            # RabbitMQ requeues it anyway.
-            log.exception("shard %s: a message could not be settled; it will be redelivered", shard)
+            # A broker problem while settling (or a bug): give it back after a pause (a message
+            # that always fails cannot spin); if the channel is gone, RabbitMQ requeues it.
+            log.exception(
+                "shard %s: a message could not be settled; it will be redelivered",
+                shard,
+                extra={"shard": shard, "message_id": delivery.message_id},
+            )
             if not delivery.processed:
                 await asyncio.sleep(1.0)
                 with contextlib.suppress(Exception):

@@ -113,6 +113,7 @@ class SenderService:
                         await stack.enter_async_context(self._http_client()),
                         base_url=self.settings.graph_base_url,
                         max_in_flight=self.settings.connections_per_client,
+                        observer=self.metrics.graph_observer,
                     )
                     for _ in range(self._clients())
                 ]

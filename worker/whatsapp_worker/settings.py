@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from whatsapp_graph.http import HttpBackend
 
 from .journal import MAX_LOOKBACK, UncertainSends
+from .logs import LogFormat
 from .windows import WindowCheck
 
 
@@ -133,3 +134,6 @@ class WorkerSettings(BaseSettings):
     )
     metrics_port: int = Field(0, ge=0, le=65535, description="0: no metrics endpoint")
     worker_id: str = Field(default_factory=default_worker_id)
+    log_format: LogFormat = Field(
+        "text", description="text (plain: the same), or json: one object per line (logs.py)"
+    )

@@ -156,7 +156,9 @@ class Settler:
             f" of tenant {tenant_id}" if tenant_id else "",
             failure.reason,
             f" (code {failure.code})" if failure.code is not None else "",
-        )
+            extra={"tenant_id": tenant_id, "message_id": event.get("messageId"), "shard": shard,
+                   "meta_code": failure.code, "reason": failure.reason},
+        )  # fmt: skip
         await self.ack(delivery, shard)
 
     async def ack(self, delivery: AbstractIncomingMessage, shard: int) -> None:

@@ -91,7 +91,7 @@ class Signaller:
             )
         except Exception as exc:  # the operator's checks find it later; the messages wait
             log.warning("tenant %s: a %s signal was not published (%s)", tenant.tenant_id, kind,
-                        type(exc).__name__)  # fmt: skip
+                        type(exc).__name__, extra={"tenant_id": tenant.tenant_id})  # fmt: skip
             return False
         debounce.mark(key, now)
         self.metrics.signals.labels(self.pool, kind).inc()

@@ -144,6 +144,12 @@ volume sources, all optional (kubelet mounts whichever exist). (dict "root" $ "p
 {{- end -}}
 {{- end -}}
 
+{{/* "true" when the address is a loopback one (127.0.0.0/8, ::1, localhost), else empty. */}}
+{{- define "wa.loopback" -}}
+{{- $a := lower (trimAll "[]" .) -}}
+{{- if or (hasPrefix "127." $a) (eq $a "::1") (eq $a "localhost") (eq $a "0:0:0:0:0:0:0:1") -}}true{{- end -}}
+{{- end -}}
+
 {{/* Checks that the schema cannot express; rendered first by the operator's template. */}}
 {{- define "wa.validate" -}}
 {{- $v := .Values -}}
@@ -186,6 +192,12 @@ volume sources, all optional (kubelet mounts whichever exist). (dict "root" $ "p
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- if and $v.metrics.serviceMonitor.enabled $v.metrics.podMonitor.enabled -}}
+{{- fail "metrics.serviceMonitor.enabled and metrics.podMonitor.enabled: choose one, with both every pod would be scraped twice" -}}
+{{- end -}}
+{{- if and $v.tests.enabled (include "wa.loopback" $v.metrics.listenAddress) -}}
+{{- fail (printf "tests.enabled with metrics.listenAddress %s: the helm test reaches the operator's health port from another pod, which a loopback address refuses (set tests.enabled: false)" $v.metrics.listenAddress) -}}
+{{- end -}}
 {{- with $v.webhook -}}
 {{- if .enabled -}}
 {{- if not $v.amqp.existingSecret -}}
@@ -199,4 +211,37 @@ volume sources, all optional (kubelet mounts whichever exist). (dict "root" $ "p
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{- define "wa.testImage" -}}
+{{- $i := .Values.tests.image -}}
+{{- if $i.digest -}}
+{{- printf "%s@%s" $i.repository $i.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $i.repository $i.tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The helm test's check (POSIX sh, wget, grep: busybox's applets or GNU's): the operator's
+/healthz answers 200 and, unless FAIL_ON_DEPENDENCY_DOWN is false, reports no dependency
+"down" (runtime/probes.py); tried every 2 s for TIMEOUT_SECONDS. */}}
+{{- define "wa.healthTestScript" -}}
+deadline=$(( $(date +%s) + TIMEOUT_SECONDS ))
+while :; do
+  if body=$(wget -q -T 5 -O - "$HEALTH_URL"); then
+    if [ "$FAIL_ON_DEPENDENCY_DOWN" = true ] && printf '%s' "$body" | grep -Eq '"state": *"down"'; then
+      last="the operator reports a dependency down: $body"
+    else
+      echo "the operator's health endpoint answered: $body"
+      exit 0
+    fi
+  else
+    last="no 200 from $HEALTH_URL (the operator down or not ready, or a NetworkPolicy in the way)"
+  fi
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "FAIL: $last" >&2
+    exit 1
+  fi
+  sleep 2
+done
 {{- end -}}

@@ -55,11 +55,19 @@ class Validator:
         self.budget = budget
         self.clock = clock
         self.numbers = numbers if numbers is not None else WabaNumbers()
+        # what the last Graph call of a check met, and when: "answered", "throttled" or
+        # "unavailable" (the operator's health probe, runtime/probes.py); None: no call yet
+        self.last_graph: tuple[str, datetime] | None = None
+
+    def _saw(self, what: str) -> None:
+        self.last_graph = (what, self.clock())
 
     def _throttled(self, exc: GraphApiError, waba_id: str) -> None:
         cls = exc.classification
         if cls.error_class is not ErrorClass.THROTTLE:
+            self._saw("answered")
             return
+        self._saw("throttled")
         waba = waba_id if cls.throttle_scope is ThrottleScope.WABA else None
         self.budget.pause(max(cls.min_delay, 1.0), waba=waba)
 
@@ -74,7 +82,9 @@ class Validator:
             verdict = judge_error(exc.info, exc.classification.error_class, TOKEN_CHECK)
             return CheckResult(verdict, not_checked("token not valid"), checked_at=self.clock())
         except GraphUnavailable as exc:
+            self._saw("unavailable")
             return CheckResult(unavailable(str(exc)), not_checked("token not checked"))
+        self._saw("answered")
         now = self.clock()
         facts = TokenFacts.from_debug_token(data)
         token_verdict = judge_token(facts, spec.waba_id, now)
@@ -99,6 +109,7 @@ class Validator:
             self._throttled(exc, spec.waba_id)
             return None, judge_error(exc.info, exc.classification.error_class, what)
         except GraphUnavailable as exc:
+            self._saw("unavailable")
             return None, unavailable(str(exc))
         return facts, judge_phone(facts, spec.phone_number_id, ownership, spec.waba_id)
 

@@ -61,6 +61,7 @@ class HeartbeatListener:
         self.interval = interval
         self.beats: dict[str, Heartbeat] = {}
         self.summary: dict[str, PoolConvergence] = {}
+        self.connected = False  # consuming heartbeats from RabbitMQ now (runtime/probes.py)
 
     def observe(self, beat: Heartbeat) -> None:
         if beat.bye:
@@ -103,12 +104,15 @@ class HeartbeatListener:
                             self.observe(beat)
 
                     await queue.consume(on_message, no_ack=True)
+                    self.connected = True
                     while not connection.is_closed:
                         self.evaluate(time.time())
                         await asyncio.sleep(self.interval)
+                    self.connected = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.connected = False
                 log.warning("worker heartbeats unavailable: %s", type(exc).__name__)
                 with contextlib.suppress(Exception):
                     self.evaluate(time.time())

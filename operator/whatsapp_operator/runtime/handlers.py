@@ -164,6 +164,7 @@ def _graph_client(cfg: OperatorConfig, memo: Any) -> GraphClient:
         base_url=cfg.graph_api_url,
         version=cfg.graph_api_version,
         max_in_flight=GRAPH_CONNECTIONS,  # queue here, not in httpx's pool (see GraphClient)
+        observer=metrics.GRAPH_OBSERVER,
     )
 
 

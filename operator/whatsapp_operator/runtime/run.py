@@ -23,7 +23,8 @@ from whatsapp_operator.settings import OperatorConfig
 def main(cfg: OperatorConfig) -> None:
     if cfg.kubeconfig:
         os.environ["KUBECONFIG"] = cfg.kubeconfig
-    fmt = {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
+    fmt = {"plain": kopf.LogFormat.PLAIN, "text": kopf.LogFormat.PLAIN,
+           "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}  # fmt: skip
     kopf.configure(
         debug=cfg.log_level == "DEBUG",
         verbose=False,
@@ -39,6 +40,7 @@ def main(cfg: OperatorConfig) -> None:
     from whatsapp_operator.apps import handlers as _apps  # noqa: F401 - WhatsAppApps
     from whatsapp_operator.runtime import handlers  # noqa: F401 - registers the handlers with kopf
     from whatsapp_operator.runtime import policies as _policies  # noqa: F401 - tenant policies
+    from whatsapp_operator.runtime import probes as _probes  # noqa: F401 - /healthz's dependencies
     from whatsapp_operator.signup import handlers as _signup  # noqa: F401 - Embedded Signup
 
     try:

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 from whatsapp_operator.model.recheck import backoff
+from whatsapp_operator.runtime import metrics
 from whatsapp_operator.runtime.registry import Registry, TenantKey
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ class Scheduler:
                 yield slot
 
     def _start(self, slot: Slot) -> None:
+        metrics.QUEUE_WAIT.observe(max(0.0, self._clock() - slot.due))
         slot.woken = False
         self.running += 1
         context = self._context.copy() if self._context is not None else None
@@ -161,12 +163,15 @@ class Scheduler:
 
     async def _pass(self, slot: Slot) -> None:
         delay = 0.0
+        started = time.perf_counter()
         try:
             delay = await slot.tenant.step()
             slot.failures = 0
+            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         except asyncio.CancelledError:
             raise
         except Exception:
+            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
             slot.failures += 1
             delay = backoff(slot.failures)
             log.exception("tenant %s/%s: reconcile pass failed; again in %.0f s", *slot.key, delay)
