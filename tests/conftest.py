@@ -229,6 +229,24 @@ def make_world(sim: Any, display: str = "+34 91 000", **token: Any) -> World:
     return World(waba, phone, value, display)
 
 
+@pytest.fixture
+def make_pool(sim: Any, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """`make_pool(prefix="p", app_id=APP_ID)`: a worker pool's world in the simulator
+    (whatsapp_testkit.pools.PoolWorld, its resolved config under tmp_path/resolved); the
+    tokens its tenants were issued join ISSUED_TOKENS (the leak scan) after the test."""
+    from whatsapp_testkit.pools import PoolWorld, new_pool_name
+
+    made: list[PoolWorld] = []
+
+    def make(prefix: str = "p", app_id: str = APP_ID) -> PoolWorld:
+        made.append(PoolWorld(sim, new_pool_name(prefix), tmp_path / "resolved", app_id))
+        return made[-1]
+
+    yield make
+    for world in made:
+        ISSUED_TOKENS.extend(world.issued)
+
+
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where processes started by the tests write their logs (scanned for leaks)."""

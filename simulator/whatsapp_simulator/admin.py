@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from whatsapp_simulator import enforcement, webhook_admin
+from whatsapp_simulator.admin_http import json_object, not_found
 from whatsapp_simulator.seed import (
     app_from,
     apply_config,
@@ -46,23 +47,10 @@ def _state(request: web.Request) -> SimState:
     return request.app[ADMIN_STATE]
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    data = await request.json()
-    if not isinstance(data, dict):
-        raise ValueError("the body must be a JSON object")
-    return data
-
-
-def _missing(what: str) -> web.HTTPNotFound:
-    return web.HTTPNotFound(text=f'{{"error": "no such {what}"}}', content_type="application/json")
-
-
 def _token(state: SimState, key: str) -> Token:
     token = state.find_token(key)
     if token is None:
-        raise web.HTTPNotFound(text='{"error": "no such token"}', content_type="application/json")
+        raise not_found("token")
     return token
 
 
@@ -122,20 +110,20 @@ async def reset(request: web.Request) -> web.Response:
 
 
 async def seed(request: web.Request) -> web.Response:
-    apply_seed(_state(request), await _body(request))
+    apply_seed(_state(request), await json_object(request))
     return web.json_response({"ok": True})
 
 
 async def add_app(request: web.Request) -> web.Response:
-    app = _state(request).add_app(app_from(await _body(request)))
+    app = _state(request).add_app(app_from(await json_object(request)))
     return web.json_response({"id": app.id})
 
 
 async def change_app(request: web.Request) -> web.Response:
     app = _state(request).apps.get(request.match_info["id"])
     if app is None:
-        raise _missing("app")
-    patch_app(app, await _body(request))
+        raise not_found("app")
+    patch_app(app, await json_object(request))
     return web.json_response(
         {"id": app.id, "name": app.name, "require_app_secret_proof": app.require_app_secret_proof}
     )
@@ -143,7 +131,7 @@ async def change_app(request: web.Request) -> web.Response:
 
 async def add_token(request: web.Request) -> web.Response:
     state = _state(request)
-    token = state.add_token(token_from(await _body(request), state.now()))
+    token = state.add_token(token_from(await json_object(request), state.now()))
     log.info("token %s added for app %s", token.fingerprint, token.app_id)
     return web.json_response(token.describe())
 
@@ -158,7 +146,7 @@ async def get_token(request: web.Request) -> web.Response:
 
 
 async def revoke_token(request: web.Request) -> web.Response:
-    state, body = _state(request), await _body(request)
+    state, body = _state(request), await json_object(request)
     token = _token(state, str(body["token"]))
     state.revoke_token(token, int(body.get("subcode") or REVOKED_SUBCODE))
     log.info("token %s invalidated (subcode %s)", token.fingerprint, token.invalid_subcode)
@@ -166,7 +154,7 @@ async def revoke_token(request: web.Request) -> web.Response:
 
 
 async def expire_token(request: web.Request) -> web.Response:
-    state, body = _state(request), await _body(request)
+    state, body = _state(request), await json_object(request)
     token = _token(state, str(body["token"]))
     state.expire_token(token)
     log.info("token %s expired", token.fingerprint)
@@ -174,20 +162,20 @@ async def expire_token(request: web.Request) -> web.Response:
 
 
 async def add_waba(request: web.Request) -> web.Response:
-    waba = _state(request).add_waba(waba_from(await _body(request)))
+    waba = _state(request).add_waba(waba_from(await json_object(request)))
     return web.json_response({"id": waba.id, "name": waba.name})
 
 
 async def add_phone(request: web.Request) -> web.Response:
-    phone = _state(request).add_phone(phone_from(await _body(request)))
+    phone = _state(request).add_phone(phone_from(await json_object(request)))
     return web.json_response(phone.describe())
 
 
 async def change_phone(request: web.Request) -> web.Response:
     phone = _state(request).phones.get(request.match_info["id"])
     if phone is None:
-        raise _missing("phone")
-    return web.json_response(patch_phone(phone, await _body(request)).describe())
+        raise not_found("phone")
+    return web.json_response(patch_phone(phone, await json_object(request)).describe())
 
 
 async def set_enforcement(request: web.Request) -> web.Response:
@@ -195,8 +183,8 @@ async def set_enforcement(request: web.Request) -> web.Response:
     state, kind, node = _state(request), request.match_info["kind"], request.match_info["id"]
     target = state.phones.get(node) if kind == "phones" else state.wabas.get(node)
     if target is None:
-        raise _missing(kind[:-1])
-    body = await _body(request) if request.method == "PUT" else None
+        raise not_found(kind[:-1])
+    body = await json_object(request) if request.method == "PUT" else None
     target.enforcement = enforcement.parse(body)
     log.info("%s %s enforcement: %s", kind[:-1], node, target.enforcement)
     return web.json_response({"id": node, "enforcement": body})
@@ -204,12 +192,12 @@ async def set_enforcement(request: web.Request) -> web.Response:
 
 async def add_code(request: web.Request) -> web.Response:
     state = _state(request)
-    code = state.add_code(code_from(await _body(request), state.now(), state.config.code_ttl))
+    code = state.add_code(code_from(await json_object(request), state.now(), state.config.code_ttl))
     return web.json_response({"code": code.code, "expires_at": code.expires_at})
 
 
 async def add_fault(request: web.Request) -> web.Response:
-    rule = _state(request).faults.add(fault_data(await _body(request)))
+    rule = _state(request).faults.add(fault_data(await json_object(request)))
     return web.json_response({"id": rule.id, "rule": rule.describe()})
 
 
@@ -229,14 +217,14 @@ async def remove_fault(request: web.Request) -> web.Response:
 
 
 async def set_latency(request: web.Request) -> web.Response:
-    config = apply_latency(_state(request).config, await _body(request))
+    config = apply_latency(_state(request).config, await json_object(request))
     return web.json_response(
         {"default_ms": config.default_latency_ms, "per_endpoint": config.latency_ms}
     )
 
 
 async def set_config(request: web.Request) -> web.Response:
-    state, body = _state(request), await _body(request)
+    state, body = _state(request), await json_object(request)
     if "rng_seed" in body:
         state.faults.seed(body["rng_seed"])
     apply_webhooks(state, body.get("webhooks") or {})
@@ -248,7 +236,7 @@ async def get_config(request: web.Request) -> web.Response:
 
 
 async def advance_clock(request: web.Request) -> web.Response:
-    state, body = _state(request), await _body(request)
+    state, body = _state(request), await json_object(request)
     state.clock_offset += float(body["seconds"])
     return web.json_response({"now": state.now(), "offset": state.clock_offset})
 

@@ -19,12 +19,12 @@ Handlers find the sender through `request.config_dict` (the main application hol
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
 from aiohttp import web
 
+from whatsapp_simulator.admin_http import json_object, not_found
 from whatsapp_simulator.seed import apply_webhooks
 from whatsapp_simulator.webhook_model import Delivery
 from whatsapp_simulator.webhooks import WEBHOOKS_KEY, Webhooks
@@ -34,27 +34,13 @@ def _hooks(request: web.Request) -> Webhooks:
     return request.config_dict[WEBHOOKS_KEY]
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    data = await request.json()
-    if not isinstance(data, dict):
-        raise ValueError("the body must be a JSON object")
-    return data
-
-
-def _not_found(what: str) -> web.HTTPNotFound:
-    text = json.dumps({"error": f"no such {what}"})
-    return web.HTTPNotFound(text=text, content_type="application/json")
-
-
 async def set_webhook(request: web.Request) -> web.Response:
     """Subscribe an app's callback URL; with `verify` (default) only if the receiver answers
     the verification GET with the challenge. 400 with the reason otherwise."""
     hooks, app_id = _hooks(request), request.match_info["id"]
     if app_id not in hooks.state.apps:
-        raise _not_found("app")
-    body = await _body(request)
+        raise not_found("app")
+    body = await json_object(request)
     ok, why = await hooks.subscribe(
         app_id,
         str(body["callback_url"]),
@@ -70,7 +56,7 @@ async def set_webhook(request: web.Request) -> web.Response:
 async def remove_webhook(request: web.Request) -> web.Response:
     app = _hooks(request).state.apps.get(request.match_info["id"])
     if app is None:
-        raise _not_found("app")
+        raise not_found("app")
     app.callback_url, app.verify_token = "", ""
     return web.json_response({"app_id": app.id, "callback_url": ""})
 
@@ -80,9 +66,9 @@ async def subscribe_app(request: web.Request) -> web.Response:
     state = _hooks(request).state
     waba = state.wabas.get(request.match_info["id"])
     if waba is None:
-        raise _not_found("waba")
+        raise not_found("waba")
     if request.method == "POST":
-        app_id = str((await _body(request))["app_id"])
+        app_id = str((await json_object(request))["app_id"])
         if app_id not in waba.subscribed_apps:
             waba.subscribed_apps.append(app_id)
     else:
@@ -117,26 +103,26 @@ async def get_config(request: web.Request) -> web.Response:
 
 async def put_config(request: web.Request) -> web.Response:
     hooks = _hooks(request)
-    apply_webhooks(hooks.state, await _body(request))
+    apply_webhooks(hooks.state, await json_object(request))
     return web.json_response(hooks.book.config.describe())
 
 
 async def inbound(request: web.Request) -> web.Response:
-    return web.json_response(_hooks(request).inject_inbound(await _body(request)))
+    return web.json_response(_hooks(request).inject_inbound(await json_object(request)))
 
 
 async def notices(request: web.Request) -> web.Response:
-    return web.json_response(_hooks(request).inject_notice(await _body(request)))
+    return web.json_response(_hooks(request).inject_notice(await json_object(request)))
 
 
 async def statuses(request: web.Request) -> web.Response:
-    return web.json_response(_hooks(request).inject_status(await _body(request)))
+    return web.json_response(_hooks(request).inject_status(await json_object(request)))
 
 
 async def drain(request: web.Request) -> web.Response:
     """Wait until no delivery is pending (delivered or given up), at most `timeout` s."""
     hooks = _hooks(request)
-    timeout = float((await _body(request)).get("timeout", 10.0))
+    timeout = float((await json_object(request)).get("timeout", 10.0))
     deadline = time.monotonic() + timeout
     while any(d.pending for d in hooks.book.deliveries.values()):
         if time.monotonic() >= deadline:

@@ -12,7 +12,6 @@ or $WHATSAPP_CONTROL_PLANE_DIR; see daemon.Daemon).
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import subprocess
 import sys
@@ -22,112 +21,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from whatsapp_testkit import certs, daemon, procs
-from whatsapp_testkit.procs import ControlPlaneError, log
+
+# the names callers import from here, as before the binaries and the cluster setup moved out
+from whatsapp_testkit.binaries import find_binaries as find_binaries
+from whatsapp_testkit.binaries import find_kubectl as find_kubectl
+from whatsapp_testkit.cluster_setup import apply_object
+from whatsapp_testkit.cluster_setup import install_crds as install_crds
+from whatsapp_testkit.cluster_setup import tenant_policy as tenant_policy
+from whatsapp_testkit.procs import ControlPlaneError
 
 if TYPE_CHECKING:  # typing.Self: Python 3.11; hack/control-plane runs the system python3
     from typing import Self
 
 REPO_ROOT = daemon.REPO_ROOT
-BUILD_SCRIPT = REPO_ROOT / "hack" / "build-control-plane.sh"
-CRDS = REPO_ROOT / "crds"
-
-
-def _build() -> Path:
-    """Run hack/build-control-plane.sh (a no-op once built) and return the folder it prints."""
-    proc = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False
-    )
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        raise ControlPlaneError(f"{BUILD_SCRIPT} failed with exit code {proc.returncode}")
-    return Path(lines[-1])
-
-
-def find_binaries() -> Path:
-    """The folder holding ``kube-apiserver`` and ``etcd``: $KUBEBUILDER_ASSETS, else our build."""
-    assets = os.environ.get("KUBEBUILDER_ASSETS")
-    if assets:
-        folder = Path(assets)
-        if all(os.access(folder / name, os.X_OK) for name in ("kube-apiserver", "etcd")):
-            return folder
-        log(f"KUBEBUILDER_ASSETS={assets} lacks kube-apiserver or etcd; using our build")
-    return _build()
-
-
-def find_kubectl(bin_dir: Path | None = None) -> Path:
-    """``kubectl`` next to the other binaries if present, else the one our build makes."""
-    folder = bin_dir or find_binaries()
-    return folder / "kubectl" if os.access(folder / "kubectl", os.X_OK) else _build() / "kubectl"
-
-
-CRD_NAMES = (
-    "whatsapptenants.whatsapp.operator.dev",
-    "whatsappsignups.whatsapp.operator.dev",
-    "whatsappapps.whatsapp.operator.dev",
-    "whatsapptenantpolicies.whatsapp.operator.dev",
-)
-
-
-def install_crds(
-    kubeconfig: Path,
-    *namespaces: str,
-    field_manager: str = "whatsapp-testkit",
-    kubectl: Path | None = None,
-) -> None:
-    """Apply the project's CRDs (crds/, server-side), wait until both are Established, then
-    create `namespaces` (with `kubectl`, else `find_kubectl()`). Raises ControlPlaneError
-    with kubectl's words when a step fails."""
-    binary = str(kubectl or find_kubectl())
-    steps: list[list[str]] = [
-        ["apply", "--server-side", f"--field-manager={field_manager}", "-f", str(CRDS)],
-        ["wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{n}" for n in CRD_NAMES)],
-        *(["create", "namespace", ns] for ns in namespaces),
-    ]
-    for args in steps:
-        for attempt in range(20):
-            proc = subprocess.run(
-                [binary, "--kubeconfig", str(kubeconfig), *args],
-                capture_output=True, text=True, timeout=120, check=False,
-            )  # fmt: skip
-            # `kubectl wait` on a CRD created a moment ago can find no status yet (".status.
-            # conditions accessor error: <nil>"): asked again, it waits as meant
-            if proc.returncode == 0 or "accessor error" not in proc.stderr or attempt == 19:
-                break
-            time.sleep(0.25)
-        if proc.returncode != 0:
-            raise ControlPlaneError(f"kubectl {' '.join(args[:2])}: {proc.stderr.strip()}")
-
-
-def tenant_policy(
-    name: str,
-    selector: dict[str, object],
-    tenant_ids: tuple[str, ...] = ("*",),
-    *,
-    adopt: bool = False,
-) -> dict[str, object]:
-    """A WhatsAppTenantPolicy (docs/tenancy.md): the namespaces `selector` selects ({}: all)
-    may use the tenant ids `tenant_ids` (shell-style patterns); `adopt` approves adoption."""
-    return {
-        "apiVersion": "whatsapp.operator.dev/v1alpha1",
-        "kind": "WhatsAppTenantPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "namespaceSelector": selector,
-            "tenantIds": list(tenant_ids),
-            "adoptExistingRows": adopt,
-        },
-    }
-
-
-def apply_object(kubeconfig: Path, obj: dict[str, object], *, kubectl: Path | None = None) -> None:
-    """`kubectl apply` one object (server-side); ControlPlaneError with kubectl's words."""
-    proc = subprocess.run(
-        [str(kubectl or find_kubectl()), "--kubeconfig", str(kubeconfig), "apply",
-         "--server-side", "--field-manager=whatsapp-testkit", "-f", "-"],
-        input=json.dumps(obj), capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        raise ControlPlaneError(f"kubectl apply {obj.get('kind')}: {proc.stderr.strip()}")
 
 
 class ControlPlane(daemon.Harness):

@@ -26,10 +26,9 @@ from typing import Any
 import pytest
 from test_worker_webhooks import arrived, new_app, receiver_tenant, receiving, results, sample
 
-from conftest import ISSUED_TOKENS
 from whatsapp_simulator.model import fingerprint
 from whatsapp_testkit.amqp import Broker
-from whatsapp_testkit.pools import PoolWorld, new_pool_name, recipient
+from whatsapp_testkit.pools import PoolWorld, recipient
 from whatsapp_testkit.reliability import Scenario
 from whatsapp_testkit.webhook import App
 
@@ -55,10 +54,8 @@ def app(sim: Any) -> App:
 
 
 @pytest.fixture
-def pool(sim: Any, app: App, tmp_path: Path) -> Any:
-    world = PoolWorld(sim, new_pool_name("faults"), tmp_path / "resolved", app.app_id)
-    yield world
-    ISSUED_TOKENS.extend(world.issued)
+def pool(make_pool: Any, app: App) -> Any:
+    return make_pool("faults", app.app_id)
 
 
 @pytest.mark.reliability

@@ -8,13 +8,11 @@ import contextlib
 import json
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import aio_pika
 import pytest
 
-from conftest import APP_ID, ISSUED_TOKENS
 from whatsapp_contract.resolved import TenantConfig
 from whatsapp_contract.signals import EXCHANGE as SIGNALS_EXCHANGE
 from whatsapp_contract.signals import TenantSignal, parse_signal
@@ -24,7 +22,6 @@ from whatsapp_testkit.pools import (
     PoolWorld,
     SimTenant,
     delivered_ids,
-    new_pool_name,
     recipient,
     sent_to,
 )
@@ -38,10 +35,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def pool(sim: Any, tmp_path: Path) -> Any:
-    world = PoolWorld(sim, new_pool_name(), tmp_path / "resolved", APP_ID)
-    yield world
-    ISSUED_TOKENS.extend(world.issued)
+def pool(make_pool: Any) -> Any:
+    return make_pool()
 
 
 def send_tasks(amqp_url: str, pool: str, messages: list[dict[str, Any]]) -> None:

@@ -21,9 +21,8 @@ from test_worker_webhooks import (
     sample,
 )
 
-from conftest import APP_ID, ISSUED_TOKENS
 from whatsapp_testkit.amqp import Broker
-from whatsapp_testkit.pools import PoolWorld, new_pool_name, recipient
+from whatsapp_testkit.pools import PoolWorld, recipient
 from whatsapp_testkit.reliability import Scenario
 from whatsapp_testkit.webhook import App
 
@@ -31,10 +30,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def pool(sim: Any, tmp_path: Path) -> Any:
-    world = PoolWorld(sim, new_pool_name(), tmp_path / "resolved", APP_ID)
-    yield world
-    ISSUED_TOKENS.extend(world.issued)
+def pool(make_pool: Any) -> Any:
+    return make_pool()
 
 
 @pytest.fixture
@@ -43,11 +40,9 @@ def app(sim: Any) -> App:
 
 
 @pytest.fixture
-def hooked_pool(sim: Any, app: App, tmp_path: Path) -> Any:
+def hooked_pool(make_pool: Any, app: App) -> Any:
     """A pool whose tenants use an app of their own, whose webhooks reach a receiver."""
-    world = PoolWorld(sim, new_pool_name("kills"), tmp_path / "resolved", app.app_id)
-    yield world
-    ISSUED_TOKENS.extend(world.issued)
+    return make_pool("kills", app.app_id)
 
 
 async def wait_shards(workers: list[Any], within: float = 30.0) -> list[int]:

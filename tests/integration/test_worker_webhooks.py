@@ -24,7 +24,7 @@ from typing import Any
 import aio_pika
 import pytest
 
-from conftest import APP_ID, ISSUED_TOKENS
+from conftest import ISSUED_TOKENS
 from whatsapp_contract.webhook import (
     RESULTS_EXCHANGE,
     WINDOWS_EXCHANGE,
@@ -41,10 +41,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def pool(sim: Any, tmp_path: Path) -> Any:
-    world = PoolWorld(sim, new_pool_name("hooks"), tmp_path / "resolved", APP_ID)
-    yield world
-    ISSUED_TOKENS.extend(world.issued)
+def pool(make_pool: Any) -> Any:
+    return make_pool("hooks")
 
 
 def receiver_tenant(pool: PoolWorld, throughput: str = "HIGH") -> SimTenant:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,7 @@ from whatsapp_operator.cli import load_config
 ENV = "WHATSAPP_OPERATOR_"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(ENV):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_operator_env")
 
 
 def test_off_by_default() -> None:

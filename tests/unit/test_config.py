@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
@@ -14,12 +13,7 @@ from whatsapp_operator.cli import load_config
 ENV = "WHATSAPP_OPERATOR_"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No WHATSAPP_OPERATOR_* variable from the outer environment leaks into a test."""
-    for name in list(os.environ):
-        if name.startswith(ENV):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_operator_env")
 
 
 def test_defaults() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from whatsapp_graph.client import GraphClient, _parsed, appsecret_proof
+from whatsapp_graph.client import GraphClient, appsecret_proof
 from whatsapp_graph.errors import (
     ErrorClass,
     GraphApiError,
@@ -20,6 +20,7 @@ from whatsapp_graph.errors import (
     ThrottleScope,
 )
 from whatsapp_graph.http import without_cookies
+from whatsapp_graph.transport import _parsed
 
 TOKEN = "EAAGtenantTOKEN0123456789abcdefXYZ"
 CALLER = "EAAGcallerTOKEN9876543210zyxwvuABC"

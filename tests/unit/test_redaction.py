@@ -9,7 +9,6 @@ import io
 import json
 import logging
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 from kopf._core.actions import loggers as kopf_loggers
 from kopf._core.engines import posting
 
-from whatsapp_contract.redaction import MARK, RedactingFilter, Redactor, url_password
+from whatsapp_contract.redaction import MARK, Redactor, url_password
 from whatsapp_contract.resolved import build_config_shards, tenant_config
 from whatsapp_operator.runtime.logs import install_redaction
 from whatsapp_testkit.kubelet import KubeletVolume
@@ -97,22 +96,6 @@ def test_url_password() -> None:
 
 
 # --- records: message, arguments, exceptions -------------------------------------------
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """install() changes the process's logging: put it back."""
-    factory = logging.getLogRecordFactory()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    logging.setLogRecordFactory(factory)
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for logger in [root, *logging.Logger.manager.loggerDict.values()]:
-        for handler in getattr(logger, "handlers", []):
-            for flt in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
-                handler.removeFilter(flt)
 
 
 def stream_logger(name: str) -> tuple[logging.Logger, io.StringIO]:

@@ -4,7 +4,6 @@ WHATSAPP_OPERATOR_ROTATION_INTERVAL still accepted (deprecated aliases)."""
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pytest
@@ -14,11 +13,7 @@ from whatsapp_operator.cli import load_config
 ENV = "WHATSAPP_OPERATOR_"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(ENV):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_operator_env")
 
 
 def test_default_is_30s() -> None:

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -38,3 +40,11 @@ def test_a_long_module_and_a_long_function_are_found(tmp_path: Path) -> None:
         "operator/big.py: 401 lines (limit 400)",
         "benchmarks/long.py:1 long: 61 lines (limit 60)",
     ]
+
+
+@pytest.mark.parametrize("top", ["graph", "webhook", "contract", "simulator", "testkit"])
+def test_a_long_module_is_found_in_every_package_folder(tmp_path: Path, top: str) -> None:
+    (tmp_path / top / "pkg").mkdir(parents=True)
+    (tmp_path / top / "pkg" / "big.py").write_text("x = 1\n" * 401)
+    (tmp_path / top / "pkg" / "fits.py").write_text("x = 1\n" * 400)
+    assert limits().problems(tmp_path) == [f"{top}/pkg/big.py: 401 lines (limit 400)"]

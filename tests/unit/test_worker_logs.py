@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from test_redaction import restore_logging  # noqa: F401 - the fixture
 from test_sender_holds import TOKEN, World
 
 from whatsapp_contract.redaction import MARK, REDACTOR

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from whatsapp_operator.postgres.audit_key import KEY_FILE_ENV, AuditKey
 from whatsapp_operator.postgres.database import Database
@@ -52,7 +52,6 @@ COLUMNS = (
     "id, at, tenant_id, event, actor, token_fingerprint, detail, prev_hash, hash, chain_version"
 )
 UNKEYED, KEYED = 1, 2  # chain_version: sha256 (before the audit key), HMAC-SHA256
-HASHED = ("prev_hash", "at", "tenant_id", "event", "actor", "token_fingerprint", "detail")
 Problem = Literal["hash_mismatch", "prev_hash_mismatch", "gap", "unkeyed_after_keyed"]
 # (tenant_id, event, actor, token fingerprint, detail): what `append_many` takes per entry
 Entry = tuple[str, "AuditEvent | str", str, "str | None", str]
@@ -75,40 +74,35 @@ def canonical_at(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _payload(version: int, fields: tuple[str | None, ...]) -> bytes:
-    """The entry as JSON with sorted keys and its chain version: one unambiguous encoding."""
-    payload = dict(zip(HASHED, fields, strict=True), v=version)
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return text.encode("ascii")
+class Hashed(NamedTuple):
+    """What an entry's hash (or MAC) covers, in this order; the names are its JSON keys."""
+
+    prev_hash: str
+    at: str  # as `canonical_at` writes it
+    tenant_id: str
+    event: str
+    actor: str
+    token_fingerprint: str | None
+    detail: str
+
+    def payload(self, version: int) -> bytes:
+        """The entry as JSON with sorted keys and its chain version: one unambiguous encoding."""
+        payload = {**self._asdict(), "event": str(self.event), "v": version}
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return text.encode("ascii")
 
 
-def entry_hash(
-    prev_hash: str,
-    at_iso: str,
-    tenant_id: str,
-    event: str,
-    actor: str,
-    fingerprint: str | None,
-    detail: str,
-) -> str:
+HASHED = Hashed._fields
+
+
+def entry_hash(*fields: *Hashed) -> str:
     """sha256 (hex) of an unkeyed entry (chain_version 1, before the audit key)."""
-    fields = (prev_hash, at_iso, tenant_id, str(event), actor, fingerprint, detail)
-    return hashlib.sha256(_payload(UNKEYED, fields)).hexdigest()
+    return hashlib.sha256(Hashed(*fields).payload(UNKEYED)).hexdigest()
 
 
-def entry_mac(
-    key: AuditKey,
-    prev_hash: str,
-    at_iso: str,
-    tenant_id: str,
-    event: str,
-    actor: str,
-    fingerprint: str | None,
-    detail: str,
-) -> str:
+def entry_mac(key: AuditKey, *fields: *Hashed) -> str:
     """HMAC-SHA256 (hex) under the audit key of a keyed entry (chain_version 2)."""
-    fields = (prev_hash, at_iso, tenant_id, str(event), actor, fingerprint, detail)
-    return key.mac(_payload(KEYED, fields))
+    return key.mac(Hashed(*fields).payload(KEYED))
 
 
 def checked_fields(

@@ -9,9 +9,13 @@ and an httpx client for it.
     admin       an httpx.AsyncClient on `sim`'s admin API (/_sim)
     recorder    a webhook receiver in this process (whatsapp_simulator.webhook_recorder) that
                 answers the verification GET for RECORDER_TOKEN
+    subscribed_sim_state
+                the seeded world with the seed's app calling back `recorder`, its WABA
+                subscribed to the app, and fast webhook timings (webhook_world.FAST)
 
 A module changes its world by overriding `clock`, `sim_state` (it may ask for the seeded one
-under the same name and add to it), `http_root` or `http_token`.
+under the same name and add to it, or return `subscribed_sim_state`), `http_root` or
+`http_token`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from webhook_world import APP, FAST, WABA
 
 from whatsapp_simulator import (
     ManualClock,
@@ -45,6 +50,16 @@ def clock() -> ManualClock:
 @pytest.fixture
 def sim_state(clock: ManualClock) -> SimState:
     return apply_seed(SimState(clock=clock), load_seed(SEED))
+
+
+@pytest.fixture
+def subscribed_sim_state(clock: ManualClock, recorder: Recorder) -> SimState:
+    state = apply_seed(SimState(clock=clock), load_seed(SEED))
+    state.apps[APP].callback_url = recorder.url
+    state.wabas[WABA].subscribed_apps = [APP]
+    state.config.webhooks.__dict__.update(FAST)
+    state.webhooks.reseed()
+    return state
 
 
 @pytest.fixture

@@ -5,56 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any
 
 import httpx
 import pytest
+from webhook_world import APP, PHONE, SECRET, WABA, configure, log, send
 
 from whatsapp_simulator import RunningSimulator, SimState
 from whatsapp_simulator.webhook_recorder import Recorder
 
-APP, SECRET = "1111111111", "demo-app-secret"  # the seed's app
-WABA, PHONE = "102290129340398", "106540352242922"
-FAST = {
-    "sent_delay_ms": 0,
-    "delivered_delay_ms": 30,
-    "read_delay_ms": 30,
-    "duplicate_delay_ms": 10,
-    "retry_base_ms": 20,
-    "retry_max_ms": 50,
-    "concurrency": 1,
-    "seed": 1,
-}
-
 
 @pytest.fixture
-def sim_state(sim_state: SimState, recorder: Recorder) -> SimState:
+def sim_state(subscribed_sim_state: SimState) -> SimState:
     """The seeded world with the app's callback URL set and the WABA subscribed to it."""
-    sim_state.apps[APP].callback_url = recorder.url
-    sim_state.wabas[WABA].subscribed_apps = [APP]
-    sim_state.config.webhooks.__dict__.update(FAST)
-    sim_state.webhooks.reseed()
-    return sim_state
-
-
-async def send(http: httpx.AsyncClient, **extra: Any) -> str:
-    body: dict[str, Any] = {"messaging_product": "whatsapp", "to": "+15550001111"}
-    body.update(type="text", text={"body": "hi"})
-    response = await http.post(f"/{PHONE}/messages", json={**body, **extra})
-    assert response.status_code == 200, response.text
-    return str(response.json()["messages"][0]["id"])
-
-
-async def log(admin: httpx.AsyncClient, **query: str) -> list[dict[str, Any]]:
-    deliveries: list[dict[str, Any]] = (await admin.get("/webhooks", params=query)).json()[
-        "deliveries"
-    ]
-    return deliveries
-
-
-async def configure(admin: httpx.AsyncClient, **knobs: Any) -> None:
-    response = await admin.put("/webhooks/config", json=knobs)
-    assert response.status_code == 200, response.text
+    return subscribed_sim_state
 
 
 # --- statuses -----------------------------------------------------------------------------

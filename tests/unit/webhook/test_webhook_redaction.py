@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from whatsapp_contract.redaction import MARK, RedactingFilter, url_password
+from whatsapp_contract.redaction import MARK, url_password
 from whatsapp_contract.webhook import CONFIG_KEY, dump_receiver_config
 from whatsapp_testkit.kubelet import KubeletVolume
 from whatsapp_testkit.leaks import scan
@@ -22,21 +21,6 @@ from whatsapp_webhook.logs import setup_logging
 # secrets of a realistic length (the receiver's small world uses short ones)
 APP = App("1009", "0f" * 16, "verify-token-of-app-9-xyz", name="app-9")
 AMQP = "amqp://webhook:broker-pass-0123456789@rabbit:5672/"
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    factory = logging.getLogRecordFactory()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    logging.setLogRecordFactory(factory)
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for logger in [root, *logging.Logger.manager.loggerDict.values()]:
-        for handler in getattr(logger, "handlers", []):
-            for flt in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
-                handler.removeFilter(flt)
 
 
 @pytest.mark.usefixtures("restore_logging")
