@@ -21,6 +21,7 @@ PROG = "kubectl whatsapp"
 AMQP_ENV = "WHATSAPP_WORKER_AMQP_URL"  # as whatsapp-send (whatsapp_worker.celery_app)
 OPERATOR_URL_ENV = "WHATSAPP_OPERATOR_URL"
 PROBES = ("postgresql", "rabbitmq", "graph")  # runtime/probes.py
+SEND_WAIT = 60.0  # seconds `send` waits for its message's outcome by default
 REQUESTS = {
     "revalidate": (REVALIDATE_ANNOTATION, (TOKEN_VALID, READY)),
     "refresh": (REFRESH_ANNOTATION, (TOKEN_ROTATION, TOKEN_VALID, READY)),
@@ -70,6 +71,14 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--text", required=True)
     send.add_argument("--message-id", help="default: a fresh kubectl-... id")
     send.add_argument("--amqp-url", default=os.environ.get(AMQP_ENV), help=f"${AMQP_ENV}")
+    waiting = send.add_mutually_exclusive_group()
+    waiting.add_argument(
+        "--wait", type=float, default=SEND_WAIT, metavar="SECONDS",
+        help=f"wait for the outcome: accepted, then delivered or failed (default {SEND_WAIT:g})",
+    )  # fmt: skip
+    waiting.add_argument(
+        "--no-wait", dest="wait", action="store_const", const=None, help="publish only"
+    )
     return p
 
 
@@ -134,10 +143,17 @@ async def _send(s: Session, args: argparse.Namespace) -> int:
         raise PluginError(f"give --amqp-url or set ${AMQP_ENV}")
     obj = await s.get_tenant(args.tenant)
     message = send.test_message(obj, args.to, args.text, args.message_id)
-    pool = send.sender_pool(obj)
-    key = await asyncio.to_thread(send.publish, args.amqp_url, pool, message)
-    print(f"{key} (tenant {message['metadata']['tenantId']}, pool {pool})")
-    return 0
+    if args.wait is not None and args.wait <= 0:
+        raise PluginError("--wait takes a number of seconds above 0 (or give --no-wait)")
+
+    def echo(line: str) -> None:
+        print(line, flush=True)  # each outcome as it comes
+
+    _, ok = await asyncio.to_thread(
+        send.publish, args.amqp_url, send.sender_pool(obj), message,
+        wait=args.wait, statuses=send.statuses_expected(obj), echo=echo,
+    )  # fmt: skip
+    return 0 if ok else 1
 
 
 COMMANDS: dict[str, Callable[[Session, argparse.Namespace], Awaitable[int]]] = {

@@ -114,10 +114,13 @@ def follow_seed_message(amqp_url: str, sim_url: str, message: dict[str, Any]) ->
     """Publish the seed's message; print its result events as they come (accepted by the
     worker, then sent and delivered from Meta's status webhooks)."""
     from whatsapp_testkit.amqp import Broker
+    from whatsapp_worker import tracing
 
     async def run() -> list[dict[str, Any]]:
         async with Broker(amqp_url, "default") as broker:  # its results queue is bound first
-            await broker.publish([message])
+            broker.headers = lambda: tracing.producer_headers() or {}  # traceparent, if tracing
+            with tracing.publish(broker.topology.exchange, message["metadata"].get("messageId")):
+                await broker.publish([message])
             events: list[dict[str, Any]] = []
             deadline = time.monotonic() + 30
             while len(events) < 3 and time.monotonic() < deadline:
@@ -125,7 +128,11 @@ def follow_seed_message(amqp_url: str, sim_url: str, message: dict[str, Any]) ->
             return events
 
     print(json.dumps(message, indent=2))
-    events = asyncio.run(run())
+    tracing.configure("whatsapp-demo")  # the OTEL_* environment decides, as for the workers
+    try:
+        events = asyncio.run(run())
+    finally:
+        tracing.shutdown()
     statuses = [e.get("status") for e in events]
     say(f"its result events on whatsapp.results: {' -> '.join(map(str, statuses))}")
     for event in events:

@@ -658,6 +658,14 @@ def peers(install: PrivateInstall) -> list[int]:
 
 SCHEDULED = "whatsapp_operator_tenants_scheduled"
 RECONCILES = 'whatsapp_operator_reconciles_total{result="ok"}'
+LEADER = "whatsapp_operator_leader"
+
+
+def tenant_series(replica: Any) -> list[str]:
+    """The per-tenant samples (`whatsapp_tenant_*`) on a replica's /metrics."""
+    status, body = reachable(f"http://127.0.0.1:{replica.metrics_port}/metrics")
+    assert status == 200, body
+    return [line for line in body.splitlines() if line.startswith("whatsapp_tenant_")]
 
 
 def test_a_standby_replica_leaves_the_published_config_alone(
@@ -672,6 +680,12 @@ def test_a_standby_replica_leaves_the_published_config_alone(
         # Paused by kopf's peering, the standby runs no tenant's passes (scheduler.py):
         # whatever it picked up before it saw the leader is dropped.
         wait_for(lambda: standby.metric(SCHEDULED) == 0, 20, 0.3, "the standby to pause")
+        # issue 20: the leader gauge, and the tenant series from the leader alone (the
+        # standby's, frozen at whatever it saw before pausing, are dropped)
+        wait_for(lambda: standby.metric(LEADER) == 0, 20, 0.3, "the standby's leader gauge 0")
+        assert leader.metric(LEADER) == 1
+        wait_for(lambda: not tenant_series(standby), 20, 0.3, "no tenant series on the standby")
+        assert any(f'tenant_id="{tenant_id}"' in line for line in tenant_series(leader))
         passes = standby.metric(RECONCILES, absent=0.0)
         deadline = time.monotonic() + 100  # the publisher's start-up grace (60 s) + its 30 s pass
         while time.monotonic() < deadline:

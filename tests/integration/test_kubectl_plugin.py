@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,15 @@ import pytest
 import yaml
 from test_operator import apply_tenant, cond, get
 
-from conftest import APP_ID, APP_SECRET, WORKERS_NAMESPACE, Cluster, Kubectl, make_world
+from conftest import (
+    APP_ID,
+    APP_SECRET,
+    ISSUED_TOKENS,
+    WORKERS_NAMESPACE,
+    Cluster,
+    Kubectl,
+    make_world,
+)  # fmt: skip
 from whatsapp_testkit.amqp import Broker
 from whatsapp_testkit.kubelet import KubeletVolume, mirror_pool_secrets
 from whatsapp_testkit.services import VENV_BIN
@@ -364,6 +373,8 @@ async def test_send_reaches_meta_through_the_pool(
         events = await broker.collect(1, within=30)
     assert [(e["messageId"], e["status"]) for e in events] == [(key, "accepted")]
     assert [m["to"] for m in sim.messages(world.phone_number_id)] == ["+34600000321"]
+    # it waited for the worker's outcome (the tenant has no WhatsAppApp: no status will come)
+    assert sent.stdout.splitlines()[1:] == [f"accepted: Meta took it (wamid {events[0]['wamid']})"]
 
     # a pool whose workers never ran has no queue: refused, not parked
     idle = await asyncio.to_thread(
@@ -374,3 +385,95 @@ async def test_send_reaches_meta_through_the_pool(
     assert idle.stderr == (
         f'error: no queue of pool "{pool}-idle" took the message: are its workers running?\n'
     )
+    await send_waits_for_failures_and_times_out(cluster, kubectl, namespace, sim, world, pool, env)
+
+
+async def send_waits_for_failures_and_times_out(
+    cluster: Cluster, kubectl: Kubectl, namespace: str, sim: Any, world: Any, pool: str,
+    env: dict[str, str],
+) -> None:  # fmt: skip
+    """`send` prints the worker's dead letter with Meta's code and exits 1; a message held
+    (its tenant not Ready) ends the bounded wait with a clear error; --no-wait only publishes."""
+    sim.add_fault(
+        "error_code", kind="messages", phone_number_id=world.phone_number_id, code=131026,
+        count=1, message="Message Undeliverable",
+    )  # fmt: skip
+    refused = await asyncio.to_thread(
+        plugin, cluster, "send", "acme", "-n", namespace, "--to", "+34600000322", "--text", "x",
+        env=env,
+    )  # fmt: skip
+    assert refused.returncode == 1, refused.stderr
+    key, outcome = refused.stdout.splitlines()
+    assert key.startswith("kubectl-")
+    assert outcome.startswith("dead-lettered: permanent_error (Meta code 131026): "), outcome
+
+    apply_tenant(kubectl, namespace, make_world(sim), "held", with_secret=False, senderPool=pool)
+    held = await asyncio.to_thread(
+        plugin, cluster, "send", "held", "-n", namespace, "--to", "+34600000323", "--text", "x",
+        "--wait", "3", env=env,
+    )  # fmt: skip
+    assert held.returncode == 1
+    assert len(held.stdout.splitlines()) == 1  # its id, no outcome
+    assert held.stderr.startswith("error: no outcome within 3 s: the message is still queued")
+
+    quick = await asyncio.to_thread(
+        plugin, cluster, "send", "acme", "-n", namespace, "--to", "+34600000324", "--text", "x",
+        "--no-wait", env=env,
+    )  # fmt: skip
+    assert quick.returncode == 0, quick.stderr
+    assert len(quick.stdout.splitlines()) == 1
+
+
+async def test_send_follows_the_delivery_statuses_through_the_receiver(
+    cluster: Cluster, kubectl: Kubectl, namespace: str, operator: Any, sim: Any, rabbitmq: Any,
+    start_worker: Any, artifacts: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    """A tenant with a WhatsAppApp: `send` waits past the worker's `accepted` for Meta's
+    statuses, as the real `whatsapp-webhook` publishes them from the simulator's signed
+    webhooks (the chain of test_worker_webhooks.py), and exits on `delivered` or `failed`."""
+    from test_worker_webhooks import caught_up, new_app, publish, receiver_tenant, receiving
+
+    from whatsapp_contract.webhook import WINDOWS_EXCHANGE, window_record
+    from whatsapp_testkit.pools import PoolWorld, new_pool_name, recipient
+
+    pool = PoolWorld(sim, new_pool_name("kubectl"), tmp_path / "resolved", APP_ID)
+    try:
+        hooked = receiver_tenant(pool)  # webhook_app_id in its resolved config
+        worker = start_worker(pool.directory, pool.name)
+        await caught_up(worker, ("windows",))
+        good, bad = recipient(31), recipient(32)
+        for wa_id in (good, bad):  # the customers wrote: free-form texts may go
+            record = window_record(pool=pool.name, phone_number_id=hooked.phone, wa_id=wa_id,
+                                   timestamp=int(time.time()) - 60)  # fmt: skip
+            await publish(rabbitmq.amqp_url, WINDOWS_EXCHANGE, pool.name, record)
+        spec = {"tenantId": hooked.tenant_id, "wabaId": hooked.config.waba_id,
+                "phoneNumberId": hooked.phone, "tokenSecretRef": {"name": "hooked-token"},
+                "senderPool": pool.name, "appRef": {"name": "kubectl-hooks"}}  # fmt: skip
+        body = {"apiVersion": "whatsapp.operator.dev/v1alpha1", "kind": "WhatsAppTenant",
+                "metadata": {"name": "hooked"}, "spec": spec}  # fmt: skip
+        kubectl.apply(dump(body), namespace)  # what the plugin reads (the worker: `pool`)
+        env = {"WHATSAPP_WORKER_AMQP_URL": rabbitmq.amqp_url}
+
+        def send(to: str) -> subprocess.CompletedProcess[str]:
+            return plugin(cluster, "send", "hooked", "-n", namespace, "--to", f"+{to}",
+                          "--text", "hello", "--wait", "30", env=env)  # fmt: skip
+
+        with receiving(sim, rabbitmq, pool, new_app(sim), artifacts, tmp_path / "webhook"):
+            delivered = await asyncio.to_thread(send, good)
+            assert delivered.returncode == 0, delivered.stdout + delivered.stderr
+            lines = delivered.stdout.splitlines()
+            assert lines[1].startswith("accepted: Meta took it (wamid "), lines
+            assert "sent: Meta sent it to WhatsApp" in lines[2:]
+            assert lines[-1] == "delivered: on the recipient's phone"
+            before = sim.webhook_config()["failure_ratio"]
+            sim.webhook_config(failure_ratio=1.0)  # Meta accepts, then reports a failure
+            try:
+                failed = await asyncio.to_thread(send, bad)
+            finally:
+                sim.webhook_config(failure_ratio=before)
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        lines = failed.stdout.splitlines()
+        assert lines[1].startswith("accepted: Meta took it"), lines
+        assert lines[-1].startswith("failed: Meta code 131026 "), lines
+    finally:
+        ISSUED_TOKENS.extend(pool.issued)

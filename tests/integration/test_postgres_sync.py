@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
+from test_metrics_doc import samples
 from test_operator import apply_tenant, cond, events, get, wait_reason
 
 from conftest import APP_ID, ISSUED_TOKENS, Kubectl, make_world
@@ -529,6 +530,9 @@ def test_postgres_down_is_reported_and_recovered_within_10s(
         status = json.dumps(obj["status"])
         for hidden in (str(info["user"]), str(info["host"]), "postgresql://"):
             assert hidden not in status, hidden
+        assert postgres_up(operator) == [
+            0.0
+        ]  # issue 20: the gauge of WhatsAppPostgreSQLUnavailable
     finally:
         postgres.start()
     returned = time.monotonic()
@@ -536,6 +540,12 @@ def test_postgres_down_is_reported_and_recovered_within_10s(
     took = time.monotonic() - returned
     print(f"\n[figure] Synced again {took:.1f} s after PostgreSQL returned")
     assert took <= 10
+    assert postgres_up(operator) == [1.0]
+
+
+def postgres_up(operator: Any) -> list[float]:
+    """`whatsapp_operator_postgres_up` on the operator's /metrics (one value: it has a database)."""
+    return [value for _, value in samples(operator.metrics_port, "whatsapp_operator_postgres_up")]
 
 
 UNREACHABLE = "postgresql://u:hunter2secret@127.0.0.1:1/x?connect_timeout=1"

@@ -23,7 +23,9 @@ from whatsapp_worker.producer import checked_key
         (["status", "-A"], {"all_namespaces": True}),
         (["revalidate", "acme", "--timeout", "5"], {"tenant": "acme", "timeout": 5.0}),
         (["refresh", "acme", "--kubeconfig", "/k"], {"tenant": "acme", "kubeconfig": "/k"}),
-        (["send", "acme", "--to", "+34600", "--text", "hi"], {"to": "+34600", "text": "hi"}),
+        (["send", "acme", "--to", "+34600", "--text", "hi"], {"to": "+34600", "wait": 60.0}),
+        (["send", "acme", "--to", "+1", "--text", "hi", "--wait", "5"], {"wait": 5.0}),
+        (["send", "acme", "--to", "+1", "--text", "hi", "--no-wait"], {"wait": None}),
         (["check", "--operator-url", "http://x"], {"operator_url": "http://x"}),
         (
             ["audit", "verify", "--database-url", "postgresql://d"],

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import uvloop
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 from kombu import Exchange
 
 from .delivery import TASK_NAME
@@ -37,6 +37,7 @@ from .metrics import WorkerMetrics
 from .service import SenderService
 from .settings import WorkerSettings
 from .topology import HASH_EXCHANGE_TYPE, PoolTopology
+from .tracing import producer_headers
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,15 @@ def route_task(
         phone = str(message["metadata"].get("phoneNumberId", ""))
     # An unroutable message still goes to the pool: its worker dead-letters it with a reason.
     return {"exchange": pool_exchange(pool), "routing_key": phone or "-"}
+
+
+@signals.before_task_publish.connect(weak=False)  # type: ignore[untyped-decorator]
+def trace_task(sender: str | None = None, headers: dict[str, Any] | None = None, **_: Any) -> None:
+    """A send task (`delay`, `apply_async`, `send_task`) published by a process that traces
+    carries its `traceparent` in the AMQP headers, as the plain JSON path does (Celery's
+    protocol 2 sends these headers as the message's): the worker reads it the same way."""
+    if sender == TASK_NAME and headers is not None:
+        headers.update(producer_headers() or {})
 
 
 def create_app(broker_url: str | None = None, pool: str | None = None) -> Celery:

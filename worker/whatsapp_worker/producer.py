@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from kombu import Connection, Queue
+from kombu import Producer as KombuProducer
 
+from . import tracing
 from .callback import callback_id, stamp
 from .celery_app import AMQP_ENV, create_app, pool_exchange
 from .delivery import TASK_NAME
@@ -74,21 +76,7 @@ class Producer:
     def send(self, message: Mapping[str, Any], *, validate: bool = True) -> str:
         """Publish one message; returns its id (metadata.messageId, or a content hash)."""
         key = checked_key(message) if validate else None
-        body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
-        phone = str(message.get("metadata", {}).get("phoneNumberId", "-"))
-        self._producer.publish(
-            body,
-            headers=producer_headers(),  # the producer's trace, if it traces (tracing.py)
-            routing_key=phone,
-            content_type="application/json",
-            content_encoding="utf-8",
-            delivery_mode=2,
-            message_id=key,
-            timestamp=int(time.time()),
-            mandatory=True,
-            retry=True,
-            retry_policy={"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5},
-        )
+        publish(self._producer, message, key)
         if self._returned:
             self._returned.clear()
             raise Unroutable(f"no queue of pool {self.pool!r} took the message")
@@ -102,6 +90,35 @@ class Producer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def publish(
+    producer: KombuProducer, message: Mapping[str, Any], key: str | None, *, retries: int = 5
+) -> None:
+    """The one way a send message is published (`Producer.send`, `kubectl whatsapp send`):
+    the seed's JSON to the producer's pool exchange, the phone number id as routing key,
+    persistent, `mandatory` (the producer's `on_return` hears of an unroutable one), with
+    the message id and the enqueue time, and the producer's trace context (`traceparent`)
+    when it traces: a `whatsapp.publish` span when it configured `tracing`, else the current
+    span of its own OpenTelemetry, if any. Publisher confirms are the connection's
+    (`confirm_publish`)."""
+    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    metadata = message.get("metadata")
+    phone = metadata.get("phoneNumberId", "-") if isinstance(metadata, Mapping) else "-"
+    with tracing.publish(producer.exchange.name, key):
+        producer.publish(
+            body,
+            headers=producer_headers(),
+            routing_key=str(phone),
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=2,
+            message_id=key,
+            timestamp=int(time.time()),
+            mandatory=True,
+            retry=True,
+            retry_policy={"max_retries": retries, "interval_start": 0.2, "interval_step": 0.5},
+        )
 
 
 def checked_key(message: Mapping[str, Any]) -> str:
@@ -157,13 +174,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvalidMessage as exc:
         print(f"whatsapp-send: invalid message ({exc.reason}): {exc.detail}", file=sys.stderr)
         return 2
-    if args.via == "task":
-        app = create_app(args.amqp_url, args.pool)
-        with app.connection_for_write() as connection:
-            declare_pool(connection, args.pool)
-        app.send_task(TASK_NAME, args=(message,), kwargs={"pool": args.pool})
-    else:
-        with Producer(args.amqp_url, args.pool) as producer:
-            producer.send(message)
+    tracing.configure("whatsapp-send")  # the OTEL_* environment decides (tracing.wanted)
+    try:
+        if args.via == "task":
+            app = create_app(args.amqp_url, args.pool)
+            with app.connection_for_write() as connection:
+                declare_pool(connection, args.pool)
+            with tracing.publish(pool_exchange(args.pool).name, key):  # celery_app adds it
+                app.send_task(TASK_NAME, args=(message,), kwargs={"pool": args.pool})
+        else:
+            with Producer(args.amqp_url, args.pool) as producer:
+                producer.send(message)
+    finally:
+        tracing.shutdown()
     print(key)
     return 0

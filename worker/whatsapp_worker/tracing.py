@@ -48,9 +48,11 @@ ENQUEUED_AT = "x-whatsapp-enqueued-at"
 QUEUE_WAIT, LIMITER_WAIT, GRAPH_SEND = (
     "whatsapp.queue_wait", "whatsapp.limiter_wait", "whatsapp.graph.send"
 )  # fmt: skip
+PUBLISH = "whatsapp.publish"  # the producer's span, when it traces with `configure`
 EXTRA = "whatsapp-operator[tracing]"
 
 _tracer: Tracer | None = None
+_provider: TracerProvider | None = None  # configure's, flushed by `shutdown`
 _NOTHING: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
@@ -100,6 +102,8 @@ def configure(service: str = "whatsapp-worker", env: Mapping[str, str] | None = 
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     install(provider)
+    global _provider
+    _provider = provider
     log.info("tracing on: OTLP (%s)", protocol(env))
     return True
 
@@ -109,6 +113,40 @@ def install(provider: TracerProvider | None) -> None:
     give a provider with an in-memory exporter."""
     global _tracer
     _tracer = None if provider is None else provider.get_tracer("whatsapp_worker")
+
+
+def shutdown() -> None:
+    """Export the spans still batched (a short-lived producer calls it before exiting)."""
+    global _provider
+    if _provider is not None:
+        _provider.shutdown()
+        _provider = None
+    install(None)
+
+
+def publish(exchange: str, message_id: str | None) -> contextlib.AbstractContextManager[Any]:
+    """Around one publish of a send message by a producer that traces (`configure`, or
+    `install`): a PRODUCER span, current while the message's headers are made, so that
+    `producer_headers()` puts its `traceparent` in them. Off: nothing."""
+    if _tracer is None:
+        return _NOTHING
+    return _publish(_tracer, exchange, message_id)
+
+
+@contextlib.contextmanager
+def _publish(tracer: Tracer, exchange: str, message_id: str | None) -> Iterator[Span]:
+    from opentelemetry.trace import SpanKind
+
+    attributes = {
+        "messaging.system": "rabbitmq",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": exchange,
+        "messaging.message.id": message_id or "",
+    }
+    with tracer.start_as_current_span(
+        PUBLISH, kind=SpanKind.PRODUCER, attributes=attributes
+    ) as span:
+        yield span
 
 
 def delivery(

@@ -124,8 +124,10 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> 
         cfg.max_concurrent_reconciles, paused=toggles.paused_set(), registry=registry
     )
     metrics.watch_scheduler(memo.scheduler)
+    leadership = metrics.watch_leadership(toggles.paused_set())  # its task, under peering
+    metrics.watch_postgres(memo.runtime.rows)
     metrics.serve(cfg.metrics_port, cfg.metrics_host)
-    memo.background = wiring.start_background(cfg, memo.runtime)
+    memo.background = wiring.start_background(cfg, memo.runtime) + leadership
     _start_core_tasks(cfg, memo, registry, memo.background)
     memo.apps = await apps_wiring.start(
         cfg, memo.runtime, graph, budget, memo.background, SECRET_SELECTOR,

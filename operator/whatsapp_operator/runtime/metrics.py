@@ -3,6 +3,7 @@ outcomes; never a token."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import threading
 from collections.abc import Iterator, Sized
@@ -88,17 +89,39 @@ def _number(value: float) -> str:
     return str(floatToGoString(value))  # type: ignore[no-untyped-call]
 
 
+class Paused(Protocol):
+    """kopf's `operator_paused` toggle set (runtime/toggles.paused_set): on while peering
+    pauses this replica."""
+
+    def is_on(self) -> bool: ...
+
+    async def wait_for(self, __state: bool) -> None: ...
+
+
 class TenantGauges(Collector):
     """The per-tenant gauges, built from one small record per tenant at each scrape.
 
     prometheus-client's labelled Gauge keeps a child object per label set (with its own lock
     and value): three per tenant with an expiring token took 2,170 bytes (22 MB at 10,000
     tenants); a record here, its key strings included, 228 (tests/unit/test_metrics.py). A
-    scrape renders the same samples the children would have."""
+    scrape renders the same samples the children would have.
+
+    Only the active replica exports them: while kopf's peering pauses this replica (`paused`
+    on) the families have no samples and the records are dropped (`follow_leadership`). A
+    standby's copies would be frozen at its last pass, yet look current to Prometheus (a
+    gauge has no age): every per-tenant alert would fire, or stay resolved, once per replica
+    on stale data. Absent series are what Prometheus users expect of a non-leader (as
+    kube-state-metrics' shards or leader-elected exporters do): the leader's series are the
+    truth, and `whatsapp_operator_leader` says which replica that is."""
 
     def __init__(self) -> None:
         self.tenants: dict[tuple[str, str], _TenantFacts] = {}
         self.rendered_elsewhere = threading.local()  # set by the thread serving /metrics
+        self.paused: Paused | None = None  # None: never paused (standalone, or not started)
+
+    def leading(self) -> bool:
+        """Whether this replica is the active one (always, without peering)."""
+        return self.paused is None or not self.paused.is_on()
 
     def render(self) -> str:
         """The same families as `collect`, as exposition text (identical in Prometheus's text
@@ -108,7 +131,7 @@ class TenantGauges(Collector):
         parts: dict[str, list[str]] = {name: [] for name in (*_TENANT_HELP, SENDING_BLOCKED)}
         conditions: list[str] = []
         suffixes: dict[int, list[str]] = {}  # id of a shared condition set -> its lines' ends
-        for (namespace, name), facts in list(self.tenants.items()):  # a copy: scrapes thread
+        for (namespace, name), facts in self._current():
             tenant = _esc(facts.tenant_id)
             labels = f'{{namespace="{_esc(namespace)}",name="{_esc(name)}",tenant_id="{tenant}"'
             parts[READY].append(f"{READY}{labels}}} {'1.0' if facts.ready else '0.0'}\n")
@@ -136,6 +159,12 @@ class TenantGauges(Collector):
             for name, lines in parts.items()
         )
 
+    def _current(self) -> list[tuple[tuple[str, str], _TenantFacts]]:
+        """The records to export: a copy (scrapes run on their own thread), none when paused."""
+        if not self.leading():
+            return []
+        return list(self.tenants.items())
+
     def _families(self) -> dict[str, GaugeMetricFamily]:
         families = {
             name: GaugeMetricFamily(name, doc, labels=TENANT_LABELS)
@@ -156,7 +185,7 @@ class TenantGauges(Collector):
         families = self._families()
         if getattr(self.rendered_elsewhere, "now", False):
             return iter(())  # metrics_http renders these families itself (`render`)
-        for (namespace, name), facts in list(self.tenants.items()):  # a copy: scrapes thread
+        for (namespace, name), facts in self._current():
             labels = [namespace, name, facts.tenant_id]
             families[READY].add_metric(labels, 1.0 if facts.ready else 0.0)
             if facts.expiry is not None:
@@ -173,6 +202,86 @@ class TenantGauges(Collector):
 
 TENANTS = TenantGauges()
 REGISTRY.register(TENANTS)
+
+LEADER = Gauge(
+    "whatsapp_operator_leader",
+    "1 while this replica is the active one (standalone, or no peer of higher priority in "
+    "kopf's peering), 0 while peering pauses it; a paused replica exports no per-tenant series",
+)
+
+
+def watch_leadership(paused: Paused | None) -> list[asyncio.Task[None]]:
+    """Export `whatsapp_operator_leader` and the tenant gauges by kopf's `operator_paused`
+    (None: standalone, always the leader), read at each scrape; the task that drops the
+    tenant records at each pause (`follow_leadership`), when there is a pause to follow."""
+    TENANTS.paused = paused
+    LEADER.set_function(lambda: 1.0 if TENANTS.leading() else 0.0)
+    if paused is None:
+        return []
+    return [asyncio.create_task(follow_leadership(paused), name="leadership")]
+
+
+async def follow_leadership(paused: Paused) -> None:
+    """Forever: drop the tenant records each time peering pauses this replica, so that a
+    tenant deleted meanwhile is not exported again once it resumes (the passes it runs then
+    record every tenant anew)."""
+    while True:
+        await paused.wait_for(True)
+        TENANTS.tenants.clear()
+        await paused.wait_for(False)
+
+
+class _Database(Protocol):
+    @property
+    def available(self) -> bool: ...
+
+
+class _RowSync(Protocol):
+    @property
+    def db(self) -> _Database: ...
+
+    @property
+    def health(self) -> _Database: ...
+
+
+def postgres_up(rows: _RowSync | None) -> float | None:
+    """`whatsapp_operator_postgres_up`: None without a database (not exported), else 1 while
+    the operator's last database operation got through (the row sync's health: a failed sync
+    or probe; the pool's: a broken connection in any operation, the drift pass's query each
+    --drift-interval included), 0 from a failure until a probe gets through."""
+    if rows is None:
+        return None
+    return 1.0 if rows.health.available and rows.db.available else 0.0
+
+
+POSTGRES_UP = "whatsapp_operator_postgres_up"
+POSTGRES_UP_HELP = (
+    "1 while PostgreSQL answers the operator's database operations and health checks, 0 "
+    "from a failed one until a probe gets through; absent without a database URL"
+)
+
+
+class _PostgresUp(Collector):
+    def __init__(self) -> None:
+        self.rows: _RowSync | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        value = postgres_up(self.rows)
+        if value is None:
+            return iter(())
+        family = GaugeMetricFamily(POSTGRES_UP, POSTGRES_UP_HELP)
+        family.add_metric([], value)
+        return iter((family,))
+
+
+POSTGRES = _PostgresUp()
+REGISTRY.register(POSTGRES)
+
+
+def watch_postgres(rows: _RowSync | None) -> None:
+    """Export `whatsapp_operator_postgres_up` from the row sync (None: no database)."""
+    POSTGRES.rows = rows
+
 
 RECONCILES = Counter("whatsapp_operator_reconciles_total", "Tenant reconciles", ["result"])
 WAKES = Counter(
@@ -246,8 +355,12 @@ def serve(port: int, host: str) -> None:
 
 
 def observe(namespace: str, name: str, tenant_id: str, status: dict[str, object]) -> None:
-    """Record a tenant's status (called after each reconcile)."""
+    """Record a tenant's status (called after each reconcile; not while paused: a pass
+    cancelled by the pause may end after the records were dropped)."""
     from whatsapp_operator.model.recheck import parse_time
+
+    if not TENANTS.leading():
+        return
 
     token = status.get("token") if isinstance(status.get("token"), dict) else {}
     assert isinstance(token, dict)
