@@ -106,8 +106,13 @@ kind-deploy: tools ## (Docker) build and load the image, dev services, the chart
 	$(TOOLS_BIN)/helm --kube-context kind-$(KIND_CLUSTER) upgrade --install whatsapp charts/whatsapp-operator -n whatsapp-system -f hack/kind/values.yaml --wait --timeout 5m
 	kubectl --context kind-$(KIND_CLUSTER) create namespace shop --dry-run=client -o yaml | kubectl --context kind-$(KIND_CLUSTER) apply -f -
 	kubectl --context kind-$(KIND_CLUSTER) apply -f examples/tenant-policy.yaml
+	kubectl --context kind-$(KIND_CLUSTER) -n whatsapp-system apply -f examples/app.yaml
+	kubectl --context kind-$(KIND_CLUSTER) label namespace shop whatsapp.operator.dev/app=demo-app --overwrite
 	kubectl --context kind-$(KIND_CLUSTER) -n shop apply -f examples/tenant.yaml
+	kubectl --context kind-$(KIND_CLUSTER) -n shop patch wat demo-tenant --type merge -p '{"spec":{"appRef":{"name":"demo-app"}}}'
 	kubectl --context kind-$(KIND_CLUSTER) -n shop wait --for=condition=Ready --timeout=120s wat/demo-tenant
+	kubectl --context kind-$(KIND_CLUSTER) -n whatsapp-system rollout status deploy/whatsapp-whatsapp-operator-webhook --timeout=120s
+	kubectl --context kind-$(KIND_CLUSTER) -n whatsapp-system exec deploy/graph-sim -- python -c 'import json, urllib.request as u; body = {"callback_url": "http://whatsapp-whatsapp-operator-webhook/webhooks/1111111111", "verify_token": "demo-verify-token", "verify": False}; print(u.urlopen(u.Request("http://127.0.0.1:8080/_sim/apps/1111111111/webhook", json.dumps(body).encode(), {"Content-Type": "application/json"})).read().decode())'
 	kubectl --context kind-$(KIND_CLUSTER) -n shop get wat -o wide
 
 kind-down: ## (Docker) delete the kind cluster

@@ -4,16 +4,19 @@ Every POST is a distinct, signed status webhook (built and signed before the clo
 sent by a load generator of its own (benchmarks/webhook_load.py: keep-alive connections, a
 bare asyncio protocol) to
 
-- the floor (benchmarks/webhook_floor.py): a bare aiohttp handler that checks the HMAC and
-  publishes the body once, persistent and confirmed, to the same quorum queues;
+- the floors (benchmarks/webhook_floor.py): a bare aiohttp handler that checks the HMAC and
+  publishes the body, persistent and confirmed, to the same quorum queues: as a message of
+  its own (one publish per POST), and batched the way the receiver batches (`--batch`: the
+  receiver's `batch.Batcher`, so this floor does the same RabbitMQ work per POST);
 - `whatsapp-webhook` ingress only (`--run-processor false`): signature, JSON, routing by
   number, one confirmed publish of the routed change;
 - `whatsapp-webhook` as deployed by default (its processor in the same process, publishing
   each status as a result event).
 
-Both answer 200 only once RabbitMQ confirmed. What was stored is counted at the broker,
-never from the servers' own counters: the ingress queues' depth (queue.declare-ok's message
-count) after each run, and for the full receiver the result events queued once it drained.
+All answer 200 only once RabbitMQ confirmed. What was stored is counted at the broker, never
+from the servers' own counters: after each run the ingress queues are read out and every
+webhook in them counted (a batch counts its entries), and for the full receiver the result
+events queued once it drained.
 
 Closed loop (each connection sends when answered) gives the most each server takes; open
 loop (a fixed offered rate, latency from when each request was due) gives the latency at the
@@ -47,6 +50,7 @@ from whatsapp_testkit.services import Service
 from whatsapp_testkit.webhook import App, Receiver, number, receiver_config
 from whatsapp_testkit.world import wait_for
 from whatsapp_webhook.broker import Broker
+from whatsapp_webhook.change import BATCH_FORMAT
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARDS = 4
@@ -59,14 +63,15 @@ RESULTS_QUEUE = "bench.webhook.results"
 class Floor(Service):
     name = "webhook-floor"
 
-    def __init__(self, log_path: Path, amqp_url: str) -> None:
+    def __init__(self, log_path: Path, amqp_url: str, *, batch: bool = False) -> None:
         super().__init__(log_path)
         self.amqp_url = amqp_url
+        self.batch = batch
         self.port = free_ports(1)[0]
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "benchmarks.webhook_floor", "--port", str(self.port),
-                "--shards", str(SHARDS)]  # fmt: skip
+                "--shards", str(SHARDS), *(["--batch"] if self.batch else [])]  # fmt: skip
 
     def env(self) -> dict[str, str]:
         return {**_env(), "WEBHOOK_BENCH_AMQP_URL": self.amqp_url}
@@ -122,8 +127,37 @@ async def depth(rabbit: RabbitMQ, *queues: str, purge: bool = False) -> int:
 INGRESS_QUEUES = [ingress_queue(i) for i in range(SHARDS)]
 
 
+def entries(body: bytes) -> int:
+    """Webhooks in one ingress message: a batch's entries, else one."""
+    parsed = json.loads(body)
+    if isinstance(parsed, dict) and parsed.get("format") == BATCH_FORMAT:
+        return len(parsed["changes"])
+    return 1
+
+
+async def read_out(rabbit: RabbitMQ) -> int:
+    """Every webhook in the ingress queues, counted as the queues are emptied."""
+    connection = await aio_pika.connect(rabbit.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=2000)
+        total = 0
+        for name in INGRESS_QUEUES:
+            queue = await channel.declare_queue(name, passive=True)
+            left = int(queue.declaration_result.message_count or 0)
+            if not left:
+                continue
+            async with queue.iterator(no_ack=True) as messages:
+                async for message in messages:
+                    total += entries(message.body)
+                    left -= 1
+                    if not left:
+                        break
+        return total
+
+
 def stored(rabbit: RabbitMQ) -> int:
-    return asyncio.run(depth(rabbit, *INGRESS_QUEUES))
+    return asyncio.run(read_out(rabbit))
 
 
 def purge(rabbit: RabbitMQ) -> None:
@@ -165,15 +199,17 @@ def start_receiver(rabbit: RabbitMQ, base: Path, name: str, processor: bool) -> 
 def ingress_runs(
     rabbit: RabbitMQ, base: Path, opts: argparse.Namespace
 ) -> tuple[list[Run], list[Run]]:
-    """Closed-loop runs (floor, receiver ingress only) `repeat` times, then one open-loop run
-    of each at `--rate`."""
+    """Closed-loop runs (the floors, receiver ingress only) `repeat` times, then one open-loop
+    run of each at `--rate`."""
     floor = Floor(base / "floor.log", rabbit.amqp_url)
     floor.start()
+    batched = Floor(base / "floor-batched.log", rabbit.amqp_url, batch=True)
+    batched.start()
     receiver = start_receiver(rabbit, base, "ingress-only", processor=False)
     closed: list[Run] = []
     opened: list[Run] = []
     try:
-        servers = [("floor", floor, "/webhook"),
+        servers = [("floor", floor, "/webhook"), ("batched", batched, "/webhook"),
                    ("ingress", receiver, f"/webhooks/{APP.app_id}")]  # fmt: skip
         for r in range(opts.repeat):
             for name, server, path in servers:
@@ -189,6 +225,7 @@ def ingress_runs(
             opened.append(Run(name, load, stored(rabbit), cpu))
     finally:
         receiver.stop()
+        batched.stop()
         floor.stop()
     purge(rabbit)
     return closed, opened
@@ -232,8 +269,10 @@ def full_run(rabbit: RabbitMQ, base: Path, opts: argparse.Namespace) -> Run:
         receiver.stop()
 
 
+SERVERS = ("floor", "batched", "ingress")
 LABELS = {
-    "floor": "floor: bare aiohttp, HMAC + one confirmed publish",
+    "floor": "floor: bare aiohttp, HMAC + one confirmed publish per POST",
+    "batched": "floor: bare aiohttp, HMAC + the receiver's batched confirmed publish",
     "ingress": "whatsapp-webhook, ingress only",
     "full": "whatsapp-webhook with its processor (default)",
 }
@@ -249,15 +288,15 @@ def _stored(runs: list[Run]) -> str:
 
 
 def closed_table(closed: list[Run], full: Run, opts: argparse.Namespace) -> list[str]:
-    floor_rate = statistics.median(r.rate for r in closed if r.server == "floor")
+    floor_rate = statistics.median(r.rate for r in closed if r.server == "batched")
     lines = [
         f"Closed loop: {opts.posts} POSTs per run, {opts.concurrency} connections, median of "
         f"{opts.repeat} runs (the full receiver: one run).",
         "",
-        "| server | POSTs/s | ratio to floor | p50 ms | p99 ms | 200s / in RabbitMQ |",
+        "| server | POSTs/s | ratio to the batched floor | p50 ms | p99 ms | 200s / in RabbitMQ |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for name in ("floor", "ingress"):
+    for name in SERVERS:
         runs = [r for r in closed if r.server == name]
         rate = statistics.median(r.rate for r in runs)
         lines.append(f"| {LABELS[name]} | {rate:.0f} | {rate / floor_rate:.2f} | "
@@ -268,7 +307,7 @@ def closed_table(closed: list[Run], full: Run, opts: argparse.Namespace) -> list
                  f"{full.stored} result events |")  # fmt: skip
     runs_text = "; ".join(
         f"{name} {', '.join(f'{r.rate:.0f}' for r in closed if r.server == name)}"
-        for name in ("floor", "ingress")
+        for name in SERVERS
     )
     lines += ["", f"Runs (POSTs/s): {runs_text}. The full receiver's result events were all "
               f"queued {full.drained:.1f} s after its first POST."]  # fmt: skip
@@ -295,14 +334,14 @@ def cpu_table(closed: list[Run], full: Run) -> list[str]:
     def per_post(runs: list[Run], name: str) -> str:
         return f"{statistics.median(r.cpu[name] / r.load['sent'] for r in runs) * 1e6:.0f}"
 
-    groups = {name: [r for r in closed if r.server == name] for name in ("floor", "ingress")}
+    groups = {name: [r for r in closed if r.server == name] for name in SERVERS}
     groups["full"] = [full]
     lines = [
         "CPU per POST (microseconds, from /proc: user + system time over the closed-loop runs,",
         "medians):",
         "",
-        "| process | floor | ingress only | with processor |",
-        "| --- | --- | --- | --- |",
+        "| process | floor | batched floor | ingress only | with processor |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for name in ("server", "RabbitMQ", "load generator"):
         lines.append(f"| {name} | " + " | ".join(per_post(g, name) for g in groups.values()) + " |")
@@ -347,8 +386,9 @@ async def main(argv: list[str]) -> None:
         "",
         *cpu_table(closed, full),
         "",
-        "200s / in RabbitMQ: the answers the load generator got, and the messages counted at "
-        "the broker (ingress queue depth; the full receiver: result events queued).",
+        "200s / in RabbitMQ: the answers the load generator got, and the webhooks counted at "
+        "the broker (the ingress queues read out, a batch counting its entries; the full "
+        "receiver: result events queued).",
         f"Machine: {os.cpu_count()} cores; load average (1 min) {load_before:.1f} before the "
         f"run, {os.getloadavg()[0]:.1f} after it (other work on the machine shares the cores).",
     ])  # fmt: skip

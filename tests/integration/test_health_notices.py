@@ -3,13 +3,17 @@ API server (operator/whatsapp_operator/pools/notices.py, model/health.py): notic
 as the webhook receiver publishes them (contract `notice(...)`, persistent, to
 `whatsapp.notices`, routing key the namespace) reach status.health, AccountHealthy and the
 tenant's Events; a repeat changes nothing; a disabled account makes Ready False until Meta
-reinstates it; the queue is drained (every notice acknowledged, malformed ones too)."""
+reinstates it; the queue is drained (every notice acknowledged, malformed ones too); a notice
+whose write a killed operator never made is applied by the restarted one (acknowledged only
+after the write)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -143,3 +147,84 @@ def test_notices_reach_the_tenants_health_condition_and_events(
         get(kubectl, namespace, "acme")["metadata"].get("annotations") or {}), 10, 0.2)  # fmt: skip
     assert get(kubectl, namespace, "acme")["status"]["health"] == before
     assert len(events(kubectl, namespace, "acme")) == notices_events
+
+
+def hold_health(kubectl: Kubectl, namespace: str, on: bool) -> None:
+    """A ValidatingAdmissionPolicy that makes the API server refuse any status of the
+    namespace's tenants holding `health`: the operator's pass cannot write a notice's effect."""
+    name = f"hold-health-{namespace}"
+    if not on:
+        kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name,
+                "--ignore-not-found")  # fmt: skip
+        return
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": ["whatsapp.operator.dev"], "apiVersions": ["*"],
+                "operations": ["UPDATE"], "resources": ["whatsapptenants/status"]}]},
+            "validations": [{"expression": "!has(object.status) || !has(object.status.health)",
+                             "message": "the test holds the tenant's health back"}],
+        },
+    }  # fmt: skip
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"], "matchResources": {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}},
+    }  # fmt: skip
+    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                   "items": [policy, binding]}))  # fmt: skip
+
+    def enforced() -> bool:  # a new policy takes a moment to be enforced; a dry run tells
+        probe = kubectl("patch", "wat", "acme", "-n", namespace, "--subresource=status",
+                        "--type=merge", "-p", '{"status": {"health": {"qualityEvent": "X"}}}',
+                        "--dry-run=server", check=False)  # fmt: skip
+        return "holds the tenant's health back" in probe.stderr
+
+    wait_for(enforced, 30, 0.3, "the policy enforced")
+
+
+def test_a_notice_delivered_to_a_replica_lost_before_its_write_is_applied_after_restart(
+    kubectl: Kubectl, namespace: str, operator: Any, sim: Any, rabbitmq: Any
+) -> None:
+    """The operator takes the notice, its pass cannot write the status (the API server refuses
+    it), the operator is killed: the notice was not acknowledged, RabbitMQ hands it to the
+    restarted operator, whose pass writes it. (Acknowledged on receipt, it was lost.)"""
+    w = make_world(sim, display=DISPLAY)
+    tenant_id = f"t_kill_{namespace}"
+    apply_tenant(kubectl, namespace, w, tenant_id=tenant_id, senderPool=f"p{namespace[2:]}")
+    wait_reason(kubectl, namespace, "acme", "Ready")
+    hold_health(kubectl, namespace, True)
+    try:
+        log = Path(operator.log_path)
+        offset = log.stat().st_size
+        flagged = {"display_phone_number": "3491000", "event": "FLAGGED"}
+        publish(rabbitmq.amqp_url, namespace,
+                meta(namespace, tenant_id, "phone_number_quality_update", flagged))  # fmt: skip
+
+        def refused() -> bool:  # the pass took the notice and tried to write it
+            with log.open("rb") as f:
+                f.seek(offset)
+                return f"{namespace}/acme status: HTTP 422".encode() in f.read()
+
+        wait_for(refused, 20, 0.2, "the operator's pass refused by the API server")
+        assert "health" not in get(kubectl, namespace, "acme").get("status", {})
+        operator.kill()  # lost before its pass wrote the notice
+    finally:
+        hold_health(kubectl, namespace, False)
+        if not operator.running:
+            operator.start()
+    started = time.monotonic()
+    got = wait_for(
+        lambda: (get(kubectl, namespace, "acme").get("status", {}).get("health") or {}).get(
+            "qualityEvent"), 60, 0.2, "the notice applied by the restarted operator")  # fmt: skip
+    print(f"\n[figure] notice applied {time.monotonic() - started:.2f} s after the restart",
+          file=sys.stderr)  # fmt: skip
+    assert got == "FLAGGED"
+    wait_for(lambda: ("Warning", "NumberFlagged") in reasons(kubectl, namespace), 10)
+    assert reasons(kubectl, namespace).count(("Warning", "NumberFlagged")) == 1
+    wait_for(lambda: queued(rabbitmq.amqp_url) == 0, 10, 0.2, "the operator's queue drained")

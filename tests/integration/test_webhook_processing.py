@@ -163,8 +163,8 @@ class DiesBeforeItsAcks(Processor):
 
     published_changes = 0
 
-    async def _acknowledge(self, message: AbstractIncomingMessage) -> None:
-        self.published_changes += 1
+    async def _acknowledge(self, message: AbstractIncomingMessage, changes: int = 1) -> None:
+        self.published_changes += changes
 
 
 @pytest.mark.parametrize("standby", [True, False], ids=["standby-replica", "replica-started-after"])

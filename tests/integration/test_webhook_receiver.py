@@ -29,7 +29,7 @@ from whatsapp_testkit.webhook import (
 )
 from whatsapp_testkit.world import new_id, wait_for
 from whatsapp_webhook.broker import Broker, PublishFailed
-from whatsapp_webhook.change import Change, parse_change
+from whatsapp_webhook.change import Change, parse_changes
 from whatsapp_webhook.signature import sign
 
 pytestmark = pytest.mark.integration
@@ -110,15 +110,14 @@ class Tap:
         if self.connection is not None:
             await self.connection.close()
 
-    async def take(self, app_id: str) -> list[tuple[str | None, Change]]:
-        """Every message of `app_id` in the tap now (message id, change); removes them."""
+    async def take(self, app_id: str) -> list[Change]:
+        """Every change of `app_id` in the tap now, in order; removes the messages."""
         assert self.queue is not None
-        found: list[tuple[str | None, Change]] = []
+        found: list[Change] = []
         while (message := await self.queue.get(no_ack=True, fail=False)) is not None:
-            change = parse_change(message.body)
-            assert change is not None, message.body[:200]
-            if change.app_id == app_id:
-                found.append((message.message_id, change))
+            changes, invalid = parse_changes(message.body)
+            assert not invalid, message.body[:200]
+            found += [change for change in changes if change.app_id == app_id]
         return found
 
 
@@ -248,9 +247,8 @@ async def test_a_signed_status_is_in_rabbitmq_when_answered_200(
     before = counted(receiver, "whatsapp_webhook_ingress_changes_total", field="messages")
     payload = status_payload(setup.waba, setup.phone, f"wamid.{uuid.uuid4().hex}")
     assert receiver.post(f"/webhooks/{setup.app.app_id}", payload, app=setup.app).status == 200
-    ((message_id, change),) = await tap.take(setup.app.app_id)  # already there: no waiting
+    (change,) = await tap.take(setup.app.app_id)  # already there: no waiting
     assert change.value == payload["entry"][0]["changes"][0]["value"]
-    assert message_id == change.change_id
     assert [r.pool for r in change.routes] == [setup.pool]
     assert (
         counted(receiver, "whatsapp_webhook_ingress_changes_total", field="messages") == before + 1
@@ -299,7 +297,7 @@ async def test_a_replayed_delivery_is_200_twice_and_published_once(
     assert receiver.post(path, body, signature=header).status == 200  # Meta delivers again
     copies = await tap.take(setup.app.app_id)
     assert len(copies) == 2  # both stored: the ingress does not dedupe
-    assert copies[0][0] == copies[1][0]  # one change id: recognisably the same
+    assert copies[0].change_id == copies[1].change_id  # recognisably the same change
     # the processor publishes the status once and counts the other as a duplicate
     dupes = "whatsapp_webhook_duplicates_total"
     wait_for(lambda: counted(receiver, dupes, kind="status") >= duplicates + 1, timeout=30,
@@ -370,7 +368,7 @@ async def test_broker_down_is_503_and_nothing_is_200_unless_stored(
         again = await Tap(node.amqp_url, durable=True, name=tap.name).open()
         stored = await again.take(setup.app.app_id)
         await again.close()
-        wamids = sorted(c.value["statuses"][0]["id"] for _, c in stored)
+        wamids = sorted(c.value["statuses"][0]["id"] for c in stored)
         assert wamids == sorted(w for w, status in answered.items() if status == 200)
         assert wamids == ["wamid.after", "wamid.before"]
         assert node.list_queues().get(tap.name, 0) == 0  # all taken: none left uncounted

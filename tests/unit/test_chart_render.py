@@ -607,6 +607,8 @@ def test_worker_pool_deployment(production_docs: list[dict[str, Any]]) -> None:
         "WHATSAPP_WORKER_PREFETCH": "64",
         "WHATSAPP_WORKER_UNCERTAIN_SENDS": "resend",
         "WHATSAPP_WORKER_LOG_FORMAT": "json",  # workers.logFormat
+        "WHATSAPP_WORKER_STATUS_WAIT": "20",  # workers.statusWait
+        "WHATSAPP_WORKER_SERVICE_WINDOW_CHECK": "auto",  # workers.serviceWindowCheck
         "WHATSAPP_WORKER_HOLD_WINDOW": "300",  # the pool's extraEnv
         "PYTHONDONTWRITEBYTECODE": "1",
     }

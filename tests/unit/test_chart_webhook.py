@@ -14,6 +14,7 @@ from unittest import mock
 import pytest
 from test_chart_render import (
     ALL_INTERFACES,
+    CHART,
     HELM,
     PRODUCTION,
     env_of,
@@ -35,13 +36,17 @@ NAME = "rel-whatsapp-operator-webhook"
 OPERATOR_SA = "rel-whatsapp-operator-operator"
 OWN_ROLE = "rel-whatsapp-operator-operator-apps"
 VAP = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+PROCESSOR = f"{NAME}-processor"
+SEPARATE = CHART / "ci" / "webhook-separate-values.yaml"
 
 
-def webhook_objects(docs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def webhook_objects(
+    docs: list[dict[str, Any]], component: str = "webhook"
+) -> list[tuple[str, str]]:
     return sorted(
         (d["kind"], d["metadata"]["name"])
         for d in docs
-        if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "webhook"
+        if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component
     )
 
 
@@ -450,7 +455,224 @@ def test_production_values_run_the_receiver_with_everything(
         ((*ON, "webhook.maxBodyBytes=100"), "maxBodyBytes"),
         ((*ON, "webhook.ingressShards=0"), "ingressShards"),
         ((*ON, "webhook.ingress.hosts={Bad_Host}"), "hosts"),
+        ((*ON, "webhook.processor.mode=split"), "mode"),
+        ((*ON, "webhook.processor.replicas=0"), "replicas"),
+        ((*ON, "webhook.processor.replicass=3"), "replicass"),
     ],
 )
 def test_bad_webhook_values_fail_with_a_reason(values: tuple[str, ...], message: str) -> None:
     assert message in render_fails(*values)
+
+
+# --- webhook.processor.mode: separate ---------------------------------------------------------
+
+
+MONITORING = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+
+
+def processor(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pod spec, container) of the processor's Deployment (mode separate)."""
+    spec = one(docs, "Deployment", PROCESSOR)["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    return spec, container
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return selector.items() <= labels.items()
+
+
+def pod_labels(docs: list[dict[str, Any]], name: str) -> dict[str, str]:
+    labels: dict[str, str] = one(docs, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+@pytest.fixture(scope="module")
+def separate() -> list[dict[str, Any]]:
+    if not os.access(HELM, os.X_OK):
+        pytest.skip(f"helm not built ({HELM} missing): run hack/build-tools.sh (make tools)")
+    return render(files=[SEPARATE])
+
+
+def test_inline_mode_renders_no_processor_objects(enabled: list[dict[str, Any]]) -> None:
+    monitored = render(*ON, "metrics.serviceMonitor.enabled=true")
+    pod_monitored = render(*ON, "metrics.podMonitor.enabled=true")
+    for docs in (enabled, monitored, pod_monitored):
+        assert webhook_objects(docs, "webhook-processor") == []
+        assert not any(PROCESSOR in d["metadata"]["name"] for d in docs)
+    for docs in (enabled, render(*ON, "webhook.processor.mode=inline")):
+        _, container = receiver(docs)
+        assert not any(a.startswith("--run-processor") for a in container["args"])
+
+
+def test_separate_mode_renders_the_processor_and_its_objects(
+    separate: list[dict[str, Any]],
+) -> None:
+    assert webhook_objects(separate, "webhook-processor") == [
+        ("Deployment", PROCESSOR),
+        ("NetworkPolicy", PROCESSOR),
+        ("PodDisruptionBudget", PROCESSOR),
+        ("Service", f"{PROCESSOR}-metrics"),
+        ("ServiceMonitor", PROCESSOR),
+    ]
+    # the receiver keeps all of its objects, its HPA scaling HTTP alone
+    assert webhook_objects(separate) == [
+        ("Deployment", NAME),
+        ("HorizontalPodAutoscaler", NAME),
+        ("NetworkPolicy", NAME),
+        ("PodDisruptionBudget", NAME),
+        ("Service", NAME),
+        ("Service", f"{NAME}-metrics"),
+        ("ServiceAccount", NAME),
+        ("ServiceMonitor", NAME),
+    ]
+    target = one(separate, "HorizontalPodAutoscaler", NAME)["spec"]["scaleTargetRef"]
+    assert target["name"] == NAME
+    deployment = one(separate, "Deployment", PROCESSOR)
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["metadata"]["namespace"] == "ops"
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector["app.kubernetes.io/component"] == "webhook-processor"
+    assert selects(selector, pod_labels(separate, PROCESSOR))
+    assert not selects(selector, pod_labels(separate, NAME))
+    receiver_selector = one(separate, "Deployment", NAME)["spec"]["selector"]["matchLabels"]
+    assert not selects(receiver_selector, pod_labels(separate, PROCESSOR))
+
+
+def test_separate_mode_turns_the_processor_off_in_the_receiver_only(
+    separate: list[dict[str, Any]],
+) -> None:
+    """The two Deployments run the same arguments but --run-processor (and the processor, with
+    no Service in front of it, no shutdown delay); `whatsapp-webhook` parses both."""
+    from whatsapp_webhook import cli
+
+    _, http = receiver(separate)
+    _, proc = processor(separate)
+    assert http["args"][-2:] == ["--shutdown-delay=5", "--run-processor=false"]
+    assert proc["args"][-2:] == ["--shutdown-delay=0", "--run-processor=true"]
+    assert http["args"][:-2] == proc["args"][:-2]
+    with mock.patch.dict(os.environ, clear=True):
+        http_settings = cli.load_settings(http["args"])
+    with mock.patch.dict(os.environ, clear=True):
+        proc_settings = cli.load_settings(proc["args"])
+    assert (http_settings.run_processor, http_settings.shutdown_delay) == (False, 5.0)
+    assert (proc_settings.run_processor, proc_settings.shutdown_delay) == (True, 0.0)
+    assert proc_settings.ingress_shards == http_settings.ingress_shards == 4
+    assert proc_settings.config == f"/etc/whatsapp-webhook/{CONFIG_KEY}"
+
+
+def test_the_processor_shares_the_receivers_pod_and_has_no_api_token(
+    separate: list[dict[str, Any]],
+) -> None:
+    http_spec, http = receiver(separate)
+    spec, proc = processor(separate)
+    assert spec["serviceAccountName"] == NAME  # the receiver's: no RBAC, no token
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["enableServiceLinks"] is False
+    assert not any("projected" in v for v in spec["volumes"])
+    assert spec["volumes"] == http_spec["volumes"]  # the operator's config Secret, /tmp
+    assert spec["securityContext"] == http_spec["securityContext"]
+    for key in ("image", "command", "env", "ports", "volumeMounts", "securityContext",
+                "startupProbe", "livenessProbe", "readinessProbe"):  # fmt: skip
+        assert proc[key] == http[key], key
+    assert env_of(proc)["WHATSAPP_WEBHOOK_AMQP_URL"] == {
+        "secretKeyRef": {"name": "whatsapp-rabbitmq", "key": "url"}
+    }
+    assert {p["name"]: p["containerPort"] for p in proc["ports"]} == {"http": 8080, "metrics": 9090}
+    assert proc["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert proc["resources"] == {"requests": {"cpu": "1", "memory": "256Mi"},
+                                 "limits": {"memory": "512Mi"}}  # fmt: skip
+    assert http["resources"] != proc["resources"]
+    [spread] = spec["topologySpreadConstraints"]
+    assert spread["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == (
+        "webhook-processor"
+    )
+    assert "topologySpreadConstraints" not in http_spec
+
+
+def test_the_webhooks_service_and_ingress_reach_only_the_http_pods() -> None:
+    docs = render(*ON, "webhook.processor.mode=separate", "webhook.ingress.enabled=true",
+                  "webhook.ingress.hosts={hooks.example.com}")  # fmt: skip
+    http_pods, processor_pods = pod_labels(docs, NAME), pod_labels(docs, PROCESSOR)
+    selector = one(docs, "Service", NAME)["spec"]["selector"]
+    assert selects(selector, http_pods)
+    assert not selects(selector, processor_pods)
+    backends = {
+        path["backend"]["service"]["name"]
+        for rule in one(docs, "Ingress", NAME)["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert backends == {NAME}
+    # the webhooks' NetworkPolicy (port 8080 from the ingress controller) is the receiver's only
+    policy = one(docs, "NetworkPolicy", NAME)["spec"]["podSelector"]["matchLabels"]
+    assert selects(policy, http_pods)
+    assert not selects(policy, processor_pods)
+    # no Service at all sends anything but metrics to the processor
+    for service in of_kind(docs, "Service"):
+        if selects(service["spec"]["selector"], processor_pods):
+            assert service["metadata"]["name"] == f"{PROCESSOR}-metrics"
+            assert [p["name"] for p in service["spec"]["ports"]] == ["metrics"]
+            assert service["spec"]["type"] == "ClusterIP"
+
+
+def test_the_processors_network_policy_lets_in_only_metrics(
+    separate: list[dict[str, Any]],
+) -> None:
+    policy = one(separate, "NetworkPolicy", PROCESSOR)["spec"]
+    assert policy["podSelector"] == one(separate, "Deployment", PROCESSOR)["spec"]["selector"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["ingress"] == [
+        {
+            "ports": [{"protocol": "TCP", "port": 9090}],
+            "from": [MONITORING],  # networkPolicy.metricsFrom of the values file
+        }
+    ]
+    egress = [{(p["protocol"], p["port"]) for p in rule["ports"]} for rule in policy["egress"]]
+    assert egress == [{("UDP", 53), ("TCP", 53)}, {("TCP", 5672)}]  # no API server, no Graph
+    closed = render(*ON, "webhook.processor.mode=separate")  # no metricsFrom: nothing in
+    assert one(closed, "NetworkPolicy", PROCESSOR)["spec"]["ingress"] == []
+    for off in (("networkPolicy.enabled=false",), ("webhook.networkPolicy.enabled=false",)):
+        docs = render(*ON, "webhook.processor.mode=separate", *off)
+        assert PROCESSOR not in [d["metadata"]["name"] for d in of_kind(docs, "NetworkPolicy")]
+
+
+@pytest.mark.parametrize(
+    ("values", "rendered"),
+    [
+        pytest.param((), True, id="default: two replicas"),
+        pytest.param(("webhook.processor.replicas=1",), False, id="one replica: none"),
+        pytest.param(("webhook.replicas=1",), True, id="the receiver's count is its own"),
+        pytest.param(("webhook.pdb.enabled=false",), False, id="off"),
+        pytest.param(("podDisruptionBudget.enabled=false",), False, id="all PDBs off"),
+    ],
+)
+def test_the_processors_disruption_budget(values: tuple[str, ...], rendered: bool) -> None:
+    docs = render(*ON, "webhook.processor.mode=separate", *values)
+    pdbs = [d for d in of_kind(docs, "PodDisruptionBudget") if d["metadata"]["name"] == PROCESSOR]
+    if not rendered:
+        assert pdbs == []
+        return
+    [pdb] = pdbs
+    selector = one(docs, "Deployment", PROCESSOR)["spec"]["selector"]
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": selector}
+
+
+def test_the_processor_is_scraped_by_its_own_monitors(separate: list[dict[str, Any]]) -> None:
+    processor_pods = pod_labels(separate, PROCESSOR)
+    for name in (NAME, PROCESSOR):
+        monitor = one(separate, "ServiceMonitor", name)
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        matched = [
+            s for s in of_kind(separate, "Service") if selects(selector, s["metadata"]["labels"])
+        ]
+        assert [s["metadata"]["name"] for s in matched] == [f"{name}-metrics"]
+        [service] = matched
+        assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+        assert selects(service["spec"]["selector"], processor_pods) is (name == PROCESSOR)
+    docs = render(*ON, "webhook.processor.mode=separate", "metrics.podMonitor.enabled=true",
+                  "metrics.service.enabled=false")  # fmt: skip
+    assert not any(d["metadata"]["name"] == f"{PROCESSOR}-metrics" for d in docs)
+    monitor = one(docs, "PodMonitor", PROCESSOR)["spec"]
+    assert selects(monitor["selector"]["matchLabels"], pod_labels(docs, PROCESSOR))
+    assert not selects(monitor["selector"]["matchLabels"], pod_labels(docs, NAME))
+    assert [e["port"] for e in monitor["podMetricsEndpoints"]] == ["metrics"]

@@ -1,6 +1,7 @@
 """The operator's consumer of Meta's notices (operator/whatsapp_operator/pools/notices.py)
-against a fake aio_pika: the queue as the receiver declares it, every message acknowledged
-(malformed ones too, counted and logged without their content), no consumer while peering
+against a fake aio_pika: the queue as the receiver declares it, a notice acknowledged only once
+its pass settles it (malformed ones at once, counted and logged without their content), the
+notices of a lost connection void (the broker hands them out again), no consumer while peering
 pauses the replica, the consumer cancelled on a pause and back on the resume, reconnection."""
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def malformed_count() -> float:
 def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
     fake = Broker(failures=1)
     monkeypatch.setitem(sys.modules, "aio_pika", fake.module())
-    monkeypatch.setattr("whatsapp_operator.pools.notices.backoff", lambda n, **_: 0.01 * n)
+    monkeypatch.setattr("whatsapp_operator.pools.consumer.backoff", lambda n, **_: 0.01 * n)
     return fake
 
 
@@ -168,9 +169,18 @@ async def test_declares_consumes_acks_and_reconnects(
         for body in (good, secret, b"\xff"):
             await broker.deliver(body)
         assert [n.value for n in got] == [{"event": "ACCOUNT_DELETED"}]
-        assert broker.acked == [good, secret, b"\xff"]  # every one: none would read better
+        await wait_until(lambda: len(broker.acked) == 2)
+        assert broker.acked == [secret, b"\xff"]  # unreadable: none would read better
         assert malformed_count() == before + 2
         assert "EAAG" not in caplog.text
+        receipt = got[0].receipt
+        assert receipt is not None
+        assert not receipt.void
+        receipt.settle()  # its pass wrote the tenant's status: now it is acknowledged
+        receipt.settle()  # once
+        await wait_until(lambda: len(broker.acked) == 3)
+        await asyncio.sleep(0.02)
+        assert broker.acked == [secret, b"\xff", good]
 
         broker.connections[-1].close_callbacks.fire()  # the broker went away
         await wait_until(lambda: len(broker.connections) == 2 and listener.connected.is_set())
@@ -221,8 +231,40 @@ async def test_a_failing_handler_does_not_stop_the_consumer(broker: Broker) -> N
                       waba_id="1", value={}, at=1.8e9)  # fmt: skip
         await broker.deliver(good)
         await broker.deliver(good)
-        assert broker.acked == [good, good]
+        await wait_until(lambda: broker.acked == [good, good])  # a bug: it would do no better
         assert broker.attempts == 2
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_a_notice_is_acknowledged_only_when_its_pass_settles_it(broker: Broker) -> None:
+    """Unsettled when the connection goes (the replica lost, RabbitMQ restarted): never
+    acknowledged, and void (the broker delivers it again, that copy is the one applied)."""
+    got: list[Notice] = []
+    listener = NoticeListener("amqp://fake", got.append)
+    task = asyncio.create_task(listener.run())
+    try:
+        await asyncio.wait_for(listener.connected.wait(), 3.0)
+        body = notice(kind="account_update", namespace="shop", name="acme", tenant_id="t_acme",
+                      waba_id="1", value={"event": "ACCOUNT_DELETED"}, at=1.8e9)  # fmt: skip
+        await broker.deliver(body)
+        await asyncio.sleep(0.05)
+        assert broker.acked == []  # not written yet: the broker keeps it
+        first = got[0].receipt
+        assert first is not None
+
+        broker.connections[-1].close_callbacks.fire()  # lost before the pass wrote it
+        await wait_until(lambda: len(broker.connections) == 2 and listener.connected.is_set())
+        assert first.void
+        first.settle()  # a pass that took it before the loss: no ack on a dead channel
+        await broker.deliver(body)  # the broker's redelivery, on the new connection
+        second = got[1].receipt
+        assert second is not None
+        assert not second.void
+        second.settle()
+        await wait_until(lambda: broker.acked == [body])
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -5,6 +5,7 @@ restart keeps the health; a failed pass hands its notices back; the router files
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,3 +186,84 @@ def test_a_pause_keeps_the_notices_for_the_next_pass() -> None:
     registry.post_notice(KEY, quality("FLAGGED"))
     registry.unregister(KEY)  # peering paused this replica: its passes stopped
     assert len(registry.notices[KEY]) == 1
+
+
+class Held:
+    """A notice's hold on the broker (model.notices.Receipt), as pools/notices.Delivery."""
+
+    def __init__(self) -> None:
+        self.settled = 0
+        self.void = False
+
+    def settle(self) -> None:
+        self.settled += 1
+
+
+def held(notice: Notice) -> tuple[Notice, Held]:
+    receipt = Held()
+    return dataclasses.replace(notice, receipt=receipt), receipt
+
+
+async def test_a_notice_is_settled_only_after_its_pass_wrote_the_status() -> None:
+    """Its delivery is acknowledged once the status holding its effect is at the API server:
+    not when filed, not when the write fails (the retry settles it)."""
+    kube = FakeKube(fail=1)
+    rt = runtime(FakeValidator(), FakePublisher())
+    rt.kube = kube  # type: ignore[assignment]
+    loop = TenantLoop(rt, BODY | {"status": await ready_status()}, KEY)
+    rt.registry.register(KEY)
+    flagged, receipt = held(quality("FLAGGED", display_phone_number=NUMBER))
+    NoticeRouter(rt.registry).route(flagged)
+    assert receipt.settled == 0  # filed and woken: not written yet
+    await loop.step()  # the status write fails
+    assert receipt.settled == 0
+    await loop.step()
+    assert receipt.settled == 1
+    assert kube.patches[-1]["health"]["qualityEvent"] == "FLAGGED"
+
+
+async def test_a_void_notice_is_left_for_its_redelivered_copy() -> None:
+    kube = FakeKube()
+    rt = runtime(FakeValidator(), FakePublisher())
+    rt.kube = kube  # type: ignore[assignment]
+    loop = TenantLoop(rt, BODY | {"status": await ready_status()}, KEY)
+    rt.registry.register(KEY)
+    flagged, receipt = held(quality("FLAGGED", display_phone_number=NUMBER))
+    rt.registry.post_notice(KEY, flagged)
+    receipt.void = True  # its connection closed: the broker delivers it again
+    await loop.step()
+    assert all("qualityEvent" not in p.get("health", {}) for p in kube.patches)
+    assert receipt.settled == 0
+    assert KEY not in rt.registry.notices
+
+
+def test_a_notice_for_an_unknown_tenant_holds_its_delivery_for_the_grace_only() -> None:
+    timers: list[tuple[float, Any]] = []
+    router = NoticeRouter(Registry(), later=lambda d, f: timers.append((d, f)), grace=9.0)  # type: ignore[arg-type,return-value]
+    notice, receipt = held(ban("DISABLE"))
+    assert router.route(notice) == "pending"
+    ((delay, fire),) = timers
+    assert (delay, receipt.settled) == (9.0, 0)
+    fire()
+    assert receipt.settled == 1
+    assert len(router.registry.notices[KEY]) == 1  # still kept for the tenant's first pass
+
+
+def test_notices_dropped_from_the_store_are_settled() -> None:
+    registry = Registry()
+    receipts = []
+    for i in range(MAX_NOTICES + 2):
+        notice, receipt = held(template(i, "APPROVED"))
+        receipts.append(receipt)
+        registry.post_notice(KEY, notice)
+    assert [r.settled for r in receipts[:3]] == [1, 1, 0]
+
+
+def test_a_deleted_tenants_notices_are_settled() -> None:
+    registry = Registry()
+    registry.register(KEY)
+    notice, receipt = held(quality("FLAGGED"))
+    registry.post_notice(KEY, notice)
+    assert registry.drop_notices(KEY) == 1
+    assert receipt.settled == 1
+    assert KEY not in registry.notices

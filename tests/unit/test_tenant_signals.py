@@ -326,7 +326,7 @@ async def test_the_listener_retries_consumes_and_reconnects(
 ) -> None:
     broker = FakeBroker(failures=2)
     monkeypatch.setitem(sys.modules, "aio_pika", broker.module())
-    monkeypatch.setattr("whatsapp_operator.pools.signals.backoff", lambda n, **_: 0.01 * n)
+    monkeypatch.setattr("whatsapp_operator.pools.consumer.backoff", lambda n, **_: 0.01 * n)
     got: list[TenantSignal] = []
     listener = SignalListener("amqp://fake", got.append)
     task = asyncio.create_task(listener.run())

@@ -14,6 +14,9 @@ messages to publish and what the memory learns once each is confirmed:
   idempotent, and a retried change whose envelope went out may not have had its windows out);
 - a notice field (contract `NOTICE_KINDS`): one `notice` per route to `whatsapp.notices` key
   namespace;
+- field `calls` (Calling API): a `window_record` per user's call (`connect`, USER_INITIATED)
+  and per business call the user accepted (status ACCEPTED): Meta opens the customer-service
+  window for both (see "calls" below);
 - anything else: dropped (`unrouted_field`).
 
 `log_records` reads back what the status log holds (the events above, published by any
@@ -49,6 +52,8 @@ from .change import Change
 from .status_memory import SEEN, inbound_key
 
 MESSAGES_FIELD = "messages"
+# Calling webhooks: routed by `value.metadata.phone_number_id` as messages are (payload.py)
+CALLS_FIELD = "calls"
 MAX_AMQP_ID = 255  # AMQP shortstr
 
 
@@ -90,6 +95,11 @@ def plan(change: Change, known: Callable[[str], str | None], *, at: float) -> Pl
         return result
     if change.field in NOTICE_KINDS:
         return Plan(publish=tuple(_notices(change, at)))
+    if change.field == CALLS_FIELD:
+        windows = tuple(_call_windows(change, change.routes[0]))
+        if not windows:
+            result.dropped["unrouted_field"] += 1  # a call event that opens no window
+        return Plan(windows, result.duplicates, result.dropped)
     value = change.value
     if change.field != MESSAGES_FIELD or not (
         isinstance(value.get("statuses"), list) or isinstance(value.get("messages"), list)
@@ -225,6 +235,56 @@ def _inbound_ids(value: dict[str, Any]) -> list[str]:
     return [
         m["id"] for m in _dicts(value.get("messages")) if isinstance(m.get("id"), str) and m["id"]
     ]
+
+
+# --- calls -----------------------------------------------------------------------------------
+# Meta, Calling API pricing, "How calling changes the 24 hour customer service window"
+# (https://developers.facebook.com/docs/whatsapp/cloud-api/calling/pricing, since October 1,
+# 2024): the window "now also starts or refreshes for calls: when a WhatsApp user calls you,
+# regardless of if you accept the call or not; when a WhatsApp user accepts your call". In the
+# calling webhooks (field `calls`; https://developers.facebook.com/documentation/business-
+# messaging/whatsapp/calling/user-initiated-calls): a call is a `calls[]` entry with `event`
+# `connect`, `from` the caller, `to` the callee; a user accepting the business's call is a
+# `statuses[]` entry with `type` call, `status` ACCEPTED, `recipient_id` the user.
+# UNCONFIRMED: the name of the direction field. Partners' copies show `direction`
+# (USER_INITIATED, BUSINESS_INITIATED), Meta's Messenger calling webhooks `call_direction`
+# (user_initiated): both are read, in any case; without either, a call to the business's
+# number from another number is the user's.
+USER_INITIATED = "USER_INITIATED"
+
+
+def _call_windows(change: Change, route: NumberEntry) -> Iterator[Outgoing]:
+    value = change.value
+    metadata = value.get("metadata")
+    display = metadata.get("display_phone_number") if isinstance(metadata, dict) else None
+    business = _digits(display)
+    opened: list[tuple[str, int]] = []
+    for call in _dicts(value.get("calls")):
+        caller, ts = call.get("from"), _int(call.get("timestamp"))
+        if call.get("event") != "connect" or not isinstance(caller, str) or ts is None:
+            continue
+        direction = call.get("direction", call.get("call_direction"))
+        if isinstance(direction, str):
+            user_call = direction.upper() == USER_INITIATED
+        else:
+            to = _digits(call.get("to"))
+            user_call = bool(business) and to == business and _digits(caller) != business
+        if user_call and caller:
+            opened.append((caller, ts))
+    for status in _dicts(value.get("statuses")):
+        user, ts = status.get("recipient_id"), _int(status.get("timestamp"))
+        accepted = status.get("type") == "call" and status.get("status") == "ACCEPTED"
+        if accepted and isinstance(user, str) and user and ts is not None:
+            opened.append((user, ts))
+    for wa_id, ts in opened:
+        record = window_record(
+            pool=route.pool, phone_number_id=route.phone_number_id, wa_id=wa_id, timestamp=ts
+        )
+        yield Outgoing(WINDOWS_EXCHANGE, route.pool, record, "window")
+
+
+def _digits(number: object) -> str:
+    return "".join(c for c in number if c.isdigit()) if isinstance(number, str) else ""
 
 
 # --- notices ---------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ A notification goes through, in this order (the first failing check answers):
 no config yet 503 (not_ready), unknown app in the path 404 (unknown_app), body larger than
 `max_body_bytes` 413 (too_large), no `X-Hub-Signature-256` 401 (unsigned), a signature that
 is not the app's 403 (bad_signature), not JSON 400 (not_json), not Meta's shape 400
-(bad_shape); then every routed change is published, persistent and confirmed, concurrently,
-and the answer is 200 only when RabbitMQ confirmed all of them, 503 otherwise (Meta retries:
+(bad_shape); then every routed change is published, persistent and confirmed (batched with
+the other requests' changes for its shard: `batch.py`), and the answer is 200 only when
+RabbitMQ confirmed all of them, 503 otherwise (Meta retries:
 https://developers.facebook.com/docs/graph-api/webhooks/getting-started). Changes for
 numbers no tenant holds are dropped and still answered 200 (Meta would retry them for days).
 """
@@ -34,6 +35,7 @@ from prometheus_client import Counter
 from whatsapp_contract.webhook import INGRESS_EXCHANGE, ingress_shard
 
 from . import signature
+from .batch import Batcher
 from .change import Change, dump_change
 from .config import Index
 from .logs import Throttle
@@ -95,6 +97,7 @@ class Ingress:
         self.stopping = False  # SIGTERM: /readyz says 503 while in-flight requests finish
         self._throttle = Throttle()
         self._shards: dict[str, str] = {}  # shard key -> routing key
+        self.batcher = Batcher(self._publish_batch)
         self._children: dict[tuple[object, ...], Counter] = {}
 
     def _counter(self, metric: Counter, *labels: str) -> Counter:
@@ -143,7 +146,7 @@ class Ingress:
 
         async def observed(request: web.Request) -> web.StreamResponse:
             started = time.perf_counter()
-            metrics.in_flight.inc()
+            metrics.requests_in_flight += 1
             try:
                 try:
                     response = await handler(request)
@@ -159,7 +162,7 @@ class Ingress:
                 self._counter(metrics.requests, route, str(response.status)).inc()
                 return response
             finally:
-                metrics.in_flight.dec()
+                metrics.requests_in_flight -= 1
                 metrics.request_seconds.observe(time.perf_counter() - started)
 
         return observed
@@ -259,37 +262,40 @@ class Ingress:
                 log.warning("webhook change dropped", extra={"fields": fields})
 
     async def _publish(self, changes: tuple[Change, ...]) -> int:
-        """Publish every change concurrently; the number RabbitMQ did not confirm."""
+        """Publish every change (batched per shard); the number RabbitMQ did not confirm."""
         if not changes:
             return 0
-        broker = self.broker
-        if broker is None:
+        if self.broker is None:
             self.metrics.publish_failures.inc(len(changes))
             self._log_publish_failure(len(changes), len(changes), "not connected yet")
             return len(changes)
         if len(changes) == 1:
-            results: list[BaseException | None] = [await self._publish_one(broker, changes[0])]
+            results: list[BaseException | None] = [await self._publish_one(changes[0])]
         else:
-            results = await asyncio.gather(*(self._publish_one(broker, c) for c in changes))
+            results = await asyncio.gather(*(self._publish_one(c) for c in changes))
         failed = [r for r in results if r is not None]
         if failed:
             self.metrics.publish_failures.inc(len(failed))
             self._log_publish_failure(len(failed), len(changes), str(failed[0]))
         return len(failed)
 
-    async def _publish_one(self, broker: Publisher, change: Change) -> BaseException | None:
+    async def _publish_one(self, change: Change) -> BaseException | None:
         key = self._shards.get(change.shard_key)
         if key is None:  # keys are configured numbers and WABAs only: a bounded set
             key = self._shards[change.shard_key] = str(ingress_shard(change.shard_key, self.shards))
         try:
-            await broker.publish(
-                INGRESS_EXCHANGE, key, dump_change(change),
-                message_id=change.change_id, mandatory=True,
-            )  # fmt: skip
+            await self.batcher.publish(key, dump_change(change))
         except Exception as exc:  # PublishFailed, or anything a test double raises
             return exc
         self._counter(self.metrics.ingress_changes, change.field).inc()
         return None
+
+    async def _publish_batch(self, routing_key: str, body: bytes) -> None:
+        broker = self.broker
+        if broker is None:  # cannot happen: `_publish` checked; a clear error if it does
+            raise RuntimeError("not connected to RabbitMQ")
+        self.metrics.ingress_batches.inc()
+        await broker.publish(INGRESS_EXCHANGE, routing_key, body, mandatory=True)
 
     def _log_publish_failure(self, failed: int, total: int, error: str) -> None:
         allowed, held = self._throttle.allow("publish_failed")

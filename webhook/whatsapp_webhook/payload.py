@@ -11,6 +11,8 @@ one POST holding one or more changes. Each change goes to the tenant(s) it conce
   routed to that number's tenant. The number's app must be the app that signed the request:
   an app may only speak for the numbers of its own tenants (`app_mismatch` otherwise), so a
   hostile app with a valid secret of its own cannot inject statuses for another app's tenant;
+- field `calls` (Calling API webhooks) names its business number the same way: routed like
+  `messages` (events.py takes from it the customer-service windows a user's call opens);
 - account-level fields (`NOTICE_KINDS`: account_update, message_template_status_update,
   business_capability_update, phone_number_quality_update, phone_number_name_update) concern
   the WABA `entry[].id`: routed to every number of that WABA on the signing app, narrowed to
@@ -31,6 +33,7 @@ from whatsapp_contract.webhook import NOTICE_KINDS, NumberEntry, digits
 
 from .change import Change
 from .config import Index
+from .events import CALLS_FIELD
 
 OBJECT = "whatsapp_business_account"
 MESSAGES_FIELD = "messages"
@@ -68,7 +71,7 @@ def route_payload(body: object, app_id: str, index: Index, received_at: float) -
     changes: list[Change] = []
     drops: list[Drop] = []
     for waba_id, field, value in _changes(body):
-        if field == MESSAGES_FIELD:
+        if field in (MESSAGES_FIELD, CALLS_FIELD):
             routed = _route_number(app_id, waba_id, field, value, index)
         elif field in NOTICE_KINDS:
             routed = _route_account(app_id, waba_id, field, value, index)

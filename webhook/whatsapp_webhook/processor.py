@@ -23,21 +23,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
 from whatsapp_contract.webhook import ingress_queue
 
-from .change import Change, parse_change
+from .change import Change, parse_changes
 from .events import Outgoing, Plan, memory_keys, plan
 from .processor_metrics import ProcessorMetrics
 from .status_log import LOOKBACK, StatusLog, open_channel
 from .status_memory import DEFAULT_MAX_ENTRIES, StatusMemory
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 IDLE_CATCH_UP = 5.0  # seconds without a delivery after which a shard's next one catches up
 CATCH_UP_TIMEOUT = 30.0
@@ -72,7 +73,7 @@ class _Shard:
     )
     last_arrival: float = float("-inf")  # monotonic, of the last delivery planned
     caught_up_at: float = float("-inf")  # monotonic: when the last catch-up's marker was written
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)  # publishes in flight
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # publishes in flight
     consuming: bool = False  # a channel is open (else: waiting for the connection)
 
 
@@ -217,27 +218,36 @@ class Processor:
             idle=self.idle_catch_up,
         )  # fmt: skip
         shard.last_arrival = max(shard.last_arrival, arrived)
-        change = parse_change(message.body)
-        if change is None:
-            self.metrics.dropped.labels("invalid_change").inc()
-            self.metrics.changes.labels("rejected").inc()
-            log.warning("shard %d: dropped a delivery that is not a change", shard.index)
+        changes, invalid = parse_changes(message.body)
+        if invalid:
+            self.metrics.dropped.labels("invalid_change").inc(invalid)
+            self.metrics.changes.labels("rejected").inc(invalid)
+            log.warning("shard %d: dropped %d entries that are not changes", shard.index, invalid)
+        if not changes:
             await _settle(message, requeue=False, reject=True)
             return
         if catch_up and not await self._catch_up(shard, message):
             return
-        for key in memory_keys(change):
-            while (pending := self._inflight.get(key)) is not None:
-                await asyncio.shield(pending)
-        decided = plan(change, self.memory.last, at=self.clock())
-        self._count(change, decided)
-        reserved: dict[str, asyncio.Future[None]] = {}
-        for outgoing in decided.publish:
-            for key, _ in outgoing.learns:
-                reserved[key] = self._inflight[key] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(self._publish(message, decided, reserved))
+        published: list[asyncio.Task[int]] = []
+        for change in changes:  # a batch's changes in order, each planned once the last
+            for key in memory_keys(change):  # publish concerning its message is confirmed
+                while (pending := self._inflight.get(key)) is not None:
+                    await asyncio.shield(pending)
+            decided = plan(change, self.memory.last, at=self.clock())
+            self._count(change, decided)
+            reserved: dict[str, asyncio.Future[None]] = {}
+            for outgoing in decided.publish:
+                for key, _ in outgoing.learns:
+                    future = asyncio.get_running_loop().create_future()
+                    reserved[key] = self._inflight[key] = future
+            published.append(self._track(shard, self._publish(decided, reserved)))
+        self._track(shard, self._settle_delivery(message, published))
+
+    def _track(self, shard: _Shard, work: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
+        task = asyncio.create_task(work)
         shard.tasks.add(task)
         task.add_done_callback(shard.tasks.discard)
+        return task
 
     async def _catch_up(self, shard: _Shard, message: AbstractIncomingMessage) -> bool:
         """Read the status log up to now; False if the change's channel closed meanwhile."""
@@ -265,12 +275,8 @@ class Processor:
 
     # -- publishing, then settling ----------------------------------------------------------
 
-    async def _publish(
-        self,
-        message: AbstractIncomingMessage,
-        decided: Plan,
-        reserved: dict[str, asyncio.Future[None]],
-    ) -> None:
+    async def _publish(self, decided: Plan, reserved: dict[str, asyncio.Future[None]]) -> int:
+        """Publish one change's plan; how many of its publishes failed."""
         try:
             outcomes = await asyncio.gather(
                 *(self._publish_one(o) for o in decided.publish), return_exceptions=True
@@ -288,11 +294,20 @@ class Processor:
                 "%d of %d publishes of a change failed (%s); it is requeued",
                 len(failures), len(outcomes), type(failures[0]).__name__,
             )  # fmt: skip
+        return len(failures)
+
+    async def _settle_delivery(
+        self, message: AbstractIncomingMessage, published: list[asyncio.Task[int]]
+    ) -> None:
+        """Ack the delivery once every publish of every change in it is confirmed; requeue
+        it whole otherwise (what was confirmed is not published again: `StatusMemory`)."""
+        failed = sum(await asyncio.gather(*published))
+        if failed:
             await asyncio.sleep(self.retry_delay)
-            self.metrics.changes.labels("requeued").inc()
+            self.metrics.changes.labels("requeued").inc(len(published))
             await _settle(message, requeue=True)
             return
-        await self._acknowledge(message)
+        await self._acknowledge(message, len(published))
 
     async def _publish_one(self, outgoing: Outgoing) -> None:
         await self.broker.publish(
@@ -304,10 +319,10 @@ class Processor:
         if outgoing.status is not None:
             self.metrics.results.labels(outgoing.status).inc()
 
-    async def _acknowledge(self, message: AbstractIncomingMessage) -> None:
-        """Every publish of the change is confirmed: ack it (a test overrides this to play a
-        process killed between its publishes and its ack)."""
-        self.metrics.changes.labels("acked").inc()
+    async def _acknowledge(self, message: AbstractIncomingMessage, changes: int = 1) -> None:
+        """Every publish of the delivery's changes is confirmed: ack it (a test overrides this
+        to play a process killed between its publishes and its ack)."""
+        self.metrics.changes.labels("acked").inc(changes)
         await _settle(message)
 
 

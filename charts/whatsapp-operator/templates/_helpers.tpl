@@ -43,6 +43,148 @@ networkPolicy.enabled when that is null. */}}
 {{- if and .Values.webhook.enabled $on -}}true{{- end -}}
 {{- end -}}
 
+{{/* The processor's Deployment, Services' and monitors' name (webhook.processor.mode separate). */}}
+{{- define "wa.webhookProcessorName" -}}
+{{- printf "%s-processor" (include "wa.webhookName" .) -}}
+{{- end -}}
+
+{{/* The pod template (metadata and spec) of the receiver's Deployments: the receiver's own and,
+with webhook.processor.mode separate, the processor's: (dict "root" $ "component" "webhook"
+"runProcessor" ("" | "true" | "false") "shutdownDelay" seconds "resources" {...} "affinity"
+{...} "topologySpreadConstraints" [...]). runProcessor "": the program's default (processor
+on), no flag. */}}
+{{- define "wa.webhookPod" -}}
+{{- $root := .root -}}
+{{- $wh := $root.Values.webhook -}}
+metadata:
+  labels:
+    {{- include "wa.labels" (dict "root" $root "component" .component) | nindent 4 }}
+    {{- with $wh.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with $wh.podAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  serviceAccountName: {{ include "wa.webhookName" $root }}
+  # The receiver calls no Kubernetes API: no token in its pods.
+  automountServiceAccountToken: false
+  enableServiceLinks: false
+  terminationGracePeriodSeconds: {{ $wh.terminationGracePeriodSeconds }}
+  {{- with $wh.priorityClassName }}
+  priorityClassName: {{ . }}
+  {{- end }}
+  {{- with $root.Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- include "wa.podSecurityContext" $root | nindent 4 }}
+  containers:
+    - name: webhook
+      image: {{ include "wa.image" $root }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      command:
+        - whatsapp-webhook
+      args:
+        - --config=/etc/whatsapp-webhook/config.json
+        - {{ printf "--listen-host=%s" $root.Values.metrics.listenAddress | quote }}
+        - --listen-port=8080
+        - {{ printf "--metrics-host=%s" $root.Values.metrics.listenAddress | quote }}
+        - --metrics-port=9090
+        - --ingress-shards={{ $wh.ingressShards }}
+        - --max-body-bytes={{ int64 $wh.maxBodyBytes }}
+        - --log-level={{ $wh.logLevel }}
+        - --log-format={{ $wh.logFormat }}
+        - --shutdown-delay={{ .shutdownDelay }}
+        {{- with .runProcessor }}
+        - --run-processor={{ . }}
+        {{- end }}
+      env:
+        # from the Secret, never in the arguments (a URL holds the password)
+        - name: WHATSAPP_WEBHOOK_AMQP_URL
+          valueFrom:
+            secretKeyRef:
+              name: {{ $root.Values.amqp.existingSecret }}
+              key: {{ $root.Values.amqp.key }}
+        - name: PYTHONDONTWRITEBYTECODE
+          value: "1"
+        {{- with $wh.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      ports:
+        - name: http
+          containerPort: 8080
+          protocol: TCP
+        - name: metrics
+          containerPort: 9090
+          protocol: TCP
+      startupProbe:
+        httpGet:
+          path: /healthz
+          port: http
+        periodSeconds: 2
+        failureThreshold: 30
+      livenessProbe:
+        httpGet:
+          path: /healthz
+          port: http
+        periodSeconds: 10
+        timeoutSeconds: 5
+        failureThreshold: 3
+      # Ready: config loaded and RabbitMQ connected (a receiver that cannot publish answers
+      # 503, and the Service sends Meta's retries to one that can).
+      readinessProbe:
+        httpGet:
+          path: /readyz
+          port: http
+        periodSeconds: 5
+        timeoutSeconds: 3
+        failureThreshold: 2
+      resources:
+        {{- toYaml .resources | nindent 8 }}
+      securityContext:
+        {{- include "wa.containerSecurityContext" $root | nindent 8 }}
+      volumeMounts:
+        # a directory (not subPath), so the kubelet's updates of the Secret reach the file
+        - name: config
+          mountPath: /etc/whatsapp-webhook
+          readOnly: true
+        - name: tmp
+          mountPath: /tmp
+  volumes:
+    # Written by the operator once an app is Ready. Optional: until it exists the receiver
+    # runs unready (/readyz 503) and the kubelet adds the file when it appears.
+    - name: config
+      secret:
+        secretName: {{ include "wa.webhookConfigSecret" $root }}
+        optional: true
+        defaultMode: 0440
+        items:
+          - key: config.json
+            path: config.json
+    - name: tmp
+      emptyDir:
+        sizeLimit: 64Mi
+  {{- with $wh.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $wh.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .topologySpreadConstraints }}
+  topologySpreadConstraints:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}
+
 {{- define "wa.workerSA" -}}
 {{- printf "%s-worker" (include "wa.fullname" .) -}}
 {{- end -}}

@@ -13,7 +13,8 @@ operator keeps it) and reports (`health_fragment`):
   AccountRestricted, AccountDisableScheduled, QualityLow, NumberFlagged. Only AccountDeleted
   and AccountDisabled make `Ready` False: the others are warnings beside it;
 - one Event per notice that changed something (Warning when it is bad news), none for a
-  repeat.
+  repeat; a copy of a notice applied lately (redelivered by the broker or by Meta:
+  notice_ids.py, `status.health.recentNotices`) is not applied again.
 
 Notices about another tenant (a tenant id that is not this tenant's) and quality or name
 notices about another number of the WABA (by `display_phone_number`, when the tenant's display
@@ -33,6 +34,7 @@ from whatsapp_operator.model.conditions import Condition
 from whatsapp_operator.model.facts import PhoneFacts
 from whatsapp_operator.model.fragment import Event, Fragment
 from whatsapp_operator.model.health_state import MAX_TEMPLATES, STATUS_KEY, Health
+from whatsapp_operator.model.notice_ids import is_repeat, remember
 from whatsapp_operator.model.notices import (
     Notice,
     Restriction,
@@ -277,7 +279,11 @@ def health_fragment(
     for notice in notices:
         if tenant_id is None or notice.tenant_id != tenant_id:
             continue  # a stale notice about a tenant that held this name before
+        if is_repeat(health.recent, notice):
+            continue  # a copy of one applied already (redelivered): nothing changes
         after, event = apply(health, notice, display)
+        if after != health:  # applied (not ignored as about another number): remembered
+            after = replace(after, recent=remember(health.recent, notice))
         applied = applied or after != health
         health = after
         events += [event] if event is not None else []

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from whatsapp_operator.model import conditions as c
+from whatsapp_operator.model.notice_ids import Seen
 from whatsapp_operator.model.notices import Restriction
 from whatsapp_operator.model.recheck import parse_time
 
@@ -44,6 +45,7 @@ class Health:
     capabilities: tuple[tuple[str, int | str], ...] = ()
     templates: tuple[tuple[str, str], ...] = ()  # (template id, status), oldest first
     last_notice: tuple[str, datetime] | None = None  # kind, when
+    recent: Seen = ()  # the notices applied lately (notice_ids.py): redeliveries recognised
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -74,6 +76,8 @@ class Health:
         if self.last_notice is not None:
             kind, when = self.last_notice
             out["lastNotice"] = {"kind": kind, "at": c.rfc3339(when)}
+        if self.recent:
+            out["recentNotices"] = [{"id": i, "at": at} for i, at in self.recent]
         return out
 
     @classmethod
@@ -97,6 +101,7 @@ class Health:
             _stored_capabilities(data.get("capabilities")),
             _stored_templates(data.get("templateStatuses")),
             (kind, when) if isinstance(kind, str) and when is not None else None,
+            _stored_recent(data.get("recentNotices")),
         )  # fmt: skip
 
 
@@ -126,4 +131,16 @@ def _stored_templates(data: Any) -> tuple[tuple[str, str], ...]:
         if isinstance(t, Mapping)
         and isinstance(t.get("id"), str)
         and isinstance(t.get("status"), str)
+    )
+
+
+def _stored_recent(data: Any) -> Seen:
+    items = data if isinstance(data, list) else []
+    return tuple(
+        (r["id"], float(r["at"]))
+        for r in items
+        if isinstance(r, Mapping)
+        and isinstance(r.get("id"), str)
+        and isinstance(r.get("at"), int | float)
+        and not isinstance(r.get("at"), bool)
     )

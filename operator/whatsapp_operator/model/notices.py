@@ -22,12 +22,24 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from whatsapp_contract.webhook import NOTICE_KINDS
 
 TEXT_LIMIT = 200  # characters kept of any string Meta sends (status and Event messages)
+
+
+class Receipt(Protocol):
+    """The broker's hold on one notice (pools/notices.py): `settle` once its effect is at the
+    API server (the message is acknowledged then); `void` once the broker hands it out again
+    (the connection it came on closed): the copy held here is then not applied."""
+
+    @property
+    def void(self) -> bool: ...
+
+    def settle(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,7 @@ class Notice:
     waba_id: str
     value: Mapping[str, Any]  # Meta's `value`, as posted
     at: float  # unix seconds: when the receiver handled it
+    receipt: Receipt | None = dataclass_field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 
 from whatsapp_contract.signals import EXCHANGE, TenantSignal, parse_signal
 from whatsapp_graph.errors import TENANT_BLOCKED_CODES
-from whatsapp_operator.model.recheck import backoff
+from whatsapp_operator.pools.consumer import RECONNECT_CAP, Consumer
 from whatsapp_operator.runtime import metrics
 from whatsapp_operator.runtime.logs import REDACTOR
 from whatsapp_operator.runtime.registry import Registry, TenantKey
@@ -37,7 +37,6 @@ from whatsapp_operator.runtime.registry import Registry, TenantKey
 log = logging.getLogger(__name__)
 
 WINDOW = 5.0  # seconds: at most one signal-driven pass per tenant in this long
-RECONNECT_CAP = 30.0  # seconds: the longest wait between two connection attempts
 MALFORMED_LOG_EVERY = 10.0  # seconds: one log line for a run of unreadable signals
 Outcome = Literal["woken", "coalesced", "paused", "unknown_tenant", "unrelated_code"]
 
@@ -131,8 +130,13 @@ class SignalRouter:
         self._armed.clear()
 
 
-class SignalListener:
-    """The AMQP side: consume `whatsapp.signals`, reconnecting with backoff."""
+class SignalListener(Consumer):
+    """The AMQP side: consume `whatsapp.signals` through an exclusive queue of this replica's,
+    reconnecting with backoff (pools/consumer.py)."""
+
+    label = "tenant signals"
+    source = EXCHANGE
+    no_ack = True  # a lost signal is sent again by the next refused send
 
     def __init__(
         self,
@@ -142,10 +146,8 @@ class SignalListener:
         clock: Callable[[], float] = time.monotonic,
         reconnect_cap: float = RECONNECT_CAP,
     ) -> None:
-        self.amqp_url = amqp_url
+        super().__init__(amqp_url, reconnect_cap=reconnect_cap)
         self.on_signal = on_signal
-        self.reconnect_cap = reconnect_cap
-        self.connected = asyncio.Event()  # set while consuming (tests wait for it)
         self._clock = clock
         self._malformed = 0  # dropped since the last log line
         self._malformed_logged = -MALFORMED_LOG_EVERY
@@ -171,46 +173,13 @@ class SignalListener:
             )  # fmt: skip
             self._malformed, self._malformed_logged = 0, now
 
-    async def run(self) -> None:
-        """Consume for ever (cancel to stop); a lost connection is retried with backoff."""
-        failures = 0
-        while True:
-            try:
-                await self._consume()
-                failures = 0  # it was up: the next failure starts the backoff over
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("tenant signals unavailable: %s", type(exc).__name__)
-            finally:
-                self.connected.clear()
-            failures += 1
-            await asyncio.sleep(backoff(failures, base=1.0, cap=self.reconnect_cap))
+    async def declare(self, channel: Any, aio_pika: Any) -> Any:
+        exchange = await channel.declare_exchange(
+            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key="#")
+        return queue
 
-    async def _consume(self) -> None:
-        """Until the connection or the channel closes."""
-        import aio_pika  # only operators given an AMQP URL need the client
-
-        connection = await aio_pika.connect(self.amqp_url)
-        async with connection:
-            lost = asyncio.Event()
-            connection.close_callbacks.add(lambda *_: lost.set())
-            channel = await connection.channel()
-            channel.close_callbacks.add(lambda *_: lost.set())
-            exchange = await channel.declare_exchange(
-                EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
-            )
-            queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-            await queue.bind(exchange, routing_key="#")
-
-            async def on_message(message: Any) -> None:
-                try:
-                    self.receive(message.body)
-                except Exception:  # one bad signal must not stop the consumer
-                    log.exception("tenant signal not handled")
-
-            await queue.consume(on_message, no_ack=True)
-            log.info("tenant signals: consuming %s", EXCHANGE)
-            self.connected.set()
-            await lost.wait()
-        log.warning("tenant signals: connection to RabbitMQ lost")
+    async def handle(self, message: Any) -> None:
+        self.receive(message.body)

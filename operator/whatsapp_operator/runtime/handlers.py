@@ -314,6 +314,7 @@ async def tenant_deleted(spec: kopf.Spec, meta: kopf.Meta, memo: Any, **_: Any) 
     if held and rt.publisher is not None:
         rt.publisher.forget(tenant_id)  # the workers stop sending for it at once
     key = (str(meta.get("namespace")), str(meta.get("name")))
+    rt.registry.drop_notices(key)  # never to be written: acknowledged, not held
     rt.apps.refer(key, None)
     if rt.receiver is not None:
         rt.receiver.forget_number(key)  # the receiver stops routing to it

@@ -7,7 +7,7 @@ process-local state lives here: everything the operator knows for sure is in the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -58,6 +58,13 @@ class Flag:
 
     def clear(self) -> None:
         self._set = False
+
+
+def settle_notices(notices: Iterable[Notice]) -> None:
+    """Acknowledge notices whose effect is at the API server (or that were given up on)."""
+    for notice in notices:
+        if notice.receipt is not None:
+            notice.receipt.settle()
 
 
 @dataclass
@@ -120,18 +127,29 @@ class Registry:
         """File a notice for the tenant's next pass (the caller wakes it); how many were
         dropped to make room (the oldest of the tenant's, or the notices of tenants unknown
         here)."""
-        dropped = 0
+        gone: list[Notice] = []
         if key not in self.notices and len(self.notices) >= MAX_NOTICE_TENANTS:
             for stray in [k for k in self.notices if k not in self.wakers]:
-                dropped += len(self.notices.pop(stray))
+                gone += self.notices.pop(stray)
         queued = (*self.notices.get(key, ()), notice)
-        dropped += max(0, len(queued) - MAX_NOTICES)
+        gone += queued[:-MAX_NOTICES]
         self.notices[key] = queued[-MAX_NOTICES:]
-        return dropped
+        settle_notices(gone)  # given up on: the broker need not keep them either
+        return len(gone)
 
     def take_notices(self, key: TenantKey) -> tuple[Notice, ...]:
-        """The notices since the tenant's last pass (its pass applies them once)."""
-        return self.notices.pop(key, ())
+        """The notices since the tenant's last pass (its pass applies them once, then settles
+        them: `settle_notices`). Those the broker hands out again are left out."""
+        return tuple(
+            n for n in self.notices.pop(key, ()) if n.receipt is None or not n.receipt.void
+        )
+
+    def drop_notices(self, key: TenantKey) -> int:
+        """The tenant is deleted: its pending notices will never be written; they are settled
+        (acknowledged), so that they hold no delivery. How many there were."""
+        gone = self.notices.pop(key, ())
+        settle_notices(gone)
+        return len(gone)
 
     def return_notices(self, key: TenantKey, notices: tuple[Notice, ...]) -> None:
         """A pass that failed hands back what it took, before any newer ones."""

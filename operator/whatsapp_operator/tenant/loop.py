@@ -20,7 +20,7 @@ from whatsapp_operator.runtime import metrics
 from whatsapp_operator.runtime.body_dictionary import TENANT_DICTIONARY
 from whatsapp_operator.runtime.kube import KubeError, KubeUnavailable
 from whatsapp_operator.runtime.memory import PackedBody
-from whatsapp_operator.runtime.registry import TenantKey
+from whatsapp_operator.runtime.registry import TenantKey, settle_notices
 from whatsapp_operator.runtime.services import Runtime
 from whatsapp_operator.tenant.gather import Requests
 from whatsapp_operator.tenant.reconcile import reconcile_once
@@ -136,6 +136,9 @@ class TenantLoop:
             )
             if outcome.decision is not None:
                 await self._apply(body, status, outcome.decision, asked)
+                # their effect is in the status at the API server now: the broker may forget
+                # them (a replica lost before this line leaves them for the next one)
+                settle_notices(notices)
         except KubeError as exc:
             if not isinstance(exc, KubeUnavailable):
                 log.error("tenant %s/%s: %s", *self.key, exc)

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from whatsapp_contract.webhook import NumberEntry
-from whatsapp_webhook.change import Change, dump_change
+from whatsapp_webhook.change import Change, batch_body, dump_change
 from whatsapp_webhook.processor import Processor, needs_catch_up
 from whatsapp_webhook.processor_metrics import ProcessorMetrics
 
@@ -274,3 +274,49 @@ async def test_one_catch_up_covers_the_redeliveries_that_arrived_before_it(
     await handle(processor)
     assert processor.status_log.catch_ups == 1  # type: ignore[attr-defined]
     assert len(broker.published) == 5
+
+
+def batch(*changes: tuple[tuple[str, str], ...], extra: bytes = b"") -> FakeDelivery:
+    """One ingress message holding several changes (batch.py), each a `delivery`'s change."""
+    parts = [delivery(*statuses).body for statuses in changes] + ([extra] if extra else [])
+    return FakeDelivery(batch_body(parts))
+
+
+def changes_counted(processor: Processor, outcome: str) -> float:
+    return processor.metrics.changes.labels(outcome)._value.get()
+
+
+async def test_a_batch_is_planned_in_order_and_acked_once(
+    processor: Processor, broker: FakeBroker
+) -> None:
+    d = batch((("w1", "sent"),), (("w1", "delivered"),), (("w2", "sent"),), (("w1", "sent"),))
+    await handle(processor, d)
+    assert keys(broker) == ["eu.sent", "eu.delivered", "eu.sent"]  # w1's late copy: nothing
+    assert d.settled == ["ack"]
+    assert changes_counted(processor, "acked") == 4
+
+
+async def test_a_batch_with_a_failed_publish_is_redone_whole_and_nothing_twice(
+    processor: Processor, broker: FakeBroker
+) -> None:
+    broker.fail_keys = {"eu.delivered"}
+    first = batch((("w1", "sent"),), (("w2", "delivered"),))
+    await handle(processor, first)
+    assert first.settled == ["nack requeue=True"]
+    assert changes_counted(processor, "requeued") == 2
+    broker.fail_keys = set()
+    again = batch((("w1", "sent"),), (("w2", "delivered"),))
+    again.redelivered = True
+    await handle(processor, again)
+    assert keys(broker) == ["eu.sent", "eu.delivered"]  # each once
+    assert again.settled == ["ack"]
+
+
+async def test_a_batch_entry_that_is_not_a_change_is_dropped_alone(
+    processor: Processor, broker: FakeBroker
+) -> None:
+    d = batch((("w1", "sent"),), extra=b'{"format":1,"appId":7}')
+    await handle(processor, d)
+    assert keys(broker) == ["eu.sent"]
+    assert d.settled == ["ack"]
+    assert processor.metrics.dropped.labels("invalid_change")._value.get() == 1

@@ -17,7 +17,7 @@ from conftest import APP_A, APP_B
 from whatsapp_contract.webhook import INGRESS_EXCHANGE, ingress_shard
 from whatsapp_testkit.webhook import body_of, envelope, status_payload, status_value
 from whatsapp_webhook.broker import PublishFailed
-from whatsapp_webhook.change import parse_change
+from whatsapp_webhook.change import Change, parse_changes
 from whatsapp_webhook.config import Index
 from whatsapp_webhook.ingress import Ingress
 from whatsapp_webhook.metrics import WebhookMetrics
@@ -31,18 +31,23 @@ LIMIT = 4096
 class FakeBroker:
     connected: bool = True
     fail: set[str] = field(default_factory=set)  # phone number ids whose publish is not confirmed
-    confirmed: list[tuple[str, str, bytes, str | None, bool]] = field(default_factory=list)
+    # (exchange, routing key, the changes of the message, mandatory)
+    confirmed: list[tuple[str, str, list[Change], bool]] = field(default_factory=list)
     delay: float = 0.0
+
+    def changes(self) -> list[Change]:
+        return [change for *_, changes, _ in self.confirmed for change in changes]
 
     async def publish(
         self, exchange: str, routing_key: str, body: bytes, *, message_id: str | None = None,
         headers: Mapping[str, Any] | None = None, mandatory: bool = False,
     ) -> None:  # fmt: skip
         await asyncio.sleep(self.delay)
-        change = parse_change(body)
-        if not self.connected or (change is not None and change.shard_key in self.fail):
+        changes, invalid = parse_changes(body)
+        assert not invalid, body
+        if not self.connected or any(change.shard_key in self.fail for change in changes):
             raise PublishFailed("not confirmed")
-        self.confirmed.append((exchange, routing_key, body, message_id, mandatory))
+        self.confirmed.append((exchange, routing_key, changes, mandatory))
 
 
 @dataclass
@@ -94,12 +99,9 @@ STATUS = status_payload("3001", "2001", "wamid.1")
 
 async def test_a_signed_status_is_confirmed_before_its_200(world: World) -> None:
     assert await world.post("/webhooks/1001", STATUS) == (200, "ok")
-    ((exchange, key, body, message_id, mandatory),) = world.broker.confirmed
-    change = parse_change(body)
-    assert change is not None
+    ((exchange, key, (change,), mandatory),) = world.broker.confirmed
     assert [r.tenant_id for r in change.routes] == ["t2001"]
     assert (exchange, key) == (INGRESS_EXCHANGE, str(ingress_shard("2001", SHARDS)))
-    assert message_id == change.change_id
     assert mandatory
     assert world.metric("whatsapp_webhook_requests_total", route="/webhooks/{app_id}",
                         code="200") == 1  # fmt: skip
@@ -109,8 +111,7 @@ async def test_a_signed_status_is_confirmed_before_its_200(world: World) -> None
 async def test_the_app_less_route_finds_the_signing_app(world: World) -> None:
     payload = envelope("3002", ("messages", status_value("2003", "wamid.b")))
     assert await world.post("/webhook", payload, signer=APP_B) == (200, "ok")
-    change = parse_change(world.broker.confirmed[0][2])
-    assert change is not None
+    (change,) = world.broker.changes()
     assert change.app_id == "1002"
 
 
@@ -204,13 +205,21 @@ async def test_not_connected_yet_is_503(world: World) -> None:
     assert (await world.client.get("/readyz")).status == 503
 
 
-async def test_changes_of_one_post_are_published_concurrently(world: World) -> None:
+async def test_changes_for_one_shard_share_one_confirmed_message(world: World) -> None:
     world.broker.delay = 0.2
-    payload = envelope("3001", *(("messages", status_value("2001", f"w.{i}")) for i in range(10)))
+    statuses = [("messages", status_value("2001", f"w.{i}")) for i in range(10)]
+    payload = envelope("3001", *statuses, ("messages", status_value("2002", "w.x")))
     started = asyncio.get_running_loop().time()
     assert (await world.post("/webhooks/1001", payload))[0] == 200
-    assert asyncio.get_running_loop().time() - started < 1.0  # not 10 x 0.2 s
-    assert len(world.broker.confirmed) == 10
+    assert asyncio.get_running_loop().time() - started < 1.0  # not 11 x 0.2 s
+    by_key = {key: [c.value["statuses"][0]["id"] for c in changes]
+              for _, key, changes, _ in world.broker.confirmed}  # fmt: skip
+    assert by_key == {
+        str(ingress_shard("2001", SHARDS)): [f"w.{i}" for i in range(10)],  # in Meta's order
+        str(ingress_shard("2002", SHARDS)): ["w.x"],
+    }
+    assert world.metric("whatsapp_webhook_ingress_batches_total") == 2
+    assert world.metric("whatsapp_webhook_ingress_changes_total", field="messages") == 11
 
 
 async def test_no_config_yet_is_503_and_not_ready(world: World) -> None:
