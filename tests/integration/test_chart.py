@@ -153,6 +153,12 @@ def variants(ns: dict[str, str]) -> dict[str, list[str]]:
     return {
         "default": ["--set", "allNamespaces=true", "--set", f"workersNamespace={ns['workers']}"],
         "production": production_overrides(ns),
+        # the webhook receiver's processor in a Deployment of its own (webhook.processor.mode)
+        "processor separate": [
+            *production_overrides(ns),
+            "--set",
+            "webhook.processor.mode=separate",
+        ],
     }
 
 
@@ -180,7 +186,7 @@ def test_helm_lint_strict(helm: Helm, values: list[str]) -> None:
     assert "1 chart(s) linted, 0 chart(s) failed" in proc.stdout, proc.stdout
 
 
-@pytest.mark.parametrize("variant", ["default", "production"])
+@pytest.mark.parametrize("variant", ["default", "production", "processor separate"])
 def test_every_object_passes_server_side_strict_validation(
     helm: Helm, kubectl: Kubectl, chart_crds: None, namespaces: dict[str, str], variant: str
 ) -> None:
