@@ -78,9 +78,13 @@ class Batcher:
         confirm comes back)."""
         self._scheduled = False
         for routing_key in list(self._pending):
-            if self._in_flight.get(routing_key, 0) >= self.max_in_flight:
+            room = self.max_in_flight - self._in_flight.get(routing_key, 0)
+            if room <= 0:
                 continue
-            for chunk in self._chunks(self._pending.pop(routing_key)):
+            chunks = self._chunks(self._pending.pop(routing_key))
+            if len(chunks) > room:  # the rest waits for a confirm, as a change does
+                self._pending[routing_key] = [item for chunk in chunks[room:] for item in chunk]
+            for chunk in chunks[:room]:
                 self._in_flight[routing_key] = self._in_flight.get(routing_key, 0) + 1
                 task = asyncio.create_task(self._send(routing_key, chunk))
                 self._tasks.add(task)

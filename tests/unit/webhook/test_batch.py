@@ -193,3 +193,17 @@ async def test_an_idle_shard_sends_at_once_whatever_the_others_wait_for() -> Non
     publish.gate.set()
     await asyncio.gather(idle, *busy)
     assert [ids for _, ids in publish.sent] == [["a0"], ["b0"], ["a1"]]
+
+
+async def test_never_more_unconfirmed_messages_than_the_limit() -> None:
+    publish = Recorder()
+    publish.gate.clear()
+    batcher = Batcher(publish, max_changes=2, max_in_flight=2)
+    waiting = [asyncio.create_task(batcher.publish("a", entry(f"a{i}"))) for i in range(9)]
+    await asyncio.sleep(0.01)
+    assert batcher.batches == 2  # 5 messages' worth waiting: only 2 go before a confirm
+    publish.gate.set()
+    await asyncio.gather(*waiting)
+    assert [ids for _, ids in publish.sent][:2] == [["a0", "a1"], ["a2", "a3"]]
+    assert [i for _, ids in publish.sent for i in ids] == [f"a{i}" for i in range(9)]
+    assert all(len(ids) <= 2 for _, ids in publish.sent)
