@@ -82,6 +82,14 @@ class Kubectl:
     def json(self, *args: str) -> Any:
         return json.loads(self(*args, "-o", "json").stdout)
 
+    def secrets(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The Secrets of `namespace` matching the label `selector`, as JSON objects (the
+        `list_secrets` of whatsapp_testkit.kubelet.mirror_pool_secrets)."""
+        items: list[dict[str, Any]] = self.json("get", "secrets", "-n", namespace, "-l", selector)[
+            "items"
+        ]
+        return items
+
     def apply(
         self, manifest: str, namespace: str | None = None
     ) -> subprocess.CompletedProcess[str]:

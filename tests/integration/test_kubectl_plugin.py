@@ -338,22 +338,16 @@ async def test_send_reaches_meta_through_the_pool(
     world = ready_tenant(kubectl, namespace, sim, "acme", senderPool=pool)
     ready_tenant(kubectl, namespace, sim, "idle", senderPool=f"{pool}-idle")
 
-    def list_secrets(ns: str, selector: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = kubectl.json("get", "secrets", "-n", ns, "-l", selector)[
-            "items"
-        ]
-        return items
-
     volume = KubeletVolume(tmp_path / "mount")
     volume.target.mkdir()
     wait_for(
-        lambda: mirror_pool_secrets(list_secrets, WORKERS_NAMESPACE, pool, volume),
+        lambda: mirror_pool_secrets(kubectl.secrets, WORKERS_NAMESPACE, pool, volume),
         30, 0.2, "the pool's config published",
     )  # fmt: skip
     start_worker(volume.target, pool)
 
     def converged() -> bool:
-        mirror_pool_secrets(list_secrets, WORKERS_NAMESPACE, pool, volume)
+        mirror_pool_secrets(kubectl.secrets, WORKERS_NAMESPACE, pool, volume)
         published = get(kubectl, namespace, "acme")["status"].get("published") or {}
         return bool(published.get("workers") == "1/1 current")
 

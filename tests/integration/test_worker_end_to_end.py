@@ -57,16 +57,10 @@ async def test_published_config_reaches_a_worker_and_a_message_is_delivered(
     tenant_id = f"t_e2e_{namespace[2:]}"
     apply_tenant(kubectl, namespace, world, "acme", tenant_id=tenant_id, senderPool=pool)
 
-    def list_secrets(ns: str, selector: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = kubectl.json("get", "secrets", "-n", ns, "-l", selector)[
-            "items"
-        ]
-        return items
-
     volume = KubeletVolume(tmp_path / "mount")
     volume.target.mkdir()
     wait_for(
-        lambda: mirror_pool_secrets(list_secrets, WORKERS_NAMESPACE, pool, volume),
+        lambda: mirror_pool_secrets(kubectl.secrets, WORKERS_NAMESPACE, pool, volume),
         30, 0.2, "the pool's config published",
     )  # fmt: skip
     worker = start_worker(volume.target, pool)
@@ -75,7 +69,7 @@ async def test_published_config_reaches_a_worker_and_a_message_is_delivered(
     # keeps syncing the volume: the first copy can predate the publisher's last write (the
     # pool's Secrets are written one by one), and a worker on that copy is rightly not current.
     def converged() -> bool:
-        mirror_pool_secrets(list_secrets, WORKERS_NAMESPACE, pool, volume)
+        mirror_pool_secrets(kubectl.secrets, WORKERS_NAMESPACE, pool, volume)
         published = get(kubectl, namespace, "acme")["status"].get("published") or {}
         return bool(published.get("workers") == "1/1 current")
 
@@ -119,7 +113,7 @@ async def test_published_config_reaches_a_worker_and_a_message_is_delivered(
     )  # fmt: skip
 
     def gone() -> bool:
-        mirror_pool_secrets(list_secrets, WORKERS_NAMESPACE, pool, volume)  # kubelet's sync
+        mirror_pool_secrets(kubectl.secrets, WORKERS_NAMESPACE, pool, volume)  # kubelet's sync
         return worker.metric("whatsapp_worker_config_tenants") == 0
 
     wait_for(gone, 30, 0.2, "the suspended tenant gone from the worker")
